@@ -1,0 +1,185 @@
+"""One tenant's repro database, end to end, as plain functions: the Dagster assets and the CLI call these.
+
+1. ``open_source_snapshot``: one REPEATABLE READ READ ONLY transaction on the standby; the closure and
+   the load both read it, so the copy is consistent even while the primary keeps writing.
+2. ``plan_subset``: catalog, mask plan and closure, all checked before anything is written.
+3. ``load_repro``: schema, masked rows and constraints in one target transaction, then the manifest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import IsolationLevel
+
+from repro_pipeline.engine import ddl, dsn
+from repro_pipeline.engine.catalog import Catalog, TableName, read_catalog
+from repro_pipeline.engine.closure import Closure, compute_closure
+from repro_pipeline.engine.config import ReproConfig
+from repro_pipeline.engine.errors import ClosureError, ConfigError, TargetError
+from repro_pipeline.engine.manifest import RunRecord, TableRecord, write_manifest
+from repro_pipeline.engine.masking.plan import MaskPlan, build_mask_plan
+from repro_pipeline.engine.roots import configured_roots, uses_tenant_placeholder
+from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.transfer import copy_table
+
+TENANT_TABLE = TableName("public", "organizations")
+APPLICATION_NAME = "repro_pipeline"
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    conn: psycopg.Connection[tuple[Any, ...]]
+    source: str  # host:port/dbname
+    snapshot_at: datetime
+    replay_lsn: str | None
+
+
+@contextmanager
+def open_source_snapshot(source_dsn: str) -> Iterator[SourceSnapshot]:
+    source = dsn.describe(source_dsn)
+    try:
+        conn = psycopg.connect(source_dsn, application_name=APPLICATION_NAME, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise TargetError(
+            f"cannot connect to the source {source}: {_first_line(exc)}",
+            "check the standby DSN and that the server is reachable from here",
+        ) from None
+    with conn:
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        row = conn.execute("SELECT now(), pg_last_wal_replay_lsn()::text").fetchone()
+        assert row is not None
+        yield SourceSnapshot(conn, source, row[0], row[1])
+        conn.rollback()
+
+
+@dataclass(frozen=True)
+class SubsetPlan:
+    organization_id: int
+    catalog: Catalog
+    mask_plan: MaskPlan
+    closure: Closure
+    config_hash: str
+    salt_fingerprint: str
+
+    @property
+    def created_tables(self) -> list[TableName]:
+        """Every table the target gets: all but those with strategy ``exclude``."""
+        return [name for name, masking in self.mask_plan.tables.items() if masking.strategy != "exclude"]
+
+
+def plan_subset(
+    snapshot: SourceSnapshot, config: ReproConfig, salt: Secret, organization_id: int
+) -> SubsetPlan:
+    catalog = read_catalog(snapshot.conn)
+    mask_plan = build_mask_plan(config, catalog, salt)
+    roots = configured_roots(config, catalog)
+    copied = [name for name, masking in mask_plan.tables.items() if masking.copies_rows]
+    closure = compute_closure(snapshot.conn, catalog, roots, organization_id, copied_tables=copied)
+    _require_tenant_binding(config, closure, organization_id, uses_tenant_placeholder(roots))
+    return SubsetPlan(
+        organization_id=organization_id,
+        catalog=catalog,
+        mask_plan=mask_plan,
+        closure=closure,
+        config_hash=config.fingerprint(),
+        salt_fingerprint=salt.fingerprint(),
+    )
+
+
+def _require_tenant_binding(
+    config: ReproConfig, closure: Closure, organization_id: int, has_placeholder: bool
+) -> None:
+    """The tenant root must select exactly the organization asked for, never another one."""
+    where = config.extensions_doc.path
+    selected = closure.root_keys.get(TENANT_TABLE)
+    if selected is None:
+        if not has_placeholder:
+            raise ConfigError(
+                f"{where}: no predicate uses :organization_id and none is on {TENANT_TABLE}, so the config "
+                f"cannot be tied to organization {organization_id}",
+                f"add a root - table: {TENANT_TABLE} / predicate: id = :organization_id",
+            )
+        return
+    if selected == (organization_id,):
+        return
+    if not selected:
+        raise ClosureError(
+            f"{where}: the root predicate of {TENANT_TABLE} matched no rows for organization {organization_id}",
+            "check the organization id: it does not exist on the source (or the predicate excludes it)",
+        )
+    shown = ", ".join(str(key) for key in selected[:5]) + (" ..." if len(selected) > 5 else "")
+    if not has_placeholder:
+        raise ConfigError(
+            f"{where}: the predicates are written for organization {shown} (no :organization_id placeholder); "
+            f"running them for organization {organization_id} would copy organization {shown}",
+            "write the tenant as a parameter: id = :organization_id and organization_id = :organization_id",
+        )
+    raise ClosureError(
+        f"{where}: the root predicate of {TENANT_TABLE} selects organization(s) {shown}, "
+        f"not only {organization_id}",
+        "make the predicate select exactly one organization: id = :organization_id",
+    )
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    loaded_rows: dict[TableName, int]
+    seconds: float
+
+
+def load_repro(
+    snapshot: SourceSnapshot, target_dsn: str, plan: SubsetPlan, *, run_id: str, started_at: datetime,
+    batch_size: int,
+) -> LoadReport:
+    """Create and fill the repro database's tables in one transaction: on error nothing is left half done."""
+    began = time.perf_counter()
+    catalog = plan.catalog
+    created = [catalog.tables[name] for name in plan.created_tables]
+    loaded: dict[TableName, int] = {}
+    with psycopg.connect(target_dsn, application_name=APPLICATION_NAME) as target:
+        cur = target.cursor()
+        for statement in ddl.pre_data(catalog, created):
+            cur.execute(statement)
+        for name in plan.created_tables:
+            masking = plan.mask_plan.for_table(name)
+            keys = plan.closure.keys.get(name, ())
+            loaded[name] = copy_table(snapshot.conn, target, masking, keys, batch_size=batch_size) if keys else 0
+        for statement in ddl.post_data(catalog, created):
+            cur.execute(statement)
+        write_manifest(
+            target,
+            RunRecord(
+                run_id=run_id,
+                organization_id=plan.organization_id,
+                config_hash=plan.config_hash,
+                salt_fingerprint=plan.salt_fingerprint,
+                source=snapshot.source,
+                source_replay_lsn=snapshot.replay_lsn,
+                snapshot_at=snapshot.snapshot_at,
+                closure_passes=plan.closure.passes,
+                started_at=started_at,
+                tables=[
+                    TableRecord(
+                        table=name,
+                        strategy=plan.mask_plan.for_table(name).strategy,
+                        closure_rows=len(plan.closure.keys.get(name, ())),
+                        loaded_rows=loaded[name],
+                        column_actions={c.column: c.action for c in plan.mask_plan.for_table(name).columns},
+                    )
+                    for name in plan.created_tables
+                ],
+            ),
+        )
+    return LoadReport(loaded_rows=loaded, seconds=time.perf_counter() - began)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,198 @@
+"""What the source database holds: tables, columns, keys and constraints, read once from ``pg_catalog``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import psycopg
+from psycopg import sql
+
+_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+
+
+@dataclass(frozen=True, order=True)
+class TableName:
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.name)
+
+    @classmethod
+    def parse(cls, text: str) -> TableName:
+        """``schema.table``, or ``table`` for the ``public`` schema."""
+        schema, _, name = text.rpartition(".")
+        return cls(schema or "public", name)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    not_null: bool
+    default: str | None
+    identity: str  # 'a' (ALWAYS), 'd' (BY DEFAULT) or ''
+    generated: str  # 's' (STORED generated column) or ''
+
+    @property
+    def is_text_like(self) -> bool:
+        return self.type in ("text", "jsonb", "json") or self.type.startswith(("character", "varchar", "char"))
+
+
+@dataclass(frozen=True)
+class Constraint:
+    table: TableName
+    name: str
+    kind: str  # 'p' primary key, 'u' unique, 'c' check, 'f' foreign key
+    columns: tuple[str, ...]
+    definition: str
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    child: TableName
+    child_columns: tuple[str, ...]
+    parent: TableName
+    parent_columns: tuple[str, ...]
+    definition: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.child}({', '.join(self.child_columns)}) -> {self.parent}({', '.join(self.parent_columns)})"
+        )
+
+
+@dataclass(frozen=True)
+class Table:
+    name: TableName
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    constraints: tuple[Constraint, ...] = field(default=())
+
+    @cached_property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    def column(self, name: str) -> Column | None:
+        return next((column for column in self.columns if column.name == name), None)
+
+    @property
+    def copy_columns(self) -> tuple[Column, ...]:
+        """Columns whose values are copied: generated columns are computed again by the target."""
+        return tuple(column for column in self.columns if not column.generated)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    tables: Mapping[TableName, Table]
+    foreign_keys: tuple[ForeignKey, ...]
+    unique_indexes: tuple[str, ...]  # CREATE UNIQUE INDEX statements of indexes that back no constraint
+
+    def find(self, text: str) -> Table | None:
+        return self.tables.get(TableName.parse(text))
+
+    def referencing(self, parent: TableName) -> tuple[ForeignKey, ...]:
+        return tuple(fk for fk in self.foreign_keys if fk.parent == parent)
+
+    def referenced_by(self, child: TableName) -> tuple[ForeignKey, ...]:
+        return tuple(fk for fk in self.foreign_keys if fk.child == child)
+
+
+def read_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> Catalog:
+    """Every ordinary table of every user schema, with its columns, keys and constraints."""
+    cur = conn.cursor()
+    tables = cur.execute(
+        """
+        SELECT c.oid, n.nspname, c.relname
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_%%'
+          AND n.nspname NOT LIKE '\\_repro%%'
+        ORDER BY n.nspname, c.relname
+        """,
+        (list(_SYSTEM_SCHEMAS),),
+    ).fetchall()
+    names = {oid: TableName(str(schema), str(name)) for oid, schema, name in tables}
+    oids = list(names)
+    columns: dict[TableName, list[Column]] = {name: [] for name in names.values()}
+    attnames: dict[tuple[object, object], str] = {}
+    for relid, attnum, attname, type_name, not_null, default, identity, generated in cur.execute(
+        """
+        SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+               pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated
+        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attrelid, a.attnum
+        """,
+        (oids,),
+    ):
+        attnames[(relid, attnum)] = str(attname)
+        columns[names[relid]].append(
+            Column(
+                name=str(attname),
+                type=str(type_name),
+                not_null=bool(not_null),
+                default=None if default is None else str(default),
+                identity=str(identity),
+                generated=str(generated),
+            )
+        )
+    constraints: dict[TableName, list[Constraint]] = {name: [] for name in names.values()}
+    foreign_keys = []
+    for conname, contype, relid, conkey, frelid, confkey, definition in cur.execute(
+        """
+        SELECT conname, contype, conrelid, conkey, confrelid, confkey, pg_get_constraintdef(oid)
+        FROM pg_constraint WHERE conrelid = ANY(%s) AND contype IN ('p', 'u', 'c', 'f')
+        ORDER BY conrelid, contype, conname
+        """,
+        (oids,),
+    ):
+        table = names[relid]
+        cols = tuple(attnames[(relid, num)] for num in (conkey or ()))
+        constraints[table].append(Constraint(table, str(conname), str(contype), cols, str(definition)))
+        if contype == "f" and frelid in names:
+            foreign_keys.append(
+                ForeignKey(
+                    name=str(conname),
+                    child=table,
+                    child_columns=cols,
+                    parent=names[frelid],
+                    parent_columns=tuple(attnames[(frelid, num)] for num in confkey),
+                    definition=str(definition),
+                )
+            )
+    unique_indexes = tuple(
+        str(definition)
+        for (definition,) in cur.execute(
+            """
+            SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+            WHERE i.indrelid = ANY(%s) AND i.indisunique
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+            ORDER BY i.indexrelid
+            """,
+            (oids,),
+        )
+    )
+    return Catalog(
+        tables={
+            name: Table(
+                name=name,
+                columns=tuple(columns[name]),
+                primary_key=_primary_key(constraints[name]),
+                constraints=tuple(constraints[name]),
+            )
+            for name in names.values()
+        },
+        foreign_keys=tuple(foreign_keys),
+        unique_indexes=unique_indexes,
+    )
+
+
+def _primary_key(constraints: Iterable[Constraint]) -> tuple[str, ...]:
+    return next((c.columns for c in constraints if c.kind == "p"), ())

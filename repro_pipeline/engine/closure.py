@@ -1,0 +1,227 @@
+"""The tenant's FK closure: which rows of which tables make a complete, consistent slice.
+
+Semantics:
+- **roots**: a root table's rows are those its predicate selects (plus parents pulled up, below);
+  downward expansion never adds rows to a root table.
+- **down**: a row of a non-root table that references, through any FK, a root row or a row added by
+  down expansion is included.
+- **up**: every parent row referenced by an included row is included, transitively, so every FK of
+  the slice is satisfied; rows pulled up do not expand down (no cousin explosion).
+- The walk repeats until no table gains a row (sets only grow, so it ends); cycles and
+  self-references need no pass limit.
+
+Keys stay on the client and go back to the server as array parameters (``= ANY($1)``): nothing is written
+to the source, which may be a read-only hot standby. The caller runs this inside the transaction whose
+snapshot the load will also read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from repro_pipeline.engine.catalog import Catalog, ForeignKey, Table, TableName
+from repro_pipeline.engine.errors import ClosureError
+from repro_pipeline.engine.keyset import batches, column_list, match_keys
+from repro_pipeline.engine.predicate import PLACEHOLDER, Predicate
+
+Key = Any  # a scalar for one-column primary keys, a tuple for composite ones
+
+
+@dataclass(frozen=True)
+class Root:
+    table: TableName
+    predicate: Predicate
+    where: str  # file:line of the predicate, for error messages
+
+
+@dataclass(frozen=True)
+class Closure:
+    keys: Mapping[TableName, tuple[Key, ...]]  # sorted primary keys of the included rows
+    reasons: Mapping[TableName, Mapping[str, int]]  # how many rows each root or FK edge brought
+    passes: int
+    root_keys: Mapping[TableName, tuple[Key, ...]]  # the rows each root predicate selected
+
+    @property
+    def row_counts(self) -> dict[TableName, int]:
+        return {table: len(keys) for table, keys in self.keys.items()}
+
+    @property
+    def total_rows(self) -> int:
+        return sum(len(keys) for keys in self.keys.values())
+
+
+def compute_closure(
+    conn: psycopg.Connection[tuple[Any, ...]],
+    catalog: Catalog,
+    roots: Sequence[Root],
+    organization_id: int,
+    *,
+    copied_tables: Iterable[TableName],
+) -> Closure:
+    walk = _Walk(conn, catalog, roots, frozenset(copied_tables))
+    for root in roots:
+        walk.add_root(root.table, walk.select_root(root, organization_id))
+    if not any(walk.root_keys.values()):
+        raise ClosureError(
+            f"no root predicate matched any row for organization {organization_id} "
+            f"({', '.join(root.where for root in roots)})",
+            "check that the organization exists on the source and that the predicates select it; "
+            "no repro database is built from an empty root",
+        )
+    while walk.pending:
+        walk.run_pass()
+    return walk.result()
+
+
+class _Walk:
+    """Semi-naive fixpoint: each pass expands only the rows found by the pass before."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        catalog: Catalog,
+        roots: Sequence[Root],
+        copied_tables: frozenset[TableName],
+    ) -> None:
+        self.cur = conn.cursor()
+        self.catalog = catalog
+        self.root_tables = frozenset(root.table for root in roots)
+        self.copied = copied_tables
+        self.included: dict[TableName, dict[Key, bool]] = defaultdict(dict)  # key -> expands down
+        self.pending: dict[TableName, list[tuple[Any, ...]]] = defaultdict(list)
+        self.reasons: dict[TableName, Counter[str]] = defaultdict(Counter)
+        self.passes = 0
+        self.root_keys: dict[TableName, tuple[Key, ...]] = {}
+        for table in (root.table for root in roots):
+            _require_primary_key(catalog.tables[table])
+
+    def select_root(self, root: Root, organization_id: int) -> list[tuple[Any, ...]]:
+        table = self.catalog.tables[root.table]
+        query = sql.SQL("SELECT {columns} FROM {table} WHERE {predicate}").format(
+            columns=column_list(self._key_columns(table)),
+            table=table.name.identifier,
+            predicate=root.predicate.as_sql(),
+        )
+        try:
+            return self.cur.execute(query, {PLACEHOLDER: organization_id}).fetchall()
+        except psycopg.errors.QueryCanceled:
+            raise
+        except psycopg.Error as exc:
+            raise ClosureError(
+                f"{root.where}: the root predicate of {root.table} failed on the source: "
+                f"{exc.diag.message_primary or type(exc).__name__}",
+                "fix the predicate: it must be one boolean SQL expression over the columns of that table",
+            ) from None
+
+    def add_root(self, name: TableName, rows: list[tuple[Any, ...]]) -> None:
+        table = self.catalog.tables[name]
+        key_of = _key_getter(self._key_columns(table), table.primary_key)
+        self.root_keys[name] = tuple(sorted(key_of(row) for row in rows))
+        self.add(name, rows, expands_down=True, reason="root predicate")
+
+    def add(self, name: TableName, rows: Iterable[tuple[Any, ...]], *, expands_down: bool, reason: str) -> None:
+        table = self.catalog.tables[name]
+        key_of = _key_getter(self._key_columns(table), table.primary_key)
+        included, pending = self.included[name], self.pending[name]
+        added = 0
+        for row in rows:
+            key = key_of(row)
+            known = included.get(key)
+            if known is None or (expands_down and not known):
+                included[key] = expands_down
+                pending.append((expands_down, *row))
+                added += known is None
+        if added:
+            self.reasons[name][reason] += added
+
+    def run_pass(self) -> None:
+        self.passes += 1
+        frontier, self.pending = self.pending, defaultdict(list)
+        for name, entries in frontier.items():
+            table = self.catalog.tables[name]
+            columns = self._key_columns(table)
+            for fk in self.catalog.referenced_by(name):
+                if fk.parent in self.copied:
+                    self._pull_up(fk, columns, entries)
+            expanding = [entry for entry in entries if entry[0]]
+            if not expanding:
+                continue
+            for fk in self.catalog.referencing(name):
+                if fk.child in self.copied and fk.child not in self.root_tables:
+                    self._expand_down(fk, columns, expanding)
+
+    def _pull_up(self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]]) -> None:
+        parent = self.catalog.tables[fk.parent]
+        values = _distinct_values(entries, columns, fk.child_columns)
+        if fk.parent_columns == parent.primary_key:
+            known = self.included[fk.parent]
+            values = [value for value in values if value not in known]
+        for batch in batches(values):
+            rows = self._fetch(parent, fk.parent_columns, batch)
+            self.add(fk.parent, rows, expands_down=False, reason=f"up from {fk.child} via {fk.name}")
+
+    def _expand_down(self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]]) -> None:
+        child = self.catalog.tables[fk.child]
+        _require_primary_key(child)
+        values = _distinct_values(entries, columns, fk.parent_columns)
+        for batch in batches(values):
+            rows = self._fetch(child, fk.child_columns, batch)
+            self.add(fk.child, rows, expands_down=True, reason=f"down from {fk.parent} via {fk.name}")
+
+    def _fetch(self, table: Table, match_columns: tuple[str, ...], values: Sequence[Key]) -> list[tuple[Any, ...]]:
+        condition, params = match_keys(table, match_columns, values)
+        query = sql.SQL("SELECT {columns} FROM {table} WHERE {condition}").format(
+            columns=column_list(self._key_columns(table)), table=table.name.identifier, condition=condition
+        )
+        return self.cur.execute(query, params).fetchall()
+
+    def _key_columns(self, table: Table) -> tuple[str, ...]:
+        """Primary key, then every column an FK of the table uses or an FK into the table references."""
+        columns = list(table.primary_key)
+        for fk in self.catalog.referenced_by(table.name):
+            columns.extend(fk.child_columns)
+        for fk in self.catalog.referencing(table.name):
+            columns.extend(fk.parent_columns)
+        return tuple(dict.fromkeys(columns))
+
+    def result(self) -> Closure:
+        keys = {
+            name: tuple(sorted(self.included.get(name, {})))
+            for name in sorted(self.copied)
+        }
+        reasons = {name: dict(self.reasons.get(name, {})) for name in keys}
+        return Closure(keys=keys, reasons=reasons, passes=self.passes, root_keys=self.root_keys)
+
+
+def _require_primary_key(table: Table) -> None:
+    if not table.primary_key:
+        raise ClosureError(
+            f"table {table.name} has no primary key, which this version needs to subset it",
+            f"add a primary key to {table.name}, or set its strategy to empty or exclude in mask-rules.yaml",
+        )
+
+
+def _key_getter(columns: tuple[str, ...], key: tuple[str, ...]) -> Any:
+    # ``entries`` carry the expand flag first, so row positions here are the key columns' positions.
+    positions = [columns.index(column) for column in key]
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda row: row[only]
+    return lambda row: tuple(row[position] for position in positions)
+
+
+def _distinct_values(
+    entries: list[tuple[Any, ...]], columns: tuple[str, ...], wanted: tuple[str, ...]
+) -> list[Key]:
+    positions = [1 + columns.index(column) for column in wanted]
+    if len(positions) == 1:
+        (only,) = positions
+        return list({entry[only] for entry in entries if entry[only] is not None})
+    found = {tuple(entry[position] for position in positions) for entry in entries}
+    return [value for value in found if None not in value]

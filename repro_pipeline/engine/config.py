@@ -1,0 +1,272 @@
+"""The two configuration files our users already have: ``mask-rules.yaml`` and ``commercial-extensions.yaml``.
+
+Both load unchanged from the PrivaCI formats. Validation is strict (unknown keys, actions or versions are
+errors) and every error names the file, the line and the YAML path at fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.masking.providers import PROVIDERS
+
+SUPPORTED_VERSION = "1.0"
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_provider(name: str) -> str:
+    if name not in PROVIDERS:
+        raise ValueError(f"unknown provider {name!r}; known providers: {', '.join(sorted(PROVIDERS))}")
+    return name
+
+
+class FakeAction(_Strict):
+    action: Literal["fake"]
+    provider: str
+    seed_alias: str | None = None
+    params: dict[str, str] = Field(default_factory=dict)
+
+    _provider = field_validator("provider")(_check_provider)
+
+
+class HashAction(_Strict):
+    action: Literal["hash"]
+
+
+class StaticAction(_Strict):
+    action: Literal["static"]
+    value: str
+
+
+class NullAction(_Strict):
+    action: Literal["null"]
+
+
+class PassthroughAction(_Strict):
+    action: Literal["passthrough"]
+
+
+ColumnAction = Annotated[
+    FakeAction | HashAction | StaticAction | NullAction | PassthroughAction, Field(discriminator="action")
+]
+
+
+class TableRules(_Strict):
+    strategy: Literal["transform", "exclude", "empty", "truncate"] = "transform"
+    columns: dict[str, ColumnAction] = Field(default_factory=dict)
+    batch_size: int | None = Field(default=None, ge=1)
+
+
+def _check_version(value: Any) -> str:
+    text = str(value)
+    if text != SUPPORTED_VERSION:
+        raise ValueError(f'version {text!r} is not supported; this engine reads version: "{SUPPORTED_VERSION}"')
+    return text
+
+
+class MaskRules(_Strict):
+    """``mask-rules.yaml``."""
+
+    version: str
+    global_salt: str | None = None
+    on_existing_data: Literal["fail", "truncate", "drop_create"] = "fail"
+    strict_autodetect: bool = False
+    auto_detect: bool = True
+    batch_size: int = Field(default=10_000, ge=1)
+    audit_log: bool = True
+    replicate_all_indexes: bool = False
+    tables: dict[str, TableRules] = Field(default_factory=dict)
+
+    _version = field_validator("version", mode="before")(_check_version)
+
+
+class SubsetRoot(_Strict):
+    table: str
+    predicate: str = Field(min_length=1)
+
+
+class JsonPathRule(_Strict):
+    path: str = Field(pattern=r"^\$")
+    action: Literal["fake", "hash", "static", "null", "remove"]
+    provider: str | None = None
+    seed_alias: str | None = None
+    params: dict[str, str] = Field(default_factory=dict)
+    value: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_action(self) -> JsonPathRule:
+        if self.action == "fake":
+            if self.provider is None:
+                raise ValueError("action fake needs a provider (for example provider: email)")
+            _check_provider(self.provider)
+        elif self.provider is not None or self.seed_alias is not None:
+            raise ValueError(f"provider and seed_alias only apply to action fake, not {self.action}")
+        if self.action == "static" and self.value is None:
+            raise ValueError("action static needs a value")
+        return self
+
+
+class JsonMask(_Strict):
+    column: str
+    paths: list[JsonPathRule] = Field(min_length=1)
+
+
+class CommercialExtensions(_Strict):
+    """``commercial-extensions.yaml``: subset roots and JSONB path rules."""
+
+    version: str
+    subset: list[SubsetRoot] = Field(default_factory=list)
+    json_mask: list[JsonMask] = Field(default_factory=list)
+
+    _version = field_validator("version", mode="before")(_check_version)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """A parsed YAML file that can say on which line a key path stands."""
+
+    path: Path
+    data: Any
+    node: yaml.Node
+
+    def where(self, key_path: Sequence[str | int]) -> str:
+        """``file:line`` of the deepest node on ``key_path`` (keys not in the document are skipped)."""
+        node = self.node
+        for part in key_path:
+            child = _child(node, part)
+            if child is not None:
+                node = child
+        return f"{self.path}:{node.start_mark.line + 1}"
+
+
+@dataclass(frozen=True)
+class ReproConfig:
+    """Both files, validated, plus where each came from."""
+
+    mask_rules: MaskRules
+    extensions: CommercialExtensions
+    mask_rules_doc: YamlDocument
+    extensions_doc: YamlDocument
+
+    def fingerprint(self) -> str:
+        """sha256 of both files' canonical JSON: equal for equal content whatever the key order."""
+        canonical = json.dumps(
+            [self.mask_rules.model_dump(mode="json"), self.extensions.model_dump(mode="json")],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_config(mask_rules_path: Path, extensions_path: Path) -> ReproConfig:
+    mask_doc = read_yaml(mask_rules_path)
+    ext_doc = read_yaml(extensions_path)
+    return ReproConfig(
+        mask_rules=_validate(MaskRules, mask_doc),
+        extensions=_validate(CommercialExtensions, ext_doc),
+        mask_rules_doc=mask_doc,
+        extensions_doc=ext_doc,
+    )
+
+
+def read_yaml(path: Path) -> YamlDocument:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror})", "check the path") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: {problem}", "fix the YAML syntax at that position") from None
+    if node is None or not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{path}: the top level must be a mapping", 'start the file with version: "1.0"')
+    duplicate = _first_duplicate_key(node)
+    if duplicate is not None:
+        key, line = duplicate
+        raise ConfigError(f"{path}:{line}: key {key!r} appears twice", "keep one of the two entries")
+    return YamlDocument(path=path, data=data, node=node)
+
+
+def _validate(model: type[ModelT], doc: YamlDocument) -> ModelT:
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            key_path = [part for part in error["loc"] if isinstance(part, str | int)]
+            shown = ".".join(str(part) for part in _yaml_path(doc, key_path))
+            lines.append(f"{doc.where(key_path)}: {shown or '(top level)'}: {_message(error)}")
+        raise ConfigError(
+            "invalid configuration:\n  " + "\n  ".join(lines),
+            f"correct {doc.path.name} at the lines shown; see README.md, section 'Configuration'",
+        ) from None
+
+
+def _message(error: Any) -> str:
+    kind, msg = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key (misspelled, or not supported by this engine)"
+    if kind == "union_tag_invalid":
+        return f"unknown action {error['input'].get('action')!r}; use one of {error['ctx']['expected_tags']}"
+    if kind == "missing":
+        return "required key is missing"
+    return str(msg).removeprefix("Value error, ")
+
+
+def _yaml_path(doc: YamlDocument, key_path: Sequence[str | int]) -> list[str | int]:
+    """The parts of a pydantic location that are keys of the document (drops union tags)."""
+    node, shown = doc.node, []
+    for part in key_path:
+        child = _child(node, part)
+        if child is not None:
+            node = child
+            shown.append(part)
+        elif not isinstance(node, yaml.MappingNode | yaml.SequenceNode) or isinstance(part, int):
+            shown.append(part)
+    return shown
+
+
+def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == part:
+                return value
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        child: yaml.Node = node.value[part]
+        return child
+    return None
+
+
+def _first_duplicate_key(node: yaml.Node) -> tuple[str, int] | None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key, value in node.value:
+            if key.value in seen:
+                return str(key.value), key.start_mark.line + 1
+            seen.add(key.value)
+            found = _first_duplicate_key(value)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found = _first_duplicate_key(item)
+            if found:
+                return found
+    return None

@@ -1,0 +1,108 @@
+"""Schema replication on the target, split as pg_dump does: pre-data (schemas, sequences, tables with
+their columns, defaults, identity and checks), then the data, then post-data (primary keys, unique
+constraints and indexes, foreign keys, sequence positions)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from psycopg import sql
+
+from repro_pipeline.engine.catalog import Catalog, Column, Table
+
+_NEXTVAL = re.compile(r"nextval\('(?P<sequence>.+)'::regclass\)")
+
+
+def pre_data(catalog: Catalog, tables: Iterable[Table]) -> list[sql.Composable]:
+    tables = list(tables)
+    statements: list[sql.Composable] = [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+        for schema in sorted({table.name.schema for table in tables})
+    ]
+    for table in tables:
+        for column in table.columns:
+            sequence = _serial_sequence(column)
+            if sequence:
+                statements.append(sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}").format(sql.SQL(sequence)))
+    statements.extend(_create_table(table) for table in tables)
+    return statements
+
+
+def post_data(catalog: Catalog, tables: Iterable[Table]) -> list[sql.Composable]:
+    tables = list(tables)
+    names = {table.name for table in tables}
+    statements: list[sql.Composable] = []
+    for kind in ("p", "u"):
+        statements.extend(
+            _add_constraint(table, constraint.name, constraint.definition)
+            for table in tables
+            for constraint in table.constraints
+            if constraint.kind == kind
+        )
+    statements.extend(
+        sql.SQL(definition)
+        for definition in catalog.unique_indexes
+        if any(f" ON {table.name.schema}.{table.name.name} " in definition for table in tables)
+    )
+    statements.extend(
+        _add_constraint(catalog.tables[fk.child], fk.name, fk.definition)
+        for fk in catalog.foreign_keys
+        if fk.child in names and fk.parent in names
+    )
+    for table in tables:
+        statements.extend(_reset_sequence(table, column) for column in table.columns if _has_sequence(column))
+    return statements
+
+
+def _create_table(table: Table) -> sql.Composable:
+    parts = [_column_definition(column) for column in table.columns]
+    parts.extend(
+        sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(c.name), sql.SQL(c.definition))
+        for c in table.constraints
+        if c.kind == "c"
+    )
+    return sql.SQL("CREATE TABLE {} ({})").format(table.name.identifier, sql.SQL(", ").join(parts))
+
+
+def _column_definition(column: Column) -> sql.Composable:
+    parts = [sql.Identifier(column.name), sql.SQL(column.type)]
+    if column.generated:
+        parts.append(sql.SQL("GENERATED ALWAYS AS ({}) STORED").format(sql.SQL(column.default or "")))
+    elif column.identity:
+        mode = "ALWAYS" if column.identity == "a" else "BY DEFAULT"
+        parts.append(sql.SQL(f"GENERATED {mode} AS IDENTITY"))
+    elif column.default is not None:
+        parts.append(sql.SQL("DEFAULT {}").format(sql.SQL(column.default)))
+    if column.not_null:
+        parts.append(sql.SQL("NOT NULL"))
+    return sql.SQL(" ").join(parts)
+
+
+def _add_constraint(table: Table, name: str, definition: str) -> sql.Composable:
+    return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+        table.name.identifier, sql.Identifier(name), sql.SQL(definition)
+    )
+
+
+def _serial_sequence(column: Column) -> str | None:
+    match = _NEXTVAL.fullmatch(column.default or "") if not column.generated else None
+    return match.group("sequence") if match else None
+
+
+def _has_sequence(column: Column) -> bool:
+    return bool(column.identity) or _serial_sequence(column) is not None
+
+
+def _reset_sequence(table: Table, column: Column) -> sql.Composable:
+    """Point the column's sequence past the largest loaded value, so the next insert does not collide."""
+    return sql.SQL(
+        "SELECT setval(pg_get_serial_sequence(quote_ident({schema}) || '.' || quote_ident({name}), {column_text}),"
+        " coalesce(max({column}), 1), max({column}) IS NOT NULL) FROM {table}"
+    ).format(
+        schema=sql.Literal(table.name.schema),
+        name=sql.Literal(table.name.name),
+        column_text=sql.Literal(column.name),
+        column=sql.Identifier(column.name),
+        table=table.name.identifier,
+    )

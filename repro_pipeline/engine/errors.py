@@ -1,0 +1,55 @@
+"""Errors a user can act on.
+
+Every error raised for bad input or an unready environment is a ``ReproError``: it names what is at fault
+and says what to do, and never carries a secret. The CLI and the Dagster layer print its message as is,
+without a traceback; any other exception is a bug in repro_pipeline.
+"""
+
+from __future__ import annotations
+
+
+class ReproError(Exception):
+    """A problem the user can fix: ``problem`` names the file, key or value at fault; ``remedy`` says what to do."""
+
+    exit_code = 1
+
+    def __init__(self, problem: str, remedy: str = "") -> None:
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(problem if not remedy else f"{problem}\n  what to do: {remedy}")
+
+
+class ConfigError(ReproError):
+    """A configuration file, key or value is invalid."""
+
+    exit_code = 3
+
+
+class SecretError(ReproError):
+    """A secret (salt, token, DSN) cannot be resolved or is too weak."""
+
+    exit_code = 4
+
+
+class TenantError(ReproError):
+    """The tenant (organization id) given is not a valid one."""
+
+    exit_code = 2
+
+
+class StandbyNotReady(ReproError):
+    """The source is not a hot standby, or it is paused or too far behind its primary."""
+
+    exit_code = 2
+
+
+class ClosureError(ReproError):
+    """The subset cannot be computed as configured (no root rows, unknown table, bad predicate...)."""
+
+    exit_code = 2
+
+
+class TargetError(ReproError):
+    """The target server or repro database is not usable."""
+
+    exit_code = 2

@@ -1,0 +1,112 @@
+"""The run's record inside each repro database, in its own schema that application code never reads.
+
+It holds what was done and from where (run, organization, config and salt fingerprints, the standby's
+replay position and snapshot time, per table the closure's and the loaded row counts, per column the
+action applied), never a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from repro_pipeline.engine.catalog import TableName
+
+SCHEMA = "_repro_pipeline"
+
+_DDL = f"""
+CREATE SCHEMA {SCHEMA};
+CREATE TABLE {SCHEMA}.runs (
+    run_id text PRIMARY KEY,
+    organization_id bigint NOT NULL,
+    config_hash text NOT NULL,
+    salt_fingerprint text NOT NULL,
+    source text NOT NULL,
+    source_replay_lsn text,
+    snapshot_at timestamptz NOT NULL,
+    closure_passes int NOT NULL,
+    started_at timestamptz NOT NULL,
+    loaded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE {SCHEMA}.tables (
+    run_id text NOT NULL REFERENCES {SCHEMA}.runs,
+    table_name text NOT NULL,
+    strategy text NOT NULL,
+    closure_rows bigint NOT NULL,
+    loaded_rows bigint NOT NULL,
+    PRIMARY KEY (run_id, table_name)
+);
+CREATE TABLE {SCHEMA}.columns (
+    run_id text NOT NULL REFERENCES {SCHEMA}.runs,
+    table_name text NOT NULL,
+    column_name text NOT NULL,
+    action text NOT NULL,
+    PRIMARY KEY (run_id, table_name, column_name)
+);
+"""
+
+
+@dataclass(frozen=True)
+class TableRecord:
+    table: TableName
+    strategy: str
+    closure_rows: int
+    loaded_rows: int
+    column_actions: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    organization_id: int
+    config_hash: str
+    salt_fingerprint: str
+    source: str
+    source_replay_lsn: str | None
+    snapshot_at: datetime
+    closure_passes: int
+    started_at: datetime
+    tables: Sequence[TableRecord]
+
+
+def write_manifest(conn: psycopg.Connection[tuple[object, ...]], record: RunRecord) -> None:
+    cur = conn.cursor()
+    cur.execute(_DDL)
+    cur.execute(
+        f"INSERT INTO {SCHEMA}.runs (run_id, organization_id, config_hash, salt_fingerprint, source,"
+        " source_replay_lsn, snapshot_at, closure_passes, started_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            record.run_id,
+            record.organization_id,
+            record.config_hash,
+            record.salt_fingerprint,
+            record.source,
+            record.source_replay_lsn,
+            record.snapshot_at,
+            record.closure_passes,
+            record.started_at,
+        ),
+    )
+    cur.executemany(
+        f"INSERT INTO {SCHEMA}.tables VALUES (%s, %s, %s, %s, %s)",
+        [(record.run_id, str(t.table), t.strategy, t.closure_rows, t.loaded_rows) for t in record.tables],
+    )
+    cur.executemany(
+        f"INSERT INTO {SCHEMA}.columns VALUES (%s, %s, %s, %s)",
+        [
+            (record.run_id, str(t.table), column, action)
+            for t in record.tables
+            for column, action in t.column_actions.items()
+        ],
+    )
+
+
+def expected_row_counts(conn: psycopg.Connection[tuple[object, ...]]) -> dict[TableName, int]:
+    """Rows per table the closure selected, as recorded by the load."""
+    return {
+        TableName.parse(str(name)): int(str(rows))
+        for name, rows in conn.execute(f"SELECT table_name, closure_rows FROM {SCHEMA}.tables")
+    }

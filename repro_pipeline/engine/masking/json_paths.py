@@ -1,0 +1,87 @@
+"""JSONB path rules: mask or remove values inside a JSON document, leaving the rest untouched.
+
+Plain dotted paths (``$.actor.email``) walk the parsed document directly; other JSONPath forms (array
+indexes, wildcards, recursive descent, bracketed keys) go through jsonpath-ng. A missing path is a no-op
+and the output is always valid JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jsonpath_ng.ext import parse as parse_jsonpath
+
+from repro_pipeline.engine.masking.values import ValueMasker
+
+_DOTTED = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_-]*)+")
+
+DocumentEdit = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class JsonPathAction:
+    path: str
+    masker: ValueMasker | None  # None removes the key
+
+
+def compile_document_masker(actions: Sequence[JsonPathAction]) -> ValueMasker:
+    """A masker for a json/jsonb column's text that applies ``actions`` in order."""
+    edits = [_compile(action) for action in actions]
+
+    def mask(text: str | None) -> str | None:
+        if text is None:
+            return None
+        document = json.loads(text)
+        for edit in edits:
+            edit(document)
+        return json.dumps(document, ensure_ascii=False, separators=(", ", ": "))
+
+    return mask
+
+
+def _masked_leaf(masker: ValueMasker, value: Any) -> Any:
+    if value is None:
+        return None
+    return masker(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+
+
+def _compile(action: JsonPathAction) -> DocumentEdit:
+    if _DOTTED.fullmatch(action.path):
+        return _dotted_edit(tuple(action.path[2:].split(".")), action.masker)
+    return _jsonpath_edit(action.path, action.masker)
+
+
+def _dotted_edit(keys: tuple[str, ...], masker: ValueMasker | None) -> DocumentEdit:
+    parents, leaf = keys[:-1], keys[-1]
+
+    def edit(document: Any) -> None:
+        node = document
+        for key in parents:
+            if not isinstance(node, dict):
+                return
+            node = node.get(key)
+        if not isinstance(node, dict) or leaf not in node:
+            return
+        if masker is None:
+            del node[leaf]
+        else:
+            node[leaf] = _masked_leaf(masker, node[leaf])
+
+    return edit
+
+
+def _jsonpath_edit(path: str, masker: ValueMasker | None) -> DocumentEdit:
+    expression = parse_jsonpath(path)
+
+    def edit(document: Any) -> None:
+        if masker is None:
+            expression.filter(lambda _value: True, document)
+            return
+        for match in expression.find(document):
+            match.full_path.update(document, _masked_leaf(masker, match.value))
+
+    return edit

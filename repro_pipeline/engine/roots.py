@@ -1,0 +1,57 @@
+"""Subset roots from ``commercial-extensions.yaml``, checked against the catalog and the tenant."""
+
+from __future__ import annotations
+
+from repro_pipeline.engine.catalog import Catalog
+from repro_pipeline.engine.closure import Root
+from repro_pipeline.engine.config import ReproConfig
+from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.predicate import Predicate
+
+
+def configured_roots(config: ReproConfig, catalog: Catalog) -> list[Root]:
+    doc = config.extensions_doc
+    if not config.extensions.subset:
+        raise ConfigError(
+            f"{doc.path}: no subset roots: without them the whole database would be copied",
+            "add a subset: section, e.g. - table: public.organizations / predicate: id = :organization_id",
+        )
+    roots = []
+    for index, entry in enumerate(config.extensions.subset):
+        table = catalog.find(entry.table)
+        if table is None:
+            raise ConfigError(
+                f"{doc.where(['subset', index, 'table'])}: subset[{index}].table: the source has no table "
+                f"{entry.table}",
+                "write the root table as schema.table, as it is named on the source",
+            )
+        if ";" in _outside_quotes(entry.predicate):
+            raise ConfigError(
+                f"{doc.where(['subset', index, 'predicate'])}: subset[{index}].predicate contains ';'",
+                "a predicate is one boolean SQL expression, without ';' or further statements",
+            )
+        if table.name in {root.table for root in roots}:
+            raise ConfigError(
+                f"{doc.where(['subset', index, 'table'])}: subset[{index}].table: {table.name} is a root twice",
+                "combine the two predicates with OR in one entry",
+            )
+        roots.append(Root(table.name, Predicate(entry.predicate), doc.where(["subset", index, "predicate"])))
+    return roots
+
+
+def uses_tenant_placeholder(roots: list[Root]) -> bool:
+    return any(root.predicate.uses_placeholder for root in roots)
+
+
+def _outside_quotes(text: str) -> str:
+    """The predicate without its string literals and quoted identifiers."""
+    kept, quote = [], ""
+    for char in text:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        else:
+            kept.append(char)
+    return "".join(kept)

@@ -1,0 +1,102 @@
+"""Secret values (salt, tokens): where they come from, and a wrapper that never prints them."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from pathlib import Path
+
+from repro_pipeline.engine.errors import SecretError
+
+MIN_SALT_BYTES = 32
+_MAX_SECRET_FILE_BYTES = 64 * 1024
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WHOLE_VALUE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Secret:
+    """A secret string: ``str()``, ``repr()`` and formatting show a placeholder, never the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def fingerprint(self) -> str:
+        """A short non-reversible identifier, safe to log: tells two secrets apart without showing either."""
+        return hashlib.sha256(self._value.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return "Secret(<redacted>)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def resolve_secret(reference: str, *, what: str) -> Secret:
+    """Resolve ``env://VAR``, a whole-value ``${VAR}``, ``file:///path`` or a literal into a ``Secret``.
+
+    ``what`` names the setting in error messages (for example ``global_salt in config/mask-rules.yaml``).
+    """
+    whole_var = _WHOLE_VALUE_VAR.fullmatch(reference)
+    if whole_var:
+        reference = f"env://{whole_var.group(1)}"
+    if reference.startswith("env://"):
+        return Secret(_from_environment(reference.removeprefix("env://"), what=what))
+    if reference.startswith("file://"):
+        return Secret(_from_file(Path(reference.removeprefix("file://")), what=what))
+    if "://" in reference:
+        scheme = reference.split("://", 1)[0]
+        raise SecretError(
+            f"{what}: secret scheme {scheme!r} is not supported",
+            "use env://VARIABLE, ${VARIABLE}, file:///absolute/path or a literal value",
+        )
+    return Secret(reference)
+
+
+def resolve_salt(reference: str | None, *, what: str) -> Secret:
+    """The masking salt: from the config reference, else from ``ANONYMIZATION_SALT``; at least 32 bytes."""
+    if not reference:
+        reference, what = "env://ANONYMIZATION_SALT", "ANONYMIZATION_SALT (no global_salt in the config)"
+    salt = resolve_secret(reference, what=what)
+    length = len(salt.reveal().encode())
+    if length < MIN_SALT_BYTES:
+        raise SecretError(
+            f"{what}: the salt is {length} bytes long; at least {MIN_SALT_BYTES} are required",
+            "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'` and keep it "
+            "with your other production credentials",
+        )
+    return salt
+
+
+def _from_environment(name: str, *, what: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise SecretError(f"{what}: {name!r} is not a valid environment variable name")
+    value = os.environ.get(name)
+    if not value:
+        raise SecretError(f"{what}: environment variable {name} is not set or empty", f"export {name}=...")
+    return value
+
+
+def _from_file(path: Path, *, what: str) -> str:
+    if not path.is_absolute():
+        raise SecretError(f"{what}: file:// secrets need an absolute path, got {str(path)!r}")
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        raise SecretError(f"{what}: cannot read secret file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SecretError(f"{what}: secret file {path} is not a regular file (symlinks are refused)")
+    if info.st_size > _MAX_SECRET_FILE_BYTES:
+        raise SecretError(f"{what}: secret file {path} is larger than {_MAX_SECRET_FILE_BYTES} bytes")
+    return path.read_text().rstrip("\r\n")

@@ -1,0 +1,49 @@
+"""Stream the closure's rows from the source to the target through the masks, table by table.
+
+Rows go from ``COPY ... TO STDOUT`` on the source to ``COPY ... FROM STDIN`` on the target one key batch
+at a time, so memory holds one batch whatever the tenant's size. A table without masks is copied as raw
+COPY data, without parsing rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from repro_pipeline.engine.keyset import batches, column_list, match_keys
+from repro_pipeline.engine.masking.plan import TableMasking
+
+
+def copy_table(
+    source: psycopg.Connection[tuple[Any, ...]],
+    target: psycopg.Connection[tuple[Any, ...]],
+    masking: TableMasking,
+    keys: Sequence[Any],
+    *,
+    batch_size: int,
+) -> int:
+    """Copy the rows of ``keys`` (primary key values) into the target table; returns the rows written."""
+    table = masking.table
+    columns = [column.name for column in table.copy_columns]
+    source_cur, target_cur = source.cursor(), target.cursor()
+    # FREEZE: the table was created in this transaction, so its rows can be written already frozen.
+    copy_in = sql.SQL("COPY {table} ({columns}) FROM STDIN WITH (FREEZE)").format(
+        table=table.name.identifier, columns=column_list(columns)
+    )
+    with target_cur.copy(copy_in) as sink:
+        for batch in batches(keys, batch_size):
+            condition, params = match_keys(table, table.primary_key, batch)
+            copy_out = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {condition}) TO STDOUT").format(
+                columns=column_list(columns), table=table.name.identifier, condition=condition
+            )
+            with source_cur.copy(copy_out, params) as stream:
+                if masking.is_passthrough:
+                    for block in stream:
+                        sink.write(block)
+                else:
+                    for row in stream.rows():
+                        sink.write_row(masking.mask_row(row))
+    return target_cur.rowcount

@@ -1,0 +1,61 @@
+"""Checks of a loaded repro database, read from the target alone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from repro_pipeline.engine.catalog import Catalog, ForeignKey, TableName
+
+
+@dataclass(frozen=True)
+class OrphanCount:
+    foreign_key: ForeignKey
+    orphans: int
+
+
+def count_orphans(conn: psycopg.Connection[tuple[object, ...]], catalog: Catalog) -> list[OrphanCount]:
+    """For every FK of the target: rows whose (non-NULL) key has no parent row."""
+    return [OrphanCount(fk, _orphans(conn, fk)) for fk in catalog.foreign_keys]
+
+
+def _orphans(conn: psycopg.Connection[tuple[object, ...]], fk: ForeignKey) -> int:
+    not_null = sql.SQL(" AND ").join(
+        sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(column)) for column in fk.child_columns
+    )
+    matches = sql.SQL(" AND ").join(
+        sql.SQL("p.{} = c.{}").format(sql.Identifier(parent), sql.Identifier(child))
+        for parent, child in zip(fk.parent_columns, fk.child_columns, strict=True)
+    )
+    query = sql.SQL(
+        "SELECT count(*) FROM {child} c WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {matches})"
+    ).format(child=fk.child.identifier, parent=fk.parent.identifier, not_null=not_null, matches=matches)
+    row = conn.execute(query).fetchone()
+    return int(str(row[0])) if row else 0
+
+
+def count_rows(conn: psycopg.Connection[tuple[object, ...]], tables: list[TableName]) -> dict[TableName, int]:
+    counts = {}
+    for table in tables:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier)).fetchone()
+        counts[table] = int(str(row[0])) if row else 0
+    return counts
+
+
+@dataclass(frozen=True)
+class CountMismatch:
+    table: TableName
+    expected: int
+    actual: int | None  # None: the table is missing from the target
+
+
+def compare_counts(expected: Mapping[TableName, int], actual: Mapping[TableName, int]) -> list[CountMismatch]:
+    return [
+        CountMismatch(table, rows, actual.get(table))
+        for table, rows in sorted(expected.items())
+        if actual.get(table) != rows
+    ]
+
