@@ -1,0 +1,170 @@
+"""``repro-pipeline``: the embedded demo, tenant runs through Dagster, the TTL sweep, config validation.
+
+Connection strings come from ``REPRO_STANDBY_DSN`` and ``REPRO_TARGET_DSN``; when both are unset the
+embedded stack (``repro-pipeline stack up``) is used. User mistakes print one clear message, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from repro_pipeline.engine.errors import ReproError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        return int(arguments.handler(arguments))
+    except ReproError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="repro-pipeline", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="embedded stack + synthetic source + a run for organization 451")
+    demo.add_argument("--scale", type=float, default=1.0, help="synthetic source size (1.0: about 500k rows)")
+    demo.add_argument("--organization", default="451")
+    demo.set_defaults(handler=_demo)
+
+    stack = commands.add_parser("stack", help="the embedded Postgres stack: up, down, status, destroy")
+    stack.add_argument("action", choices=["up", "down", "status", "destroy"])
+    stack.set_defaults(handler=_stack)
+
+    source = commands.add_parser("source", help="build the synthetic billing source on the embedded primary")
+    source.add_argument("--scale", type=float, default=1.0)
+    source.add_argument("--force", action="store_true", help="rebuild even if the same source is there")
+    source.set_defaults(handler=_source)
+
+    materialize = commands.add_parser("materialize", help="run the tenant job for one organization")
+    materialize.add_argument("organization", help="numeric organization id, e.g. 451")
+    materialize.set_defaults(handler=_materialize)
+
+    sweep = commands.add_parser("sweep", help="drop the repro databases whose TTL has run out")
+    sweep.set_defaults(handler=_sweep)
+
+    validate = commands.add_parser("validate", help="check the two config files (no database needed)")
+    validate.add_argument("--mask-rules", type=Path, default=PROJECT_ROOT / "config" / "mask-rules.yaml")
+    validate.add_argument(
+        "--commercial-extensions", type=Path, default=PROJECT_ROOT / "config" / "commercial-extensions.yaml"
+    )
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def _stack(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.stack.__main__ import main as stack_main
+
+    return stack_main([arguments.action])
+
+
+def _source(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.synthetic import SourceSpec, build_source
+
+    stack = _running_stack()
+    summary = build_source(stack.primary_dsn, SourceSpec(scale=arguments.scale), force=arguments.force)
+    print(f"source: {summary.total_rows} rows ({'built' if summary.generated else 'already built'})")
+    return 0
+
+
+def _validate(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.engine.config import load_config
+
+    load_config(arguments.mask_rules, arguments.commercial_extensions)
+    print(f"{arguments.mask_rules} and {arguments.commercial_extensions} are valid")
+    return 0
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.engine.tenant import parse_organization_id
+    from repro_pipeline.stack import up
+    from repro_pipeline.synthetic import SourceSpec, build_source
+
+    organization_id = parse_organization_id(arguments.organization)
+    print("1/3 starting the embedded stack (primary, streaming standby, target)...", flush=True)
+    stack = up()
+    print(f"    {stack.binaries.describe()}")
+    print("2/3 building the synthetic billing source on the primary (skipped when already built)...", flush=True)
+    summary = build_source(stack.primary_dsn, SourceSpec(scale=arguments.scale))
+    print(f"    {summary.total_rows} rows, {'built now' if summary.generated else 'already there'}")
+    print(f"3/3 materializing partition {organization_id} through the Dagster instance...", flush=True)
+    return _run_tenant(str(organization_id))
+
+
+def _materialize(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.engine.tenant import parse_organization_id
+
+    return _run_tenant(str(parse_organization_id(arguments.organization)))
+
+
+def _sweep(arguments: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from repro_pipeline.defs.launch import run_ttl_sweep
+
+    _use_embedded_stack_unless_configured()
+    with dg.DagsterInstance.get() as instance:
+        result = run_ttl_sweep(instance, console_log_level="WARNING")
+    dropped = result.output_for_node("drop_expired_repro_databases") if result.success else []
+    print(f"dropped {len(dropped)} expired repro database(s): {', '.join(dropped) or '-'}")
+    return 0 if result.success else 1
+
+
+def _run_tenant(organization_key: str) -> int:
+    import dagster as dg
+
+    from repro_pipeline.defs.launch import materialize_tenant
+    from repro_pipeline.demo_report import print_run_report
+
+    _use_embedded_stack_unless_configured()
+    with dg.DagsterInstance.get() as instance:
+        result = materialize_tenant(organization_key, instance, console_log_level="WARNING")
+        return print_run_report(result, int(organization_key))
+
+
+def _use_embedded_stack_unless_configured() -> None:
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
+    if os.environ.get("REPRO_STANDBY_DSN") and os.environ.get("REPRO_TARGET_DSN"):
+        return
+    stack = _running_stack()
+    os.environ["REPRO_STANDBY_DSN"] = stack.standby_dsn
+    os.environ["REPRO_TARGET_DSN"] = stack.target_admin_dsn
+    if not os.environ.get("ANONYMIZATION_SALT"):
+        os.environ["ANONYMIZATION_SALT"] = _demo_salt(stack.root)
+
+
+def _running_stack():  # type: ignore[no-untyped-def]
+    from repro_pipeline.stack import status
+
+    stack = status()
+    if stack is None:
+        raise ReproError(
+            "the embedded stack is not set up, and REPRO_STANDBY_DSN / REPRO_TARGET_DSN are not set",
+            "run `make demo` (or `repro-pipeline stack up`), or export the DSNs of your own servers",
+        )
+    return stack
+
+
+def _demo_salt(stack_root: Path) -> str:
+    """A random salt kept beside the embedded stack, so demo reruns mask the same way."""
+    path = stack_root / "demo-salt"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The tenant repro assets: standby health, closure, masked repro database, Slack handoff."""
+
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+import psycopg
+
+from repro_pipeline.defs.errors import reported_as_failure
+from repro_pipeline.defs.partitions import organizations
+from repro_pipeline.defs.resources import MaskingConfig, SlackHandoff, SourceStandby, TargetServer
+from repro_pipeline.engine import repro_databases
+from repro_pipeline.engine.build import SubsetPlan, load_repro, open_source_snapshot, plan_subset
+from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.standby import read_standby_health, require_ready_standby
+from repro_pipeline.engine.tenant import parse_organization_id
+
+GROUP = "tenant_repro"
+TENANT_CLOSURE = dg.AssetKey("tenant_closure")
+REPRO_DATABASE = dg.AssetKey("repro_database")
+
+
+@dg.asset(partitions_def=organizations, group_name=GROUP, kinds={"postgres"})
+def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """The source is a hot standby in recovery, replaying, and within the configured lag."""
+    with reported_as_failure():
+        parse_organization_id(context.partition_key)
+        try:
+            with psycopg.connect(standby.dsn, connect_timeout=10) as conn:
+                health = read_standby_health(conn)
+        except psycopg.OperationalError:
+            raise TargetError(
+                f"cannot connect to the standby {standby.description}",
+                "check REPRO_STANDBY_DSN and that the standby is reachable from here",
+            ) from None
+        require_ready_standby(health, standby.lag_limits, source=standby.description)
+    return dg.MaterializeResult(
+        metadata={
+            "source": standby.description,
+            "replay_lag_seconds": health.replay_lag_seconds,
+            "replay_lag_bytes": health.replay_lag_bytes,
+            "replay_lsn": health.replay_lsn or "",
+            "wal_receiver": health.receiver_status or "",
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(TENANT_CLOSURE, deps=[standby_health], description="The tenant's FK closure on the standby"),
+        dg.AssetSpec(REPRO_DATABASE, deps=[TENANT_CLOSURE], description="The masked repro database"),
+    ],
+    partitions_def=organizations,
+    group_name=GROUP,
+)
+def tenant_closure_and_repro_database(
+    context: dg.AssetExecutionContext,
+    standby: SourceStandby,
+    target: TargetServer,
+    masking: MaskingConfig,
+) -> Iterator[dg.MaterializeResult]:  # type: ignore[type-arg]
+    """Closure and load read one snapshot of the standby, so they run as one step."""
+    with reported_as_failure():
+        organization_id = parse_organization_id(context.partition_key)
+        config, salt = masking.load()
+        started_at = datetime.now(UTC)
+        with open_source_snapshot(standby.dsn) as snapshot:
+            plan = plan_subset(snapshot, config, salt, organization_id)
+            context.log.info(f"closure: {plan.closure.total_rows} rows in {plan.closure.passes} passes")
+            yield dg.MaterializeResult(asset_key=TENANT_CLOSURE, metadata=_closure_metadata(plan, snapshot.source))
+            with target.admin() as admin:
+                database = repro_databases.create_repro_database(
+                    admin, organization_id=organization_id, run_id=context.run.run_id, ttl=target.ttl,
+                    now=started_at,
+                )
+            try:
+                report = load_repro(
+                    snapshot, target.database_dsn(database.name), plan, run_id=context.run.run_id,
+                    started_at=started_at, batch_size=config.mask_rules.batch_size,
+                )
+            except BaseException:
+                with target.admin() as admin:
+                    repro_databases.drop_repro_database(admin, database.name)
+                raise
+        with target.admin() as admin:
+            repro_databases.mark(admin, database, "loaded")
+    yield dg.MaterializeResult(
+        asset_key=REPRO_DATABASE,
+        metadata={
+            "database": database.name,
+            "expires_at": dg.MetadataValue.timestamp(database.expires_at),
+            "dagster/row_count": sum(report.loaded_rows.values()),
+            "rows_by_table": dg.MetadataValue.md(
+                _table_markdown(["table", "rows"], [[str(t), str(n)] for t, n in sorted(report.loaded_rows.items())])
+            ),
+            "load_seconds": round(report.seconds, 3),
+        },
+    )
+
+
+def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, object]:
+    closure = plan.closure
+    rows = [
+        [str(table), str(len(keys)), ", ".join(f"{reason}: {n}" for reason, n in closure.reasons[table].items())]
+        for table, keys in sorted(closure.keys.items())
+    ]
+    return {
+        "organization_id": plan.organization_id,
+        "source": source,
+        "passes": closure.passes,
+        "dagster/row_count": closure.total_rows,
+        "rows_by_table": dg.MetadataValue.md(_table_markdown(["table", "rows", "brought by"], rows)),
+        "row_counts": dg.MetadataValue.json({str(t): len(k) for t, k in closure.keys.items()}),
+        "config_hash": plan.config_hash,
+    }
+
+
+def _table_markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+@dg.asset(partitions_def=organizations, group_name=GROUP, deps=[REPRO_DATABASE], kinds={"slack"})
+def repro_handoff(
+    context: dg.AssetExecutionContext, target: TargetServer, slack: SlackHandoff
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """Tells the support channel the repro database is ready: where its DSN is kept, never the DSN."""
+    with reported_as_failure():
+        organization_id = parse_organization_id(context.partition_key)
+        database_name = repro_databases.repro_database_name(organization_id, context.run.run_id)
+        with target.admin() as admin:
+            database = next(
+                (db for db in repro_databases.list_repro_databases(admin) if db.name == database_name), None
+            )
+            if database is None:
+                raise TargetError(f"the repro database {database_name} is gone from the target server")
+            database = repro_databases.mark(admin, database, "ready")
+        text = (
+            f"Repro DB ready for org {organization_id}: database `{database.name}`. "
+            f"DSN in {slack.dsn_reference}. TTL: expires {database.expires_at:%Y-%m-%d %H:%M} UTC."
+        )
+        if slack.enabled:
+            posted = slack.post(text)
+            context.log.info(f"posted the handoff to {slack.channel}")
+        else:
+            posted = ""
+            context.log.warning("Slack is not configured (SLACK_BOT_TOKEN is unset): the handoff was not posted")
+    return dg.MaterializeResult(
+        metadata={"message": text, "channel": slack.channel, "posted": bool(posted), "database": database.name}
+    )

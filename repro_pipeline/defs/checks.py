@@ -1,0 +1,58 @@
+"""Blocking checks of the repro database: a failure stops the handoff."""
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import psycopg
+
+from repro_pipeline.defs.assets import REPRO_DATABASE
+from repro_pipeline.defs.errors import reported_as_failure
+from repro_pipeline.defs.resources import TargetServer
+from repro_pipeline.engine import repro_databases
+from repro_pipeline.engine.catalog import read_catalog
+from repro_pipeline.engine.manifest import expected_row_counts
+from repro_pipeline.engine.tenant import parse_organization_id
+from repro_pipeline.engine.verify import compare_counts, count_orphans, count_rows
+
+
+@contextmanager
+def _repro_database(
+    context: dg.AssetCheckExecutionContext, target: TargetServer
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """The database this run loaded for the partition's organization."""
+    name = repro_databases.repro_database_name(parse_organization_id(context.partition_key), context.run.run_id)
+    with psycopg.connect(target.database_dsn(name), autocommit=True) as conn:
+        yield conn
+
+
+@dg.asset_check(asset=REPRO_DATABASE, blocking=True, description="Every foreign key of the target resolves")
+def zero_fk_orphans(context: dg.AssetCheckExecutionContext, target: TargetServer) -> dg.AssetCheckResult:
+    with reported_as_failure(), _repro_database(context, target) as conn:
+        results = count_orphans(conn, read_catalog(conn))
+    failing = {str(result.foreign_key): result.orphans for result in results if result.orphans}
+    return dg.AssetCheckResult(
+        passed=not failing,
+        metadata={
+            "foreign_keys_checked": len(results),
+            "orphans": sum(failing.values()),
+            "failing_foreign_keys": dg.MetadataValue.json(failing),
+        },
+    )
+
+
+@dg.asset_check(asset=REPRO_DATABASE, blocking=True, description="Target row counts equal the closure's")
+def row_counts_match_closure(context: dg.AssetCheckExecutionContext, target: TargetServer) -> dg.AssetCheckResult:
+    with reported_as_failure(), _repro_database(context, target) as conn:
+        expected = expected_row_counts(conn)
+        mismatches = compare_counts(expected, count_rows(conn, sorted(expected)))
+    return dg.AssetCheckResult(
+        passed=not mismatches and bool(expected),
+        metadata={
+            "tables_checked": len(expected),
+            "mismatches": dg.MetadataValue.json(
+                {str(m.table): {"closure": m.expected, "target": m.actual} for m in mismatches}
+            ),
+        },
+    )

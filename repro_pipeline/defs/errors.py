@@ -1,0 +1,17 @@
+"""User mistakes become Dagster failures with the engine's message: no traceback, no retry."""
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from repro_pipeline.engine.errors import ReproError
+
+
+@contextmanager
+def reported_as_failure() -> Iterator[None]:
+    try:
+        yield
+    except ReproError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
