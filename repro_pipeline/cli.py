@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     materialize.add_argument("organization", help="numeric organization id, e.g. 451")
     materialize.set_defaults(handler=_materialize)
 
+    dev = commands.add_parser(
+        "dev", help="`dagster dev` on the embedded stack (the UI at http://127.0.0.1:3000)"
+    )
+    dev.set_defaults(handler=_dev)
+
     sweep = commands.add_parser("sweep", help="drop the repro databases whose TTL has run out")
     sweep.set_defaults(handler=_sweep)
 
@@ -96,7 +101,9 @@ def _demo(arguments: argparse.Namespace) -> int:
     print("1/3 starting the embedded stack (primary, streaming standby, target)...", flush=True)
     stack = up()
     print(f"    {stack.binaries.describe()}")
-    print("2/3 building the synthetic billing source on the primary (skipped when already built)...", flush=True)
+    print(
+        "2/3 building the synthetic billing source on the primary (skipped when already built)...", flush=True
+    )
     summary = build_source(stack.primary_dsn, SourceSpec(scale=arguments.scale))
     print(f"    {summary.total_rows} rows, {'built now' if summary.generated else 'already there'}")
     print(f"3/3 materializing partition {organization_id} through the Dagster instance...", flush=True)
@@ -109,6 +116,15 @@ def _materialize(arguments: argparse.Namespace) -> int:
     return _run_tenant(str(parse_organization_id(arguments.organization)))
 
 
+def _dev(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.stack import up
+
+    up()
+    _use_embedded_stack_unless_configured()
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(dagster, [str(dagster), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")])
+
+
 def _sweep(arguments: argparse.Namespace) -> int:
     import dagster as dg
 
@@ -116,10 +132,12 @@ def _sweep(arguments: argparse.Namespace) -> int:
 
     _use_embedded_stack_unless_configured()
     with dg.DagsterInstance.get() as instance:
-        result = run_ttl_sweep(instance, console_log_level="WARNING")
-    dropped = result.output_for_node("drop_expired_repro_databases") if result.success else []
-    print(f"dropped {len(dropped)} expired repro database(s): {', '.join(dropped) or '-'}")
-    return 0 if result.success else 1
+        outcome = run_ttl_sweep(instance, console_log_level="WARNING")
+    if not outcome.success:
+        print("error: the TTL sweep failed; see the run in the Dagster UI", file=sys.stderr)
+        return 1
+    print(f"dropped {len(outcome.dropped)} expired repro database(s): {', '.join(outcome.dropped) or '-'}")
+    return 0
 
 
 def _run_tenant(organization_key: str) -> int:

@@ -1,12 +1,11 @@
 """The Dagster code location. Connection strings and secrets come from environment variables at launch."""
 
-
 import os
 
 import dagster as dg
 
 from repro_pipeline.defs.assets import repro_handoff, standby_health, tenant_closure_and_repro_database
-from repro_pipeline.defs.checks import row_counts_match_closure, zero_fk_orphans
+from repro_pipeline.defs.checks import no_original_pii, row_counts_match_closure, zero_fk_orphans
 from repro_pipeline.defs.jobs import tenant_repro_job, ttl_sweep, ttl_sweep_schedule
 from repro_pipeline.defs.resources import MaskingConfig, SlackHandoff, SourceStandby, TargetServer
 
@@ -33,7 +32,7 @@ def _masking() -> MaskingConfig:
 
 defs = dg.Definitions(
     assets=[standby_health, tenant_closure_and_repro_database, repro_handoff],
-    asset_checks=[zero_fk_orphans, row_counts_match_closure],
+    asset_checks=[zero_fk_orphans, row_counts_match_closure, no_original_pii],
     jobs=[tenant_repro_job, ttl_sweep],
     schedules=[ttl_sweep_schedule],
     resources={

@@ -24,7 +24,8 @@ def print_run_report(result: dg.JobExecutionResult, organization_id: int) -> int
     metadata = {
         materialization.asset_key.to_user_string(): materialization.metadata
         for materialization in (
-            event.step_materialization_data.materialization for event in result.get_asset_materialization_events()
+            event.step_materialization_data.materialization
+            for event in result.get_asset_materialization_events()
         )
     }
     closure = metadata.get("tenant_closure", {})

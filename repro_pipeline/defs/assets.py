@@ -1,6 +1,5 @@
 """The tenant repro assets: standby health, closure, masked repro database, Slack handoff."""
 
-
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -48,7 +47,9 @@ def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) ->
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(TENANT_CLOSURE, deps=[standby_health], description="The tenant's FK closure on the standby"),
+        dg.AssetSpec(
+            TENANT_CLOSURE, deps=[standby_health], description="The tenant's FK closure on the standby"
+        ),
         dg.AssetSpec(REPRO_DATABASE, deps=[TENANT_CLOSURE], description="The masked repro database"),
     ],
     partitions_def=organizations,
@@ -68,16 +69,25 @@ def tenant_closure_and_repro_database(
         with open_source_snapshot(standby.dsn) as snapshot:
             plan = plan_subset(snapshot, config, salt, organization_id)
             context.log.info(f"closure: {plan.closure.total_rows} rows in {plan.closure.passes} passes")
-            yield dg.MaterializeResult(asset_key=TENANT_CLOSURE, metadata=_closure_metadata(plan, snapshot.source))
+            yield dg.MaterializeResult(
+                asset_key=TENANT_CLOSURE, metadata=_closure_metadata(plan, snapshot.source)
+            )
             with target.admin() as admin:
                 database = repro_databases.create_repro_database(
-                    admin, organization_id=organization_id, run_id=context.run.run_id, ttl=target.ttl,
+                    admin,
+                    organization_id=organization_id,
+                    run_id=context.run.run_id,
+                    ttl=target.ttl,
                     now=started_at,
                 )
             try:
                 report = load_repro(
-                    snapshot, target.database_dsn(database.name), plan, run_id=context.run.run_id,
-                    started_at=started_at, batch_size=config.mask_rules.batch_size,
+                    snapshot,
+                    target.database_dsn(database.name),
+                    plan,
+                    run_id=context.run.run_id,
+                    started_at=started_at,
+                    batch_size=config.mask_rules.batch_size,
                 )
             except BaseException:
                 with target.admin() as admin:
@@ -92,7 +102,9 @@ def tenant_closure_and_repro_database(
             "expires_at": dg.MetadataValue.timestamp(database.expires_at),
             "dagster/row_count": sum(report.loaded_rows.values()),
             "rows_by_table": dg.MetadataValue.md(
-                _table_markdown(["table", "rows"], [[str(t), str(n)] for t, n in sorted(report.loaded_rows.items())])
+                _table_markdown(
+                    ["table", "rows"], [[str(t), str(n)] for t, n in sorted(report.loaded_rows.items())]
+                )
             ),
             "load_seconds": round(report.seconds, 3),
         },
@@ -102,7 +114,11 @@ def tenant_closure_and_repro_database(
 def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, object]:
     closure = plan.closure
     rows = [
-        [str(table), str(len(keys)), ", ".join(f"{reason}: {n}" for reason, n in closure.reasons[table].items())]
+        [
+            str(table),
+            str(len(keys)),
+            ", ".join(f"{reason}: {n}" for reason, n in closure.reasons[table].items()),
+        ]
         for table, keys in sorted(closure.keys.items())
     ]
     return {
@@ -146,7 +162,14 @@ def repro_handoff(
             context.log.info(f"posted the handoff to {slack.channel}")
         else:
             posted = ""
-            context.log.warning("Slack is not configured (SLACK_BOT_TOKEN is unset): the handoff was not posted")
+            context.log.warning(
+                "Slack is not configured (SLACK_BOT_TOKEN is unset): the handoff was not posted"
+            )
     return dg.MaterializeResult(
-        metadata={"message": text, "channel": slack.channel, "posted": bool(posted), "database": database.name}
+        metadata={
+            "message": text,
+            "channel": slack.channel,
+            "posted": bool(posted),
+            "database": database.name,
+        }
     )

@@ -1,17 +1,18 @@
 """Blocking checks of the repro database: a failure stops the handoff."""
 
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import psycopg
+from psycopg.rows import TupleRow
 
 from repro_pipeline.defs.assets import REPRO_DATABASE
 from repro_pipeline.defs.errors import reported_as_failure
-from repro_pipeline.defs.resources import TargetServer
+from repro_pipeline.defs.resources import MaskingConfig, SourceStandby, TargetServer
 from repro_pipeline.engine import repro_databases
 from repro_pipeline.engine.catalog import read_catalog
+from repro_pipeline.engine.leaks import find_leaks, original_values, sensitive_fields
 from repro_pipeline.engine.manifest import expected_row_counts
 from repro_pipeline.engine.tenant import parse_organization_id
 from repro_pipeline.engine.verify import compare_counts, count_orphans, count_rows
@@ -20,9 +21,11 @@ from repro_pipeline.engine.verify import compare_counts, count_orphans, count_ro
 @contextmanager
 def _repro_database(
     context: dg.AssetCheckExecutionContext, target: TargetServer
-) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+) -> Iterator[psycopg.Connection[TupleRow]]:
     """The database this run loaded for the partition's organization."""
-    name = repro_databases.repro_database_name(parse_organization_id(context.partition_key), context.run.run_id)
+    name = repro_databases.repro_database_name(
+        parse_organization_id(context.partition_key), context.run.run_id
+    )
     with psycopg.connect(target.database_dsn(name), autocommit=True) as conn:
         yield conn
 
@@ -43,7 +46,9 @@ def zero_fk_orphans(context: dg.AssetCheckExecutionContext, target: TargetServer
 
 
 @dg.asset_check(asset=REPRO_DATABASE, blocking=True, description="Target row counts equal the closure's")
-def row_counts_match_closure(context: dg.AssetCheckExecutionContext, target: TargetServer) -> dg.AssetCheckResult:
+def row_counts_match_closure(
+    context: dg.AssetCheckExecutionContext, target: TargetServer
+) -> dg.AssetCheckResult:
     with reported_as_failure(), _repro_database(context, target) as conn:
         expected = expected_row_counts(conn)
         mismatches = compare_counts(expected, count_rows(conn, sorted(expected)))
@@ -54,5 +59,34 @@ def row_counts_match_closure(context: dg.AssetCheckExecutionContext, target: Tar
             "mismatches": dg.MetadataValue.json(
                 {str(m.table): {"closure": m.expected, "target": m.actual} for m in mismatches}
             ),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=REPRO_DATABASE,
+    blocking=True,
+    description="No original value of a masked column or JSON path appears anywhere in the target",
+)
+def no_original_pii(
+    context: dg.AssetCheckExecutionContext,
+    target: TargetServer,
+    standby: SourceStandby,
+    masking: MaskingConfig,
+) -> dg.AssetCheckResult:
+    with reported_as_failure():
+        config, _salt = masking.load()
+        with _repro_database(context, target) as target_conn, psycopg.connect(standby.dsn) as source:
+            source.read_only = True
+            source_catalog = read_catalog(source)
+            originals = original_values(
+                source, target_conn, source_catalog, sensitive_fields(config, source_catalog)
+            )
+            leaks = find_leaks(target_conn, read_catalog(target_conn), originals)
+    return dg.AssetCheckResult(
+        passed=not leaks,
+        metadata={
+            "original_values_checked": len(originals),
+            "leaking_columns": dg.MetadataValue.json(dict(leaks)),
         },
     )

@@ -1,6 +1,5 @@
 """User mistakes become Dagster failures with the engine's message: no traceback, no retry."""
 
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 

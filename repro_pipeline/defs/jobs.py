@@ -1,6 +1,5 @@
 """Jobs: one tenant's repro database (the asset job) and the TTL sweep (an op job: cleanup, no asset)."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -23,7 +22,9 @@ def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetS
     with reported_as_failure(), target.admin() as admin:
         dropped = repro_databases.drop_expired(admin, datetime.now(UTC))
     for database in dropped:
-        context.log.info(f"dropped {database.name} (org {database.organization_id}, expired {database.expires_at})")
+        context.log.info(
+            f"dropped {database.name} (org {database.organization_id}, expired {database.expires_at})"
+        )
     if not dropped:
         context.log.info("no repro database has expired")
     return [database.name for database in dropped]

@@ -1,5 +1,7 @@
 """Launch one tenant's run through the Dagster instance, on the same executor path as the UI."""
 
+from dataclasses import dataclass
+
 import dagster as dg
 
 from repro_pipeline.definitions import tenant_repro_job_def, ttl_sweep_job_def
@@ -21,10 +23,19 @@ def materialize_tenant(
     )
 
 
-def run_ttl_sweep(instance: dg.DagsterInstance, *, console_log_level: str = "INFO") -> dg.JobExecutionResult:
-    return dg.execute_job(
+@dataclass(frozen=True)
+class SweepOutcome:
+    success: bool
+    dropped: tuple[str, ...]
+
+
+def run_ttl_sweep(instance: dg.DagsterInstance, *, console_log_level: str = "INFO") -> SweepOutcome:
+    with dg.execute_job(
         dg.reconstructable(ttl_sweep_job_def), instance=instance, run_config=_console(console_log_level)
-    )
+    ) as result:
+        if not result.success:
+            return SweepOutcome(False, ())
+        return SweepOutcome(True, tuple(result.output_for_node("drop_expired_repro_databases")))
 
 
 def _console(level: str) -> dict[str, object]:

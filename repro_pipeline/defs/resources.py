@@ -1,7 +1,6 @@
 """Resources: where the standby, the target server, the config files and Slack are. Secrets come from
 environment variables resolved at launch (``EnvVar``) and never show in the UI or in metadata."""
 
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
+from psycopg.rows import TupleRow
 from pydantic import Field
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -27,7 +27,9 @@ class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     dsn: str = Field(description="libpq URL of the hot standby's source database (set REPRO_STANDBY_DSN)")
     max_replay_lag_seconds: float = Field(default=300.0, description="refuse to read when replay lags more")
-    max_replay_lag_bytes: int = Field(default=64 * 1024 * 1024, description="refuse when more WAL is unreplayed")
+    max_replay_lag_bytes: int = Field(
+        default=64 * 1024 * 1024, description="refuse when more WAL is unreplayed"
+    )
 
     @property
     def lag_limits(self) -> LagLimits:
@@ -42,14 +44,16 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The Postgres server on which repro databases are created and, when their TTL runs out, dropped."""
 
     admin_dsn: str = Field(description="libpq URL of a database on the target server (set REPRO_TARGET_DSN)")
-    ttl_hours: float = Field(default=48.0, description="how long a repro database lives before the sweep drops it")
+    ttl_hours: float = Field(
+        default=48.0, description="how long a repro database lives before the sweep drops it"
+    )
 
     @property
     def ttl(self) -> timedelta:
         return timedelta(hours=self.ttl_hours)
 
     @contextmanager
-    def admin(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    def admin(self) -> Iterator[psycopg.Connection[TupleRow]]:
         try:
             conn = psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from psycopg import IsolationLevel
+from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import ddl, dsn
 from repro_pipeline.engine.catalog import Catalog, TableName, read_catalog
@@ -35,7 +35,7 @@ APPLICATION_NAME = "repro_pipeline"
 
 @dataclass(frozen=True)
 class SourceSnapshot:
-    conn: psycopg.Connection[tuple[Any, ...]]
+    conn: psycopg.Connection[TupleRow]
     source: str  # host:port/dbname
     snapshot_at: datetime
     replay_lsn: str | None
@@ -136,7 +136,12 @@ class LoadReport:
 
 
 def load_repro(
-    snapshot: SourceSnapshot, target_dsn: str, plan: SubsetPlan, *, run_id: str, started_at: datetime,
+    snapshot: SourceSnapshot,
+    target_dsn: str,
+    plan: SubsetPlan,
+    *,
+    run_id: str,
+    started_at: datetime,
     batch_size: int,
 ) -> LoadReport:
     """Create and fill the repro database's tables in one transaction: on error nothing is left half done."""
@@ -151,7 +156,9 @@ def load_repro(
         for name in plan.created_tables:
             masking = plan.mask_plan.for_table(name)
             keys = plan.closure.keys.get(name, ())
-            loaded[name] = copy_table(snapshot.conn, target, masking, keys, batch_size=batch_size) if keys else 0
+            loaded[name] = (
+                copy_table(snapshot.conn, target, masking, keys, batch_size=batch_size) if keys else 0
+            )
         for statement in ddl.post_data(catalog, created):
             cur.execute(statement)
         write_manifest(

@@ -8,6 +8,7 @@ from functools import cached_property
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -42,7 +43,9 @@ class Column:
 
     @property
     def is_text_like(self) -> bool:
-        return self.type in ("text", "jsonb", "json") or self.type.startswith(("character", "varchar", "char"))
+        return self.type in ("text", "jsonb", "json") or self.type.startswith(
+            ("character", "varchar", "char")
+        )
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,7 @@ class ForeignKey:
     definition: str
 
     def __str__(self) -> str:
-        return (
-            f"{self.child}({', '.join(self.child_columns)}) -> {self.parent}({', '.join(self.parent_columns)})"
-        )
+        return f"{self.child}({', '.join(self.child_columns)}) -> {self.parent}({', '.join(self.parent_columns)})"
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Catalog:
         return tuple(fk for fk in self.foreign_keys if fk.child == child)
 
 
-def read_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> Catalog:
+def read_catalog(conn: psycopg.Connection[TupleRow]) -> Catalog:
     """Every ordinary table of every user schema, with its columns, keys and constraints."""
     cur = conn.cursor()
     tables = cur.execute(

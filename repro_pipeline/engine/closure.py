@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.catalog import Catalog, ForeignKey, Table, TableName
 from repro_pipeline.engine.errors import ClosureError
@@ -57,7 +58,7 @@ class Closure:
 
 
 def compute_closure(
-    conn: psycopg.Connection[tuple[Any, ...]],
+    conn: psycopg.Connection[TupleRow],
     catalog: Catalog,
     roots: Sequence[Root],
     organization_id: int,
@@ -84,7 +85,7 @@ class _Walk:
 
     def __init__(
         self,
-        conn: psycopg.Connection[tuple[Any, ...]],
+        conn: psycopg.Connection[TupleRow],
         catalog: Catalog,
         roots: Sequence[Root],
         copied_tables: frozenset[TableName],
@@ -125,7 +126,9 @@ class _Walk:
         self.root_keys[name] = tuple(sorted(key_of(row) for row in rows))
         self.add(name, rows, expands_down=True, reason="root predicate")
 
-    def add(self, name: TableName, rows: Iterable[tuple[Any, ...]], *, expands_down: bool, reason: str) -> None:
+    def add(
+        self, name: TableName, rows: Iterable[tuple[Any, ...]], *, expands_down: bool, reason: str
+    ) -> None:
         table = self.catalog.tables[name]
         key_of = _key_getter(self._key_columns(table), table.primary_key)
         included, pending = self.included[name], self.pending[name]
@@ -174,7 +177,9 @@ class _Walk:
             rows = self._fetch(child, fk.child_columns, batch)
             self.add(fk.child, rows, expands_down=True, reason=f"down from {fk.parent} via {fk.name}")
 
-    def _fetch(self, table: Table, match_columns: tuple[str, ...], values: Sequence[Key]) -> list[tuple[Any, ...]]:
+    def _fetch(
+        self, table: Table, match_columns: tuple[str, ...], values: Sequence[Key]
+    ) -> list[tuple[Any, ...]]:
         condition, params = match_keys(table, match_columns, values)
         query = sql.SQL("SELECT {columns} FROM {table} WHERE {condition}").format(
             columns=column_list(self._key_columns(table)), table=table.name.identifier, condition=condition
@@ -191,10 +196,7 @@ class _Walk:
         return tuple(dict.fromkeys(columns))
 
     def result(self) -> Closure:
-        keys = {
-            name: tuple(sorted(self.included.get(name, {})))
-            for name in sorted(self.copied)
-        }
+        keys = {name: tuple(sorted(self.included.get(name, {}))) for name in sorted(self.copied)}
         reasons = {name: dict(self.reasons.get(name, {})) for name in keys}
         return Closure(keys=keys, reasons=reasons, passes=self.passes, root_keys=self.root_keys)
 

@@ -64,16 +64,32 @@ ColumnAction = Annotated[
 ]
 
 
+def _unquoted_null_action(rule: Any) -> Any:
+    """YAML reads an unquoted ``action: null`` as no value; it means the ``null`` action."""
+    if isinstance(rule, dict) and "action" in rule and rule["action"] is None:
+        return {**rule, "action": "null"}
+    return rule
+
+
 class TableRules(_Strict):
     strategy: Literal["transform", "exclude", "empty", "truncate"] = "transform"
     columns: dict[str, ColumnAction] = Field(default_factory=dict)
     batch_size: int | None = Field(default=None, ge=1)
 
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _null_actions(cls, columns: Any) -> Any:
+        if isinstance(columns, dict):
+            return {name: _unquoted_null_action(rule) for name, rule in columns.items()}
+        return columns
+
 
 def _check_version(value: Any) -> str:
     text = str(value)
     if text != SUPPORTED_VERSION:
-        raise ValueError(f'version {text!r} is not supported; this engine reads version: "{SUPPORTED_VERSION}"')
+        raise ValueError(
+            f'version {text!r} is not supported; this engine reads version: "{SUPPORTED_VERSION}"'
+        )
     return text
 
 
@@ -105,6 +121,11 @@ class JsonPathRule(_Strict):
     seed_alias: str | None = None
     params: dict[str, str] = Field(default_factory=dict)
     value: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_action(cls, rule: Any) -> Any:
+        return _unquoted_null_action(rule)
 
     @model_validator(mode="after")
     def _fields_fit_action(self) -> JsonPathRule:
@@ -247,7 +268,8 @@ def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if key.value == part:
-                return value
+                found: yaml.Node = value
+                return found
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
         child: yaml.Node = node.value[part]
         return child

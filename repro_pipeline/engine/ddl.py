@@ -11,12 +11,13 @@ from psycopg import sql
 
 from repro_pipeline.engine.catalog import Catalog, Column, Table
 
+Statement = sql.SQL | sql.Composed
 _NEXTVAL = re.compile(r"nextval\('(?P<sequence>.+)'::regclass\)")
 
 
-def pre_data(catalog: Catalog, tables: Iterable[Table]) -> list[sql.Composable]:
+def pre_data(catalog: Catalog, tables: Iterable[Table]) -> list[Statement]:
     tables = list(tables)
-    statements: list[sql.Composable] = [
+    statements: list[Statement] = [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
         for schema in sorted({table.name.schema for table in tables})
     ]
@@ -29,10 +30,10 @@ def pre_data(catalog: Catalog, tables: Iterable[Table]) -> list[sql.Composable]:
     return statements
 
 
-def post_data(catalog: Catalog, tables: Iterable[Table]) -> list[sql.Composable]:
+def post_data(catalog: Catalog, tables: Iterable[Table]) -> list[Statement]:
     tables = list(tables)
     names = {table.name for table in tables}
-    statements: list[sql.Composable] = []
+    statements: list[Statement] = []
     for kind in ("p", "u"):
         statements.extend(
             _add_constraint(table, constraint.name, constraint.definition)
@@ -55,7 +56,7 @@ def post_data(catalog: Catalog, tables: Iterable[Table]) -> list[sql.Composable]
     return statements
 
 
-def _create_table(table: Table) -> sql.Composable:
+def _create_table(table: Table) -> sql.Composed:
     parts = [_column_definition(column) for column in table.columns]
     parts.extend(
         sql.SQL("CONSTRAINT {} {}").format(sql.Identifier(c.name), sql.SQL(c.definition))
@@ -65,7 +66,7 @@ def _create_table(table: Table) -> sql.Composable:
     return sql.SQL("CREATE TABLE {} ({})").format(table.name.identifier, sql.SQL(", ").join(parts))
 
 
-def _column_definition(column: Column) -> sql.Composable:
+def _column_definition(column: Column) -> sql.Composed:
     parts = [sql.Identifier(column.name), sql.SQL(column.type)]
     if column.generated:
         parts.append(sql.SQL("GENERATED ALWAYS AS ({}) STORED").format(sql.SQL(column.default or "")))
@@ -79,7 +80,7 @@ def _column_definition(column: Column) -> sql.Composable:
     return sql.SQL(" ").join(parts)
 
 
-def _add_constraint(table: Table, name: str, definition: str) -> sql.Composable:
+def _add_constraint(table: Table, name: str, definition: str) -> sql.Composed:
     return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
         table.name.identifier, sql.Identifier(name), sql.SQL(definition)
     )
@@ -94,7 +95,7 @@ def _has_sequence(column: Column) -> bool:
     return bool(column.identity) or _serial_sequence(column) is not None
 
 
-def _reset_sequence(table: Table, column: Column) -> sql.Composable:
+def _reset_sequence(table: Table, column: Column) -> sql.Composed:
     """Point the column's sequence past the largest loaded value, so the next insert does not collide."""
     return sql.SQL(
         "SELECT setval(pg_get_serial_sequence(quote_ident({schema}) || '.' || quote_ident({name}), {column_text}),"

@@ -22,7 +22,9 @@ def match_keys(table: Table, columns: Sequence[str], values: Sequence[Any]) -> t
         return condition, [list(values)]
     condition = sql.SQL("({columns}) IN (SELECT * FROM unnest({arrays}))").format(
         columns=column_list(columns),
-        arrays=sql.SQL(", ").join(sql.SQL("{}::{}[]").format(sql.Placeholder(), sql.SQL(type_)) for type_ in types),
+        arrays=sql.SQL(", ").join(
+            sql.SQL("{}::{}[]").format(sql.Placeholder(), sql.SQL(type_)) for type_ in types
+        ),
     )
     return condition, [[value[i] for value in values] for i in range(len(columns))]
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.catalog import TableName
 
@@ -72,7 +73,7 @@ class RunRecord:
     tables: Sequence[TableRecord]
 
 
-def write_manifest(conn: psycopg.Connection[tuple[object, ...]], record: RunRecord) -> None:
+def write_manifest(conn: psycopg.Connection[TupleRow], record: RunRecord) -> None:
     cur = conn.cursor()
     cur.execute(_DDL)
     cur.execute(
@@ -104,7 +105,7 @@ def write_manifest(conn: psycopg.Connection[tuple[object, ...]], record: RunReco
     )
 
 
-def expected_row_counts(conn: psycopg.Connection[tuple[object, ...]]) -> dict[TableName, int]:
+def expected_row_counts(conn: psycopg.Connection[TupleRow]) -> dict[TableName, int]:
     """Rows per table the closure selected, as recorded by the load."""
     return {
         TableName.parse(str(name)): int(str(rows))

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.errors import TargetError
 
@@ -52,7 +53,7 @@ def repro_database_name(organization_id: int, run_id: str) -> str:
 
 
 def create_repro_database(
-    admin: psycopg.Connection[tuple[object, ...]],
+    admin: psycopg.Connection[TupleRow],
     *,
     organization_id: int,
     run_id: str,
@@ -78,15 +79,20 @@ def create_repro_database(
     return database
 
 
-def mark(admin: psycopg.Connection[tuple[object, ...]], database: ReproDatabase, status: str) -> ReproDatabase:
+def mark(admin: psycopg.Connection[TupleRow], database: ReproDatabase, status: str) -> ReproDatabase:
     updated = ReproDatabase(
-        database.name, database.organization_id, database.run_id, database.created_at, database.expires_at, status
+        database.name,
+        database.organization_id,
+        database.run_id,
+        database.created_at,
+        database.expires_at,
+        status,
     )
     _write_comment(admin, updated)
     return updated
 
 
-def list_repro_databases(admin: psycopg.Connection[tuple[object, ...]]) -> list[ReproDatabase]:
+def list_repro_databases(admin: psycopg.Connection[TupleRow]) -> list[ReproDatabase]:
     found = []
     for name, comment in admin.execute(
         "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database ORDER BY datname"
@@ -107,20 +113,20 @@ def list_repro_databases(admin: psycopg.Connection[tuple[object, ...]]) -> list[
     return found
 
 
-def drop_repro_database(admin: psycopg.Connection[tuple[object, ...]], name: str) -> None:
+def drop_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> None:
     if not _NAME.fullmatch(name):
         raise TargetError(f"{name!r} is not a repro database name; refusing to drop it")
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def drop_expired(admin: psycopg.Connection[tuple[object, ...]], now: datetime) -> list[ReproDatabase]:
+def drop_expired(admin: psycopg.Connection[TupleRow], now: datetime) -> list[ReproDatabase]:
     expired = [database for database in list_repro_databases(admin) if database.expires_at <= now]
     for database in expired:
         drop_repro_database(admin, database.name)
     return expired
 
 
-def _write_comment(admin: psycopg.Connection[tuple[object, ...]], database: ReproDatabase) -> None:
+def _write_comment(admin: psycopg.Connection[TupleRow], database: ReproDatabase) -> None:
     admin.execute(
         sql.SQL("COMMENT ON DATABASE {} IS {}").format(
             sql.Identifier(database.name), sql.Literal(database.comment())

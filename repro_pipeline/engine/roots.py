@@ -16,7 +16,7 @@ def configured_roots(config: ReproConfig, catalog: Catalog) -> list[Root]:
             f"{doc.path}: no subset roots: without them the whole database would be copied",
             "add a subset: section, e.g. - table: public.organizations / predicate: id = :organization_id",
         )
-    roots = []
+    roots: list[Root] = []
     for index, entry in enumerate(config.extensions.subset):
         table = catalog.find(entry.table)
         if table is None:

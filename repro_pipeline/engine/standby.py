@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.errors import StandbyNotReady
 
@@ -64,7 +65,7 @@ SELECT pg_is_in_recovery(),
 """
 
 
-def read_standby_health(conn: psycopg.Connection[tuple[object, ...]]) -> StandbyHealth:
+def read_standby_health(conn: psycopg.Connection[TupleRow]) -> StandbyHealth:
     row = conn.execute(_HEALTH_QUERY).fetchone()
     assert row is not None
     in_recovery, paused, receiver, receive_lsn, replay_lsn, lag_bytes, lag_seconds, version = row

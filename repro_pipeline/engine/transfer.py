@@ -12,14 +12,15 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.keyset import batches, column_list, match_keys
 from repro_pipeline.engine.masking.plan import TableMasking
 
 
 def copy_table(
-    source: psycopg.Connection[tuple[Any, ...]],
-    target: psycopg.Connection[tuple[Any, ...]],
+    source: psycopg.Connection[TupleRow],
+    target: psycopg.Connection[TupleRow],
     masking: TableMasking,
     keys: Sequence[Any],
     *,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.catalog import Catalog, ForeignKey, TableName
 
@@ -17,12 +18,12 @@ class OrphanCount:
     orphans: int
 
 
-def count_orphans(conn: psycopg.Connection[tuple[object, ...]], catalog: Catalog) -> list[OrphanCount]:
+def count_orphans(conn: psycopg.Connection[TupleRow], catalog: Catalog) -> list[OrphanCount]:
     """For every FK of the target: rows whose (non-NULL) key has no parent row."""
     return [OrphanCount(fk, _orphans(conn, fk)) for fk in catalog.foreign_keys]
 
 
-def _orphans(conn: psycopg.Connection[tuple[object, ...]], fk: ForeignKey) -> int:
+def _orphans(conn: psycopg.Connection[TupleRow], fk: ForeignKey) -> int:
     not_null = sql.SQL(" AND ").join(
         sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(column)) for column in fk.child_columns
     )
@@ -37,7 +38,7 @@ def _orphans(conn: psycopg.Connection[tuple[object, ...]], fk: ForeignKey) -> in
     return int(str(row[0])) if row else 0
 
 
-def count_rows(conn: psycopg.Connection[tuple[object, ...]], tables: list[TableName]) -> dict[TableName, int]:
+def count_rows(conn: psycopg.Connection[TupleRow], tables: list[TableName]) -> dict[TableName, int]:
     counts = {}
     for table in tables:
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier)).fetchone()
@@ -58,4 +59,3 @@ def compare_counts(expected: Mapping[TableName, int], actual: Mapping[TableName,
         for table, rows in sorted(expected.items())
         if actual.get(table) != rows
     ]
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,3 +85,27 @@ def _jsonpath_edit(path: str, masker: ValueMasker | None) -> DocumentEdit:
             match.full_path.update(document, _masked_leaf(masker, match.value))
 
     return edit
+
+
+def values_at(document: Any, path: str) -> list[Any]:
+    """The values ``path`` selects in ``document`` (empty when the path is missing)."""
+    if _DOTTED.fullmatch(path):
+        node = document
+        for key in path[2:].split("."):
+            if not isinstance(node, dict) or key not in node:
+                return []
+            node = node[key]
+        return [node]
+    return [match.value for match in parse_jsonpath(path).find(document)]
+
+
+def string_leaves(document: Any) -> Iterator[str]:
+    """Every string value in a JSON document, at any depth (keys excluded)."""
+    if isinstance(document, str):
+        yield document
+    elif isinstance(document, dict):
+        for value in document.values():
+            yield from string_leaves(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from string_leaves(value)

@@ -17,6 +17,7 @@ from repro_pipeline.engine.config import (
     PassthroughAction,
     ReproConfig,
     StaticAction,
+    TableRules,
 )
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.masking import values
@@ -67,7 +68,7 @@ class MaskPlan:
 
 def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> MaskPlan:
     rules_doc, ext_doc = config.mask_rules_doc, config.extensions_doc
-    configured = {}
+    configured: dict[TableName, tuple[str, TableRules]] = {}
     for key, rules in config.mask_rules.tables.items():
         table = catalog.find(key)
         if table is None:
@@ -89,27 +90,36 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
                 "write the column as schema.table.column",
             )
         if column.type not in ("json", "jsonb"):
-            raise ConfigError(f"{where}: json_mask[{index}].column: {entry.column} is {column.type}, not json")
+            raise ConfigError(
+                f"{where}: json_mask[{index}].column: {entry.column} is {column.type}, not json"
+            )
         scope_prefix = f"{table.name}.{column_name}"
         json_rules.setdefault(table.name, {}).setdefault(column_name, []).extend(
             JsonPathAction(
                 path=rule.path,
                 masker=None
                 if rule.action == "remove"
-                else _json_leaf_masker(rule.action, rule.provider, rule.seed_alias, rule.value,
-                                       rule.params, f"{scope_prefix}:{rule.path}", salt),
+                else _json_leaf_masker(
+                    rule.action,
+                    rule.provider,
+                    rule.seed_alias,
+                    rule.value,
+                    rule.params,
+                    f"{scope_prefix}:{rule.path}",
+                    salt,
+                ),
             )
             for rule in entry.paths
         )
 
     plan = {}
     for name, table in catalog.tables.items():
-        key, rules = configured.get(name, (str(name), None))
-        strategy = rules.strategy if rules else "transform"
+        key, rules = configured.get(name, (str(name), TableRules()))
+        strategy = rules.strategy
         maskers: dict[int, ValueMasker] = {}
         described = []
         positions = {column.name: position for position, column in enumerate(table.copy_columns)}
-        for column_name, action in (rules.columns if rules else {}).items():
+        for column_name, action in rules.columns.items():
             where = rules_doc.where(["tables", key, "columns", column_name])
             column = table.column(column_name)
             if column is None or column_name not in positions:

@@ -1,0 +1,38 @@
+# Two commands on a fresh machine (Python 3.11 and pip): `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+
+.PHONY: install demo test lint dev sweep stack-down clean
+
+$(VENV)/installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(VENV)/installed
+
+demo: install
+	$(BIN)/repro-pipeline demo
+
+test: lint
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check repro_pipeline repro_pipeline_tests
+	$(BIN)/ruff format --check repro_pipeline repro_pipeline_tests
+	$(BIN)/mypy
+
+dev: install
+	$(BIN)/repro-pipeline dev
+
+sweep: install
+	$(BIN)/repro-pipeline sweep
+
+stack-down: install
+	$(BIN)/repro-pipeline stack down
+
+clean: stack-down
+	$(BIN)/repro-pipeline stack destroy
+	rm -rf $(VENV)

@@ -1,0 +1,63 @@
+"""Shared fixtures: one embedded stack (real primary, streaming standby, target) for the whole session,
+with the synthetic source built on the primary and replayed on the standby."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from repro_pipeline.stack import Stack, destroy, up, wait_for_standby_replay
+from repro_pipeline.synthetic import SourceSpec, SourceSummary, build_source
+
+TEST_SCALE = 0.05
+FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    root = Path(tempfile.mkdtemp(prefix="repro-stack-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        yield up(root)
+    finally:
+        destroy(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def source(stack: Stack) -> SourceSummary:
+    summary = build_source(stack.primary_dsn, SourceSpec(scale=TEST_SCALE))
+    wait_for_standby_replay(stack, timeout=60)
+    return summary
+
+
+@pytest.fixture(scope="session")
+def salt() -> str:
+    return secrets.token_hex(32)
+
+
+@pytest.fixture(scope="session")
+def pipeline_environment(stack: Stack, source: SourceSummary, salt: str) -> Iterator[dict[str, str]]:
+    """The environment a deployment sets: DSNs, salt. Run workers inherit it."""
+    environment = {
+        "REPRO_STANDBY_DSN": stack.standby_dsn,
+        "REPRO_TARGET_DSN": stack.target_admin_dsn,
+        "ANONYMIZATION_SALT": salt,
+    }
+    saved = {key: os.environ.get(key) for key in environment}
+    os.environ.update(environment)
+    try:
+        yield environment
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

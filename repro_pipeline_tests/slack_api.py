@@ -1,0 +1,74 @@
+"""A real HTTP server on 127.0.0.1 that speaks the part of the Slack Web API the handoff uses."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+
+@dataclass
+class SlackMessage:
+    channel: str
+    text: str
+    raw_body: str
+    headers: dict[str, str]
+
+
+@dataclass
+class SlackApi:
+    token: str
+    messages: list[SlackMessage] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/api/"
+
+    def __enter__(self) -> SlackApi:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                if self.headers.get("Authorization") != f"Bearer {api.token}":
+                    self._reply({"ok": False, "error": "invalid_auth"})
+                    return
+                if self.path != "/api/chat.postMessage":
+                    self._reply({"ok": False, "error": "unknown_method"})
+                    return
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    fields = json.loads(body)
+                else:
+                    fields = {key: values[0] for key, values in parse_qs(body).items()}
+                if not fields.get("channel"):
+                    self._reply({"ok": False, "error": "channel_not_found"})
+                    return
+                api.messages.append(
+                    SlackMessage(fields["channel"], fields.get("text", ""), body, dict(self.headers))
+                )
+                self._reply({"ok": True, "channel": "C0REPRO", "ts": f"1700000000.{len(api.messages):06d}"})
+
+            def _reply(self, payload: dict[str, object]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.shutdown()
+        self.server.server_close()
