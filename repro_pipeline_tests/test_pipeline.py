@@ -16,6 +16,7 @@ from repro_pipeline.defs.launch import materialize_tenant
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.stack import Stack
 from repro_pipeline.synthetic import SourceSummary
+from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.slack_api import SlackApi, SlackMessage
 
 ORGANIZATION = 451
@@ -256,3 +257,26 @@ def test_secrets_never_reach_the_event_log(first_run: TenantRun, stack: Stack, s
     assert stack.password not in text
     assert salt not in text
     assert SLACK_TOKEN not in text
+
+
+def test_a_failing_check_stops_the_handoff(
+    first_run: TenantRun, stack: Stack, slack_api: SlackApi, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A realistic mistake: the payload's copy of the email is masked, the users.email column is not.
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    forgetful = tmp_path / "mask-rules.yaml"
+    forgetful.write_text(
+        rules.replace("      email: { action: fake, provider: email, seed_alias: user_email }\n", "")
+    )
+    monkeypatch.setenv("REPRO_MASK_RULES", str(forgetful))
+    run = _run(first_run.instance, stack, slack_api)
+    assert not run.result.success
+    checks = {check.check_name: check.passed for check in run.result.get_asset_check_evaluations()}
+    assert checks["no_original_pii"] is False
+    assert checks["zero_fk_orphans"] is True
+    materialized = {
+        event.step_materialization_data.materialization.asset_key.to_user_string()
+        for event in run.result.get_asset_materialization_events()
+    }
+    assert "repro_handoff" not in materialized
+    assert run.slack_messages == []

@@ -205,9 +205,11 @@ def load_config(mask_rules_path: Path, extensions_path: Path) -> ReproConfig:
 
 def read_yaml(path: Path) -> YamlDocument:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc.strerror})", "check the path") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: byte {exc.start} is not UTF-8", "save the file as UTF-8") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -247,7 +249,7 @@ def _message(error: Any) -> str:
     if kind == "union_tag_invalid":
         return f"unknown action {error['input'].get('action')!r}; use one of {error['ctx']['expected_tags']}"
     if kind == "missing":
-        return "required key is missing"
+        return f"required key {error['loc'][-1]!r} is missing"
     return str(msg).removeprefix("Value error, ")
 
 

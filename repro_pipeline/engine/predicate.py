@@ -42,7 +42,12 @@ class Predicate:
                 parts.append(sql.SQL(_escape(match.group(0))))
             position = match.end()
         parts.append(sql.SQL(_escape(self.text[position:])))
-        return sql.Composed([sql.SQL("("), *parts, sql.SQL(")")])
+        # The newline keeps a trailing -- comment from swallowing the closing parenthesis.
+        return sql.Composed([sql.SQL("("), *parts, sql.SQL("\n)")])
+
+    def without_quoted_text(self) -> str:
+        """The predicate with its literals, quoted identifiers and comments taken out."""
+        return _TOKENS.sub(lambda match: "" if match.group("quoted") else match.group(0), self.text)
 
 
 def _escape(text: str) -> str:

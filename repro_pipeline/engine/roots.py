@@ -25,7 +25,7 @@ def configured_roots(config: ReproConfig, catalog: Catalog) -> list[Root]:
                 f"{entry.table}",
                 "write the root table as schema.table, as it is named on the source",
             )
-        if ";" in _outside_quotes(entry.predicate):
+        if ";" in Predicate(entry.predicate).without_quoted_text():
             raise ConfigError(
                 f"{doc.where(['subset', index, 'predicate'])}: subset[{index}].predicate contains ';'",
                 "a predicate is one boolean SQL expression, without ';' or further statements",
@@ -41,17 +41,3 @@ def configured_roots(config: ReproConfig, catalog: Catalog) -> list[Root]:
 
 def uses_tenant_placeholder(roots: list[Root]) -> bool:
     return any(root.predicate.uses_placeholder for root in roots)
-
-
-def _outside_quotes(text: str) -> str:
-    """The predicate without its string literals and quoted identifiers."""
-    kept, quote = [], ""
-    for char in text:
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        else:
-            kept.append(char)
-    return "".join(kept)

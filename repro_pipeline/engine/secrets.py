@@ -14,6 +14,7 @@ MIN_SALT_BYTES = 32
 _MAX_SECRET_FILE_BYTES = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHOLE_VALUE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_KNOWN_UNSUPPORTED_SCHEMES = ("aws-sm", "azure-kv", "vault", "gcp-sm", "http", "https", "s3")
 
 
 class Secret:
@@ -51,15 +52,22 @@ def resolve_secret(reference: str, *, what: str) -> Secret:
     whole_var = _WHOLE_VALUE_VAR.fullmatch(reference)
     if whole_var:
         reference = f"env://{whole_var.group(1)}"
+    elif reference.startswith("${"):
+        raise SecretError(
+            f"{what}: a ${{...}} reference must be the whole value and name a valid environment variable",
+            "write ${VARIABLE} or env://VARIABLE, with letters, digits and _ only",
+        )
     if reference.startswith("env://"):
         return Secret(_from_environment(reference.removeprefix("env://"), what=what))
     if reference.startswith("file://"):
         return Secret(_from_file(Path(reference.removeprefix("file://")), what=what))
     if "://" in reference:
+        # Name the scheme only when it is a known one: the text may be a literal secret that holds "://".
         scheme = reference.split("://", 1)[0]
+        shown = f"scheme {scheme!r}" if scheme in _KNOWN_UNSUPPORTED_SCHEMES else "this scheme"
         raise SecretError(
-            f"{what}: secret scheme {scheme!r} is not supported",
-            "use env://VARIABLE, ${VARIABLE}, file:///absolute/path or a literal value",
+            f"{what}: secret {shown} is not supported",
+            "use env://VARIABLE, ${VARIABLE}, file:///absolute/path or a literal value without '://'",
         )
     return Secret(reference)
 
@@ -99,4 +107,10 @@ def _from_file(path: Path, *, what: str) -> str:
         raise SecretError(f"{what}: secret file {path} is not a regular file (symlinks are refused)")
     if info.st_size > _MAX_SECRET_FILE_BYTES:
         raise SecretError(f"{what}: secret file {path} is larger than {_MAX_SECRET_FILE_BYTES} bytes")
-    return path.read_text().rstrip("\r\n")
+    try:
+        value = path.read_bytes().decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise SecretError(f"{what}: secret file {path} is not UTF-8 text") from None
+    if not value:
+        raise SecretError(f"{what}: secret file {path} is empty")
+    return value

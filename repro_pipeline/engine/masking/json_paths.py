@@ -8,9 +8,11 @@ and the output is always valid JSON.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from jsonpath_ng.ext import parse as parse_jsonpath
@@ -35,17 +37,45 @@ def compile_document_masker(actions: Sequence[JsonPathAction]) -> ValueMasker:
     def mask(text: str | None) -> str | None:
         if text is None:
             return None
-        document = json.loads(text)
+        exact: list[_ExactNumber] = []
+        document = json.loads(text, parse_float=lambda literal: _parse_float(literal, exact))
         for edit in edits:
             edit(document)
-        return json.dumps(document, ensure_ascii=False, separators=(", ", ": "))
+        output = json.dumps(document, ensure_ascii=False, separators=(", ", ": "))
+        for number in exact:
+            output = output.replace(json.dumps(number), number.literal, 1)
+        return output
 
     return mask
+
+
+class _ExactNumber(str):
+    """A JSON number a float cannot hold exactly, kept as its literal (and a unique placeholder text).
+
+    NUL cannot occur in jsonb text, so the placeholder never collides with a real string.
+    """
+
+    literal: str
+
+    def __new__(cls, literal: str, index: int) -> _ExactNumber:
+        placeholder = super().__new__(cls, f"\0{index}\0")
+        placeholder.literal = literal
+        return placeholder
+
+
+def _parse_float(literal: str, exact: list[_ExactNumber]) -> float | _ExactNumber:
+    value = float(literal)
+    if math.isfinite(value) and Decimal(repr(value)) == Decimal(literal):
+        return value
+    exact.append(_ExactNumber(literal, len(exact)))
+    return exact[-1]
 
 
 def _masked_leaf(masker: ValueMasker, value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, _ExactNumber):
+        return masker(value.literal)
     return masker(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
 
 
