@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: install demo test lint dev sweep stack-down clean
+.PHONY: install demo test lint bench dev sweep stack-down clean
 
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ lint: install
 	$(BIN)/ruff check repro_pipeline repro_pipeline_tests
 	$(BIN)/ruff format --check repro_pipeline repro_pipeline_tests
 	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m repro_pipeline_tests.bench
 
 dev: install
 	$(BIN)/repro-pipeline dev

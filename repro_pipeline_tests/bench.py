@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,23 +108,10 @@ def _bench_load(stack: Stack, *, snapshot_dsn: str, config: Any, salt: Secret, o
     try:
         with open_source_snapshot(snapshot_dsn) as snapshot:
             plan = plan_subset(snapshot, config, salt, organization)
-            masked = load_repro(
-                snapshot,
-                with_database(stack.target_admin_dsn, names[0]),
-                plan,
-                run_id="bench",
-                started_at=datetime.now(UTC),
-                batch_size=config.mask_rules.batch_size,
-            )
-            unmasked_plan = type(plan)(**{**plan.__dict__, "mask_plan": _passthrough(plan.mask_plan)})
-            plain = load_repro(
-                snapshot,
-                with_database(stack.target_admin_dsn, names[1]),
-                unmasked_plan,
-                run_id="bench",
-                started_at=datetime.now(UTC),
-                batch_size=config.mask_rules.batch_size,
-            )
+            unmasked_plan = replace(plan, mask_plan=_passthrough(plan.mask_plan))
+            # Unmasked first, so the masked load never benefits from a colder cache than its baseline.
+            plain = _load(stack, snapshot, unmasked_plan, names[0], config.mask_rules.batch_size)
+            masked = _load(stack, snapshot, plan, names[1], config.mask_rules.batch_size)
         rows = sum(masked.loaded_rows.values())
         print(
             f"{'  masked load (' + str(rows) + ' rows, rows/s)':<44} {rows / masked.seconds:>10.0f} "
@@ -135,9 +123,14 @@ def _bench_load(stack: Stack, *, snapshot_dsn: str, config: Any, salt: Secret, o
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def _passthrough(mask_plan: Any) -> Any:
-    from dataclasses import replace
+def _load(stack: Stack, snapshot: Any, plan: Any, database: str, batch_size: int) -> Any:
+    target = with_database(stack.target_admin_dsn, database)
+    return load_repro(
+        snapshot, target, plan, run_id="bench", started_at=datetime.now(UTC), batch_size=batch_size
+    )
 
+
+def _passthrough(mask_plan: Any) -> Any:
     return replace(mask_plan, tables={name: replace(m, maskers={}) for name, m in mask_plan.tables.items()})
 
 
@@ -165,6 +158,12 @@ def _bench_masking(stack: Stack, config: Any, salt: Secret) -> None:
             )
 
 
+LEGEND = """
+baselines: closure = one hand-written server-side count(*) of the same rows (ratio: ours / baseline);
+masked load = the same rows copied without masks (ratio: masked rows/s / unmasked rows/s);
+masking alone = copying each row in Python (ratio: masked rows/s / copied rows/s)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0)
@@ -173,6 +172,7 @@ def main() -> None:
     root.chmod(0o755)
     try:
         bench(up(root), arguments.scale)
+        print(LEGEND)
     finally:
         destroy(root)
         shutil.rmtree(root, ignore_errors=True)
