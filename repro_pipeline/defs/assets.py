@@ -67,6 +67,10 @@ def tenant_closure_and_repro_database(
         config, salt = masking.load()
         started_at = datetime.now(UTC)
         with open_source_snapshot(standby.dsn) as snapshot:
+            # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
+            require_ready_standby(
+                read_standby_health(snapshot.conn), standby.lag_limits, source=snapshot.source
+            )
             plan = plan_subset(snapshot, config, salt, organization_id)
             context.log.info(f"closure: {plan.closure.total_rows} rows in {plan.closure.passes} passes")
             yield dg.MaterializeResult(
@@ -111,6 +115,22 @@ def tenant_closure_and_repro_database(
     )
 
 
+def latest_repro_database(instance: dg.DagsterInstance, partition_key: str, run_id: str) -> str:
+    """The partition's repro database: the one run ``run_id`` loaded, else the latest one materialized."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=REPRO_DATABASE, asset_partitions=[partition_key]), limit=20
+    ).records
+    ordered = sorted(records, key=lambda record: record.run_id != run_id)  # stable: latest first otherwise
+    for record in ordered:
+        materialization = record.asset_materialization
+        if materialization is not None and "database" in materialization.metadata:
+            return str(materialization.metadata["database"].value)
+    raise TargetError(
+        f"organization {partition_key} has no materialized repro database",
+        "materialize repro_database for this partition first",
+    )
+
+
 def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, object]:
     closure = plan.closure
     rows = [
@@ -145,7 +165,7 @@ def repro_handoff(
     """Tells the support channel the repro database is ready: where its DSN is kept, never the DSN."""
     with reported_as_failure():
         organization_id = parse_organization_id(context.partition_key)
-        database_name = repro_databases.repro_database_name(organization_id, context.run.run_id)
+        database_name = latest_repro_database(context.instance, context.partition_key, context.run.run_id)
         with target.admin() as admin:
             database = next(
                 (db for db in repro_databases.list_repro_databases(admin) if db.name == database_name), None

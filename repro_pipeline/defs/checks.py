@@ -7,10 +7,9 @@ import dagster as dg
 import psycopg
 from psycopg.rows import TupleRow
 
-from repro_pipeline.defs.assets import REPRO_DATABASE
+from repro_pipeline.defs.assets import REPRO_DATABASE, latest_repro_database
 from repro_pipeline.defs.errors import reported_as_failure
 from repro_pipeline.defs.resources import MaskingConfig, SourceStandby, TargetServer
-from repro_pipeline.engine import repro_databases
 from repro_pipeline.engine.catalog import read_catalog
 from repro_pipeline.engine.leaks import find_leaks, original_values, sensitive_fields
 from repro_pipeline.engine.manifest import expected_row_counts
@@ -22,10 +21,9 @@ from repro_pipeline.engine.verify import compare_counts, count_orphans, count_ro
 def _repro_database(
     context: dg.AssetCheckExecutionContext, target: TargetServer
 ) -> Iterator[psycopg.Connection[TupleRow]]:
-    """The database this run loaded for the partition's organization."""
-    name = repro_databases.repro_database_name(
-        parse_organization_id(context.partition_key), context.run.run_id
-    )
+    """The partition's latest repro database (the one this run loaded, when checks run with the load)."""
+    parse_organization_id(context.partition_key)
+    name = latest_repro_database(context.instance, context.partition_key, context.run.run_id)
     with psycopg.connect(target.database_dsn(name), autocommit=True) as conn:
         yield conn
 

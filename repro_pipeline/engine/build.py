@@ -22,7 +22,7 @@ from repro_pipeline.engine import ddl, dsn
 from repro_pipeline.engine.catalog import Catalog, TableName, read_catalog
 from repro_pipeline.engine.closure import Closure, compute_closure
 from repro_pipeline.engine.config import ReproConfig
-from repro_pipeline.engine.errors import ClosureError, ConfigError, TargetError
+from repro_pipeline.engine.errors import ClosureError, ConfigError, StandbyNotReady, TargetError
 from repro_pipeline.engine.manifest import RunRecord, TableRecord, write_manifest
 from repro_pipeline.engine.masking.plan import MaskPlan, build_mask_plan
 from repro_pipeline.engine.roots import configured_roots, uses_tenant_placeholder
@@ -56,7 +56,14 @@ def open_source_snapshot(source_dsn: str) -> Iterator[SourceSnapshot]:
         conn.read_only = True
         row = conn.execute("SELECT now(), pg_last_wal_replay_lsn()::text").fetchone()
         assert row is not None
-        yield SourceSnapshot(conn, source, row[0], row[1])
+        try:
+            yield SourceSnapshot(conn, source, row[0], row[1])
+        except psycopg.errors.SerializationFailure as exc:
+            raise StandbyNotReady(
+                f"the standby {source} cancelled the read: {exc.diag.message_primary}",
+                "WAL replay removed rows this snapshot still needed; set hot_standby_feedback = on on the "
+                "standby (or raise max_standby_streaming_delay) and launch again",
+            ) from None
         conn.rollback()
 
 
@@ -186,6 +193,20 @@ def load_repro(
             ),
         )
     return LoadReport(loaded_rows=loaded, seconds=time.perf_counter() - began)
+
+
+@contextmanager
+def _without_values(step: str) -> Iterator[None]:
+    """Database errors without their DETAIL, which can quote row values (a failing row, a duplicate key)."""
+    try:
+        yield
+    except psycopg.errors.SerializationFailure:
+        raise
+    except psycopg.Error as exc:
+        raise TargetError(
+            f"{step} failed: {exc.diag.message_primary or type(exc).__name__} (SQLSTATE {exc.sqlstate})",
+            "the repro database was not handed off; the message names the object at fault",
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
