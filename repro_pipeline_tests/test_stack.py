@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,6 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +22,25 @@ import psycopg
 import pytest
 
 from repro_pipeline.stack import (
+    PgBinaries,
     Stack,
     StackError,
+    default_stack_root,
     destroy,
     down,
     find_binaries,
+    resolve_stack_root,
     server_statuses,
     status,
     up,
     wait_for_standby_replay,
 )
 from repro_pipeline.stack.__main__ import main
+from repro_pipeline.stack.binaries import shared_copy, shared_copy_folder
+
+only_as_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="only root hands the stack to an unprivileged account"
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +58,18 @@ def stack_root() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def stack(stack_root: Path) -> Stack:
     return up(stack_root)
+
+
+@pytest.fixture
+def private_checkout() -> Iterator[Path]:
+    """A checkout inside a folder only root can enter, as a clone under /root (mode 0700) is."""
+    private = Path(tempfile.mkdtemp(dir="/tmp", prefix="repro-stack-private-"))  # mode 0700, owned by root
+    checkout = private / "checkout"
+    checkout.mkdir()
+    try:
+        yield checkout
+    finally:
+        shutil.rmtree(private)
 
 
 def query_one(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -201,15 +224,137 @@ def test_a_folder_holding_other_files_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "precious.txt").exists()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the stack to an unprivileged account")
-def test_root_refuses_a_folder_the_server_account_cannot_reach() -> None:
-    private = Path(tempfile.mkdtemp(dir="/tmp", prefix="repro-stack-private-"))  # mode 0700, owned by root
+@only_as_root
+def test_root_refuses_an_explicit_stack_folder_the_server_account_cannot_reach(
+    private_checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusal = (
+        rf"not reachable by the '.*' account the servers run as "
+        rf"\(it cannot enter {re.escape(str(private_checkout.parent))}\).*REPRO_STACK_DIR"
+    )
+    with pytest.raises(StackError, match=refusal):
+        up(private_checkout / ".stack")
+    monkeypatch.setenv("REPRO_STACK_DIR", str(private_checkout / ".stack"))
+    with pytest.raises(StackError, match=refusal):
+        up()
+    assert not (private_checkout / ".stack").exists()
+
+
+@only_as_root
+def test_default_stack_folder_moves_to_the_temp_dir_when_the_checkout_is_unreachable(
+    private_checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fallback = default_stack_root(private_checkout)
+    assert fallback.parent == Path(tempfile.gettempdir())
+    assert re.fullmatch(r"repro-pipeline-stack-[0-9a-f]{12}", fallback.name)
+    assert default_stack_root(private_checkout) == fallback
+    assert default_stack_root(private_checkout.parent / "another-checkout") != fallback
+    reachable = Path(tempfile.mkdtemp(dir="/tmp", prefix="repro-stack-checkout-"))
     try:
-        with pytest.raises(StackError, match=r"not reachable by the '.*' account.*REPRO_STACK_DIR"):
-            up(private / "stack")
-        assert not (private / "stack").exists()
+        reachable.chmod(0o755)
+        assert default_stack_root(reachable) == reachable / ".stack"
     finally:
-        shutil.rmtree(private)
+        reachable.rmdir()
+    monkeypatch.delenv("REPRO_STACK_DIR", raising=False)
+    assert resolve_stack_root() == default_stack_root()
+
+
+@only_as_root
+@pytest.mark.pgserver
+def test_root_runs_binaries_the_server_account_cannot_reach_from_a_shared_copy(
+    private_checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel_package = find_binaries({"REPRO_PG_BINARIES": "pgserver"}).bin_dir.parents[1]
+    site_packages = private_checkout / ".venv" / "site-packages"
+    shutil.copytree(wheel_package, site_packages / "pgserver", symlinks=True)
+    shutil.copytree(wheel_package.with_name("pgserver.libs"), site_packages / "pgserver.libs")
+    unreachable_bin = site_packages / "pgserver" / "pginstall" / "bin"
+    monkeypatch.setenv("REPRO_PG_BIN", str(unreachable_bin))
+    copy_folder = shared_copy_folder(find_binaries())
+    copy_bin = copy_folder / "pgserver" / "pginstall" / "bin"
+    # The stack goes where up() without arguments would put it for this checkout.
+    root = default_stack_root(private_checkout)
+    try:
+        stack = up(root)
+        assert_streaming(stack)
+        assert stack.binaries.bin_dir == copy_bin
+        assert stack.binaries.copied_from == unreachable_bin
+        assert f"a copy of {unreachable_bin}" in stack.binaries.describe()
+        for name, state in server_statuses(stack).items():
+            assert Path(f"/proc/{state.pid}/exe").resolve() == copy_bin / "postgres", name
+        assert stat.S_IMODE(copy_folder.stat().st_mode) == 0o755
+        assert status(root) == stack
+        assert up(root) == stack
+    finally:
+        destroy(root)
+        shutil.rmtree(copy_folder, ignore_errors=True)
+
+
+def test_shared_copy_is_made_once_for_concurrent_callers_and_open_to_all(tmp_path: Path) -> None:
+    package = tmp_path / "site-packages" / "pgserver"
+    files = {
+        package / "__init__.py": 0o644,
+        package / "pginstall" / "bin" / "postgres": 0o700,
+        package / "pginstall" / "share" / "postgres.bki": 0o600,
+        package.with_name("pgserver.libs") / "libpq-0123.so.5": 0o700,
+    }
+    for path, mode in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#!/bin/sh\n")
+        path.chmod(mode)
+    binaries = PgBinaries(bin_dir=package / "pginstall" / "bin", major_version=16, origin="env")
+    folder = shared_copy_folder(binaries)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            copies = set(pool.map(lambda _: shared_copy(binaries), range(8)))
+        copy_bin = folder / "pgserver" / "pginstall" / "bin"
+        assert copies == {PgBinaries(copy_bin, 16, "env", copied_from=binaries.bin_dir)}
+        assert not list(folder.parent.glob(f"{folder.name}.partial-*"))
+        modes = {
+            path.relative_to(folder).as_posix(): stat.S_IMODE(path.stat().st_mode)
+            for path in [folder, *folder.rglob("*")]
+        }
+        assert modes == {
+            ".": 0o755,
+            "pgserver": 0o755,
+            "pgserver/pginstall": 0o755,
+            "pgserver/pginstall/bin": 0o755,
+            "pgserver/pginstall/bin/postgres": 0o755,
+            "pgserver/pginstall/share": 0o755,
+            "pgserver/pginstall/share/postgres.bki": 0o644,
+            "pgserver.libs": 0o755,
+            "pgserver.libs/libpq-0123.so.5": 0o755,
+        }
+        made = folder.stat().st_ino
+        shared_copy(binaries)
+        assert folder.stat().st_ino == made
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_shared_copy_others_can_change_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "postgres").write_text("#!/bin/sh\n")
+    binaries = PgBinaries(bin_dir=tmp_path / "bin", major_version=16, origin="env")
+    planted = shared_copy_folder(binaries)
+    planted.mkdir()
+    try:
+        planted.chmod(0o777)
+        with pytest.raises(StackError, match="not a folder only this account can change"):
+            shared_copy(binaries)
+    finally:
+        planted.rmdir()
+
+
+def test_a_stack_json_from_before_binary_copies_still_loads(tmp_path: Path) -> None:
+    bin_dir = "/usr/lib/postgresql/16/bin"
+    binaries = {"bin_dir": bin_dir, "major_version": 16, "origin": "system"}
+    ports = {"primary": 5501, "standby": 5502, "target": 5503}
+    (tmp_path / "stack.json").write_text(json.dumps({"format": 1, "binaries": binaries, "ports": ports}))
+    (tmp_path / "credentials").write_text("secret\n")
+    loaded = status(tmp_path)
+    assert loaded is not None
+    assert loaded.binaries == PgBinaries(Path(bin_dir), 16, "system", copied_from=None)
 
 
 def test_pgserver_binaries_can_be_forced() -> None:

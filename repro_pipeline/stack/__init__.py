@@ -1,7 +1,7 @@
 """A local, throwaway PostgreSQL stack: a primary with the source database ``billing``, a streaming hot
 standby of it, and a target server for repro databases, all on 127.0.0.1.
 
-    stack = up()                      # idempotent; data in <repo>/.stack or $REPRO_STACK_DIR
+    stack = up()                      # idempotent; data in $REPRO_STACK_DIR or default_stack_root()
     stack.primary_dsn, stack.standby_dsn, stack.target_admin_dsn
     down(); destroy()
 

@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         "--dir",
         type=Path,
         default=None,
-        help="stack folder (default: $REPRO_STACK_DIR or <repo root>/.stack)",
+        help="stack folder (default: $REPRO_STACK_DIR, else <repo root>/.stack, or a folder under the temp "
+        "dir when the account the servers run as cannot reach the repo)",
     )
     return parser
 

@@ -54,15 +54,23 @@ def check_reachable(stack_root: Path, user: ServerUser) -> None:
 
     The stack folder itself is handed to ``user``, so only its parents can be in the way.
     """
+    blocking = blocking_folder(stack_root, user)
+    if blocking is not None:
+        raise StackError(
+            f"the stack folder {stack_root} is not reachable by the '{user.name}' account the servers "
+            f"run as (it cannot enter {blocking}); set REPRO_STACK_DIR (or --dir) to a folder under /tmp"
+        )
+
+
+def blocking_folder(path: Path, user: ServerUser) -> Path | None:
+    """The first existing folder above ``path`` that ``user`` cannot enter, or None."""
     if not user.switch:
-        return
+        return None
     groups = set(os.getgrouplist(user.name, user.gid))
-    for folder in stack_root.parents:
+    for folder in reversed(path.parents):
         if folder.exists() and not _can_search(folder, user.uid, groups):
-            raise StackError(
-                f"the stack folder {stack_root} is not reachable by the '{user.name}' account the servers "
-                f"run as (it cannot enter {folder}); set REPRO_STACK_DIR (or --dir) to a folder under /tmp"
-            )
+            return folder
+    return None
 
 
 def _can_search(folder: Path, uid: int, groups: set[int]) -> bool:

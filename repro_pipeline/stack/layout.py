@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repro_pipeline.stack.accounts import blocking_folder, server_user
 from repro_pipeline.stack.binaries import ORIGINS, PgBinaries, missing_tools
 from repro_pipeline.stack.errors import StackError
 from repro_pipeline.stack.model import SERVER_NAMES, Server, Stack
@@ -55,7 +58,7 @@ class StackPaths:
 
 
 def resolve_stack_root(root: Path | None = None) -> Path:
-    """``root`` if given, else ``$REPRO_STACK_DIR``, else ``<repo root>/.stack``."""
+    """``root`` if given, else ``$REPRO_STACK_DIR``, else ``default_stack_root()``."""
     if root is not None:
         return Path(root).expanduser().resolve()
     from_env = os.environ.get(STACK_DIR_ENV, "").strip()
@@ -64,11 +67,24 @@ def resolve_stack_root(root: Path | None = None) -> Path:
     return default_stack_root()
 
 
-def default_stack_root() -> Path:
+def default_stack_root(checkout: Path | None = None) -> Path:
+    """``<checkout>/.stack``, or, when the server account cannot reach the checkout (a clone under /root
+    run by root), a folder under the temp dir named after the checkout, so every call finds the same one.
+
+    ``checkout`` defaults to this repository (or the working directory when installed from a wheel).
+    """
+    checkout = _this_checkout() if checkout is None else checkout
+    if blocking_folder(checkout / ".stack", server_user()) is None:
+        return checkout / ".stack"
+    digest = hashlib.sha256(os.fsencode(checkout)).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"repro-pipeline-stack-{digest}"
+
+
+def _this_checkout() -> Path:
     repo_root = Path(__file__).resolve().parents[2]
     if (repo_root / "pyproject.toml").exists():
-        return repo_root / ".stack"
-    return Path.cwd().resolve() / ".stack"
+        return repo_root
+    return Path.cwd().resolve()
 
 
 def check_socket_path_fits(root: Path) -> None:
@@ -87,6 +103,7 @@ def save_state(paths: StackPaths, stack: Stack) -> None:
             "bin_dir": str(stack.binaries.bin_dir),
             "major_version": stack.binaries.major_version,
             "origin": stack.binaries.origin,
+            "copied_from": str(stack.binaries.copied_from) if stack.binaries.copied_from else None,
         },
         "ports": {server.name: server.port for server in stack.servers},
     }
@@ -101,15 +118,17 @@ def load_state(paths: StackPaths) -> Stack | None:
         return None
     state = _read_json(paths.state_file)
     try:
+        copied_from = state["binaries"].get("copied_from")  # absent in stacks made before copies existed
         binaries = PgBinaries(
             bin_dir=Path(state["binaries"]["bin_dir"]),
             major_version=int(state["binaries"]["major_version"]),
             origin=state["binaries"]["origin"],
+            copied_from=Path(copied_from) if copied_from else None,
         )
         ports = {name: int(state["ports"][name]) for name in SERVER_NAMES}
         if binaries.origin not in ORIGINS:
             raise ValueError(f"unknown binaries origin {binaries.origin!r}")
-    except (KeyError, TypeError, ValueError) as error:
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise StackError(
             f"{paths.state_file} is not a valid stack description ({error!r}); run destroy"
         ) from error

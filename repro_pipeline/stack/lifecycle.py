@@ -14,7 +14,13 @@ from functools import partial
 from pathlib import Path
 
 from repro_pipeline.stack.accounts import ServerUser, check_reachable, server_user
-from repro_pipeline.stack.binaries import PgBinaries, find_binaries, missing_tools
+from repro_pipeline.stack.binaries import (
+    REQUIRED_TOOLS,
+    PgBinaries,
+    find_binaries,
+    missing_tools,
+    shared_copy,
+)
 from repro_pipeline.stack.commands import ToolRunner
 from repro_pipeline.stack.errors import StackError
 from repro_pipeline.stack.layout import (
@@ -118,9 +124,8 @@ def _exclusive(paths: StackPaths) -> Iterator[None]:
 
 def _create(paths: StackPaths, user: ServerUser) -> Stack:
     password = secrets.token_urlsafe(24)
-    binaries = find_binaries()
+    binaries = _runnable_binaries(find_binaries(), user, paths.root)
     control = _control(binaries, user, paths.root, password)
-    _check_binaries_runnable(control)
     _discard_partial_stack(paths, control)
     primary_port, standby_port, target_port = _free_ports(3)
     stack = Stack(
@@ -175,7 +180,7 @@ def _wait_until_ready(stack: Stack) -> None:
 
 def _stop_servers_in(paths: StackPaths, user: ServerUser, mode: str) -> None:
     """Stop whatever runs in the stack's data dirs, even when stack.json is missing or damaged."""
-    binaries = _binaries_for_existing(paths)
+    binaries = _binaries_for_existing(paths, user)
     if binaries is None:
         return
     control = _control(binaries, user, paths.root, "")
@@ -185,7 +190,7 @@ def _stop_servers_in(paths: StackPaths, user: ServerUser, mode: str) -> None:
             control.stop(server, mode)
 
 
-def _binaries_for_existing(paths: StackPaths) -> PgBinaries | None:
+def _binaries_for_existing(paths: StackPaths, user: ServerUser) -> PgBinaries | None:
     with suppress(StackError):
         stack = load_state(paths)
         if stack is not None and not missing_tools(stack.binaries.bin_dir):
@@ -193,7 +198,7 @@ def _binaries_for_existing(paths: StackPaths) -> PgBinaries | None:
     if not any(paths.data_dir(name).is_dir() for name in SERVER_NAMES):
         return None
     try:
-        return find_binaries()
+        return _runnable_binaries(find_binaries(), user, paths.root)
     except StackError:
         return None
 
@@ -211,17 +216,34 @@ def _discard_partial_stack(paths: StackPaths, control: ServerControl) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _check_binaries_runnable(control: ServerControl) -> None:
-    if not control.runner.user.switch:
-        return
+def _runnable_binaries(binaries: PgBinaries, user: ServerUser, workdir: Path) -> PgBinaries:
+    """``binaries`` if the server account can run them, else their ``shared_copy`` (e.g. for the pgserver
+    wheel in a virtualenv under /root, which that account cannot enter)."""
+    if not user.switch or _can_run(user, binaries, workdir):
+        return binaries
     try:
-        control.runner.run([control.binaries.tool("pg_ctl"), "--version"], server="stack")
+        copy = shared_copy(binaries)
+        _check_can_run(user, copy, workdir)
     except StackError as error:
         raise StackError(
-            f"the '{control.runner.user.name}' account the servers run as cannot run "
-            f"{control.binaries.describe()} ({error}); install PostgreSQL where it can reach it, "
-            "or set REPRO_PG_BIN"
+            f"the '{user.name}' account the servers run as cannot run {binaries.describe()}, nor a copy "
+            f"of them ({error}); install PostgreSQL where it can reach it, or set REPRO_PG_BIN"
         ) from error
+    return copy
+
+
+def _can_run(user: ServerUser, binaries: PgBinaries, workdir: Path) -> bool:
+    try:
+        _check_can_run(user, binaries, workdir)
+    except StackError:
+        return False
+    return True
+
+
+def _check_can_run(user: ServerUser, binaries: PgBinaries, workdir: Path) -> None:
+    runner = ToolRunner(user, workdir)
+    for tool in REQUIRED_TOOLS:
+        runner.run([binaries.tool(tool), "--version"], server="stack")
 
 
 @contextmanager
