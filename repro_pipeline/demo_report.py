@@ -4,7 +4,6 @@ import json
 import os
 
 import dagster as dg
-import psycopg
 
 from repro_pipeline.engine import dsn
 
@@ -45,7 +44,7 @@ def print_run_report(result: dg.JobExecutionResult, organization_id: int) -> int
         return 1
     database = str(metadata["repro_database"]["database"].value)
     target_dsn = dsn.with_database(os.environ["REPRO_TARGET_DSN"], database)
-    with psycopg.connect(target_dsn) as conn:
+    with dsn.connect(target_dsn, role="repro database") as conn:
         mismatched = conn.execute(GUIDE_BUG_QUERY, (organization_id,)).fetchall()
     print(f"\nThe guide's bug query on {database} (invoice totals vs line items):")
     print(f"  {'invoice id':>10} {'total_cents':>12} {'computed_cents':>15}")

@@ -6,13 +6,15 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
 
-from repro_pipeline.defs.launch import materialize_tenant
+from repro_pipeline.defs.launch import materialize_tenant, run_ttl_sweep
+from repro_pipeline.engine import repro_databases
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.stack import Stack
 from repro_pipeline.synthetic import SourceSummary
@@ -129,6 +131,9 @@ def test_partition_materializes_end_to_end_with_every_check_passing(first_run: T
     assert first_run.result.success
     checks = {check.check_name: check.passed for check in first_run.result.get_asset_check_evaluations()}
     assert checks == {"zero_fk_orphans": True, "row_counts_match_closure": True, "no_original_pii": True}
+    evaluations = {check.check_name: check for check in first_run.result.get_asset_check_evaluations()}
+    assert evaluations["zero_fk_orphans"].metadata["foreign_keys_checked"].value == 6
+    assert evaluations["no_original_pii"].metadata["original_values_checked"].value > 1000
     materialized = {
         event.step_materialization_data.materialization.asset_key.to_user_string()
         for event in first_run.result.get_asset_materialization_events()
@@ -269,6 +274,7 @@ def test_a_failing_check_stops_the_handoff(
         rules.replace("      email: { action: fake, provider: email, seed_alias: user_email }\n", "")
     )
     monkeypatch.setenv("REPRO_MASK_RULES", str(forgetful))
+    before_messages = len(slack_api.messages)
     run = _run(first_run.instance, stack, slack_api)
     assert not run.result.success
     checks = {check.check_name: check.passed for check in run.result.get_asset_check_evaluations()}
@@ -280,3 +286,19 @@ def test_a_failing_check_stops_the_handoff(
     }
     assert "repro_handoff" not in materialized
     assert run.slack_messages == []
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        (retired,) = [db for db in repro_databases.list_repro_databases(admin) if db.name == run.database]
+        assert retired.status == "failed" and retired.expires_at <= datetime.now(UTC)
+
+    # Handing off on its own (as from the UI) does not skip the checks' verdict either.
+    from repro_pipeline.definitions import tenant_repro_job_def
+
+    handoff_only = dg.execute_job(
+        dg.reconstructable(tenant_repro_job_def),
+        instance=first_run.instance,
+        tags={"dagster/partition": str(ORGANIZATION)},
+        asset_selection=[dg.AssetKey("repro_handoff")],
+    )
+    assert not handoff_only.success
+    assert len(slack_api.messages) == before_messages
+    assert run.database in run_ttl_sweep(first_run.instance).dropped

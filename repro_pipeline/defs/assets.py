@@ -1,10 +1,10 @@
 """The tenant repro assets: standby health, closure, masked repro database, Slack handoff."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import dagster as dg
-import psycopg
 
 from repro_pipeline.defs.errors import reported_as_failure
 from repro_pipeline.defs.partitions import organizations
@@ -12,6 +12,7 @@ from repro_pipeline.defs.resources import MaskingConfig, SlackHandoff, SourceSta
 from repro_pipeline.engine import repro_databases
 from repro_pipeline.engine.build import SubsetPlan, load_repro, open_source_snapshot, plan_subset
 from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.manifest import REQUIRED_CHECKS, unpassed_checks
 from repro_pipeline.engine.standby import read_standby_health, require_ready_standby
 from repro_pipeline.engine.tenant import parse_organization_id
 
@@ -25,14 +26,8 @@ def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) ->
     """The source is a hot standby in recovery, replaying, and within the configured lag."""
     with reported_as_failure():
         parse_organization_id(context.partition_key)
-        try:
-            with psycopg.connect(standby.dsn, connect_timeout=10) as conn:
-                health = read_standby_health(conn)
-        except psycopg.OperationalError:
-            raise TargetError(
-                f"cannot connect to the standby {standby.description}",
-                "check REPRO_STANDBY_DSN and that the standby is reachable from here",
-            ) from None
+        with standby.connect() as conn:
+            health = read_standby_health(conn)
         require_ready_standby(health, standby.lag_limits, source=standby.description)
     return dg.MaterializeResult(
         metadata={
@@ -115,20 +110,31 @@ def tenant_closure_and_repro_database(
     )
 
 
-def latest_repro_database(instance: dg.DagsterInstance, partition_key: str, run_id: str) -> str:
-    """The partition's repro database: the one run ``run_id`` loaded, else the latest one materialized."""
+@dataclass(frozen=True)
+class Materialized:
+    run_id: str
+    metadata: Mapping[str, dg.MetadataValue]  # type: ignore[type-arg]
+
+
+def latest_materialization(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str, run_id: str
+) -> Materialized:
+    """The partition's materialization made by run ``run_id``, else its newest one."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=REPRO_DATABASE, asset_partitions=[partition_key]), limit=20
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=20
     ).records
-    ordered = sorted(records, key=lambda record: record.run_id != run_id)  # stable: latest first otherwise
-    for record in ordered:
-        materialization = record.asset_materialization
-        if materialization is not None and "database" in materialization.metadata:
-            return str(materialization.metadata["database"].value)
+    for record in sorted(records, key=lambda record: record.run_id != run_id):  # stable: newest first
+        if record.asset_materialization is not None:
+            return Materialized(record.run_id, record.asset_materialization.metadata)
     raise TargetError(
-        f"organization {partition_key} has no materialized repro database",
-        "materialize repro_database for this partition first",
+        f"organization {partition_key} has no materialized {asset_key.to_user_string()}",
+        f"materialize {asset_key.to_user_string()} for this partition first",
     )
+
+
+def latest_repro_database(instance: dg.DagsterInstance, partition_key: str, run_id: str) -> str:
+    metadata = latest_materialization(instance, REPRO_DATABASE, partition_key, run_id).metadata
+    return str(metadata["database"].value)
 
 
 def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, object]:
@@ -162,34 +168,39 @@ def _table_markdown(header: list[str], rows: list[list[str]]) -> str:
 def repro_handoff(
     context: dg.AssetExecutionContext, target: TargetServer, slack: SlackHandoff
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    """Tells the support channel the repro database is ready: where its DSN is kept, never the DSN."""
+    """Tells the support channel the repro database is ready: where its DSN is kept, never the DSN.
+
+    Only a database on which every check passed is handed off, even when this asset runs on its own.
+    """
     with reported_as_failure():
         organization_id = parse_organization_id(context.partition_key)
-        database_name = latest_repro_database(context.instance, context.partition_key, context.run.run_id)
+        name = latest_repro_database(context.instance, context.partition_key, context.run.run_id)
         with target.admin() as admin:
             database = next(
-                (db for db in repro_databases.list_repro_databases(admin) if db.name == database_name), None
+                (db for db in repro_databases.list_repro_databases(admin) if db.name == name), None
             )
-            if database is None:
-                raise TargetError(f"the repro database {database_name} is gone from the target server")
-            database = repro_databases.mark(admin, database, "ready")
+        if database is None:
+            raise TargetError(f"the repro database {name} is gone from the target server")
+        with target.connect_database(name) as conn:
+            unpassed = unpassed_checks(conn, REQUIRED_CHECKS)
+        if unpassed:
+            raise TargetError(
+                f"{name} is not handed off: the checks {', '.join(unpassed)} have not passed on it",
+                "run the checks of repro_database for this partition, or materialize it again",
+            )
         text = (
-            f"Repro DB ready for org {organization_id}: database `{database.name}`. "
+            f"Repro DB ready for org {organization_id}: database `{name}`. "
             f"DSN in {slack.dsn_reference}. TTL: expires {database.expires_at:%Y-%m-%d %H:%M} UTC."
         )
         if slack.enabled:
-            posted = slack.post(text)
+            slack.post(text)
             context.log.info(f"posted the handoff to {slack.channel}")
         else:
-            posted = ""
             context.log.warning(
                 "Slack is not configured (SLACK_BOT_TOKEN is unset): the handoff was not posted"
             )
+        with target.admin() as admin:
+            repro_databases.mark(admin, database, "ready")
     return dg.MaterializeResult(
-        metadata={
-            "message": text,
-            "channel": slack.channel,
-            "posted": bool(posted),
-            "database": database.name,
-        }
+        metadata={"message": text, "channel": slack.channel, "posted": slack.enabled, "database": name}
     )

@@ -1,44 +1,66 @@
-"""Blocking checks of the repro database: a failure stops the handoff."""
+"""Blocking checks of the repro database: a failure stops the handoff.
+
+Each check records its verdict in the repro database's manifest, and the handoff requires all of them.
+A database found to hold original PII is marked expired, so the next TTL sweep drops it.
+"""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import dagster as dg
 import psycopg
 from psycopg.rows import TupleRow
 
-from repro_pipeline.defs.assets import REPRO_DATABASE, latest_repro_database
+from repro_pipeline.defs.assets import (
+    REPRO_DATABASE,
+    TENANT_CLOSURE,
+    latest_materialization,
+    latest_repro_database,
+)
 from repro_pipeline.defs.errors import reported_as_failure
 from repro_pipeline.defs.resources import MaskingConfig, SourceStandby, TargetServer
-from repro_pipeline.engine.catalog import read_catalog
+from repro_pipeline.engine import repro_databases
+from repro_pipeline.engine.catalog import TableName, read_catalog
 from repro_pipeline.engine.leaks import find_leaks, original_values, sensitive_fields
-from repro_pipeline.engine.manifest import expected_row_counts
+from repro_pipeline.engine.manifest import record_check
 from repro_pipeline.engine.tenant import parse_organization_id
-from repro_pipeline.engine.verify import compare_counts, count_orphans, count_rows
+from repro_pipeline.engine.verify import compare_counts, count_orphans, count_rows, expected_foreign_keys
 
 
 @contextmanager
 def _repro_database(
     context: dg.AssetCheckExecutionContext, target: TargetServer
-) -> Iterator[psycopg.Connection[TupleRow]]:
-    """The partition's latest repro database (the one this run loaded, when checks run with the load)."""
+) -> Iterator[tuple[str, psycopg.Connection[TupleRow]]]:
+    """The partition's repro database (the one this run loaded, when checks run with the load)."""
     parse_organization_id(context.partition_key)
     name = latest_repro_database(context.instance, context.partition_key, context.run.run_id)
-    with psycopg.connect(target.database_dsn(name), autocommit=True) as conn:
-        yield conn
+    with target.connect_database(name) as conn:
+        yield name, conn
 
 
-@dg.asset_check(asset=REPRO_DATABASE, blocking=True, description="Every foreign key of the target resolves")
-def zero_fk_orphans(context: dg.AssetCheckExecutionContext, target: TargetServer) -> dg.AssetCheckResult:
-    with reported_as_failure(), _repro_database(context, target) as conn:
-        results = count_orphans(conn, read_catalog(conn))
-    failing = {str(result.foreign_key): result.orphans for result in results if result.orphans}
+@dg.asset_check(
+    asset=REPRO_DATABASE,
+    blocking=True,
+    description="Every foreign key of the source between copied tables exists on the target, with no orphan",
+)
+def zero_fk_orphans(
+    context: dg.AssetCheckExecutionContext, target: TargetServer, standby: SourceStandby
+) -> dg.AssetCheckResult:
+    with reported_as_failure(), _repro_database(context, target) as (_, conn):
+        with standby.connect() as source:
+            expected = expected_foreign_keys(read_catalog(source), read_catalog(conn))
+        results = count_orphans(conn, (*expected.present, *expected.missing))
+        failing = {str(result.foreign_key): result.orphans for result in results if result.orphans}
+        passed = not failing and not expected.missing
+        record_check(conn, "zero_fk_orphans", passed=passed)
     return dg.AssetCheckResult(
-        passed=not failing,
+        passed=passed,
         metadata={
             "foreign_keys_checked": len(results),
             "orphans": sum(failing.values()),
             "failing_foreign_keys": dg.MetadataValue.json(failing),
+            "missing_foreign_keys": dg.MetadataValue.json([str(fk) for fk in expected.missing]),
         },
     )
 
@@ -47,11 +69,19 @@ def zero_fk_orphans(context: dg.AssetCheckExecutionContext, target: TargetServer
 def row_counts_match_closure(
     context: dg.AssetCheckExecutionContext, target: TargetServer
 ) -> dg.AssetCheckResult:
-    with reported_as_failure(), _repro_database(context, target) as conn:
-        expected = expected_row_counts(conn)
+    with reported_as_failure(), _repro_database(context, target) as (_, conn):
+        database_run = latest_materialization(
+            context.instance, REPRO_DATABASE, context.partition_key, context.run.run_id
+        ).run_id
+        closure = latest_materialization(
+            context.instance, TENANT_CLOSURE, context.partition_key, database_run
+        )
+        expected = {TableName.parse(t): int(n) for t, n in closure.metadata["row_counts"].value.items()}  # type: ignore[union-attr]
         mismatches = compare_counts(expected, count_rows(conn, sorted(expected)))
+        passed = not mismatches and bool(expected)
+        record_check(conn, "row_counts_match_closure", passed=passed)
     return dg.AssetCheckResult(
-        passed=not mismatches and bool(expected),
+        passed=passed,
         metadata={
             "tables_checked": len(expected),
             "mismatches": dg.MetadataValue.json(
@@ -74,13 +104,19 @@ def no_original_pii(
 ) -> dg.AssetCheckResult:
     with reported_as_failure():
         config, _salt = masking.load()
-        with _repro_database(context, target) as target_conn, psycopg.connect(standby.dsn) as source:
+        with _repro_database(context, target) as (name, conn), standby.connect() as source:
             source.read_only = True
             source_catalog = read_catalog(source)
             originals = original_values(
-                source, target_conn, source_catalog, sensitive_fields(config, source_catalog)
+                source, conn, source_catalog, sensitive_fields(config, source_catalog)
             )
-            leaks = find_leaks(target_conn, read_catalog(target_conn), originals)
+            leaks = find_leaks(conn, read_catalog(conn), originals)
+            record_check(conn, "no_original_pii", passed=not leaks)
+        if leaks:
+            with target.admin() as admin:
+                database = next(db for db in repro_databases.list_repro_databases(admin) if db.name == name)
+                repro_databases.retire(admin, database, datetime.now(UTC))
+            context.log.error(f"{name} holds original values of masked fields: marked expired for the sweep")
     return dg.AssetCheckResult(
         passed=not leaks,
         metadata={

@@ -1,8 +1,6 @@
 """Resources: where the standby, the target server, the config files and Slack are. Secrets come from
 environment variables resolved at launch (``EnvVar``) and never show in the UI or in metadata."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.config import ReproConfig, load_config
-from repro_pipeline.engine.errors import ReproError, TargetError
+from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.secrets import Secret, resolve_salt
 from repro_pipeline.engine.standby import LagLimits
 
@@ -39,6 +37,9 @@ class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
     def description(self) -> str:
         return dsn.describe(self.dsn)
 
+    def connect(self) -> psycopg.Connection[TupleRow]:
+        return dsn.connect(self.dsn, role="standby (REPRO_STANDBY_DSN)")
+
 
 class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The Postgres server on which repro databases are created and, when their TTL runs out, dropped."""
@@ -52,17 +53,11 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
     def ttl(self) -> timedelta:
         return timedelta(hours=self.ttl_hours)
 
-    @contextmanager
-    def admin(self) -> Iterator[psycopg.Connection[TupleRow]]:
-        try:
-            conn = psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError:
-            raise TargetError(
-                f"cannot connect to the target server {dsn.describe(self.admin_dsn)}",
-                "check REPRO_TARGET_DSN and that the server is reachable from here",
-            ) from None
-        with conn:
-            yield conn
+    def admin(self) -> psycopg.Connection[TupleRow]:
+        return dsn.connect(self.admin_dsn, role="target server (REPRO_TARGET_DSN)", autocommit=True)
+
+    def connect_database(self, database: str) -> psycopg.Connection[TupleRow]:
+        return dsn.connect(self.database_dsn(database), role=f"repro database {database}", autocommit=True)
 
     def database_dsn(self, database: str) -> str:
         return dsn.with_database(self.admin_dsn, database)

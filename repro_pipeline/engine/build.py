@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg import IsolationLevel
@@ -30,7 +31,6 @@ from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.transfer import copy_table
 
 TENANT_TABLE = TableName("public", "organizations")
-APPLICATION_NAME = "repro_pipeline"
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,7 @@ class SourceSnapshot:
 @contextmanager
 def open_source_snapshot(source_dsn: str) -> Iterator[SourceSnapshot]:
     source = dsn.describe(source_dsn)
-    try:
-        conn = psycopg.connect(source_dsn, application_name=APPLICATION_NAME, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        raise TargetError(
-            f"cannot connect to the source {source}: {_first_line(exc)}",
-            "check the standby DSN and that the server is reachable from here",
-        ) from None
-    with conn:
+    with dsn.connect(source_dsn, role="standby") as conn:
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         row = conn.execute("SELECT now(), pg_last_wal_replay_lsn()::text").fetchone()
@@ -89,8 +82,18 @@ def plan_subset(
     mask_plan = build_mask_plan(config, catalog, salt)
     roots = configured_roots(config, catalog)
     copied = [name for name, masking in mask_plan.tables.items() if masking.copies_rows]
-    closure = compute_closure(snapshot.conn, catalog, roots, organization_id, copied_tables=copied)
-    _require_tenant_binding(config, closure, organization_id, uses_tenant_placeholder(roots))
+    has_placeholder = uses_tenant_placeholder(roots)
+    closure = compute_closure(
+        snapshot.conn,
+        catalog,
+        roots,
+        organization_id,
+        copied_tables=copied,
+        check_roots=lambda root_keys: _require_tenant_roots(
+            config, root_keys, organization_id, has_placeholder
+        ),
+    )
+    _require_no_other_tenant(closure, organization_id)
     return SubsetPlan(
         organization_id=organization_id,
         catalog=catalog,
@@ -101,12 +104,15 @@ def plan_subset(
     )
 
 
-def _require_tenant_binding(
-    config: ReproConfig, closure: Closure, organization_id: int, has_placeholder: bool
+def _require_tenant_roots(
+    config: ReproConfig,
+    root_keys: Mapping[TableName, tuple[Any, ...]],
+    organization_id: int,
+    has_placeholder: bool,
 ) -> None:
     """The tenant root must select exactly the organization asked for, never another one."""
     where = config.extensions_doc.path
-    selected = closure.root_keys.get(TENANT_TABLE)
+    selected = root_keys.get(TENANT_TABLE)
     if selected is None:
         if not has_placeholder:
             raise ConfigError(
@@ -122,7 +128,7 @@ def _require_tenant_binding(
             f"{where}: the root predicate of {TENANT_TABLE} matched no rows for organization {organization_id}",
             "check the organization id: it does not exist on the source (or the predicate excludes it)",
         )
-    shown = ", ".join(str(key) for key in selected[:5]) + (" ..." if len(selected) > 5 else "")
+    shown = _some(selected)
     if not has_placeholder:
         raise ConfigError(
             f"{where}: the predicates are written for organization {shown} (no :organization_id placeholder); "
@@ -134,6 +140,24 @@ def _require_tenant_binding(
         f"not only {organization_id}",
         "make the predicate select exactly one organization: id = :organization_id",
     )
+
+
+def _require_no_other_tenant(closure: Closure, organization_id: int) -> None:
+    """No other organization's row may reach the copy, whatever brought it (a root, an FK edge)."""
+    others = tuple(key for key in closure.keys.get(TENANT_TABLE, ()) if key != organization_id)
+    if others:
+        edges = ", ".join(
+            reason for reason in closure.reasons.get(TENANT_TABLE, {}) if reason != "root predicate"
+        )
+        raise ClosureError(
+            f"the closure of organization {organization_id} reaches organization(s) {_some(others)} of "
+            f"{TENANT_TABLE} ({edges or 'through a root predicate'})",
+            "make every root predicate select only this organization's rows (use :organization_id in each)",
+        )
+
+
+def _some(keys: tuple[Any, ...]) -> str:
+    return ", ".join(str(key) for key in keys[:5]) + (" ..." if len(keys) > 5 else "")
 
 
 @dataclass(frozen=True)
@@ -156,7 +180,7 @@ def load_repro(
     catalog = plan.catalog
     created = [catalog.tables[name] for name in plan.created_tables]
     loaded: dict[TableName, int] = {}
-    with psycopg.connect(target_dsn, application_name=APPLICATION_NAME) as target:
+    with dsn.connect(target_dsn, role="repro database") as target:
         cur = target.cursor()
         for statement in ddl.pre_data(catalog, created):
             cur.execute(statement)
@@ -207,7 +231,3 @@ def _without_values(step: str) -> Iterator[None]:
             f"{step} failed: {exc.diag.message_primary or type(exc).__name__} (SQLSTATE {exc.sqlstate})",
             "the repro database was not handed off; the message names the object at fault",
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -18,7 +18,7 @@ snapshot the load will also read.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,10 +64,13 @@ def compute_closure(
     organization_id: int,
     *,
     copied_tables: Iterable[TableName],
+    check_roots: Callable[[Mapping[TableName, tuple[Key, ...]]], None] = lambda _: None,
 ) -> Closure:
+    """``check_roots`` sees the rows each root selected before the walk starts, and may refuse them."""
     walk = _Walk(conn, catalog, roots, frozenset(copied_tables))
     for root in roots:
         walk.add_root(root.table, walk.select_root(root, organization_id))
+    check_roots(walk.root_keys)
     if not any(walk.root_keys.values()):
         raise ClosureError(
             f"no root predicate matched any row for organization {organization_id} "
@@ -111,7 +114,7 @@ class _Walk:
         )
         try:
             return self.cur.execute(query, {PLACEHOLDER: organization_id}).fetchall()
-        except psycopg.errors.QueryCanceled:
+        except (psycopg.errors.QueryCanceled, psycopg.errors.SerializationFailure):
             raise
         except psycopg.Error as exc:
             raise ClosureError(

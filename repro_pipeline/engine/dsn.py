@@ -1,10 +1,22 @@
-"""Connection strings: shown only as ``host:port/dbname``, never with a password."""
+"""Connection strings: opened in one place, and shown only as ``host:port/dbname``, never with a password."""
 
 from __future__ import annotations
 
-from psycopg.conninfo import conninfo_to_dict
+from typing import Any
 
-from repro_pipeline.engine.errors import ReproError
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow
+
+from repro_pipeline.engine.errors import ConnectionFailed, ReproError
+
+APPLICATION_NAME = "repro_pipeline"
+
+_MALFORMED = ReproError(
+    "a connection string is malformed (its text is not shown: it may hold a password)",
+    "check the DSN variables; they take libpq URLs like postgresql://user@host:5432/dbname "
+    "(percent-encode special characters of a password in a URL)",
+)
 
 
 def describe(dsn: str) -> str:
@@ -12,10 +24,7 @@ def describe(dsn: str) -> str:
     try:
         parts = conninfo_to_dict(dsn)
     except Exception:
-        raise ReproError(
-            "a connection string is malformed (its text is not shown: it may hold a password)",
-            "check the DSN variables; they take libpq URLs like postgresql://user@host:5432/dbname",
-        ) from None
+        raise _MALFORMED from None
     host = parts.get("host") or "localhost"
     port = parts.get("port") or "5432"
     return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
@@ -23,6 +32,22 @@ def describe(dsn: str) -> str:
 
 def with_database(dsn: str, dbname: str) -> str:
     """The same connection parameters pointed at another database (as a key=value conninfo)."""
-    from psycopg.conninfo import make_conninfo
+    try:
+        return make_conninfo(dsn, dbname=dbname)
+    except Exception:
+        raise _MALFORMED from None
 
-    return make_conninfo(dsn, dbname=dbname)
+
+def connect(dsn: str, *, role: str, **options: Any) -> psycopg.Connection[TupleRow]:
+    """Connect, or raise ``ConnectionFailed`` naming ``role`` (e.g. "standby") and ``host:port/db`` only."""
+    where = describe(dsn)
+    try:
+        return psycopg.connect(dsn, application_name=APPLICATION_NAME, connect_timeout=10, **options)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no answer"
+        raise ConnectionFailed(
+            f"cannot connect to the {role} {where}: {reason}",
+            f"check the {role}'s DSN and that the server is reachable from here",
+        ) from None
+    except psycopg.Error:
+        raise _MALFORMED from None

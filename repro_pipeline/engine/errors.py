@@ -49,6 +49,12 @@ class ClosureError(ReproError):
     exit_code = 2
 
 
+class ConnectionFailed(ReproError):
+    """A server cannot be reached, or refuses the credentials."""
+
+    exit_code = 2
+
+
 class TargetError(ReproError):
     """The target server or repro database is not usable."""
 

@@ -17,6 +17,7 @@ from psycopg.rows import TupleRow
 from repro_pipeline.engine.catalog import TableName
 
 SCHEMA = "_repro_pipeline"
+REQUIRED_CHECKS = ("zero_fk_orphans", "row_counts_match_closure", "no_original_pii")
 
 _DDL = f"""
 CREATE SCHEMA {SCHEMA};
@@ -39,6 +40,11 @@ CREATE TABLE {SCHEMA}.tables (
     closure_rows bigint NOT NULL,
     loaded_rows bigint NOT NULL,
     PRIMARY KEY (run_id, table_name)
+);
+CREATE TABLE {SCHEMA}.checks (
+    check_name text PRIMARY KEY,
+    passed boolean NOT NULL,
+    checked_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE {SCHEMA}.columns (
     run_id text NOT NULL REFERENCES {SCHEMA}.runs,
@@ -105,9 +111,15 @@ def write_manifest(conn: psycopg.Connection[TupleRow], record: RunRecord) -> Non
     )
 
 
-def expected_row_counts(conn: psycopg.Connection[TupleRow]) -> dict[TableName, int]:
-    """Rows per table the closure selected, as recorded by the load."""
-    return {
-        TableName.parse(str(name)): int(str(rows))
-        for name, rows in conn.execute(f"SELECT table_name, closure_rows FROM {SCHEMA}.tables")
-    }
+def record_check(conn: psycopg.Connection[TupleRow], check_name: str, *, passed: bool) -> None:
+    conn.execute(
+        f"INSERT INTO {SCHEMA}.checks (check_name, passed) VALUES (%s, %s) "
+        "ON CONFLICT (check_name) DO UPDATE SET passed = excluded.passed, checked_at = now()",
+        (check_name, passed),
+    )
+
+
+def unpassed_checks(conn: psycopg.Connection[TupleRow], required: tuple[str, ...]) -> list[str]:
+    """The required checks that have not run on this database, or failed."""
+    passed = {str(name) for (name,) in conn.execute(f"SELECT check_name FROM {SCHEMA}.checks WHERE passed")}
+    return [name for name in required if name not in passed]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import psycopg
@@ -29,7 +29,7 @@ class ReproDatabase:
     run_id: str
     created_at: datetime
     expires_at: datetime
-    status: str  # loading, ready, failed
+    status: str  # loading, loaded (checks pending), ready (handed off), failed
 
     def comment(self) -> str:
         return json.dumps(
@@ -74,22 +74,40 @@ def create_repro_database(
             f"the target server already has a database {database.name}",
             "launch a new run (each run gets its own database), or drop the old one",
         )
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database.name)))
-    _write_comment(admin, database)
+    try:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database.name)))
+    except psycopg.errors.InsufficientPrivilege:
+        raise TargetError(
+            f"the target role may not create databases (CREATE DATABASE {database.name} was refused)",
+            "grant it: ALTER ROLE <role> CREATEDB, or use a role that has it in REPRO_TARGET_DSN",
+        ) from None
+    try:
+        _write_comment(admin, database)
+    except psycopg.Error:
+        # Without its record the sweep would never find it: do not keep it.
+        drop_repro_database(admin, database.name)
+        raise
     return database
 
 
-def mark(admin: psycopg.Connection[TupleRow], database: ReproDatabase, status: str) -> ReproDatabase:
-    updated = ReproDatabase(
-        database.name,
-        database.organization_id,
-        database.run_id,
-        database.created_at,
-        database.expires_at,
-        status,
-    )
+def mark(
+    admin: psycopg.Connection[TupleRow],
+    database: ReproDatabase,
+    status: str,
+    *,
+    expires_at: datetime | None = None,
+) -> ReproDatabase:
+    updated = replace(database, status=status, expires_at=expires_at or database.expires_at)
     _write_comment(admin, updated)
     return updated
+
+
+def retire(admin: psycopg.Connection[TupleRow], database: ReproDatabase, now: datetime) -> ReproDatabase:
+    """Mark a database that must not be used as failed and already expired: the next sweep drops it.
+
+    Not dropped here: other checks of the same run may still be reading it.
+    """
+    return mark(admin, database, "failed", expires_at=now)
 
 
 def list_repro_databases(admin: psycopg.Connection[TupleRow]) -> list[ReproDatabase]:
@@ -100,16 +118,19 @@ def list_repro_databases(admin: psycopg.Connection[TupleRow]) -> list[ReproDatab
         record = _parse_comment(comment)
         if record is None or not _NAME.fullmatch(str(name)):
             continue
-        found.append(
-            ReproDatabase(
-                name=str(name),
-                organization_id=int(record["organization_id"]),
-                run_id=str(record["run_id"]),
-                created_at=datetime.fromisoformat(record["created_at"]),
-                expires_at=datetime.fromisoformat(record["expires_at"]),
-                status=str(record["status"]),
+        try:
+            found.append(
+                ReproDatabase(
+                    name=str(name),
+                    organization_id=int(record["organization_id"]),
+                    run_id=str(record["run_id"]),
+                    created_at=datetime.fromisoformat(record["created_at"]),
+                    expires_at=datetime.fromisoformat(record["expires_at"]),
+                    status=str(record["status"]),
+                )
             )
-        )
+        except (KeyError, TypeError, ValueError):
+            continue  # a record edited by hand: not ours to interpret, so not ours to drop
     return found
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import psycopg
@@ -18,9 +18,27 @@ class OrphanCount:
     orphans: int
 
 
-def count_orphans(conn: psycopg.Connection[TupleRow], catalog: Catalog) -> list[OrphanCount]:
-    """For every FK of the target: rows whose (non-NULL) key has no parent row."""
-    return [OrphanCount(fk, _orphans(conn, fk)) for fk in catalog.foreign_keys]
+@dataclass(frozen=True)
+class ExpectedForeignKeys:
+    present: tuple[ForeignKey, ...]  # source FKs between copied tables that the target has
+    missing: tuple[ForeignKey, ...]  # source FKs between copied tables that the target lacks
+
+
+def expected_foreign_keys(source: Catalog, target: Catalog) -> ExpectedForeignKeys:
+    """Every FK of the source whose two tables are in the target should be in the target too."""
+    on_target = {(fk.child, fk.name) for fk in target.foreign_keys}
+    expected = [fk for fk in source.foreign_keys if fk.child in target.tables and fk.parent in target.tables]
+    return ExpectedForeignKeys(
+        present=tuple(fk for fk in expected if (fk.child, fk.name) in on_target),
+        missing=tuple(fk for fk in expected if (fk.child, fk.name) not in on_target),
+    )
+
+
+def count_orphans(
+    conn: psycopg.Connection[TupleRow], foreign_keys: Iterable[ForeignKey]
+) -> list[OrphanCount]:
+    """Rows whose (non-NULL) key has no parent row, for each FK, whether or not the target enforces it."""
+    return [OrphanCount(fk, _orphans(conn, fk)) for fk in foreign_keys]
 
 
 def _orphans(conn: psycopg.Connection[TupleRow], fk: ForeignKey) -> int:
