@@ -166,3 +166,109 @@ def test_the_closure_runs_on_the_read_only_standby(stack: Stack, source: SourceS
     plan = _plan(stack, CONFIG, secrets.token_hex(32), 451)
     assert plan.closure.passes >= 2
     assert plan.closure.row_counts[next(t for t in plan.closure.keys if t.name == "organizations")] == 1
+
+
+EDGE_SCHEMA = """
+CREATE SCHEMA "Billing";
+CREATE TABLE "Billing"."Tenants" (id serial PRIMARY KEY, code text NOT NULL);
+CREATE UNIQUE INDEX tenants_code_key ON "Billing"."Tenants" (code);
+CREATE TABLE "Billing".accounts (
+    tenant_id int NOT NULL REFERENCES "Billing"."Tenants" (id),
+    account_no int NOT NULL,
+    parent_no int,
+    owner_email text NOT NULL,
+    PRIMARY KEY (tenant_id, account_no),
+    FOREIGN KEY (tenant_id, parent_no) REFERENCES "Billing".accounts (tenant_id, account_no)
+);
+CREATE TABLE public.tags (
+    id bigserial PRIMARY KEY,
+    tenant_code text NOT NULL REFERENCES "Billing"."Tenants" (code),
+    label text CHECK (label <> '')
+);
+INSERT INTO "Billing"."Tenants" (code) SELECT 'T' || g FROM generate_series(1, 3) g;
+INSERT INTO "Billing".accounts SELECT t, a, CASE WHEN a > 1 THEN a - 1 END, 'owner' || t || '.' || a || '@corp.test'
+    FROM generate_series(1, 3) t, generate_series(1, 5) a;
+INSERT INTO public.tags (tenant_code, label) SELECT 'T' || (1 + g % 3), 'tag' || g FROM generate_series(1, 12) g;
+"""
+EDGE_RULES = """
+version: "1.0"
+tables:
+  Billing.accounts:
+    columns:
+      owner_email: { action: fake, provider: email }
+"""
+EDGE_EXTENSIONS = """
+version: "1.0"
+subset:
+  - table: Billing.Tenants
+    predicate: "id = :organization_id -- the tenant"
+"""
+
+
+@pytest.fixture(scope="module")
+def edge_source(stack: Stack) -> Iterator[str]:
+    """A schema unlike the guide's: quoted names, a non-public schema, serial keys, a composite
+    self-referencing FK, and an FK to a unique index."""
+    with psycopg.connect(stack.primary_dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS edge")
+        admin.execute("CREATE DATABASE edge")
+    with psycopg.connect(stack.dsn("primary", "edge"), autocommit=True) as conn:
+        conn.execute(EDGE_SCHEMA)
+    from repro_pipeline.stack import wait_for_standby_replay
+
+    wait_for_standby_replay(stack, timeout=30)
+    yield stack.dsn("standby", "edge")
+    with psycopg.connect(stack.primary_dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE edge WITH (FORCE)")
+
+
+def test_another_schema_is_copied_with_its_keys_indexes_and_sequences(
+    edge_source: str, stack: Stack, tmp_path: Path
+) -> None:
+    (tmp_path / "mask-rules.yaml").write_text(EDGE_RULES)
+    (tmp_path / "commercial-extensions.yaml").write_text(EDGE_EXTENSIONS)
+    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+    name = f"engine_test_{secrets.token_hex(4)}"
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    target = with_database(stack.target_admin_dsn, name)
+    try:
+        with open_source_snapshot(edge_source) as snapshot:
+            plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), 2)
+            load_repro(snapshot, target, plan, run_id=name, started_at=datetime.now(UTC), batch_size=2)
+        assert {str(t): n for t, n in plan.closure.row_counts.items()} == {
+            "Billing.Tenants": 1,
+            "Billing.accounts": 5,
+            "public.tags": 4,
+        }
+        with psycopg.connect(target) as conn:
+            assert conn.execute('SELECT code FROM "Billing"."Tenants"').fetchall() == [("T2",)]
+            emails = [row[0] for row in conn.execute('SELECT owner_email FROM "Billing".accounts')]
+            assert len(emails) == 5 and not any(email.endswith("@corp.test") for email in emails)
+            constraints = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f'"
+                )
+            }
+            assert (
+                'FOREIGN KEY (tenant_id, parent_no) REFERENCES "Billing".accounts(tenant_id, account_no)'
+                in constraints
+            )
+            assert 'FOREIGN KEY (tenant_code) REFERENCES "Billing"."Tenants"(code)' in constraints
+            assert conn.execute(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'tenants_code_key'"
+            ).fetchone() == (1,)
+            new_id = conn.execute(
+                """INSERT INTO "Billing"."Tenants" (code) VALUES ('T9') RETURNING id"""
+            ).fetchone()
+            largest_tag = conn.execute("SELECT max(id) FROM tags").fetchone()
+            new_tag = conn.execute(
+                "INSERT INTO tags (tenant_code, label) VALUES ('T2', 'x') RETURNING id"
+            ).fetchone()
+            assert new_id is not None and new_id[0] > 2
+            assert largest_tag is not None and new_tag is not None and new_tag[0] > largest_tag[0]
+            conn.rollback()
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -182,7 +182,7 @@ def load_repro(
     loaded: dict[TableName, int] = {}
     with dsn.connect(target_dsn, role="repro database") as target:
         cur = target.cursor()
-        for statement in ddl.pre_data(catalog, created):
+        for statement in ddl.pre_data(created):
             cur.execute(statement)
         for name in plan.created_tables:
             masking = plan.mask_plan.for_table(name)

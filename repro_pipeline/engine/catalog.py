@@ -11,6 +11,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+MANIFEST_SCHEMA = "_repro_pipeline"  # the run's record in each repro database; never copied or checked
 
 
 @dataclass(frozen=True, order=True)
@@ -40,12 +41,6 @@ class Column:
     default: str | None
     identity: str  # 'a' (ALWAYS), 'd' (BY DEFAULT) or ''
     generated: str  # 's' (STORED generated column) or ''
-
-    @property
-    def is_text_like(self) -> bool:
-        return self.type in ("text", "jsonb", "json") or self.type.startswith(
-            ("character", "varchar", "char")
-        )
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,7 @@ class Table:
 class Catalog:
     tables: Mapping[TableName, Table]
     foreign_keys: tuple[ForeignKey, ...]
-    unique_indexes: tuple[str, ...]  # CREATE UNIQUE INDEX statements of indexes that back no constraint
+    unique_indexes: tuple[tuple[TableName, str], ...]  # (table, CREATE UNIQUE INDEX) not backing a constraint
 
     def find(self, text: str) -> Table | None:
         return self.tables.get(TableName.parse(text))
@@ -107,17 +102,31 @@ class Catalog:
 
 
 def read_catalog(conn: psycopg.Connection[TupleRow]) -> Catalog:
-    """Every ordinary table of every user schema, with its columns, keys and constraints."""
+    """Every ordinary table of every user schema, with its columns, keys and constraints.
+
+    Read with an empty search_path, as pg_dump does, so that types, defaults and constraint definitions
+    come back schema-qualified and mean the same on the target.
+    """
     cur = conn.cursor()
+    row = cur.execute("SELECT current_setting('search_path')").fetchone()
+    search_path = str(row[0]) if row else ""
+    cur.execute("SELECT set_config('search_path', '', false)")
+    try:
+        return _read_catalog(cur)
+    finally:
+        cur.execute("SELECT set_config('search_path', %s, false)", (search_path,))
+
+
+def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
     tables = cur.execute(
         """
         SELECT c.oid, n.nspname, c.relname
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind = 'r' AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_%%'
-          AND n.nspname NOT LIKE '\\_repro%%'
+          AND n.nspname <> %s
         ORDER BY n.nspname, c.relname
         """,
-        (list(_SYSTEM_SCHEMAS),),
+        (list(_SYSTEM_SCHEMAS), MANIFEST_SCHEMA),
     ).fetchall()
     names = {oid: TableName(str(schema), str(name)) for oid, schema, name in tables}
     oids = list(names)
@@ -169,12 +178,13 @@ def read_catalog(conn: psycopg.Connection[TupleRow]) -> Catalog:
                 )
             )
     unique_indexes = tuple(
-        str(definition)
-        for (definition,) in cur.execute(
+        (names[relid], str(definition))
+        for relid, definition in cur.execute(
             """
-            SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+            SELECT i.indrelid, pg_get_indexdef(i.indexrelid) FROM pg_index i
             WHERE i.indrelid = ANY(%s) AND i.indisunique
-              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint c
+                              WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
             ORDER BY i.indexrelid
             """,
             (oids,),

@@ -15,7 +15,7 @@ Statement = sql.SQL | sql.Composed
 _NEXTVAL = re.compile(r"nextval\('(?P<sequence>.+)'::regclass\)")
 
 
-def pre_data(catalog: Catalog, tables: Iterable[Table]) -> list[Statement]:
+def pre_data(tables: Iterable[Table]) -> list[Statement]:
     tables = list(tables)
     statements: list[Statement] = [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
@@ -27,6 +27,16 @@ def pre_data(catalog: Catalog, tables: Iterable[Table]) -> list[Statement]:
             if sequence:
                 statements.append(sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}").format(sql.SQL(sequence)))
     statements.extend(_create_table(table) for table in tables)
+    for table in tables:
+        for column in table.columns:
+            sequence = _serial_sequence(column)
+            if sequence:
+                # Owned by its column, as serial makes it: pg_get_serial_sequence finds it after the load.
+                statements.append(
+                    sql.SQL("ALTER SEQUENCE {} OWNED BY {}.{}").format(
+                        sql.SQL(sequence), table.name.identifier, sql.Identifier(column.name)
+                    )
+                )
     return statements
 
 
@@ -41,11 +51,7 @@ def post_data(catalog: Catalog, tables: Iterable[Table]) -> list[Statement]:
             for constraint in table.constraints
             if constraint.kind == kind
         )
-    statements.extend(
-        sql.SQL(definition)
-        for definition in catalog.unique_indexes
-        if any(f" ON {table.name.schema}.{table.name.name} " in definition for table in tables)
-    )
+    statements.extend(sql.SQL(definition) for table, definition in catalog.unique_indexes if table in names)
     statements.extend(
         _add_constraint(catalog.tables[fk.child], fk.name, fk.definition)
         for fk in catalog.foreign_keys

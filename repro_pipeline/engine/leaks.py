@@ -7,10 +7,10 @@ with them (JSON documents leaf by leaf).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -82,7 +82,9 @@ def original_values(
             )
             for row in source.execute(query, params):
                 values = dict(zip(read, row, strict=True))
-                originals.update(str(values[column]) for column in wanted.columns if values[column])
+                originals.update(
+                    str(values[column]).rstrip(" ") for column in wanted.columns if values[column]
+                )
                 for column, path in wanted.json_paths:
                     for found in values_at(values[column], path):
                         originals.update(
@@ -93,28 +95,58 @@ def original_values(
 
 
 def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals: set[str]) -> Counter[str]:
-    """How many target values of each ``schema.table.column`` equal an original sensitive value."""
+    """How many target values of each ``schema.table.column`` contain an original sensitive value.
+
+    Every column that can hold text is read (as text, or parsed for json/jsonb). A value leaks when it,
+    an email or IPv4 address inside it, one of its words or a run of two or three words equals an
+    original: a copied email inside a support note is found, not only a whole copied cell.
+    """
     hits: Counter[str] = Counter()
     if not originals:
         return hits
     for table in catalog.tables.values():
-        text_columns = [column for column in table.columns if column.is_text_like]
-        if not text_columns:
+        columns = [column for column in table.columns if not column.type.startswith(_NEVER_TEXT)]
+        if not columns:
             continue
-        query = sql.SQL("SELECT {} FROM {}").format(
-            column_list([column.name for column in text_columns]), table.name.identifier
+        selected = sql.SQL(", ").join(
+            sql.Identifier(c.name)
+            if c.type in ("json", "jsonb")
+            else sql.SQL("{}::text").format(sql.Identifier(c.name))
+            for c in columns
         )
-        for row in target.cursor().stream(query):
-            for column, value in zip(text_columns, row, strict=True):
-                if any(text in originals for text in _texts(value)):
+        for row in target.cursor().stream(
+            sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
+        ):
+            for column, value in zip(columns, row, strict=True):
+                texts = [value] if isinstance(value, str) else list(string_leaves(value))
+                if any(fragment in originals for text in texts for fragment in _fragments(text)):
                     hits[f"{table.name}.{column.name}"] += 1
     return hits
 
 
-def _texts(value: Any) -> Iterator[str]:
-    if value is None:
-        return
-    if isinstance(value, str):
-        yield value.rstrip(" ")  # char(n) pads with spaces
-    else:
-        yield from string_leaves(value)  # json and jsonb arrive parsed
+_NEVER_TEXT = (
+    "smallint",
+    "integer",
+    "bigint",
+    "numeric",
+    "real",
+    "double precision",
+    "boolean",
+    "date",
+    "timestamp",
+    "time ",
+    "interval",
+    "oid",
+)
+_EMBEDDED = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_WORD_EDGES = "\"'.,;:!?()[]{}<>"
+
+
+def _fragments(text: str) -> Iterator[str]:
+    text = text.rstrip(" ")  # char(n) pads with spaces
+    yield text
+    yield from _EMBEDDED.findall(text)
+    words = [word.strip(_WORD_EDGES) for word in text.split()]
+    for size in (1, 2, 3):
+        for start in range(len(words) - size + 1):
+            yield " ".join(words[start : start + size])

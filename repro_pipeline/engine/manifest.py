@@ -14,9 +14,9 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.catalog import TableName
+from repro_pipeline.engine.catalog import MANIFEST_SCHEMA, TableName
 
-SCHEMA = "_repro_pipeline"
+SCHEMA = MANIFEST_SCHEMA
 REQUIRED_CHECKS = ("zero_fk_orphans", "row_counts_match_closure", "no_original_pii")
 
 _DDL = f"""
