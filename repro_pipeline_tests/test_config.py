@@ -325,7 +325,47 @@ BAD_FILES = [
         """,
         line=5,
         yaml_path="json_mask.0.paths.0.path",
-        says=("pattern", "'^\\$'"),
+        says=("'actor.email' must start with $",),
+    ),
+    BadFile(
+        "json-path-syntax",
+        "extensions",
+        """
+        version: "1.0"
+        json_mask:
+          - column: public.audit_events.payload
+            paths:
+              - path: $.actor[
+                action: hash
+        """,
+        line=5,
+        yaml_path="json_mask.0.paths.0.path",
+        says=("'$.actor[' is not a valid JSONPath",),
+    ),
+    BadFile(
+        "param-the-provider-does-not-take",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name: { action: fake, provider: full_name, params: { domain: example.com } }
+        """,
+        line=5,
+        yaml_path="tables.public.users.columns.full_name",
+        says=("provider full_name takes no parameter domain",),
+    ),
+    BadFile(
+        "strict-autodetect-not-yet",
+        "mask_rules",
+        """
+        version: "1.0"
+        strict_autodetect: true
+        """,
+        line=2,
+        yaml_path="strict_autodetect",
+        says=("not supported by this version yet",),
     ),
     BadFile(
         "json-fake-without-provider",

@@ -272,3 +272,57 @@ def test_another_schema_is_copied_with_its_keys_indexes_and_sequences(
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _configs(tmp_path: Path, *, rules: str | None = None, extensions: str | None = None) -> Path:
+    (tmp_path / "mask-rules.yaml").write_text(rules or (CONFIG / "mask-rules.yaml").read_text())
+    (tmp_path / "commercial-extensions.yaml").write_text(
+        extensions or (CONFIG / "commercial-extensions.yaml").read_text()
+    )
+    return tmp_path
+
+
+def test_a_root_written_for_another_organization_is_refused(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    mixed = (
+        (CONFIG / "commercial-extensions.yaml")
+        .read_text()
+        .replace("organization_id = :organization_id AND", "organization_id = 451 AND")
+    )
+    with pytest.raises(ClosureError, match=r"reaches organization\(s\) 451"):
+        _plan(stack, _configs(tmp_path, extensions=mixed), secrets.token_hex(32), 452)
+
+
+def test_a_copied_table_referencing_an_empty_one_is_refused(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    rules = (CONFIG / "mask-rules.yaml").read_text() + "  public.subscriptions:\n    strategy: empty\n"
+    with pytest.raises(
+        ConfigError, match=r"public\.subscriptions has strategy empty, but public\.invoices is copied"
+    ):
+        _plan(stack, _configs(tmp_path, rules=rules), secrets.token_hex(32), 451)
+
+
+def test_a_column_rule_and_json_paths_on_the_same_column_are_refused(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    rules = (CONFIG / "mask-rules.yaml").read_text() + (
+        "  public.audit_events:\n    columns:\n      payload: { action: hash }\n"
+    )
+    with pytest.raises(ConfigError, match="a column rule and json_mask paths both apply"):
+        _plan(stack, _configs(tmp_path, rules=rules), secrets.token_hex(32), 451)
+
+
+def test_tables_with_strategy_empty_are_created_without_rows(
+    stack: Stack, source: SourceSummary, tmp_path: Path, build_into: Any
+) -> None:
+    rules = (CONFIG / "mask-rules.yaml").read_text() + "  public.audit_events:\n    strategy: empty\n"
+    extensions = (CONFIG / "commercial-extensions.yaml").read_text()
+    extensions = (
+        extensions[: extensions.index("  - table: public.audit_events")]
+        + extensions[extensions.index("json_mask:") :]
+    )
+    dsn = build_into(_configs(tmp_path, rules=rules, extensions=extensions), secrets.token_hex(32))
+    assert _rows(dsn, "SELECT count(*) FROM audit_events") == [(0,)]
+    assert _rows(dsn, "SELECT count(*) FROM invoices")[0][0] == 3000

@@ -82,6 +82,7 @@ def plan_subset(
     mask_plan = build_mask_plan(config, catalog, salt)
     roots = configured_roots(config, catalog)
     copied = [name for name, masking in mask_plan.tables.items() if masking.copies_rows]
+    _require_satisfiable_foreign_keys(config, catalog, mask_plan)
     has_placeholder = uses_tenant_placeholder(roots)
     closure = compute_closure(
         snapshot.conn,
@@ -102,6 +103,18 @@ def plan_subset(
         config_hash=config.fingerprint(),
         salt_fingerprint=salt.fingerprint(),
     )
+
+
+def _require_satisfiable_foreign_keys(config: ReproConfig, catalog: Catalog, mask_plan: MaskPlan) -> None:
+    """A copied row must find its parent: refuse FKs from copied tables into tables that get no rows."""
+    for fk in catalog.foreign_keys:
+        child, parent = mask_plan.for_table(fk.child), mask_plan.for_table(fk.parent)
+        if child.copies_rows and not parent.copies_rows:
+            raise ConfigError(
+                f"{config.mask_rules_doc.path}: {fk.parent} has strategy {parent.strategy}, but {fk.child} is "
+                f"copied and references it ({fk.name}: {fk})",
+                f"copy {fk.parent} (strategy transform), or give {fk.child} the same strategy",
+            )
 
 
 def _require_tenant_roots(
@@ -182,16 +195,23 @@ def load_repro(
     loaded: dict[TableName, int] = {}
     with dsn.connect(target_dsn, role="repro database") as target:
         cur = target.cursor()
-        for statement in ddl.pre_data(created):
-            cur.execute(statement)
+        with _without_values("creating the tables"):
+            for statement in ddl.pre_data(created):
+                cur.execute(statement)
         for name in plan.created_tables:
             masking = plan.mask_plan.for_table(name)
             keys = plan.closure.keys.get(name, ())
-            loaded[name] = (
-                copy_table(snapshot.conn, target, masking, keys, batch_size=batch_size) if keys else 0
-            )
-        for statement in ddl.post_data(catalog, created):
-            cur.execute(statement)
+            with _without_values(f"loading {name}"):
+                loaded[name] = (
+                    copy_table(
+                        snapshot.conn, target, masking, keys, batch_size=masking.batch_size or batch_size
+                    )
+                    if keys
+                    else 0
+                )
+        with _without_values("adding keys, constraints and sequence positions"):
+            for statement in ddl.post_data(catalog, created):
+                cur.execute(statement)
         write_manifest(
             target,
             RunRecord(

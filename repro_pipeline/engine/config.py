@@ -14,10 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from jsonpath_ng.ext import parse as parse_jsonpath
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from repro_pipeline.engine.errors import ConfigError
-from repro_pipeline.engine.masking.providers import PROVIDERS
+from repro_pipeline.engine.masking.providers import PROVIDER_PARAMS, PROVIDERS
 
 SUPPORTED_VERSION = "1.0"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -33,6 +42,23 @@ def _check_provider(name: str) -> str:
     return name
 
 
+def _check_params(provider: str, params: dict[str, str]) -> None:
+    unknown = sorted(set(params) - set(PROVIDER_PARAMS.get(provider, ())))
+    if unknown:
+        accepted = ", ".join(PROVIDER_PARAMS.get(provider, ())) or "none"
+        raise ValueError(
+            f"provider {provider} takes no parameter {', '.join(unknown)} (it accepts: {accepted})"
+        )
+
+
+def _check_jsonpath(path: str) -> str:
+    try:
+        parse_jsonpath(path)
+    except Exception as exc:  # jsonpath-ng raises several exception types for bad syntax
+        raise ValueError(f"{path!r} is not a valid JSONPath: {exc}") from None
+    return path
+
+
 class FakeAction(_Strict):
     action: Literal["fake"]
     provider: str
@@ -40,6 +66,11 @@ class FakeAction(_Strict):
     params: dict[str, str] = Field(default_factory=dict)
 
     _provider = field_validator("provider")(_check_provider)
+
+    @model_validator(mode="after")
+    def _known_params(self) -> FakeAction:
+        _check_params(self.provider, self.params)
+        return self
 
 
 class HashAction(_Strict):
@@ -108,6 +139,16 @@ class MaskRules(_Strict):
 
     _version = field_validator("version", mode="before")(_check_version)
 
+    @field_validator("strict_autodetect", "replicate_all_indexes")
+    @classmethod
+    def _not_yet(cls, enabled: bool, info: ValidationInfo) -> bool:
+        # Refused rather than ignored: a gate that silently does nothing is worse than none.
+        if enabled:
+            raise ValueError(
+                f"{info.field_name}: true is not supported by this version yet; remove it or set false"
+            )
+        return enabled
+
 
 class SubsetRoot(_Strict):
     table: str
@@ -115,7 +156,7 @@ class SubsetRoot(_Strict):
 
 
 class JsonPathRule(_Strict):
-    path: str = Field(pattern=r"^\$")
+    path: str
     action: Literal["fake", "hash", "static", "null", "remove"]
     provider: str | None = None
     seed_alias: str | None = None
@@ -127,12 +168,20 @@ class JsonPathRule(_Strict):
     def _null_action(cls, rule: Any) -> Any:
         return _unquoted_null_action(rule)
 
+    @field_validator("path")
+    @classmethod
+    def _path_syntax(cls, path: str) -> str:
+        if not path.startswith("$"):
+            raise ValueError(f"{path!r} must start with $ (for example $.actor.email)")
+        return _check_jsonpath(path)
+
     @model_validator(mode="after")
     def _fields_fit_action(self) -> JsonPathRule:
         if self.action == "fake":
             if self.provider is None:
                 raise ValueError("action fake needs a provider (for example provider: email)")
             _check_provider(self.provider)
+            _check_params(self.provider, self.params)
         elif self.provider is not None or self.seed_alias is not None:
             raise ValueError(f"provider and seed_alias only apply to action fake, not {self.action}")
         if self.action == "static" and self.value is None:

@@ -42,6 +42,7 @@ class TableMasking:
     strategy: str
     columns: tuple[ColumnMasking, ...]
     maskers: Mapping[int, ValueMasker]  # position in Table.copy_columns -> masker
+    batch_size: int | None = None  # rows per COPY batch for this table, when the config sets one
 
     @property
     def copies_rows(self) -> bool:
@@ -138,13 +139,15 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
             described.append(ColumnMasking(column_name, _describe(action)))
         for column_name, path_actions in json_rules.get(name, {}).items():
             position = positions[column_name]
-            document_masker = compile_document_masker(path_actions)
             if position in maskers:
-                maskers[position] = _chain(maskers[position], document_masker)
-            else:
-                maskers[position] = document_masker
+                raise ConfigError(
+                    f"{rules_doc.where(['tables', key, 'columns', column_name])}: tables.{key}.columns."
+                    f"{column_name}: a column rule and json_mask paths both apply to {name}.{column_name}",
+                    "keep one: json_mask for path-level masking, or the column rule for the whole value",
+                )
+            maskers[position] = compile_document_masker(path_actions)
             described.append(ColumnMasking(column_name, f"json:{len(path_actions)} paths"))
-        plan[name] = TableMasking(table, strategy, tuple(described), maskers)
+        plan[name] = TableMasking(table, strategy, tuple(described), maskers, rules.batch_size)
     return MaskPlan(plan)
 
 
@@ -184,10 +187,3 @@ def _describe(action: FakeAction | HashAction | StaticAction | NullAction | Pass
     if isinstance(action, FakeAction):
         return f"fake:{action.provider}" + (f" (seed_alias {action.seed_alias})" if action.seed_alias else "")
     return action.action
-
-
-def _chain(first: ValueMasker, second: ValueMasker) -> ValueMasker:
-    def mask(value: str | None) -> str | None:
-        return second(first(value))
-
-    return mask

@@ -118,6 +118,8 @@ def _luhn_check_digit(body: str) -> str:
     return str((10 - total % 10) % 10)
 
 
+PROVIDER_PARAMS: Mapping[str, tuple[str, ...]] = {"email": ("domain",)}
+
 PROVIDERS: Mapping[str, Provider] = {
     "first_name": first_name,
     "last_name": last_name,
