@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from repro_pipeline.engine.errors import ReproError
+from repro_pipeline.stack import Stack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,24 +147,33 @@ def _run_tenant(organization_key: str) -> int:
     from repro_pipeline.defs.launch import materialize_tenant
     from repro_pipeline.demo_report import print_run_report
 
-    _use_embedded_stack_unless_configured()
+    stack = _use_embedded_stack_unless_configured()
     with dg.DagsterInstance.get() as instance:
         result = materialize_tenant(organization_key, instance, console_log_level="WARNING")
-        return print_run_report(result, int(organization_key))
+        password_file = str(stack.root / "credentials") if stack else ""
+        return print_run_report(result, int(organization_key), password_file)
 
 
-def _use_embedded_stack_unless_configured() -> None:
+def _use_embedded_stack_unless_configured() -> Stack | None:
+    """The embedded stack, unless both DSNs are set (then None: the user's own servers are used)."""
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / "dagster_home"))
-    if os.environ.get("REPRO_STANDBY_DSN") and os.environ.get("REPRO_TARGET_DSN"):
-        return
+    configured = [name for name in ("REPRO_STANDBY_DSN", "REPRO_TARGET_DSN") if os.environ.get(name)]
+    if len(configured) == 2:
+        return None
+    if configured:
+        raise ReproError(
+            f"only {configured[0]} is set: repro_pipeline needs both the standby and the target server",
+            "set both REPRO_STANDBY_DSN and REPRO_TARGET_DSN, or neither to use the embedded stack",
+        )
     stack = _running_stack()
     os.environ["REPRO_STANDBY_DSN"] = stack.standby_dsn
     os.environ["REPRO_TARGET_DSN"] = stack.target_admin_dsn
     if not os.environ.get("ANONYMIZATION_SALT"):
         os.environ["ANONYMIZATION_SALT"] = _demo_salt(stack.root)
+    return stack
 
 
-def _running_stack():  # type: ignore[no-untyped-def]
+def _running_stack() -> Stack:
     from repro_pipeline.stack import status
 
     stack = status()

@@ -8,6 +8,7 @@ from repro_pipeline.defs.assets import repro_handoff, standby_health, tenant_clo
 from repro_pipeline.defs.checks import no_original_pii, row_counts_match_closure, zero_fk_orphans
 from repro_pipeline.defs.jobs import tenant_repro_job, ttl_sweep, ttl_sweep_schedule
 from repro_pipeline.defs.resources import MaskingConfig, SlackHandoff, SourceStandby, TargetServer
+from repro_pipeline.engine.errors import ConfigError
 
 
 def _slack() -> SlackHandoff:
@@ -20,6 +21,21 @@ def _slack() -> SlackHandoff:
         api_base_url=os.environ.get("REPRO_SLACK_API_URL", "https://slack.com/api/"),
         dsn_reference=os.environ.get("REPRO_DSN_REFERENCE", "1Password → support-repro"),
     )
+
+
+def _positive(variable: str, default: float) -> float:
+    text = os.environ.get(variable)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(
+            f"{variable}={text!r} is not a positive number", f"set {variable} to e.g. {default:g}"
+        )
+    return value
 
 
 def _masking() -> MaskingConfig:
@@ -38,11 +54,11 @@ defs = dg.Definitions(
     resources={
         "standby": SourceStandby(
             dsn=dg.EnvVar("REPRO_STANDBY_DSN"),
-            max_replay_lag_seconds=float(os.environ.get("REPRO_MAX_REPLAY_LAG_SECONDS", "300")),
-            max_replay_lag_bytes=int(os.environ.get("REPRO_MAX_REPLAY_LAG_BYTES", str(64 * 1024 * 1024))),
+            max_replay_lag_seconds=_positive("REPRO_MAX_REPLAY_LAG_SECONDS", 300),
+            max_replay_lag_bytes=int(_positive("REPRO_MAX_REPLAY_LAG_BYTES", 64 * 1024 * 1024)),
         ),
         "target": TargetServer(
-            admin_dsn=dg.EnvVar("REPRO_TARGET_DSN"), ttl_hours=float(os.environ.get("REPRO_TTL_HOURS", "48"))
+            admin_dsn=dg.EnvVar("REPRO_TARGET_DSN"), ttl_hours=_positive("REPRO_TTL_HOURS", 48)
         ),
         "masking": _masking(),
         "slack": _slack(),

@@ -4,6 +4,7 @@ import json
 import os
 
 import dagster as dg
+from psycopg.conninfo import conninfo_to_dict
 
 from repro_pipeline.engine import dsn
 
@@ -19,7 +20,7 @@ ORDER BY i.id
 """
 
 
-def print_run_report(result: dg.JobExecutionResult, organization_id: int) -> int:
+def print_run_report(result: dg.JobExecutionResult, organization_id: int, password_file: str = "") -> int:
     metadata = {
         materialization.asset_key.to_user_string(): materialization.metadata
         for materialization in (
@@ -44,6 +45,8 @@ def print_run_report(result: dg.JobExecutionResult, organization_id: int) -> int
         return 1
     database = str(metadata["repro_database"]["database"].value)
     target_dsn = dsn.with_database(os.environ["REPRO_TARGET_DSN"], database)
+    host, port = dsn.describe(target_dsn).split("/")[0].rsplit(":", 1)
+    user = conninfo_to_dict(target_dsn).get("user") or "postgres"
     with dsn.connect(target_dsn, role="repro database") as conn:
         mismatched = conn.execute(GUIDE_BUG_QUERY, (organization_id,)).fetchall()
     print(f"\nThe guide's bug query on {database} (invoice totals vs line items):")
@@ -53,7 +56,7 @@ def print_run_report(result: dg.JobExecutionResult, organization_id: int) -> int
     handoff = metadata.get("repro_handoff", {})
     if "message" in handoff:
         print(f"\nHandoff message: {handoff['message'].value}")
-    host, port = dsn.describe(target_dsn).split("/")[0].rsplit(":", 1)
-    print(f"\nConnect: psql -h {host} -p {port} -U postgres -d {database}")
-    print("  (the password of the embedded stack is in .stack/credentials)")
+    print(f"\nConnect: psql -h {host} -p {port} -U {user} -d {database}")
+    if password_file:
+        print(f"  (the password of the embedded stack is in {password_file})")
     return 0

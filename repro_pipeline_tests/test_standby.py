@@ -68,3 +68,9 @@ def test_a_paused_standby_with_unreplayed_wal_is_refused_with_both_lag_figures(
         )
     message = str(error.value)
     assert "paused" in message and "bytes of received WAL are not replayed" in message
+    with pytest.raises(
+        StandbyNotReady, match=r"replay lags [0-9.]+ s behind, more than the 0\.001 s allowed"
+    ):
+        require_ready_standby(
+            health, LagLimits(max_replay_lag_seconds=0.001, max_replay_lag_bytes=10**12), source="s"
+        )

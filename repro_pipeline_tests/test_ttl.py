@@ -14,7 +14,10 @@ from psycopg import sql
 from repro_pipeline.definitions import defs
 from repro_pipeline.defs.launch import run_ttl_sweep
 from repro_pipeline.engine import repro_databases
+from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.stack import Stack
+
+UNRECORDED = "repro_org451_deadbeef"
 
 
 @pytest.fixture
@@ -41,21 +44,24 @@ def test_the_sweep_drops_an_expired_repro_database_and_keeps_an_unexpired_one(
     alive = repro_databases.create_repro_database(
         admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=48), now=now
     )
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier("repro_org451_notours1")))
+    # Shaped like ours, but without repro_pipeline's record: never dropped.
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(UNRECORDED)))
     try:
-        with psycopg.connect(f"{pipeline_environment['REPRO_TARGET_DSN'].rsplit('/', 1)[0]}/{expired.name}"):
-            pass  # an open session must not keep the expired database alive
-        with dg.instance_for_test() as instance:
-            outcome = run_ttl_sweep(instance)
+        # A session still open on the expired database does not keep it alive.
+        target_dsn = with_database(pipeline_environment["REPRO_TARGET_DSN"], expired.name)
+        with psycopg.connect(target_dsn, autocommit=True) as session:
+            session.execute("SELECT 1")
+            with dg.instance_for_test() as instance:
+                outcome = run_ttl_sweep(instance)
         assert outcome.success
         assert expired.name in outcome.dropped
         names = _names(admin)
         assert expired.name not in names
         assert alive.name in names
-        assert "repro_org451_notours1" in names  # no repro_pipeline record: never dropped
+        assert UNRECORDED in names
     finally:
         repro_databases.drop_repro_database(admin, alive.name)
-        admin.execute("DROP DATABASE IF EXISTS repro_org451_notours1")
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(UNRECORDED)))
 
 
 def test_the_sweep_runs_hourly() -> None:

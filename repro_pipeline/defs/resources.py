@@ -3,6 +3,7 @@ environment variables resolved at launch (``EnvVar``) and never show in the UI o
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dagster as dg
 import psycopg
@@ -91,12 +92,17 @@ class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def post(self, text: str) -> str:
         """Post ``text`` and return the message timestamp."""
-        client = WebClient(token=self.token, base_url=self.api_base_url, timeout=15)
+        client = WebClient(token=self.token, base_url=self.api_base_url.rstrip("/") + "/", timeout=15)
         try:
             response = client.chat_postMessage(channel=self.channel, text=text)
         except SlackApiError as exc:
             raise ReproError(
                 f"Slack refused the handoff message: {exc.response.get('error', 'unknown error')}",
                 "check SLACK_BOT_TOKEN and that the bot is a member of the channel",
+            ) from None
+        except OSError as exc:
+            raise ReproError(
+                f"Slack could not be reached at {urlsplit(self.api_base_url).netloc}: {type(exc).__name__}",
+                "check REPRO_SLACK_API_URL and the network path to Slack",
             ) from None
         return str(response.get("ts", ""))

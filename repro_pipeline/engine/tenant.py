@@ -21,6 +21,7 @@ def parse_organization_id(key: object) -> int:
         shown = text if len(text) <= 40 else text[:40] + "..."
         raise TenantError(
             f"organization id {shown!r} is not a positive integer",
-            "use the numeric id of the organization (for example 451): digits only, no sign, slug or quotes",
+            "use the numeric id of the organization (for example 451): digits only, without sign, leading "
+            "zeros, slug or quotes",
         )
     return int(text)
