@@ -6,7 +6,7 @@ import pytest
 from psycopg import sql
 
 from repro_pipeline.engine.errors import TenantError
-from repro_pipeline.engine.predicate import PLACEHOLDER, Predicate
+from repro_pipeline.engine.predicate import PLACEHOLDER, Predicate, check_predicate
 from repro_pipeline.engine.tenant import parse_organization_id
 
 # --- parse_organization_id --------------------------------------------------------------------------------
@@ -242,3 +242,43 @@ def test_semicolon_outside_quotes_is_kept_so_the_predicate_is_refused(text: str)
 def test_apostrophe_in_a_comment_does_not_hide_a_semicolon() -> None:
     text = "id = :organization_id -- don't copy other tenants\n; DELETE FROM users --'"
     assert ";" in _outside_quotes(text)
+
+
+# --- check_predicate: one boolean expression, decided by PostgreSQL's parser (pglast) -----------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id = :organization_id",
+        "organization_id = :organization_id AND occurred_at >= now() - interval '90 days'",
+        "id = 451",
+        "note = 'a;b' AND x::int = 1",
+        "id = :organization_id -- the tenant",
+        "id IN (SELECT organization_id FROM users WHERE role = 'owner')",
+    ],
+)
+def test_check_predicate_accepts_one_boolean_expression(text: str) -> None:
+    check_predicate(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("id = 451; DROP TABLE users", "';' is not allowed"),
+        ("id = 1 -- note\n; DELETE FROM users", "';' is not allowed"),
+        ("id = 1) OR (1 = 1", "not a valid SQL expression: syntax error at or near \")\": ') OR (1 = 1'"),
+        ("id = 1 ORDER BY 1", "found sortClause"),
+        ("id = 1 LIMIT 1", "found limitCount"),
+        ("id = 1 UNION SELECT 2", "only a boolean expression is allowed"),
+        (
+            "id IN (WITH d AS (DELETE FROM users RETURNING id) SELECT id FROM d)",
+            "data-modifying statement (DeleteStmt)",
+        ),
+        ("SELECT 1", "not a valid SQL expression"),
+    ],
+)
+def test_check_predicate_refuses_anything_else_naming_the_offending_text(text: str, says: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        check_predicate(text)
+    assert says in str(raised.value)

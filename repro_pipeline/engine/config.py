@@ -27,6 +27,7 @@ from pydantic import (
 
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.masking.providers import PROVIDER_PARAMS, PROVIDERS
+from repro_pipeline.engine.predicate import check_predicate
 
 SUPPORTED_VERSION = "1.0"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -153,6 +154,12 @@ class MaskRules(_Strict):
 class SubsetRoot(_Strict):
     table: str
     predicate: str = Field(min_length=1)
+
+    @field_validator("predicate")
+    @classmethod
+    def _one_expression(cls, predicate: str) -> str:
+        check_predicate(predicate)
+        return predicate
 
 
 class JsonPathRule(_Strict):

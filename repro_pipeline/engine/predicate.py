@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from pglast import ast, parse_sql
+from pglast.parser import ParseError
 from psycopg import sql
 
 PLACEHOLDER = "organization_id"
@@ -48,6 +51,60 @@ class Predicate:
     def without_quoted_text(self) -> str:
         """The predicate with its literals, quoted identifiers and comments taken out."""
         return _TOKENS.sub(lambda match: "" if match.group("quoted") else match.group(0), self.text)
+
+
+_SHELL = "SELECT 1 WHERE "
+_ALLOWED_CLAUSES = {"targetList", "whereClause", "groupDistinct", "limitOption", "op", "all"}
+_WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+
+
+def check_predicate(text: str) -> None:
+    """Raise ``ValueError`` unless ``text`` is one boolean SQL expression (PostgreSQL's own parser decides).
+
+    Refused: ``;`` and further statements, anything after the expression (ORDER BY, LIMIT, unbalanced
+    parentheses that would escape the WHERE), and data-modifying statements in subqueries or CTEs.
+    """
+    if ";" in Predicate(text).without_quoted_text():
+        raise ValueError("';' is not allowed: a predicate is one expression, not statements")
+    parsed_text = _TOKENS.sub(lambda m: "$1" if m.group("placeholder") else m.group(0), text)
+    try:
+        statements = parse_sql(_SHELL + parsed_text)
+    except ParseError as exc:
+        message, index = (*exc.args, None)[:2]
+        near = f": {parsed_text[max(0, index - len(_SHELL)) :][:30]!r}" if isinstance(index, int) else ""
+        raise ValueError(f"not a valid SQL expression: {message}{near}") from None
+    if len(statements) != 1:
+        extra = parsed_text[statements[0].stmt_len - len(_SHELL) :].strip() if statements[0].stmt_len else ""
+        raise ValueError(f"more than one statement: {extra[:40]!r} follows the expression")
+    select = statements[0].stmt
+    if not isinstance(select, ast.SelectStmt):
+        raise ValueError("only a boolean expression is allowed")
+    extra_clauses = [
+        name
+        for name in _fields(select)
+        if name not in _ALLOWED_CLAUSES and getattr(select, name) not in (None, (), False)
+    ]
+    if extra_clauses or select.whereClause is None:
+        raise ValueError(
+            f"only a boolean expression is allowed, found {', '.join(extra_clauses) or 'nothing'}"
+        )
+    writes = [node for node in _walk(select.whereClause) if isinstance(node, _WRITES)]
+    if writes:
+        raise ValueError(f"data-modifying statement ({type(writes[0]).__name__}) inside the predicate")
+
+
+def _walk(node: object) -> Iterator[object]:
+    yield node
+    if isinstance(node, ast.Node):
+        for name in _fields(node):
+            yield from _walk(getattr(node, name))
+    elif isinstance(node, tuple):
+        for item in node:
+            yield from _walk(item)
+
+
+def _fields(node: ast.Node) -> tuple[str, ...]:
+    return tuple(getattr(node, "__slots__", ()))
 
 
 def _escape(text: str) -> str:

@@ -25,11 +25,6 @@ def configured_roots(config: ReproConfig, catalog: Catalog) -> list[Root]:
                 f"{entry.table}",
                 "write the root table as schema.table, as it is named on the source",
             )
-        if ";" in Predicate(entry.predicate).without_quoted_text():
-            raise ConfigError(
-                f"{doc.where(['subset', index, 'predicate'])}: subset[{index}].predicate contains ';'",
-                "a predicate is one boolean SQL expression, without ';' or further statements",
-            )
         if table.name in {root.table for root in roots}:
             raise ConfigError(
                 f"{doc.where(['subset', index, 'table'])}: subset[{index}].table: {table.name} is a root twice",
