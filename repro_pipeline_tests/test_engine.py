@@ -186,10 +186,17 @@ CREATE TABLE public.tags (
     tenant_code text NOT NULL REFERENCES "Billing"."Tenants" (code),
     label text CHECK (label <> '')
 );
+CREATE TABLE public.notes (
+    id serial PRIMARY KEY,
+    tenant_id int NOT NULL REFERENCES "Billing"."Tenants" (id),
+    tag_id bigint REFERENCES public.tags (id),
+    body text
+);
 INSERT INTO "Billing"."Tenants" (code) SELECT 'T' || g FROM generate_series(1, 3) g;
 INSERT INTO "Billing".accounts SELECT t, a, CASE WHEN a > 1 THEN a - 1 END, 'owner' || t || '.' || a || '@corp.test'
     FROM generate_series(1, 3) t, generate_series(1, 5) a;
 INSERT INTO public.tags (tenant_code, label) SELECT 'T' || (1 + g % 3), 'tag' || g FROM generate_series(1, 12) g;
+INSERT INTO public.notes (tenant_id, tag_id, body) SELECT 1 + g % 3, g, 'note' || g FROM generate_series(1, 12) g;
 """
 EDGE_RULES = """
 version: "1.0"
@@ -240,6 +247,7 @@ def test_another_schema_is_copied_with_its_keys_indexes_and_sequences(
         assert {str(t): n for t, n in plan.closure.row_counts.items()} == {
             "Billing.Tenants": 1,
             "Billing.accounts": 5,
+            "public.notes": 4,
             "public.tags": 4,
         }
         with psycopg.connect(target) as conn:
@@ -300,7 +308,9 @@ def test_a_copied_table_referencing_an_empty_one_is_refused(
 ) -> None:
     rules = (CONFIG / "mask-rules.yaml").read_text() + "  public.subscriptions:\n    strategy: empty\n"
     with pytest.raises(
-        ConfigError, match=r"public\.subscriptions has strategy empty, but public\.invoices is copied"
+        ConfigError,
+        match=r"public\.subscriptions has strategy empty, but public\.invoices is copied and its NOT NULL "
+        r"subscription_id references it",
     ):
         _plan(stack, _configs(tmp_path, rules=rules), secrets.token_hex(32), 451)
 
@@ -327,3 +337,74 @@ def test_tables_with_strategy_empty_are_created_without_rows(
     dsn = build_into(_configs(tmp_path, rules=rules, extensions=extensions), secrets.token_hex(32))
     assert _rows(dsn, "SELECT count(*) FROM audit_events") == [(0,)]
     assert _rows(dsn, "SELECT count(*) FROM invoices")[0][0] == 3000
+
+
+def _edge_closure(
+    edge_source: str, tmp_path: Path, rules: str, extensions: str, tenant: int
+) -> dict[str, int]:
+    (tmp_path / "mask-rules.yaml").write_text(rules)
+    (tmp_path / "commercial-extensions.yaml").write_text(extensions)
+    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+    with open_source_snapshot(edge_source) as snapshot:
+        plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), tenant)
+    return {str(table): rows for table, rows in plan.closure.row_counts.items()}
+
+
+ACCOUNT_ROOT = """
+version: "1.0"
+subset:
+  - table: Billing.accounts
+    predicate: "tenant_id = :organization_id AND account_no = 3"
+"""
+
+
+def test_pulled_up_parents_do_not_expand_down_unless_an_fk_rule_says_so(
+    edge_source: str, tmp_path: Path
+) -> None:
+    # Account 3 pulls up accounts 2 and 1 (self-reference) and its tenant; the tenant's tags and notes are
+    # cousins, left out by default.
+    counts = _edge_closure(edge_source, tmp_path, 'version: "1.0"\n', ACCOUNT_ROOT, 2)
+    assert counts == {"Billing.Tenants": 1, "Billing.accounts": 3, "public.notes": 0, "public.tags": 0}
+    eager = ACCOUNT_ROOT + "foreign_keys:\n  - table: public.tags\n    from_pulled_up_parents: true\n"
+    counts = _edge_closure(edge_source, tmp_path, 'version: "1.0"\n', eager, 2)
+    # The tags come down from the pulled-up tenant; the notes on those tags come down from the tags.
+    assert counts == {"Billing.Tenants": 1, "Billing.accounts": 3, "public.notes": 4, "public.tags": 4}
+
+
+def test_an_fk_rule_can_skip_or_cap_the_way_down(edge_source: str, tmp_path: Path) -> None:
+    skip = (
+        EDGE_EXTENSIONS
+        + "foreign_keys:\n  - table: Billing.accounts\n    columns: [tenant_id]\n    down: skip\n"
+    )
+    assert _edge_closure(edge_source, tmp_path, EDGE_RULES, skip, 2)["Billing.accounts"] == 0
+    cap = EDGE_EXTENSIONS + (
+        "foreign_keys:\n  - table: public.notes\n    columns: [tenant_id]\n    max_rows_per_parent: 2\n"
+        "  - table: public.notes\n    columns: [tag_id]\n    down: skip\n"
+    )
+    counts = _edge_closure(edge_source, tmp_path, EDGE_RULES, cap, 2)
+    assert counts["public.notes"] == 2  # the two newest of the tenant's four
+    ambiguous = EDGE_EXTENSIONS + "foreign_keys:\n  - table: Billing.accounts\n    down: skip\n"
+    with pytest.raises(ConfigError, match=r"matches 2 foreign keys of Billing\.accounts, not one"):
+        _edge_closure(edge_source, tmp_path, EDGE_RULES, ambiguous, 2)
+
+
+def test_a_nullable_reference_to_a_table_without_rows_is_written_as_null(
+    edge_source: str, stack: Stack, tmp_path: Path
+) -> None:
+    rules = EDGE_RULES + "  public.tags:\n    strategy: empty\n"
+    (tmp_path / "mask-rules.yaml").write_text(rules)
+    (tmp_path / "commercial-extensions.yaml").write_text(EDGE_EXTENSIONS)
+    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+    name = f"engine_test_{secrets.token_hex(4)}"
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    target = with_database(stack.target_admin_dsn, name)
+    try:
+        with open_source_snapshot(edge_source) as snapshot:
+            plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), 2)
+            load_repro(snapshot, target, plan, run_id=name, started_at=datetime.now(UTC), batch_size=100)
+        assert _rows(target, "SELECT count(*), count(tag_id) FROM notes") == [(4, 0)]
+        assert _rows(target, "SELECT count(*) FROM tags") == [(0,)]
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

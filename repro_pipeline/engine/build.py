@@ -26,7 +26,7 @@ from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.errors import ClosureError, ConfigError, StandbyNotReady, TargetError
 from repro_pipeline.engine.manifest import RunRecord, TableRecord, write_manifest
 from repro_pipeline.engine.masking.plan import MaskPlan, build_mask_plan
-from repro_pipeline.engine.roots import configured_roots, uses_tenant_placeholder
+from repro_pipeline.engine.roots import configured_edge_policies, configured_roots, uses_tenant_placeholder
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.transfer import copy_table
 
@@ -79,10 +79,9 @@ def plan_subset(
     snapshot: SourceSnapshot, config: ReproConfig, salt: Secret, organization_id: int
 ) -> SubsetPlan:
     catalog = read_catalog(snapshot.conn)
-    mask_plan = build_mask_plan(config, catalog, salt)
+    mask_plan = _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
     roots = configured_roots(config, catalog)
     copied = [name for name, masking in mask_plan.tables.items() if masking.copies_rows]
-    _require_satisfiable_foreign_keys(config, catalog, mask_plan)
     has_placeholder = uses_tenant_placeholder(roots)
     closure = compute_closure(
         snapshot.conn,
@@ -90,6 +89,7 @@ def plan_subset(
         roots,
         organization_id,
         copied_tables=copied,
+        edge_policies=configured_edge_policies(config, catalog),
         check_roots=lambda root_keys: _require_tenant_roots(
             config, root_keys, organization_id, has_placeholder
         ),
@@ -105,16 +105,25 @@ def plan_subset(
     )
 
 
-def _require_satisfiable_foreign_keys(config: ReproConfig, catalog: Catalog, mask_plan: MaskPlan) -> None:
-    """A copied row must find its parent: refuse FKs from copied tables into tables that get no rows."""
+def _without_dangling_references(config: ReproConfig, catalog: Catalog, mask_plan: MaskPlan) -> MaskPlan:
+    """A copied row must find its parent. When the parent's table gets no rows (strategy empty, truncate
+    or exclude), the reference is written as NULL if the FK allows it; a NOT NULL one is a config error."""
+    tables = dict(mask_plan.tables)
     for fk in catalog.foreign_keys:
-        child, parent = mask_plan.for_table(fk.child), mask_plan.for_table(fk.parent)
-        if child.copies_rows and not parent.copies_rows:
+        child, parent = tables[fk.child], mask_plan.for_table(fk.parent)
+        if not child.copies_rows or parent.copies_rows:
+            continue
+        not_null = [
+            name for name in fk.child_columns if (column := child.table.column(name)) and column.not_null
+        ]
+        if not_null:
             raise ConfigError(
                 f"{config.mask_rules_doc.path}: {fk.parent} has strategy {parent.strategy}, but {fk.child} is "
-                f"copied and references it ({fk.name}: {fk})",
-                f"copy {fk.parent} (strategy transform), or give {fk.child} the same strategy",
+                f"copied and its NOT NULL {', '.join(not_null)} references it ({fk.name})",
+                f"copy {fk.parent} (strategy transform), or give {fk.child} strategy {parent.strategy} too",
             )
+        tables[fk.child] = child.with_null_columns(fk.child_columns, f"{fk.parent} is {parent.strategy}")
+    return MaskPlan(tables)
 
 
 def _require_tenant_roots(

@@ -42,6 +42,19 @@ class Root:
 
 
 @dataclass(frozen=True)
+class EdgePolicy:
+    """How the walk follows one FK downward (upward it always goes: the copy must satisfy the FK)."""
+
+    follow_down: bool = True
+    max_rows_per_parent: int | None = None  # the newest rows (highest primary key) of each parent
+    from_pulled_up_parents: bool = False  # also expand parents that were only pulled up (cousins)
+
+
+FOLLOW = EdgePolicy()
+EdgeKey = tuple[TableName, str]  # (referencing table, constraint name)
+
+
+@dataclass(frozen=True)
 class Closure:
     keys: Mapping[TableName, tuple[Key, ...]]  # sorted primary keys of the included rows
     reasons: Mapping[TableName, Mapping[str, int]]  # how many rows each root or FK edge brought
@@ -64,10 +77,11 @@ def compute_closure(
     organization_id: int,
     *,
     copied_tables: Iterable[TableName],
+    edge_policies: Mapping[EdgeKey, EdgePolicy] | None = None,
     check_roots: Callable[[Mapping[TableName, tuple[Key, ...]]], None] = lambda _: None,
 ) -> Closure:
     """``check_roots`` sees the rows each root selected before the walk starts, and may refuse them."""
-    walk = _Walk(conn, catalog, roots, frozenset(copied_tables))
+    walk = _Walk(conn, catalog, roots, frozenset(copied_tables), edge_policies or {})
     for root in roots:
         walk.add_root(root.table, walk.select_root(root, organization_id))
     check_roots(walk.root_keys)
@@ -92,8 +106,10 @@ class _Walk:
         catalog: Catalog,
         roots: Sequence[Root],
         copied_tables: frozenset[TableName],
+        edge_policies: Mapping[EdgeKey, EdgePolicy],
     ) -> None:
         self.cur = conn.cursor()
+        self.policies = edge_policies
         self.catalog = catalog
         self.root_tables = frozenset(root.table for root in roots)
         self.copied = copied_tables
@@ -156,11 +172,13 @@ class _Walk:
                 if fk.parent in self.copied:
                     self._pull_up(fk, columns, entries)
             expanding = [entry for entry in entries if entry[0]]
-            if not expanding:
-                continue
             for fk in self.catalog.referencing(name):
-                if fk.child in self.copied and fk.child not in self.root_tables:
-                    self._expand_down(fk, columns, expanding)
+                policy = self.policies.get((fk.child, fk.name), FOLLOW)
+                if fk.child not in self.copied or fk.child in self.root_tables or not policy.follow_down:
+                    continue
+                parents = entries if policy.from_pulled_up_parents else expanding
+                if parents:
+                    self._expand_down(fk, columns, parents, policy.max_rows_per_parent)
 
     def _pull_up(self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]]) -> None:
         parent = self.catalog.tables[fk.parent]
@@ -172,21 +190,41 @@ class _Walk:
             rows = self._fetch(parent, fk.parent_columns, batch)
             self.add(fk.parent, rows, expands_down=False, reason=f"up from {fk.child} via {fk.name}")
 
-    def _expand_down(self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]]) -> None:
+    def _expand_down(
+        self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]], limit: int | None
+    ) -> None:
         child = self.catalog.tables[fk.child]
         _require_primary_key(child)
         values = _distinct_values(entries, columns, fk.parent_columns)
+        reason = f"down from {fk.parent} via {fk.name}" + (f" (at most {limit} per parent)" if limit else "")
         for batch in batches(values):
-            rows = self._fetch(child, fk.child_columns, batch)
-            self.add(fk.child, rows, expands_down=True, reason=f"down from {fk.parent} via {fk.name}")
+            rows = self._fetch(child, fk.child_columns, batch, limit=limit)
+            self.add(fk.child, rows, expands_down=True, reason=reason)
 
     def _fetch(
-        self, table: Table, match_columns: tuple[str, ...], values: Sequence[Key]
+        self, table: Table, match_columns: tuple[str, ...], values: Sequence[Key], *, limit: int | None = None
     ) -> list[tuple[Any, ...]]:
         condition, params = match_keys(table, match_columns, values)
-        query = sql.SQL("SELECT {columns} FROM {table} WHERE {condition}").format(
-            columns=column_list(self._key_columns(table)), table=table.name.identifier, condition=condition
-        )
+        columns = column_list(self._key_columns(table))
+        if limit is None:
+            query = sql.SQL("SELECT {columns} FROM {table} WHERE {condition}").format(
+                columns=columns, table=table.name.identifier, condition=condition
+            )
+        else:
+            query = sql.SQL(
+                "SELECT {columns} FROM (SELECT {columns}, row_number() OVER "
+                "(PARTITION BY {match} ORDER BY {newest}) AS repro_rank FROM {table} WHERE {condition}) ranked "
+                "WHERE repro_rank <= {limit}"
+            ).format(
+                columns=columns,
+                match=column_list(match_columns),
+                newest=sql.SQL(", ").join(
+                    sql.SQL("{} DESC").format(sql.Identifier(c)) for c in table.primary_key
+                ),
+                table=table.name.identifier,
+                condition=condition,
+                limit=sql.Literal(limit),
+            )
         return self.cur.execute(query, params).fetchall()
 
     def _key_columns(self, table: Table) -> tuple[str, ...]:

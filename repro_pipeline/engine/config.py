@@ -201,12 +201,24 @@ class JsonMask(_Strict):
     paths: list[JsonPathRule] = Field(min_length=1)
 
 
+class ForeignKeyRule(_Strict):
+    """How the closure follows one foreign key (named by its table and columns, or by its name)."""
+
+    table: str
+    columns: list[str] | None = None
+    name: str | None = None
+    down: Literal["follow", "skip"] = "follow"
+    max_rows_per_parent: int | None = Field(default=None, ge=1)
+    from_pulled_up_parents: bool = False
+
+
 class CommercialExtensions(_Strict):
-    """``commercial-extensions.yaml``: subset roots and JSONB path rules."""
+    """``commercial-extensions.yaml``: subset roots and JSONB path rules, plus per-FK closure rules."""
 
     version: str
     subset: list[SubsetRoot] = Field(default_factory=list)
     json_mask: list[JsonMask] = Field(default_factory=list)
+    foreign_keys: list[ForeignKeyRule] = Field(default_factory=list)
 
     _version = field_validator("version", mode="before")(_check_version)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from repro_pipeline.engine.catalog import Catalog
-from repro_pipeline.engine.closure import Root
+from repro_pipeline.engine.closure import EdgeKey, EdgePolicy, Root
 from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.predicate import Predicate
@@ -36,3 +36,35 @@ def configured_roots(config: ReproConfig, catalog: Catalog) -> list[Root]:
 
 def uses_tenant_placeholder(roots: list[Root]) -> bool:
     return any(root.predicate.uses_placeholder for root in roots)
+
+
+def configured_edge_policies(config: ReproConfig, catalog: Catalog) -> dict[EdgeKey, EdgePolicy]:
+    """The ``foreign_keys:`` rules of commercial-extensions.yaml, each matched to exactly one FK."""
+    doc = config.extensions_doc
+    policies: dict[EdgeKey, EdgePolicy] = {}
+    for index, rule in enumerate(config.extensions.foreign_keys):
+        where = doc.where(["foreign_keys", index])
+        table = catalog.find(rule.table)
+        if table is None:
+            raise ConfigError(f"{where}: foreign_keys[{index}].table: the source has no table {rule.table}")
+        candidates = [
+            fk
+            for fk in catalog.referenced_by(table.name)
+            if (rule.name is None or fk.name == rule.name)
+            and (rule.columns is None or list(fk.child_columns) == rule.columns)
+        ]
+        if len(candidates) != 1:
+            known = "; ".join(
+                f"{fk.name} ({', '.join(fk.child_columns)})" for fk in catalog.referenced_by(table.name)
+            )
+            raise ConfigError(
+                f"{where}: foreign_keys[{index}] matches {len(candidates)} foreign keys of {table.name}, not one",
+                f"name it with columns: or name:; the foreign keys of {table.name}: {known or 'none'}",
+            )
+        (fk,) = candidates
+        policies[(fk.child, fk.name)] = EdgePolicy(
+            follow_down=rule.down == "follow",
+            max_rows_per_parent=rule.max_rows_per_parent,
+            from_pulled_up_parents=rule.from_pulled_up_parents,
+        )
+    return policies

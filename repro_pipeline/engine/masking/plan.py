@@ -7,7 +7,7 @@ JSON rule on a column that is not json) are caught before any data moves, with t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from repro_pipeline.engine.catalog import Catalog, Table, TableName
 from repro_pipeline.engine.config import (
@@ -51,6 +51,13 @@ class TableMasking:
     @property
     def is_passthrough(self) -> bool:
         return not self.maskers
+
+    def with_null_columns(self, columns: Sequence[str], reason: str) -> TableMasking:
+        """The same masking, with ``columns`` written as NULL (their parent rows are not copied)."""
+        positions = {column.name: position for position, column in enumerate(self.table.copy_columns)}
+        maskers = dict(self.maskers) | {positions[column]: values.null() for column in columns}
+        described = (*self.columns, *(ColumnMasking(column, f"null ({reason})") for column in columns))
+        return replace(self, maskers=maskers, columns=described)
 
     def mask_row(self, row: Row) -> list[str | None]:
         masked = list(row)

@@ -1,0 +1,385 @@
+"""The repro database is one snapshot of the standby, even while the primary keeps writing the tenant.
+
+A writer thread on the primary inserts and deletes invoices (with their line items) and payment methods of
+the tenant while ``plan_subset`` and ``load_repro`` read the standby, and an observer samples how far the
+standby has replayed. The repro database must have no orphan and hold exactly the rows the snapshot held,
+although the standby applied some of those writes before the load ended.
+
+The tenant is a copy of organization 451 made for this module (new ids), deleted afterwards: other modules
+assert exact facts about 451 itself.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from repro_pipeline.engine.build import load_repro, open_source_snapshot, plan_subset
+from repro_pipeline.engine.catalog import TableName, read_catalog
+from repro_pipeline.engine.config import load_config
+from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.verify import count_orphans, expected_foreign_keys
+from repro_pipeline.stack import Stack, wait_for_standby_replay
+from repro_pipeline.synthetic import SourceSummary
+from repro_pipeline_tests.conftest import PROJECT_ROOT
+
+CONFIG = PROJECT_ROOT / "config"
+COPIED_ORGANIZATION = 451
+BATCH_SIZE = 20  # many COPY batches per table, so the load lasts long enough for the writer to act
+MAX_WRITES = 300
+WRITE_PAUSE = 0.005  # seconds between the writer's transactions
+
+# How the tenant copy is made: each table's rows of 451, with new ids, under the copied parent rows.
+# (table, column naming the parent row, parent table, the other columns, copied as they are)
+COPY_ORDER = (
+    ("users", "organization_id", "organizations", "email, full_name, role"),
+    ("subscriptions", "organization_id", "organizations", "plan_code, status"),
+    ("invoices", "subscription_id", "subscriptions", "issued_at, total_cents, currency"),
+    ("invoice_line_items", "invoice_id", "invoices", "sku, quantity, unit_cents"),
+    ("payment_methods", "user_id", "users", "last_four, provider_token"),
+    ("audit_events", "organization_id", "organizations", "occurred_at, payload"),
+)
+
+# The tenant's rows of the tables the writer changes, by id (the same queries on source and target).
+TENANT_IDS = {
+    "invoices": """
+        SELECT i.id FROM public.invoices i JOIN public.subscriptions s ON s.id = i.subscription_id
+        WHERE s.organization_id = %s""",
+    "invoice_line_items": """
+        SELECT li.id FROM public.invoice_line_items li JOIN public.invoices i ON i.id = li.invoice_id
+        JOIN public.subscriptions s ON s.id = i.subscription_id WHERE s.organization_id = %s""",
+    "payment_methods": """
+        SELECT pm.id FROM public.payment_methods pm JOIN public.users u ON u.id = pm.user_id
+        WHERE u.organization_id = %s""",
+}
+
+
+def _tenant_ids(conn: psycopg.Connection[Any], organization_id: int) -> dict[str, set[int]]:
+    return {
+        table: {row[0] for row in conn.execute(query, (organization_id,))}
+        for table, query in TENANT_IDS.items()
+    }
+
+
+def _lsn(text: str) -> int:
+    high, low = text.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+@pytest.fixture(scope="module")
+def tenant(stack: Stack, source: SourceSummary) -> Iterator[int]:
+    """A new organization holding a copy of 451's rows, on the primary and replayed on the standby."""
+    with psycopg.connect(stack.primary_dsn, autocommit=True) as conn, conn.transaction():
+        row = conn.execute(
+            "INSERT INTO organizations (tenant_slug, legal_name, created_at) "
+            "SELECT 'concurrent-writes-' || %s, legal_name || ' (copy)', created_at FROM organizations "
+            "WHERE id = %s RETURNING id",
+            (secrets.token_hex(4), COPIED_ORGANIZATION),
+        ).fetchone()
+        assert row is not None
+        organization_id = int(row[0])
+        conn.execute(
+            "CREATE TEMP TABLE organizations_map ON COMMIT DROP AS SELECT %s::bigint AS old_id, %s::bigint AS new_id",
+            (COPIED_ORGANIZATION, organization_id),
+        )
+        for table, parent_column, parent, columns in COPY_ORDER:
+            conn.execute(
+                f"CREATE TEMP TABLE {table}_map ON COMMIT DROP AS "
+                f"SELECT c.id AS old_id, nextval(pg_get_serial_sequence('public.{table}', 'id')) AS new_id "
+                f"FROM public.{table} c JOIN {parent}_map p ON p.old_id = c.{parent_column}"
+            )
+            conn.execute(
+                f"INSERT INTO public.{table} (id, {parent_column}, {columns}) OVERRIDING SYSTEM VALUE "
+                f"SELECT m.new_id, p.new_id, {columns} FROM public.{table} c "
+                f"JOIN {table}_map m ON m.old_id = c.id JOIN {parent}_map p ON p.old_id = c.{parent_column}"
+            )
+    wait_for_standby_replay(stack, timeout=30)
+    try:
+        yield organization_id
+    finally:
+        with psycopg.connect(stack.primary_dsn, autocommit=True) as conn, conn.transaction():
+            conn.execute(
+                "DELETE FROM invoice_line_items WHERE invoice_id IN (SELECT i.id FROM invoices i "
+                "JOIN subscriptions s ON s.id = i.subscription_id WHERE s.organization_id = %s)",
+                (organization_id,),
+            )
+            conn.execute(
+                "DELETE FROM invoices WHERE subscription_id IN "
+                "(SELECT id FROM subscriptions WHERE organization_id = %s)",
+                (organization_id,),
+            )
+            conn.execute(
+                "DELETE FROM payment_methods WHERE user_id IN (SELECT id FROM users WHERE organization_id = %s)",
+                (organization_id,),
+            )
+            for table in ("audit_events", "subscriptions", "users"):
+                conn.execute(f"DELETE FROM {table} WHERE organization_id = %s", (organization_id,))
+            conn.execute("DELETE FROM organizations WHERE id = %s", (organization_id,))
+        wait_for_standby_replay(stack, timeout=30)
+
+
+@pytest.fixture
+def target_dsn(stack: Stack) -> Iterator[str]:
+    name = f"concurrent_test_{secrets.token_hex(4)}"
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield with_database(stack.target_admin_dsn, name)
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One committed transaction of the writer. Times are ``time.monotonic()`` on this machine."""
+
+    action: str  # "insert invoice", "delete invoice", "insert payment method", "delete payment method"
+    invoice_id: int | None
+    line_item_ids: tuple[int, ...]
+    payment_method_id: int | None
+    began: float  # before the transaction's first statement was sent
+    committed: float  # after COMMIT returned
+    lsn: int  # the primary's WAL position after COMMIT: a standby replayed this far has the commit
+
+
+class _Background(threading.Thread):
+    """A thread that runs ``work`` until stopped; its exception is raised again when it is joined."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.stopping = threading.Event()
+        self.error: BaseException | None = None
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as exc:
+            self.error = exc
+
+    def __enter__(self) -> _Background:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stopping.set()
+        self.join(timeout=30)
+        assert not self.is_alive(), f"{self.name} did not stop"
+        if self.error is not None:
+            raise self.error
+
+
+class Writer(_Background):
+    """Autocommit transactions on the primary that add and remove rows of the tenant, in rotation."""
+
+    ACTIONS = ("insert invoice", "delete invoice", "insert payment method", "delete payment method")
+
+    def __init__(self, primary_dsn: str, organization_id: int) -> None:
+        super().__init__("writer")
+        self.dsn = primary_dsn
+        self.organization_id = organization_id
+        self.commits: list[Commit] = []
+        self.random = random.Random(451)
+
+    def work(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            org = (self.organization_id,)
+            subscriptions = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM subscriptions WHERE organization_id = %s ORDER BY id", org
+                )
+            ]
+            users = [
+                r[0] for r in conn.execute("SELECT id FROM users WHERE organization_id = %s ORDER BY id", org)
+            ]
+            # Only rows that existed before the writer started are deleted, so no row is both added and
+            # removed by it: each commit has one visible effect to look for.
+            ids = _tenant_ids(conn, self.organization_id)
+            invoices = sorted(ids["invoices"])
+            payment_methods = sorted(ids["payment_methods"])
+            self.random.shuffle(invoices)
+            self.random.shuffle(payment_methods)
+            for n in range(MAX_WRITES):
+                if self.stopping.is_set():
+                    return
+                action = self.ACTIONS[n % len(self.ACTIONS)]
+                if action == "delete payment method" and not payment_methods:
+                    action = "insert payment method"
+                began = time.monotonic()
+                with conn.transaction():
+                    invoice_id, line_items, payment_method_id = self._write(
+                        conn, action, subscriptions, users, invoices, payment_methods
+                    )
+                committed = time.monotonic()
+                row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+                assert row is not None
+                self.commits.append(
+                    Commit(action, invoice_id, line_items, payment_method_id, began, committed, _lsn(row[0]))
+                )
+                time.sleep(WRITE_PAUSE)
+
+    def _write(
+        self,
+        conn: psycopg.Connection[Any],
+        action: str,
+        subscriptions: list[int],
+        users: list[int],
+        invoices: list[int],
+        payment_methods: list[int],
+    ) -> tuple[int | None, tuple[int, ...], int | None]:
+        if action == "insert invoice":
+            row = conn.execute(
+                "INSERT INTO invoices (subscription_id, issued_at, total_cents) VALUES (%s, now(), 300) RETURNING id",
+                (self.random.choice(subscriptions),),
+            ).fetchone()
+            assert row is not None
+            line_items = conn.execute(
+                "INSERT INTO invoice_line_items (invoice_id, sku, quantity, unit_cents) "
+                "SELECT %s, 'concurrent-write', q, 100 FROM generate_series(1, 2) q RETURNING id",
+                (row[0],),
+            ).fetchall()
+            return row[0], tuple(r[0] for r in line_items), None
+        if action == "delete invoice":
+            invoice = invoices.pop()
+            line_items = conn.execute(
+                "DELETE FROM invoice_line_items WHERE invoice_id = %s RETURNING id", (invoice,)
+            ).fetchall()
+            assert conn.execute("DELETE FROM invoices WHERE id = %s", (invoice,)).rowcount == 1
+            return invoice, tuple(r[0] for r in line_items), None
+        if action == "insert payment method":
+            row = conn.execute(
+                "INSERT INTO payment_methods (user_id, last_four, provider_token) "
+                "VALUES (%s, '4242', 'tok_concurrent_' || md5(random()::text)) RETURNING id",
+                (self.random.choice(users),),
+            ).fetchone()
+            assert row is not None
+            return None, (), row[0]
+        payment_method = payment_methods.pop()
+        assert conn.execute("DELETE FROM payment_methods WHERE id = %s", (payment_method,)).rowcount == 1
+        return None, (), payment_method
+
+    def wait_for_commits(self, count: int, timeout: float = 30) -> Commit:
+        deadline = time.monotonic() + timeout
+        while len(self.commits) < count:
+            assert self.error is None and self.is_alive(), f"the writer stopped early: {self.error!r}"
+            assert time.monotonic() < deadline, f"the writer made {len(self.commits)} commits in {timeout} s"
+            time.sleep(0.01)
+        return self.commits[count - 1]
+
+
+class ReplayObserver(_Background):
+    """Samples the standby's ``pg_last_wal_replay_lsn()`` until stopped: (monotonic time, LSN)."""
+
+    def __init__(self, standby_dsn: str) -> None:
+        super().__init__("replay observer")
+        self.dsn = standby_dsn
+        self.samples: list[tuple[float, int]] = []
+
+    def work(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stopping.is_set():
+                row = conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()
+                assert row is not None
+                self.samples.append((time.monotonic(), _lsn(row[0])))
+                time.sleep(0.005)
+
+    def replayed_by(self, moment: float) -> int:
+        """How far the standby had certainly replayed at ``moment`` (a sample is taken before it is kept)."""
+        return max((lsn for at, lsn in self.samples if at <= moment), default=0)
+
+    def wait_for(self, lsn: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.samples or self.samples[-1][1] < lsn:
+            assert self.error is None and self.is_alive(), f"the observer stopped early: {self.error!r}"
+            assert time.monotonic() < deadline, (
+                f"the standby did not replay the writer's commits in {timeout} s"
+            )
+            time.sleep(0.01)
+
+
+def test_the_repro_is_one_snapshot_while_the_primary_writes_the_tenant(
+    stack: Stack, tenant: int, target_dsn: str
+) -> None:
+    config = load_config(CONFIG / "mask-rules.yaml", CONFIG / "commercial-extensions.yaml")
+    with Writer(stack.primary_dsn, tenant) as writer, ReplayObserver(stack.standby_dsn) as observer:
+        # The standby is receiving the writer's commits before the snapshot is taken.
+        observer.wait_for(writer.wait_for_commits(5).lsn)
+        with open_source_snapshot(stack.standby_dsn) as snapshot:
+            snapshot_taken = time.monotonic()  # a commit that begins later is not in the snapshot
+            plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), tenant)
+            visible = _tenant_ids(snapshot.conn, tenant)
+            report = load_repro(
+                snapshot,
+                target_dsn,
+                plan,
+                run_id="concurrent-writes",
+                started_at=datetime.now(UTC),
+                batch_size=BATCH_SIZE,
+            )
+            load_ended = time.monotonic()
+    wait_for_standby_replay(stack, timeout=30)
+
+    # The load is complete, and every foreign key of the source holds in the target.
+    assert report.loaded_rows == {
+        table: len(plan.closure.keys.get(table, ())) for table in plan.created_tables
+    }
+    with psycopg.connect(target_dsn) as target:
+        expected = expected_foreign_keys(plan.catalog, read_catalog(target))
+        assert expected.missing == () and len(expected.present) == 6
+        orphans = {str(count.foreign_key): count.orphans for count in count_orphans(target, expected.present)}
+        assert orphans == dict.fromkeys(orphans, 0)
+        loaded = {
+            table: {
+                row[0]
+                for row in target.execute(
+                    sql.SQL("SELECT id FROM {}").format(sql.Identifier("public", table))
+                )
+            }
+            for table in TENANT_IDS
+        }
+
+    # The target holds exactly the rows the closure chose, which are exactly the rows the snapshot held.
+    for table in TENANT_IDS:
+        assert loaded[table] == set(plan.closure.keys[TableName("public", table)]) == visible[table], table
+
+    # The writer committed during the load, and the standby replayed some of those commits before the
+    # load ended: a load that read live data would have seen them.
+    during_load = [c for c in writer.commits if snapshot_taken <= c.began and c.committed <= load_ended]
+    replayed = observer.replayed_by(load_ended)
+    landed = [c for c in during_load if c.lsn <= replayed]
+    print(
+        f"load {load_ended - snapshot_taken:.2f} s; writer: {len(writer.commits)} commits, "
+        f"{len(during_load)} during the load, {len(landed)} of them replayed on the standby before it ended"
+    )
+    assert {c.action for c in landed} == set(Writer.ACTIONS), [c.action for c in landed]
+
+    # None of those writes is in the target; all of them are on the standby now.
+    with psycopg.connect(stack.standby_dsn) as standby:
+        live = _tenant_ids(standby, tenant)
+    for commit in during_load:
+        if commit.invoice_id is not None:
+            changed = {"invoices": {commit.invoice_id}, "invoice_line_items": set(commit.line_item_ids)}
+        else:
+            assert commit.payment_method_id is not None
+            changed = {"payment_methods": {commit.payment_method_id}}
+        inserted = commit.action.startswith("insert")
+        for table, ids in changed.items():
+            assert ids.isdisjoint(loaded[table]) if inserted else ids <= loaded[table], commit
+            assert ids <= live[table] if inserted else ids.isdisjoint(live[table]), commit
+    assert live != loaded
