@@ -13,7 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from repro_pipeline.engine.build import plan_subset
+from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.errors import ReproError
+from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.stack import Stack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="drop the repro databases whose TTL has run out")
     sweep.set_defaults(handler=_sweep)
 
+    plan = commands.add_parser("plan", help="the closure of one organization on any source, without writing")
+    _engine_arguments(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON, for scripts")
+    plan.set_defaults(handler=_plan)
+
+    load = commands.add_parser("load", help="plan and masked load into a given empty database (no Dagster)")
+    _engine_arguments(load)
+    load.add_argument("--target", required=True, help="libpq URL of an empty database to fill")
+    load.set_defaults(handler=_load)
+
     validate = commands.add_parser("validate", help="check the two config files (no database needed)")
     validate.add_argument("--mask-rules", type=Path, default=PROJECT_ROOT / "config" / "mask-rules.yaml")
     validate.add_argument(
@@ -68,6 +81,63 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(handler=_validate)
     return parser
+
+
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
+    parser.add_argument("--organization", required=True, help="numeric organization id")
+    parser.add_argument("--mask-rules", type=Path, default=PROJECT_ROOT / "config" / "mask-rules.yaml")
+    parser.add_argument(
+        "--commercial-extensions", type=Path, default=PROJECT_ROOT / "config" / "commercial-extensions.yaml"
+    )
+
+
+def _plan(arguments: argparse.Namespace) -> int:
+    import json
+
+    from repro_pipeline.engine.build import open_source_snapshot
+    from repro_pipeline.engine.report import plan_summary, plan_text
+
+    config, salt, organization_id = _engine_inputs(arguments)
+    with open_source_snapshot(arguments.source) as snapshot:
+        summary = plan_summary(plan_subset(snapshot, config, salt, organization_id))
+    print(json.dumps(summary, indent=2) if arguments.json else plan_text(summary))
+    return 0
+
+
+def _load(arguments: argparse.Namespace) -> int:
+    import uuid
+    from datetime import UTC, datetime
+
+    from repro_pipeline.engine.build import load_repro, open_source_snapshot, require_empty_target
+
+    config, salt, organization_id = _engine_inputs(arguments)
+    require_empty_target(arguments.target)
+    with open_source_snapshot(arguments.source) as snapshot:
+        plan = plan_subset(snapshot, config, salt, organization_id)
+        report = load_repro(
+            snapshot,
+            arguments.target,
+            plan,
+            run_id=f"cli-{uuid.uuid4().hex}",
+            started_at=datetime.now(UTC),
+            batch_size=config.mask_rules.batch_size,
+        )
+    for table, rows in sorted(report.loaded_rows.items()):
+        print(f"{table!s:<36} {rows:>9}")
+    print(f"loaded {sum(report.loaded_rows.values())} rows in {report.seconds:.1f} s")
+    return 0
+
+
+def _engine_inputs(arguments: argparse.Namespace) -> tuple[ReproConfig, Secret, int]:
+    from repro_pipeline.engine.config import load_config
+    from repro_pipeline.engine.secrets import resolve_salt
+    from repro_pipeline.engine.tenant import parse_organization_id
+
+    organization_id = parse_organization_id(arguments.organization)
+    config = load_config(arguments.mask_rules, arguments.commercial_extensions)
+    salt = resolve_salt(config.mask_rules.global_salt, what=f"global_salt in {arguments.mask_rules}")
+    return config, salt, organization_id
 
 
 def _stack(arguments: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ from repro_pipeline_tests.conftest import PROJECT_ROOT
 
 CONFIG = PROJECT_ROOT / "config"
 COPIED_ORGANIZATION = 451
-BATCH_SIZE = 20  # many COPY batches per table, so the load lasts long enough for the writer to act
+BATCH_SIZE = 5  # many COPY batches per table, so the load lasts long enough for the writer to act
 MAX_WRITES = 300
 WRITE_PAUSE = 0.005  # seconds between the writer's transactions
 

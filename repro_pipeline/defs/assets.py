@@ -155,6 +155,7 @@ def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, object]:
         "rows_by_table": dg.MetadataValue.md(_table_markdown(["table", "rows", "brought by"], rows)),
         "row_counts": dg.MetadataValue.json({str(t): len(k) for t, k in closure.keys.items()}),
         "config_hash": plan.config_hash,
+        "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in plan.warnings) or "none"),
     }
 
 

@@ -21,7 +21,7 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import ddl, dsn
 from repro_pipeline.engine.catalog import Catalog, TableName, read_catalog
-from repro_pipeline.engine.closure import Closure, compute_closure
+from repro_pipeline.engine.closure import Closure, Root, compute_closure
 from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.errors import ClosureError, ConfigError, StandbyNotReady, TargetError
 from repro_pipeline.engine.manifest import RunRecord, TableRecord, write_manifest
@@ -68,6 +68,7 @@ class SubsetPlan:
     closure: Closure
     config_hash: str
     salt_fingerprint: str
+    warnings: tuple[str, ...] = ()
 
     @property
     def created_tables(self) -> list[TableName]:
@@ -102,7 +103,27 @@ def plan_subset(
         closure=closure,
         config_hash=config.fingerprint(),
         salt_fingerprint=salt.fingerprint(),
+        warnings=_warnings(catalog, mask_plan, closure, roots),
     )
+
+
+def _warnings(catalog: Catalog, mask_plan: MaskPlan, closure: Closure, roots: list[Root]) -> tuple[str, ...]:
+    """What a reviewer of the plan should know: tables copied empty, references written as NULL."""
+    found = []
+    root_tables = {root.table for root in roots}
+    for name, masking in sorted(mask_plan.tables.items()):
+        if masking.copies_rows and not closure.keys.get(name) and name not in root_tables:
+            parents = sorted({str(fk.parent) for fk in catalog.referenced_by(name)})
+            found.append(
+                f"{name} gets no rows: none of its rows reference the tenant's rows"
+                + (f" through {', '.join(parents)}" if parents else " (it has no foreign key to follow)")
+            )
+        found.extend(
+            f"{name}.{column.column} is written as NULL: {column.action}"
+            for column in masking.columns
+            if column.action.startswith("null (")
+        )
+    return tuple(found)
 
 
 def _without_dangling_references(config: ReproConfig, catalog: Catalog, mask_plan: MaskPlan) -> MaskPlan:
@@ -180,6 +201,21 @@ def _require_no_other_tenant(closure: Closure, organization_id: int) -> None:
 
 def _some(keys: tuple[Any, ...]) -> str:
     return ", ".join(str(key) for key in keys[:5]) + (" ..." if len(keys) > 5 else "")
+
+
+def require_empty_target(target_dsn: str) -> None:
+    """A given target database must hold no table yet: nothing of the user's is overwritten."""
+    with dsn.connect(target_dsn, role="target database") as conn:
+        row = conn.execute(
+            "SELECT count(*), min(n.nspname || '.' || c.relname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'"
+        ).fetchone()
+    if row and row[0]:
+        raise TargetError(
+            f"the target database {dsn.describe(target_dsn)} is not empty ({row[0]} tables, e.g. {row[1]})",
+            "give an empty database: repro_pipeline never writes over existing tables",
+        )
 
 
 @dataclass(frozen=True)
