@@ -290,11 +290,15 @@ class ReplayObserver(_Background):
         super().__init__("replay observer")
         self.dsn = standby_dsn
         self.samples: list[tuple[float, int]] = []
+        self.waits: list = []
 
     def work(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self.stopping.is_set():
-                row = conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()
+                row = conn.execute(
+                    "SELECT pg_last_wal_replay_lsn()::text, (SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'startup')"
+                ).fetchone()
+                self.waits.append(row[1])
                 assert row is not None
                 self.samples.append((time.monotonic(), _lsn(row[0])))
                 time.sleep(0.005)
@@ -367,6 +371,17 @@ def test_the_repro_is_one_snapshot_while_the_primary_writes_the_tenant(
         f"load {load_ended - snapshot_taken:.2f} s; writer: {len(writer.commits)} commits, "
         f"{len(during_load)} during the load, {len(landed)} of them replayed on the standby before it ended"
     )
+    import collections
+    print([(i, c.action[:8], c.began >= snapshot_taken, c.lsn <= replayed) for i, c in enumerate(writer.commits)][:45])
+
+    print(collections.Counter(observer.waits))
+    with psycopg.connect(stack.standby_dsn) as s2:
+        print(
+            s2.execute(
+                "select * from pg_stat_database_conflicts where datname = current_database()"
+            ).fetchall(),
+            s2.execute("select version()").fetchone(),
+        )
     assert {c.action for c in landed} == set(Writer.ACTIONS), [c.action for c in landed]
 
     # None of those writes is in the target; all of them are on the standby now.

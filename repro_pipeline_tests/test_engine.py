@@ -192,11 +192,24 @@ CREATE TABLE public.notes (
     tag_id bigint REFERENCES public.tags (id),
     body text
 );
+CREATE TABLE public.events (
+    id bigserial,
+    tenant_id int NOT NULL REFERENCES "Billing"."Tenants" (id),
+    at date NOT NULL,
+    PRIMARY KEY (id, tenant_id, at)
+) PARTITION BY RANGE (at);
+CREATE TABLE public.events_2025 PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE "Billing".events_2026 PARTITION OF public.events
+    FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY LIST (tenant_id);
+CREATE TABLE "Billing".events_2026_t2 PARTITION OF "Billing".events_2026 FOR VALUES IN (2);
+CREATE TABLE "Billing".events_2026_rest PARTITION OF "Billing".events_2026 DEFAULT;
+CREATE TABLE public.events_other PARTITION OF public.events DEFAULT;
 INSERT INTO "Billing"."Tenants" (code) SELECT 'T' || g FROM generate_series(1, 3) g;
 INSERT INTO "Billing".accounts SELECT t, a, CASE WHEN a > 1 THEN a - 1 END, 'owner' || t || '.' || a || '@corp.test'
     FROM generate_series(1, 3) t, generate_series(1, 5) a;
 INSERT INTO public.tags (tenant_code, label) SELECT 'T' || (1 + g % 3), 'tag' || g FROM generate_series(1, 12) g;
 INSERT INTO public.notes (tenant_id, tag_id, body) SELECT 1 + g % 3, g, 'note' || g FROM generate_series(1, 12) g;
+INSERT INTO public.events (tenant_id, at) SELECT 1 + g % 3, date '2025-06-01' + g * 7 FROM generate_series(1, 90) g;
 """
 EDGE_RULES = """
 version: "1.0"
@@ -247,6 +260,7 @@ def test_another_schema_is_copied_with_its_keys_indexes_and_sequences(
         assert {str(t): n for t, n in plan.closure.row_counts.items()} == {
             "Billing.Tenants": 1,
             "Billing.accounts": 5,
+            "public.events": 30,
             "public.notes": 4,
             "public.tags": 4,
         }
@@ -271,6 +285,14 @@ def test_another_schema_is_copied_with_its_keys_indexes_and_sequences(
             new_id = conn.execute(
                 """INSERT INTO "Billing"."Tenants" (code) VALUES ('T9') RETURNING id"""
             ).fetchone()
+            by_partition = dict(
+                conn.execute("SELECT tableoid::regclass::text, count(*) FROM events GROUP BY 1")
+            )
+            assert sum(by_partition.values()) == 30
+            assert (
+                set(by_partition) <= {"events_2025", '"Billing".events_2026_t2', "events_other"}
+                and '"Billing".events_2026_t2' in by_partition
+            )
             largest_tag = conn.execute("SELECT max(id) FROM tags").fetchone()
             new_tag = conn.execute(
                 "INSERT INTO tags (tenant_code, label) VALUES ('T2', 'x') RETURNING id"
@@ -364,11 +386,23 @@ def test_pulled_up_parents_do_not_expand_down_unless_an_fk_rule_says_so(
     # Account 3 pulls up accounts 2 and 1 (self-reference) and its tenant; the tenant's tags and notes are
     # cousins, left out by default.
     counts = _edge_closure(edge_source, tmp_path, 'version: "1.0"\n', ACCOUNT_ROOT, 2)
-    assert counts == {"Billing.Tenants": 1, "Billing.accounts": 3, "public.notes": 0, "public.tags": 0}
+    assert counts == {
+        "Billing.Tenants": 1,
+        "Billing.accounts": 3,
+        "public.events": 0,
+        "public.notes": 0,
+        "public.tags": 0,
+    }
     eager = ACCOUNT_ROOT + "foreign_keys:\n  - table: public.tags\n    from_pulled_up_parents: true\n"
     counts = _edge_closure(edge_source, tmp_path, 'version: "1.0"\n', eager, 2)
     # The tags come down from the pulled-up tenant; the notes on those tags come down from the tags.
-    assert counts == {"Billing.Tenants": 1, "Billing.accounts": 3, "public.notes": 4, "public.tags": 4}
+    assert counts == {
+        "Billing.Tenants": 1,
+        "Billing.accounts": 3,
+        "public.events": 0,
+        "public.notes": 4,
+        "public.tags": 4,
+    }
 
 
 def test_an_fk_rule_can_skip_or_cap_the_way_down(edge_source: str, tmp_path: Path) -> None:

@@ -66,11 +66,23 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
+class Partition:
+    name: TableName
+    parent: TableName  # the partitioned table (or partition) it is attached to
+    bound: str  # e.g. FOR VALUES FROM ('2026-01-01') TO ('2026-02-01'), or DEFAULT
+    partition_by: str | None  # set when the partition is itself partitioned
+
+
+@dataclass(frozen=True)
 class Table:
+    """An ordinary table, or a partitioned one with its partitions (copied through the parent)."""
+
     name: TableName
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...]
     constraints: tuple[Constraint, ...] = field(default=())
+    partition_by: str | None = None  # e.g. RANGE (occurred_at)
+    partitions: tuple[Partition, ...] = ()  # parents before their children
 
     @cached_property
     def column_names(self) -> tuple[str, ...]:
@@ -120,15 +132,16 @@ def read_catalog(conn: psycopg.Connection[TupleRow]) -> Catalog:
 def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
     tables = cur.execute(
         """
-        SELECT c.oid, n.nspname, c.relname
+        SELECT c.oid, n.nspname, c.relname, CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind = 'r' AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_%%'
-          AND n.nspname <> %s
+        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+          AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_%%' AND n.nspname <> %s
         ORDER BY n.nspname, c.relname
         """,
         (list(_SYSTEM_SCHEMAS), MANIFEST_SCHEMA),
     ).fetchall()
-    names = {oid: TableName(str(schema), str(name)) for oid, schema, name in tables}
+    names = {oid: TableName(str(schema), str(name)) for oid, schema, name, _ in tables}
+    partition_by = {names[oid]: None if key is None else str(key) for oid, _, _, key in tables}
     oids = list(names)
     columns: dict[TableName, list[Column]] = {name: [] for name in names.values()}
     attnames: dict[tuple[object, object], str] = {}
@@ -158,7 +171,7 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
     for conname, contype, relid, conkey, frelid, confkey, definition in cur.execute(
         """
         SELECT conname, contype, conrelid, conkey, confrelid, confkey, pg_get_constraintdef(oid)
-        FROM pg_constraint WHERE conrelid = ANY(%s) AND contype IN ('p', 'u', 'c', 'f')
+        FROM pg_constraint WHERE conrelid = ANY(%s) AND contype IN ('p', 'u', 'c', 'f') AND conparentid = 0
         ORDER BY conrelid, contype, conname
         """,
         (oids,),
@@ -190,6 +203,7 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
             (oids,),
         )
     )
+    partitions = _partitions(cur, names)
     return Catalog(
         tables={
             name: Table(
@@ -197,12 +211,50 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
                 columns=tuple(columns[name]),
                 primary_key=_primary_key(constraints[name]),
                 constraints=tuple(constraints[name]),
+                partition_by=partition_by[name],
+                partitions=partitions.get(name, ()),
             )
             for name in names.values()
         },
         foreign_keys=tuple(foreign_keys),
         unique_indexes=unique_indexes,
     )
+
+
+def _partitions(
+    cur: psycopg.Cursor[TupleRow], tables: Mapping[object, TableName]
+) -> dict[TableName, tuple[Partition, ...]]:
+    """Each partitioned table's partitions at every level, parents listed before their children."""
+    rows = cur.execute(
+        """
+        WITH RECURSIVE tree AS (
+            SELECT i.inhrelid AS oid, i.inhparent AS parent, i.inhparent AS root, 1 AS depth
+            FROM pg_inherits i WHERE i.inhparent = ANY(%s)
+            UNION ALL
+            SELECT i.inhrelid, i.inhparent, tree.root, tree.depth + 1
+            FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid
+        )
+        SELECT tree.root, n.nspname, c.relname, pn.nspname, p.relname, pg_get_expr(c.relpartbound, c.oid),
+               CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END
+        FROM tree
+        JOIN pg_class c ON c.oid = tree.oid AND c.relispartition
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_class p ON p.oid = tree.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace
+        ORDER BY tree.root, tree.depth, n.nspname, c.relname
+        """,
+        (list(tables),),
+    ).fetchall()
+    found: dict[TableName, list[Partition]] = {}
+    for root, schema, name, parent_schema, parent_name, bound, partition_by in rows:
+        found.setdefault(tables[root], []).append(
+            Partition(
+                name=TableName(str(schema), str(name)),
+                parent=TableName(str(parent_schema), str(parent_name)),
+                bound=str(bound),
+                partition_by=None if partition_by is None else str(partition_by),
+            )
+        )
+    return {table: tuple(partitions) for table, partitions in found.items()}
 
 
 def _primary_key(constraints: Iterable[Constraint]) -> tuple[str, ...]:

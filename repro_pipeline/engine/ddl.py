@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from psycopg import sql
 
-from repro_pipeline.engine.catalog import Catalog, Column, Table
+from repro_pipeline.engine.catalog import Catalog, Column, Partition, Table
 
 Statement = sql.SQL | sql.Composed
 _NEXTVAL = re.compile(r"nextval\('(?P<sequence>.+)'::regclass\)")
@@ -17,9 +17,10 @@ _NEXTVAL = re.compile(r"nextval\('(?P<sequence>.+)'::regclass\)")
 
 def pre_data(tables: Iterable[Table]) -> list[Statement]:
     tables = list(tables)
+    schemas = {table.name.schema for table in tables}
+    schemas |= {partition.name.schema for table in tables for partition in table.partitions}
     statements: list[Statement] = [
-        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-        for schema in sorted({table.name.schema for table in tables})
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)) for schema in sorted(schemas)
     ]
     for table in tables:
         for column in table.columns:
@@ -27,6 +28,7 @@ def pre_data(tables: Iterable[Table]) -> list[Statement]:
             if sequence:
                 statements.append(sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}").format(sql.SQL(sequence)))
     statements.extend(_create_table(table) for table in tables)
+    statements.extend(_create_partition(partition) for table in tables for partition in table.partitions)
     for table in tables:
         for column in table.columns:
             sequence = _serial_sequence(column)
@@ -51,7 +53,12 @@ def post_data(catalog: Catalog, tables: Iterable[Table]) -> list[Statement]:
             for constraint in table.constraints
             if constraint.kind == kind
         )
-    statements.extend(sql.SQL(definition) for table, definition in catalog.unique_indexes if table in names)
+    # On a partitioned table the definition says ON ONLY; without ONLY the index covers every partition.
+    statements.extend(
+        sql.SQL(definition.replace(" ON ONLY ", " ON ", 1))
+        for table, definition in catalog.unique_indexes
+        if table in names
+    )
     statements.extend(
         _add_constraint(catalog.tables[fk.child], fk.name, fk.definition)
         for fk in catalog.foreign_keys
@@ -69,7 +76,23 @@ def _create_table(table: Table) -> sql.Composed:
         for c in table.constraints
         if c.kind == "c"
     )
-    return sql.SQL("CREATE TABLE {} ({})").format(table.name.identifier, sql.SQL(", ").join(parts))
+    partitioning = (
+        sql.SQL(" PARTITION BY {}").format(sql.SQL(table.partition_by)) if table.partition_by else sql.SQL("")
+    )
+    return sql.SQL("CREATE TABLE {} ({}){}").format(
+        table.name.identifier, sql.SQL(", ").join(parts), partitioning
+    )
+
+
+def _create_partition(partition: Partition) -> sql.Composed:
+    partitioning = (
+        sql.SQL(" PARTITION BY {}").format(sql.SQL(partition.partition_by))
+        if partition.partition_by
+        else sql.SQL("")
+    )
+    return sql.SQL("CREATE TABLE {} PARTITION OF {} {}{}").format(
+        partition.name.identifier, partition.parent.identifier, sql.SQL(partition.bound), partitioning
+    )
 
 
 def _column_definition(column: Column) -> sql.Composed:

@@ -30,9 +30,12 @@ def copy_table(
     table = masking.table
     columns = [column.name for column in table.copy_columns]
     source_cur, target_cur = source.cursor(), target.cursor()
-    # FREEZE: the table was created in this transaction, so its rows can be written already frozen.
-    copy_in = sql.SQL("COPY {table} ({columns}) FROM STDIN WITH (FREEZE)").format(
-        table=table.name.identifier, columns=column_list(columns)
+    # FREEZE: the table was created in this transaction, so its rows can be written already frozen
+    # (PostgreSQL allows it on ordinary tables only; a partitioned table routes rows to its partitions).
+    copy_in = sql.SQL("COPY {table} ({columns}) FROM STDIN{freeze}").format(
+        table=table.name.identifier,
+        columns=column_list(columns),
+        freeze=sql.SQL("" if table.partition_by else " WITH (FREEZE)"),
     )
     with target_cur.copy(copy_in) as sink:
         for batch in batches(keys, batch_size):
