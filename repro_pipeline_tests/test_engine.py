@@ -204,13 +204,23 @@ CREATE TABLE "Billing".events_2026 PARTITION OF public.events
 CREATE TABLE "Billing".events_2026_t2 PARTITION OF "Billing".events_2026 FOR VALUES IN (2);
 CREATE TABLE "Billing".events_2026_rest PARTITION OF "Billing".events_2026 DEFAULT;
 CREATE TABLE public.events_other PARTITION OF public.events DEFAULT;
+CREATE TABLE public.audit_trail (
+    tenant_id int REFERENCES "Billing"."Tenants" (id),
+    tag_id bigint REFERENCES public.tags (id),
+    message text
+);
 INSERT INTO "Billing"."Tenants" (code) SELECT 'T' || g FROM generate_series(1, 3) g;
 INSERT INTO "Billing".accounts SELECT t, a, CASE WHEN a > 1 THEN a - 1 END, 'owner' || t || '.' || a || '@corp.test'
     FROM generate_series(1, 3) t, generate_series(1, 5) a;
 INSERT INTO public.tags (tenant_code, label) SELECT 'T' || (1 + g % 3), 'tag' || g FROM generate_series(1, 12) g;
 INSERT INTO public.notes (tenant_id, tag_id, body) SELECT 1 + g % 3, g, 'note' || g FROM generate_series(1, 12) g;
 INSERT INTO public.events (tenant_id, at) SELECT 1 + g % 3, date '2025-06-01' + g * 7 FROM generate_series(1, 90) g;
+INSERT INTO public.audit_trail  -- each row's tag belongs to the row's tenant; every 4th row names no tenant
+    SELECT CASE WHEN g % 4 = 0 THEN NULL ELSE 1 + g % 3 END, 3 + g % 3 + 3 * ((g / 3) % 3), 'm' || g
+    FROM generate_series(1, 48) g;
 """
+# audit_trail has no primary key: its rows of tenant 2 are those with tenant_id 2 or a tag of tenant 2.
+TRAIL_OF_TENANT_2 = sum(1 for g in range(1, 49) if g % 3 == 1)
 EDGE_RULES = """
 version: "1.0"
 tables:
@@ -260,6 +270,7 @@ def test_another_schema_is_copied_with_its_keys_indexes_and_sequences(
         assert {str(t): n for t, n in plan.closure.row_counts.items()} == {
             "Billing.Tenants": 1,
             "Billing.accounts": 5,
+            "public.audit_trail": TRAIL_OF_TENANT_2,
             "public.events": 30,
             "public.notes": 4,
             "public.tags": 4,
@@ -389,16 +400,18 @@ def test_pulled_up_parents_do_not_expand_down_unless_an_fk_rule_says_so(
     assert counts == {
         "Billing.Tenants": 1,
         "Billing.accounts": 3,
+        "public.audit_trail": 0,
         "public.events": 0,
         "public.notes": 0,
         "public.tags": 0,
     }
     eager = ACCOUNT_ROOT + "foreign_keys:\n  - table: public.tags\n    from_pulled_up_parents: true\n"
     counts = _edge_closure(edge_source, tmp_path, 'version: "1.0"\n', eager, 2)
-    # The tags come down from the pulled-up tenant; the notes on those tags come down from the tags.
+    # The tags come down from the pulled-up tenant; the notes and trail rows on those tags come down too.
     assert counts == {
         "Billing.Tenants": 1,
         "Billing.accounts": 3,
+        "public.audit_trail": TRAIL_OF_TENANT_2,
         "public.events": 0,
         "public.notes": 4,
         "public.tags": 4,
@@ -442,3 +455,19 @@ def test_a_nullable_reference_to_a_table_without_rows_is_written_as_null(
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_table_without_primary_key_can_be_a_root_and_pulls_up_its_parents(
+    edge_source: str, tmp_path: Path
+) -> None:
+    root = 'version: "1.0"\nsubset:\n  - table: public.audit_trail\n    predicate: "tenant_id = :organization_id"\n'
+    counts = _edge_closure(edge_source, tmp_path, 'version: "1.0"\n', root, 2)
+    with psycopg.connect(edge_source) as conn:
+        expected_tags = conn.execute(
+            "SELECT count(DISTINCT tag_id) FROM audit_trail WHERE tenant_id = 2"
+        ).fetchone()
+        expected_trail = conn.execute("SELECT count(*) FROM audit_trail WHERE tenant_id = 2").fetchone()
+    assert expected_tags is not None and expected_trail is not None
+    assert counts["public.audit_trail"] == expected_trail[0]
+    assert counts["public.tags"] == expected_tags[0] == 3
+    assert counts["Billing.Tenants"] == 1

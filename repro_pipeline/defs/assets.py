@@ -13,6 +13,7 @@ from repro_pipeline.engine import repro_databases
 from repro_pipeline.engine.build import SubsetPlan, load_repro, open_source_snapshot, plan_subset
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.manifest import REQUIRED_CHECKS, unpassed_checks
+from repro_pipeline.engine.report import plan_summary
 from repro_pipeline.engine.standby import read_standby_health, require_ready_standby
 from repro_pipeline.engine.tenant import parse_organization_id
 
@@ -138,22 +139,19 @@ def latest_repro_database(instance: dg.DagsterInstance, partition_key: str, run_
 
 
 def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, object]:
-    closure = plan.closure
+    summary = plan_summary(plan)
     rows = [
-        [
-            str(table),
-            str(len(keys)),
-            ", ".join(f"{reason}: {n}" for reason, n in closure.reasons[table].items()),
-        ]
-        for table, keys in sorted(closure.keys.items())
+        [table["table"], str(table["rows"]), "; ".join(f"{r}: {n}" for r, n in table["brought_by"].items())]
+        for table in summary["tables"]
     ]
     return {
         "organization_id": plan.organization_id,
         "source": source,
-        "passes": closure.passes,
-        "dagster/row_count": closure.total_rows,
+        "passes": summary["passes"],
+        "dagster/row_count": summary["total_rows"],
         "rows_by_table": dg.MetadataValue.md(_table_markdown(["table", "rows", "brought by"], rows)),
-        "row_counts": dg.MetadataValue.json({str(t): len(k) for t, k in closure.keys.items()}),
+        "row_counts": dg.MetadataValue.json({table["table"]: table["rows"] for table in summary["tables"]}),
+        "plan": dg.MetadataValue.json(summary),
         "config_hash": plan.config_hash,
         "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in plan.warnings) or "none"),
     }

@@ -112,7 +112,7 @@ def _warnings(catalog: Catalog, mask_plan: MaskPlan, closure: Closure, roots: li
     found = []
     root_tables = {root.table for root in roots}
     for name, masking in sorted(mask_plan.tables.items()):
-        if masking.copies_rows and not closure.keys.get(name) and name not in root_tables:
+        if masking.copies_rows and not closure.row_counts.get(name) and name not in root_tables:
             parents = sorted({str(fk.parent) for fk in catalog.referenced_by(name)})
             found.append(
                 f"{name} gets no rows: none of its rows reference the tenant's rows"
@@ -245,14 +245,12 @@ def load_repro(
                 cur.execute(statement)
         for name in plan.created_tables:
             masking = plan.mask_plan.for_table(name)
-            keys = plan.closure.keys.get(name, ())
+            batches = plan.closure.row_conditions(
+                masking.table, plan.organization_id, masking.batch_size or batch_size
+            )
             with _without_values(f"loading {name}"):
                 loaded[name] = (
-                    copy_table(
-                        snapshot.conn, target, masking, keys, batch_size=masking.batch_size or batch_size
-                    )
-                    if keys
-                    else 0
+                    copy_table(snapshot.conn, target, masking, batches) if masking.copies_rows else 0
                 )
         with _without_values("adding keys, constraints and sequence positions"):
             for statement in ddl.post_data(catalog, created):
@@ -273,7 +271,7 @@ def load_repro(
                     TableRecord(
                         table=name,
                         strategy=plan.mask_plan.for_table(name).strategy,
-                        closure_rows=len(plan.closure.keys.get(name, ())),
+                        closure_rows=plan.closure.row_counts.get(name, 0),
                         loaded_rows=loaded[name],
                         column_actions={c.column: c.action for c in plan.mask_plan.for_table(name).columns},
                     )

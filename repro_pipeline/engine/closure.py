@@ -18,8 +18,8 @@ snapshot the load will also read.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -55,19 +55,51 @@ EdgeKey = tuple[TableName, str]  # (referencing table, constraint name)
 
 
 @dataclass(frozen=True)
+class KeylessRows:
+    """The rows of a table without a primary key: those a root predicate selects, or whose FK columns
+    match parents of the closure. Copied by this condition rather than by key."""
+
+    roots: tuple[Root, ...]
+    parents: tuple[tuple[ForeignKey, tuple[Key, ...]], ...]  # (FK of the table, the parents' key values)
+    rows: int
+
+    def condition(self, table: Table, organization_id: int) -> tuple[sql.Composed, dict[str, Any]]:
+        parts: list[sql.Composable] = [root.predicate.as_sql() for root in self.roots]
+        params: dict[str, Any] = {PLACEHOLDER: organization_id} if self.roots else {}
+        for index, (fk, values) in enumerate(self.parents):
+            condition, fk_params = match_keys(table, fk.child_columns, values, name=f"fk{index}")
+            parts.append(condition)
+            params |= fk_params
+        return sql.SQL(" OR ").join(parts or [sql.SQL("false")]), params
+
+
+@dataclass(frozen=True)
 class Closure:
     keys: Mapping[TableName, tuple[Key, ...]]  # sorted primary keys of the included rows
     reasons: Mapping[TableName, Mapping[str, int]]  # how many rows each root or FK edge brought
     passes: int
     root_keys: Mapping[TableName, tuple[Key, ...]]  # the rows each root predicate selected
+    keyless: Mapping[TableName, KeylessRows] = field(default_factory=dict)
 
     @property
     def row_counts(self) -> dict[TableName, int]:
-        return {table: len(keys) for table, keys in self.keys.items()}
+        counts = {table: len(keys) for table, keys in self.keys.items()}
+        return counts | {table: selection.rows for table, selection in self.keyless.items()}
 
     @property
     def total_rows(self) -> int:
-        return sum(len(keys) for keys in self.keys.values())
+        return sum(self.row_counts.values())
+
+    def row_conditions(
+        self, table: Table, organization_id: int, batch_size: int
+    ) -> Iterator[tuple[sql.Composed, dict[str, Any]]]:
+        """WHERE conditions that together select the table's rows of the closure, one batch each."""
+        if table.name in self.keyless:
+            if self.keyless[table.name].rows:
+                yield self.keyless[table.name].condition(table, organization_id)
+            return
+        for batch in batches(self.keys.get(table.name, ()), batch_size):
+            yield match_keys(table, table.primary_key, batch)
 
 
 def compute_closure(
@@ -85,7 +117,7 @@ def compute_closure(
     for root in roots:
         walk.add_root(root.table, walk.select_root(root, organization_id))
     check_roots(walk.root_keys)
-    if not any(walk.root_keys.values()):
+    if not any(walk.root_rows.values()):
         raise ClosureError(
             f"no root predicate matched any row for organization {organization_id} "
             f"({', '.join(root.where for root in roots)})",
@@ -94,7 +126,7 @@ def compute_closure(
         )
     while walk.pending:
         walk.run_pass()
-    return walk.result()
+    return walk.result(organization_id)
 
 
 class _Walk:
@@ -118,8 +150,12 @@ class _Walk:
         self.reasons: dict[TableName, Counter[str]] = defaultdict(Counter)
         self.passes = 0
         self.root_keys: dict[TableName, tuple[Key, ...]] = {}
-        for table in (root.table for root in roots):
-            _require_primary_key(catalog.tables[table])
+        self.root_rows: Counter[TableName] = Counter()
+        self.roots = roots
+        self.keyless_parents: dict[TableName, dict[ForeignKey, set[Key]]] = defaultdict(dict)
+        for fk in catalog.foreign_keys:
+            if fk.child in copied_tables and fk.parent in copied_tables:
+                _require_primary_key(catalog.tables[fk.parent], because=f"{fk} references it")
 
     def select_root(self, root: Root, organization_id: int) -> list[tuple[Any, ...]]:
         table = self.catalog.tables[root.table]
@@ -141,14 +177,20 @@ class _Walk:
 
     def add_root(self, name: TableName, rows: list[tuple[Any, ...]]) -> None:
         table = self.catalog.tables[name]
-        key_of = _key_getter(self._key_columns(table), table.primary_key)
-        self.root_keys[name] = tuple(sorted(key_of(row) for row in rows))
+        self.root_rows[name] += len(rows)
+        if table.primary_key:
+            key_of = _key_getter(self._key_columns(table), table.primary_key)
+            self.root_keys[name] = tuple(sorted(key_of(row) for row in rows))
         self.add(name, rows, expands_down=True, reason="root predicate")
 
     def add(
         self, name: TableName, rows: Iterable[tuple[Any, ...]], *, expands_down: bool, reason: str
     ) -> None:
         table = self.catalog.tables[name]
+        if not table.primary_key:
+            # Nothing references a keyless table: its rows only need their parents pulled up.
+            self.pending[name].extend((False, *row) for row in rows)
+            return
         key_of = _key_getter(self._key_columns(table), table.primary_key)
         included, pending = self.included[name], self.pending[name]
         added = 0
@@ -194,8 +236,13 @@ class _Walk:
         self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]], limit: int | None
     ) -> None:
         child = self.catalog.tables[fk.child]
-        _require_primary_key(child)
         values = _distinct_values(entries, columns, fk.parent_columns)
+        if not child.primary_key:
+            if limit:
+                _require_primary_key(child, because=f"max_rows_per_parent is set for {fk.name}")
+            known = self.keyless_parents[fk.child].setdefault(fk, set())
+            values = [value for value in values if value not in known]
+            known.update(values)
         reason = f"down from {fk.parent} via {fk.name}" + (f" (at most {limit} per parent)" if limit else "")
         for batch in batches(values):
             rows = self._fetch(child, fk.child_columns, batch, limit=limit)
@@ -236,17 +283,46 @@ class _Walk:
             columns.extend(fk.parent_columns)
         return tuple(dict.fromkeys(columns))
 
-    def result(self) -> Closure:
-        keys = {name: tuple(sorted(self.included.get(name, {}))) for name in sorted(self.copied)}
-        reasons = {name: dict(self.reasons.get(name, {})) for name in keys}
-        return Closure(keys=keys, reasons=reasons, passes=self.passes, root_keys=self.root_keys)
+    def result(self, organization_id: int) -> Closure:
+        tables = [self.catalog.tables[name] for name in sorted(self.copied)]
+        keys = {
+            table.name: tuple(sorted(self.included.get(table.name, {})))
+            for table in tables
+            if table.primary_key
+        }
+        keyless = {
+            table.name: self._keyless_rows(table, organization_id)
+            for table in tables
+            if not table.primary_key
+        }
+        reasons = {name: dict(self.reasons.get(name, {})) for name in sorted(self.copied)}
+        return Closure(
+            keys=keys, reasons=reasons, passes=self.passes, root_keys=self.root_keys, keyless=keyless
+        )
+
+    def _keyless_rows(self, table: Table, organization_id: int) -> KeylessRows:
+        selection = KeylessRows(
+            roots=tuple(root for root in self.roots if root.table == table.name),
+            parents=tuple(
+                (fk, tuple(values)) for fk, values in self.keyless_parents[table.name].items() if values
+            ),
+            rows=0,
+        )
+        condition, params = selection.condition(table, organization_id)
+        row = self.cur.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table.name.identifier, condition), params
+        ).fetchone()
+        rows = int(row[0]) if row else 0
+        if rows:
+            self.reasons[table.name]["root predicate or parents in the closure"] = rows
+        return replace(selection, rows=rows)
 
 
-def _require_primary_key(table: Table) -> None:
+def _require_primary_key(table: Table, *, because: str) -> None:
     if not table.primary_key:
         raise ClosureError(
-            f"table {table.name} has no primary key, which this version needs to subset it",
-            f"add a primary key to {table.name}, or set its strategy to empty or exclude in mask-rules.yaml",
+            f"table {table.name} has no primary key, which is needed because {because}",
+            f"add a primary key to {table.name}, or give it strategy empty or exclude in mask-rules.yaml",
         )
 
 

@@ -12,21 +12,28 @@ from repro_pipeline.engine.catalog import Table
 KEY_BATCH = 20_000
 
 
-def match_keys(table: Table, columns: Sequence[str], values: Sequence[Any]) -> tuple[sql.Composed, list[Any]]:
-    """``columns`` equal one of ``values`` (scalars for one column, tuples for several)."""
+def match_keys(
+    table: Table, columns: Sequence[str], values: Sequence[Any], *, name: str = "keys"
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """``columns`` equal one of ``values`` (scalars for one column, tuples for several).
+
+    Parameters are named ``<name>_<i>``, so several conditions (and a predicate) can share one query.
+    """
     types = [_column_type(table, column) for column in columns]
+    placeholders = [sql.Placeholder(f"{name}_{index}") for index in range(len(columns))]
     if len(columns) == 1:
         condition = sql.SQL("{column} = ANY({values}::{type}[])").format(
-            column=sql.Identifier(columns[0]), values=sql.Placeholder(), type=sql.SQL(types[0])
+            column=sql.Identifier(columns[0]), values=placeholders[0], type=sql.SQL(types[0])
         )
-        return condition, [list(values)]
+        return condition, {f"{name}_0": list(values)}
     condition = sql.SQL("({columns}) IN (SELECT * FROM unnest({arrays}))").format(
         columns=column_list(columns),
         arrays=sql.SQL(", ").join(
-            sql.SQL("{}::{}[]").format(sql.Placeholder(), sql.SQL(type_)) for type_ in types
+            sql.SQL("{}::{}[]").format(placeholder, sql.SQL(type_))
+            for placeholder, type_ in zip(placeholders, types, strict=True)
         ),
     )
-    return condition, [[value[i] for value in values] for i in range(len(columns))]
+    return condition, {f"{name}_{i}": [value[i] for value in values] for i in range(len(columns))}
 
 
 def batches(values: Sequence[Any], size: int = KEY_BATCH) -> Iterator[Sequence[Any]]:

@@ -61,14 +61,17 @@ def original_values(
     source_catalog: Catalog,
     fields: dict[TableName, SensitiveFields],
 ) -> set[str]:
-    """The source's values of the sensitive fields, for the rows present in the target."""
+    """The source's values of the sensitive fields, for the rows present in the target.
+
+    Tables without a primary key are not read back (their rows cannot be matched); their masks still apply.
+    """
     originals: set[str] = set()
     for name, wanted in fields.items():
         table = source_catalog.tables[name]
         json_columns = tuple(dict.fromkeys(column for column, _ in wanted.json_paths))
         read = tuple(dict.fromkeys((*wanted.columns, *json_columns)))
-        if not read:
-            continue
+        if not read or not table.primary_key:
+            continue  # without a key, a target row cannot be matched to its source row
         keys = [
             row[0] if len(row) == 1 else row
             for row in target.execute(

@@ -17,7 +17,7 @@ def plan_summary(plan: SubsetPlan) -> dict[str, Any]:
             {
                 "table": str(name),
                 "strategy": masking.strategy,
-                "rows": len(closure.keys.get(name, ())),
+                "rows": closure.row_counts.get(name, 0),
                 "brought_by": dict(closure.reasons.get(name, {})),
                 "columns": {column.column: column.action for column in masking.columns},
             }

@@ -1,20 +1,20 @@
 """Stream the closure's rows from the source to the target through the masks, table by table.
 
-Rows go from ``COPY ... TO STDOUT`` on the source to ``COPY ... FROM STDIN`` on the target one key batch
-at a time, so memory holds one batch whatever the tenant's size. A table without masks is copied as raw
+Rows go from ``COPY ... TO STDOUT`` on the source to ``COPY ... FROM STDIN`` on the target one batch of
+keys (or, for a table without a primary key, one selecting condition) at a time, so memory holds one batch whatever the tenant's size. A table without masks is copied as raw
 COPY data, without parsing rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.keyset import batches, column_list, match_keys
+from repro_pipeline.engine.keyset import column_list
 from repro_pipeline.engine.masking.plan import TableMasking
 
 
@@ -22,11 +22,9 @@ def copy_table(
     source: psycopg.Connection[TupleRow],
     target: psycopg.Connection[TupleRow],
     masking: TableMasking,
-    keys: Sequence[Any],
-    *,
-    batch_size: int,
+    batches: Iterable[tuple[sql.Composed, dict[str, Any]]],
 ) -> int:
-    """Copy the rows of ``keys`` (primary key values) into the target table; returns the rows written."""
+    """Copy the rows each ``(condition, params)`` batch selects into the target table; returns rows written."""
     table = masking.table
     columns = [column.name for column in table.copy_columns]
     source_cur, target_cur = source.cursor(), target.cursor()
@@ -38,8 +36,7 @@ def copy_table(
         freeze=sql.SQL("" if table.partition_by else " WITH (FREEZE)"),
     )
     with target_cur.copy(copy_in) as sink:
-        for batch in batches(keys, batch_size):
-            condition, params = match_keys(table, table.primary_key, batch)
+        for condition, params in batches:
             copy_out = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {condition}) TO STDOUT").format(
                 columns=column_list(columns), table=table.name.identifier, condition=condition
             )
