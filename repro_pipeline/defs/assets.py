@@ -30,6 +30,11 @@ def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) ->
         with standby.connect() as conn:
             health = read_standby_health(conn)
         require_ready_standby(health, standby.lag_limits, source=standby.description)
+        if not health.hot_standby_feedback:
+            context.log.warning(
+                f"{standby.description} runs with hot_standby_feedback off: a long repro read holds back its "
+                "replay, and is cancelled after max_standby_streaming_delay"
+            )
     return dg.MaterializeResult(
         metadata={
             "source": standby.description,
@@ -37,6 +42,7 @@ def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) ->
             "replay_lag_bytes": health.replay_lag_bytes,
             "replay_lsn": health.replay_lsn or "",
             "wal_receiver": health.receiver_status or "",
+            "hot_standby_feedback": health.hot_standby_feedback,
         }
     )
 

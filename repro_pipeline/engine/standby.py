@@ -26,6 +26,7 @@ class StandbyHealth:
     replay_lag_bytes: int
     replay_lag_seconds: float  # 0 when everything received has been replayed: an idle primary is not lag
     server_version: int
+    hot_standby_feedback: bool  # off: a long read holds back replay, or is cancelled after the streaming delay
 
     def problems(self, limits: LagLimits) -> list[str]:
         found = []
@@ -61,14 +62,15 @@ SELECT pg_is_in_recovery(),
        coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::bigint,
        CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8,
-       current_setting('server_version_num')::int
+       current_setting('server_version_num')::int,
+       current_setting('hot_standby_feedback') = 'on'
 """
 
 
 def read_standby_health(conn: psycopg.Connection[TupleRow]) -> StandbyHealth:
     row = conn.execute(_HEALTH_QUERY).fetchone()
     assert row is not None
-    in_recovery, paused, receiver, receive_lsn, replay_lsn, lag_bytes, lag_seconds, version = row
+    in_recovery, paused, receiver, receive_lsn, replay_lsn, lag_bytes, lag_seconds, version, feedback = row
     return StandbyHealth(
         in_recovery=bool(in_recovery),
         replay_paused=bool(paused),
@@ -78,6 +80,7 @@ def read_standby_health(conn: psycopg.Connection[TupleRow]) -> StandbyHealth:
         replay_lag_bytes=int(str(lag_bytes)),
         replay_lag_seconds=float(str(lag_seconds)),
         server_version=int(str(version)),
+        hot_standby_feedback=bool(feedback),
     )
 
 

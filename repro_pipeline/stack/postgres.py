@@ -41,7 +41,9 @@ COMMON_SETTINGS = {
 }
 ROLE_SETTINGS = {
     "primary": {"wal_level": "replica", "max_wal_senders": "10", "wal_keep_size": "256MB"},
-    "standby": {"hot_standby": "on"},
+    # Feedback keeps the primary from pruning rows a long repro read still sees, so replay is not held
+    # back (and the read not cancelled) by recovery conflicts; real DR standbys want the same.
+    "standby": {"hot_standby": "on", "hot_standby_feedback": "on"},
     "target": {},
 }
 
