@@ -302,3 +302,31 @@ def test_a_failing_check_stops_the_handoff(
     assert not handoff_only.success
     assert len(slack_api.messages) == before_messages
     assert run.database in run_ttl_sweep(first_run.instance).dropped
+
+
+def test_the_repro_database_records_its_run_without_values(
+    first_run: TenantRun, stack: Stack, salt: str
+) -> None:
+    dsn = first_run.target_dsn
+    (run,) = _query(
+        dsn,
+        "SELECT run_id, organization_id, status, salt_fingerprint, source_replay_lsn IS NOT NULL, "
+        "started_at <= loaded_at AND loaded_at <= finished_at FROM _repro_pipeline.runs",
+    )
+    assert run[0] == first_run.result.run_id and run[1] == ORGANIZATION and run[2] == "ready"
+    assert len(run[3]) == 16 and run[3] not in salt and run[4] and run[5]
+    columns = dict(
+        ((table, column), (action, masked))
+        for table, column, action, masked in _query(
+            dsn, "SELECT table_name, column_name, action, masked_values FROM _repro_pipeline.columns"
+        )
+    )
+    assert columns[("public.users", "email")] == ("fake:email (seed_alias user_email)", 60)
+    assert columns[("public.payment_methods", "last_four")][0] == "static"
+    assert _query(dsn, "SELECT count(*) FROM _repro_pipeline.checks WHERE passed") == [(3,)]
+    manifest = "\n".join(
+        str(row)
+        for table in ("runs", "tables", "columns", "checks")
+        for row in _query(dsn, f"SELECT * FROM _repro_pipeline.{table}")
+    )
+    assert "@" not in manifest and stack.password not in manifest

@@ -12,7 +12,7 @@ from repro_pipeline.defs.resources import MaskingConfig, SlackHandoff, SourceSta
 from repro_pipeline.engine import repro_databases
 from repro_pipeline.engine.build import SubsetPlan, load_repro, open_source_snapshot, plan_subset
 from repro_pipeline.engine.errors import TargetError
-from repro_pipeline.engine.manifest import REQUIRED_CHECKS, unpassed_checks
+from repro_pipeline.engine.manifest import REQUIRED_CHECKS, finish_run, unpassed_checks
 from repro_pipeline.engine.report import plan_summary
 from repro_pipeline.engine.standby import read_standby_health, require_ready_standby
 from repro_pipeline.engine.tenant import parse_organization_id
@@ -206,6 +206,8 @@ def repro_handoff(
             )
         with target.admin() as admin:
             repro_databases.mark(admin, database, "ready")
+        with target.connect_database(name) as conn:
+            finish_run(conn, "ready")
     return dg.MaterializeResult(
         metadata={"message": text, "channel": slack.channel, "posted": slack.enabled, "database": name}
     )

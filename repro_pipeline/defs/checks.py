@@ -23,7 +23,7 @@ from repro_pipeline.defs.resources import MaskingConfig, SourceStandby, TargetSe
 from repro_pipeline.engine import repro_databases
 from repro_pipeline.engine.catalog import TableName, read_catalog
 from repro_pipeline.engine.leaks import find_leaks, original_values, sensitive_fields
-from repro_pipeline.engine.manifest import record_check
+from repro_pipeline.engine.manifest import finish_run, record_check
 from repro_pipeline.engine.tenant import parse_organization_id
 from repro_pipeline.engine.verify import compare_counts, count_orphans, count_rows, expected_foreign_keys
 
@@ -112,6 +112,8 @@ def no_original_pii(
             )
             leaks = find_leaks(conn, read_catalog(conn), originals)
             record_check(conn, "no_original_pii", passed=not leaks)
+            if leaks:
+                finish_run(conn, "failed")
         if leaks:
             with target.admin() as admin:
                 database = next(db for db in repro_databases.list_repro_databases(admin) if db.name == name)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.catalog import MANIFEST_SCHEMA, TableName
@@ -31,7 +32,9 @@ CREATE TABLE {SCHEMA}.runs (
     snapshot_at timestamptz NOT NULL,
     closure_passes int NOT NULL,
     started_at timestamptz NOT NULL,
-    loaded_at timestamptz NOT NULL DEFAULT now()
+    loaded_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    status text NOT NULL DEFAULT 'loaded' CHECK (status IN ('loaded', 'ready', 'failed'))
 );
 CREATE TABLE {SCHEMA}.tables (
     run_id text NOT NULL REFERENCES {SCHEMA}.runs,
@@ -51,6 +54,7 @@ CREATE TABLE {SCHEMA}.columns (
     table_name text NOT NULL,
     column_name text NOT NULL,
     action text NOT NULL,
+    masked_values bigint NOT NULL,
     PRIMARY KEY (run_id, table_name, column_name)
 );
 """
@@ -101,14 +105,24 @@ def write_manifest(conn: psycopg.Connection[TupleRow], record: RunRecord) -> Non
         f"INSERT INTO {SCHEMA}.tables VALUES (%s, %s, %s, %s, %s)",
         [(record.run_id, str(t.table), t.strategy, t.closure_rows, t.loaded_rows) for t in record.tables],
     )
-    cur.executemany(
-        f"INSERT INTO {SCHEMA}.columns VALUES (%s, %s, %s, %s)",
-        [
-            (record.run_id, str(t.table), column, action)
-            for t in record.tables
-            for column, action in t.column_actions.items()
-        ],
-    )
+    for table in record.tables:
+        for column, action in table.column_actions.items():
+            # How many values the action changed: the non-NULL ones (masks keep NULL as NULL).
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {manifest}.columns SELECT %s, %s, %s, %s, count({column}) FROM {table}"
+                ).format(
+                    manifest=sql.Identifier(SCHEMA),
+                    column=sql.Identifier(column),
+                    table=table.table.identifier,
+                ),
+                (record.run_id, str(table.table), column, action),
+            )
+
+
+def finish_run(conn: psycopg.Connection[TupleRow], status: str) -> None:
+    """The run's outcome after the checks: ``ready`` (handed off) or ``failed``."""
+    conn.execute(f"UPDATE {SCHEMA}.runs SET status = %s, finished_at = now()", (status,))
 
 
 def record_check(conn: psycopg.Connection[TupleRow], check_name: str, *, passed: bool) -> None:
