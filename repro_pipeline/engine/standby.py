@@ -26,7 +26,8 @@ class StandbyHealth:
     replay_lag_bytes: int
     replay_lag_seconds: float  # 0 when everything received has been replayed: an idle primary is not lag
     server_version: int
-    hot_standby_feedback: bool  # off: a long read holds back replay, or is cancelled after the streaming delay
+    # Off: a long read holds back replay, and is cancelled after max_standby_streaming_delay.
+    hot_standby_feedback: bool
 
     def problems(self, limits: LagLimits) -> list[str]:
         found = []
