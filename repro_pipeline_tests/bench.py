@@ -11,6 +11,7 @@ import secrets
 import shutil
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -54,6 +55,16 @@ def _best_of(repeat: int, action: Callable[..., Any], *arguments: Any) -> tuple[
     return best, result
 
 
+def _peak_bytes(action: Callable[..., Any], *arguments: Any) -> int:
+    """Peak memory Python allocated during one call (tracemalloc: objects, not the process's RSS)."""
+    tracemalloc.start()
+    try:
+        action(*arguments)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _tenant_rows(conn: psycopg.Connection[Any], organization: int) -> int:
     row = conn.execute(TENANT_ROWS, {"org": organization}).fetchone()
     assert row is not None
@@ -88,11 +99,13 @@ def bench(stack: Stack, scale: float) -> None:
         with open_source_snapshot(stack.standby_dsn) as snapshot:
             closure_s, plan = _best_of(3, plan_subset, snapshot, config, salt, organization)
             count_s, rows = _best_of(3, _tenant_rows, snapshot.conn, organization)
+            peak = _peak_bytes(plan_subset, snapshot, config, salt, organization)
         assert plan.closure.total_rows == rows, (plan.closure.total_rows, rows)
         print(
             f"{'closure, ' + label + f' ({rows} rows)':<44} {closure_s:>9.3f}s {count_s:>9.3f}s "
             f"{closure_s / count_s:>6.1f}x"
         )
+        print(f"{'  closure peak Python memory (bytes/row)':<44} {peak / rows:>10.0f}")
         _bench_load(
             stack, snapshot_dsn=stack.standby_dsn, config=config, salt=salt, organization=organization
         )
@@ -114,7 +127,7 @@ def _bench_load(stack: Stack, *, snapshot_dsn: str, config: Any, salt: Secret, o
             masked = _load(stack, snapshot, plan, names[1], config.mask_rules.batch_size)
         rows = sum(masked.loaded_rows.values())
         print(
-            f"{'  masked load (' + str(rows) + ' rows, rows/s)':<44} {rows / masked.seconds:>10.0f} "
+            f"{'  masked load, whole pipeline (' + str(rows) + ' rows, rows/s)':<44} {rows / masked.seconds:>10.0f} "
             f"{rows / plain.seconds:>10.0f} {plain.seconds / masked.seconds:>6.2f}x"
         )
     finally:
