@@ -119,3 +119,142 @@ def test_a_dsn_with_a_malformed_password_never_shows_it(source: SourceSummary, s
     )
     assert run.returncode == 1
     assert "malformed" in run.stderr and "pa%zz" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_schema_prints_the_json_schema_of_both_files() -> None:
+    run = _cli("schema")
+    assert run.returncode == 0, run.stderr
+    schemas = json.loads(run.stdout)
+    assert set(schemas) == {"mask-rules.yaml", "commercial-extensions.yaml"}
+    rules, extensions = schemas["mask-rules.yaml"], schemas["commercial-extensions.yaml"]
+    assert {"version", "global_salt", "strict_autodetect", "auto_detect", "tables"} <= set(
+        rules["properties"]
+    )
+    assert {"version", "subset", "json_mask", "foreign_keys"} <= set(extensions["properties"])
+    assert rules["additionalProperties"] is False and rules["required"] == ["version"]
+
+
+def _strict_rules(directory: Path, *, email: str | None) -> Path:
+    """The project's mask-rules.yaml with strict_autodetect: true and users.email's rule replaced."""
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    rules = rules.replace('version: "1.0"\n', 'version: "1.0"\nstrict_autodetect: true\n', 1)
+    original = "      email: { action: fake, provider: email, seed_alias: user_email }\n"
+    assert original in rules
+    rules = rules.replace(original, f"      email: {email}\n" if email else "")
+    path = directory / "mask-rules.yaml"
+    path.write_text(rules)
+    return path
+
+
+def test_preview_writes_the_policy_diff_before_failing_the_strict_gate(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    rules = _strict_rules(tmp_path, email=None)
+    diff_file = tmp_path / "out" / "policy-diff.json"
+    run = _cli(
+        "preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), "--policy-diff", str(diff_file)
+    )
+    assert run.returncode == 3, run.stderr
+    assert diff_file.exists()  # written although the exit is non-zero: CI uploads it with if: always()
+    diff = json.loads(diff_file.read_text())
+    assert (diff["strict_autodetect"], diff["strict_passed"]) == (True, False)
+    assert [(entry["table"], entry["column"]) for entry in diff["uncovered_strict"]] == [
+        ("public.users", "email")
+    ]
+    entry = diff["uncovered_strict"][0]
+    assert entry["confidence"] == "high" and "path" not in entry
+    assert entry["reason"].startswith("column name matches email; ")
+    assert entry["reason"].endswith(" sampled values look like emails")
+    assert entry["suggested_rule"] == {"action": "fake", "provider": "email"}
+    located = {(f["table"], f["column"], f.get("path")): f for f in diff["findings"]}
+    for path in ("$.actor.email", "$.actor.ip", "$.internal.support_notes"):
+        assert located[("public.audit_events", "payload", path)]["covered_by"], path
+    assert "public.users.email (high): column name matches email" in run.stderr
+    assert "tables.public.users.columns: email: { action: fake, provider: email }" in run.stderr
+    assert f"policy diff written to {diff_file}" in run.stdout
+    assert "Traceback" not in run.stderr and stack.password not in run.stdout + run.stderr
+    with psycopg.connect(stack.standby_dsn) as conn:
+        emails = [str(row[0]) for row in conn.execute("SELECT email FROM users")]
+    text = diff_file.read_text() + run.stdout + run.stderr
+    assert not any(email in text for email in emails)
+
+
+@pytest.mark.parametrize("email", ["{ action: passthrough }", "{ action: fake, provider: email }"])
+def test_preview_passes_the_strict_gate_when_every_finding_has_a_rule(
+    stack: Stack, source: SourceSummary, tmp_path: Path, email: str
+) -> None:
+    rules = _strict_rules(tmp_path, email=email)
+    diff_file = tmp_path / "policy-diff.json"
+    run = _cli(
+        "preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), "--policy-diff", str(diff_file)
+    )
+    assert run.returncode == 0, run.stderr
+    diff = json.loads(diff_file.read_text())
+    assert (diff["strict_autodetect"], diff["strict_passed"], diff["uncovered_strict"]) == (True, True, [])
+    users_email = next(f for f in diff["findings"] if (f["table"], f["column"]) == ("public.users", "email"))
+    assert users_email["covered_by"].endswith(email.split()[2].rstrip(","))  # passthrough or fake
+
+
+def test_preview_without_strict_mode_reports_and_exits_zero(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    rules = tmp_path / "mask-rules.yaml"
+    rules.write_text('version: "1.0"\n')
+    diff_file = tmp_path / "policy-diff.json"
+    run = _cli(
+        "preview",
+        "--source",
+        stack.standby_dsn,
+        "--mask-rules",
+        str(rules),
+        "--policy-diff",
+        str(diff_file),
+        "--sample",
+        "20",
+    )
+    assert run.returncode == 0, run.stderr
+    diff = json.loads(diff_file.read_text())
+    assert (diff["strict_autodetect"], diff["strict_passed"]) == (False, True)
+    assert {(f["table"], f["column"]) for f in diff["uncovered_strict"]} >= {
+        ("public.users", "email"),
+        ("public.users", "full_name"),
+        ("public.payment_methods", "provider_token"),
+    }
+    assert "NO RULE" in run.stdout
+
+
+def test_preview_checks_the_rules_against_the_source(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    rules = tmp_path / "mask-rules.yaml"
+    rules.write_text(
+        'version: "1.0"\nstrict_autodetect: true\ntables:\n  public.userz:\n    strategy: exclude\n'
+    )
+    run = _cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules))
+    assert run.returncode == 3
+    assert f"{rules}:5: tables.public.userz: the source has no table public.userz" in run.stderr
+
+
+def test_strict_autodetect_stops_a_plan_that_leaves_pii_unmasked(
+    stack: Stack, source: SourceSummary, salt: str, tmp_path: Path
+) -> None:
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    strict = tmp_path / "mask-rules.yaml"
+    strict.write_text(
+        rules.replace('version: "1.0"\n', 'version: "1.0"\nstrict_autodetect: true\n').replace(
+            "      email: { action: fake, provider: email, seed_alias: user_email }\n", ""
+        )
+    )
+    environment = {**os.environ, "ANONYMIZATION_SALT": salt}
+    run = _cli(
+        "plan",
+        "--source",
+        stack.standby_dsn,
+        "--organization",
+        "451",
+        "--mask-rules",
+        str(strict),
+        env=environment,
+    )
+    assert run.returncode == 3
+    assert "public.users.email" in run.stderr and "Traceback" not in run.stderr

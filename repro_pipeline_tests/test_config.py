@@ -18,6 +18,7 @@ import pytest
 from repro_pipeline.engine.config import (
     FakeAction,
     HashAction,
+    RegexMaskAction,
     ReproConfig,
     StaticAction,
     load_config,
@@ -357,14 +358,14 @@ BAD_FILES = [
         says=("provider full_name takes no parameter domain",),
     ),
     BadFile(
-        "strict-autodetect-not-yet",
+        "replicate-all-indexes-not-yet",
         "mask_rules",
         """
         version: "1.0"
-        strict_autodetect: true
+        replicate_all_indexes: true
         """,
         line=2,
-        yaml_path="strict_autodetect",
+        yaml_path="replicate_all_indexes",
         says=("not supported by this version yet",),
     ),
     BadFile(
@@ -458,6 +459,161 @@ BAD_FILES = [
         line=5,
         yaml_path="tables.public.payment_methods.columns.last_four",
         says=("required key", "is missing"),
+    ),
+    BadFile(
+        "regex-mask-nested-quantifier",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name: { action: regex_mask, pattern: "(a+)+", replace: x }
+        """,
+        line=5,
+        yaml_path="tables.public.users.columns.full_name.pattern",
+        says=("'(a+)+' can take exponential time", "catastrophic backtracking", "contains a quantifier"),
+    ),
+    BadFile(
+        "regex-mask-alternation-under-a-star",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name:
+                action: regex_mask
+                pattern: "(a|aa)*"
+                replace: x
+        """,
+        line=7,
+        yaml_path="tables.public.users.columns.full_name.pattern",
+        says=("catastrophic backtracking", "contains an alternation"),
+    ),
+    BadFile(
+        "regex-mask-does-not-compile",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name:
+                action: regex_mask
+                pattern: "([a-z]"
+                replace: x
+        """,
+        line=7,
+        yaml_path="tables.public.users.columns.full_name.pattern",
+        says=("does not compile", "missing ), unterminated subpattern"),
+    ),
+    BadFile(
+        "regex-mask-bad-group-reference",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name:
+                action: regex_mask
+                pattern: "(\\\\d+)"
+                replace: "\\\\2"
+        """,
+        line=8,
+        yaml_path="tables.public.users.columns.full_name.replace",
+        says=("is not a valid replacement", "invalid group reference 2"),
+    ),
+    BadFile(
+        "regex-mask-unknown-flag",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name:
+                action: regex_mask
+                pattern: a
+                replace: b
+                flags: [IGNORECASE, CASELESS]
+        """,
+        line=9,
+        yaml_path="tables.public.users.columns.full_name.flags",
+        says=("unknown flag 'CASELESS'", "DOTALL"),
+    ),
+    BadFile(
+        "regex-mask-locale-flag",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name: { action: regex_mask, pattern: a, replace: b, flags: [locale] }
+        """,
+        line=5,
+        yaml_path="tables.public.users.columns.full_name.flags",
+        says=("LOCALE only applies to bytes patterns",),
+    ),
+    BadFile(
+        "regex-mask-without-replace",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name: { action: regex_mask, pattern: a }
+        """,
+        line=5,
+        yaml_path="tables.public.users.columns.full_name",
+        says=("required key 'replace' is missing",),
+    ),
+    BadFile(
+        "normalize-unknown-value",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              email: { action: fake, provider: email, normalize: upper }
+        """,
+        line=5,
+        yaml_path="tables.public.users.columns.email.normalize",
+        says=("'lower'",),
+    ),
+    BadFile(
+        "normalize-on-static",
+        "mask_rules",
+        """
+        version: "1.0"
+        tables:
+          public.payment_methods:
+            columns:
+              last_four: { action: static, value: "9999", normalize: lower }
+        """,
+        line=5,
+        yaml_path="tables.public.payment_methods.columns.last_four.normalize",
+        says=("unknown key",),
+    ),
+    BadFile(
+        "json-normalize-on-remove",
+        "extensions",
+        """
+        version: "1.0"
+        json_mask:
+          - column: public.audit_events.payload
+            paths:
+              - path: $.internal.support_notes
+                action: remove
+                normalize: lower
+        """,
+        line=5,
+        yaml_path="json_mask.0.paths.0",
+        says=("normalize only applies to actions fake and hash, not remove",),
     ),
     BadFile(
         "subset-root-with-empty-predicate",
@@ -896,3 +1052,114 @@ def test_secrets_compare_by_value() -> None:
     assert Secret("x") != Secret("y")
     assert Secret("x") != "x"
     assert len({Secret("x"), Secret("x")}) == 1
+
+
+# --- regex_mask and normalize ---------------------------------------------------------------------------
+
+NEW_ACTIONS = """
+version: "1.0"
+tables:
+  public.users:
+    columns:
+      email: { action: fake, provider: email, seed_alias: user_email, normalize: lower }
+      full_name:
+        action: regex_mask
+        pattern: '(?P<first>\\w)\\w*'
+        replace: '\\g<first>.'
+        flags: [unicode, IGNORECASE, debug]
+  public.payment_methods:
+    columns:
+      provider_token: { action: hash, normalize: lower }
+"""
+
+
+def test_regex_mask_and_normalize_load(tmp_path: Path) -> None:
+    rules = _load_with(tmp_path, mask_rules=NEW_ACTIONS).mask_rules
+    users = rules.tables["public.users"]
+    email, full_name = users.columns["email"], users.columns["full_name"]
+    assert email == FakeAction(action="fake", provider="email", seed_alias="user_email", normalize="lower")
+    assert isinstance(full_name, RegexMaskAction)
+    assert full_name.flags == ["unicode", "IGNORECASE", "debug"]
+    compiled = full_name.compiled()
+    assert compiled.flags & re.IGNORECASE and compiled.flags & re.UNICODE
+    assert compiled.sub(full_name.replace, "Jane Doe") == "J. D."
+    assert rules.tables["public.payment_methods"].columns["provider_token"] == HashAction(
+        action="hash", normalize="lower"
+    )
+
+
+def test_json_path_rules_take_normalize(tmp_path: Path) -> None:
+    text = (
+        (GUIDE_FILES[1])
+        .read_text()
+        .replace(
+            "        seed_alias: user_email\n", "        seed_alias: user_email\n        normalize: lower\n"
+        )
+    )
+    assert "normalize: lower" in text
+    [json_mask] = _load_with(tmp_path, extensions=text).extensions.json_mask
+    assert [rule.normalize for rule in json_mask.paths] == ["lower", None, None]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"(a+)+", r"(a|aa)*", r"(\w+\s?)*", r"(?:x+y?)+", r"(a|b\d)+?", r"((ab)*c)*", r"(a+){2,}"],
+)
+def test_redos_prone_patterns_are_refused_at_load(tmp_path: Path, pattern: str) -> None:
+    text = _yaml(
+        f"""
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name: {{ action: regex_mask, pattern: '{pattern}', replace: x }}
+        """
+    )
+    with pytest.raises(ConfigError) as raised:
+        _load_with(tmp_path, mask_rules=text)
+    position, rest = _error_about(raised.value, tmp_path / "config" / "mask-rules.yaml")
+    assert position == "5"
+    assert rest.startswith("tables.public.users.columns.full_name.pattern: ")
+    assert "catastrophic backtracking" in rest
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"\d{3}-\d{4}",
+        r"(?:a|b)*",
+        r"[\w.+-]+@[\w-]+\.[\w.]+",
+        r"(a+)*+",
+        r"(?>a+)*",
+        r"(ab){2}",
+        r"(a+){1,3}",
+    ],
+)
+def test_safe_patterns_load(tmp_path: Path, pattern: str) -> None:
+    text = _yaml(
+        f"""
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              full_name: {{ action: regex_mask, pattern: '{pattern}', replace: x }}
+        """
+    )
+    column = _load_with(tmp_path, mask_rules=text).mask_rules.tables["public.users"].columns["full_name"]
+    assert isinstance(column, RegexMaskAction)
+    assert column.compiled().pattern == pattern
+
+
+def test_unset_normalize_leaves_the_fingerprint_as_before(tmp_path: Path) -> None:
+    # Rules without normalize dump exactly as they did before the key existed.
+    config = load_config(*GUIDE_FILES)
+    dumped = config.mask_rules.model_dump(mode="json")["tables"]["public.users"]["columns"]["email"]
+    assert dumped == {"action": "fake", "provider": "email", "seed_alias": "user_email", "params": {}}
+    assert "normalize" not in str(config.extensions.model_dump(mode="json"))
+    text = (
+        GUIDE_FILES[0]
+        .read_text()
+        .replace("seed_alias: user_email }", "seed_alias: user_email, normalize: lower }")
+    )
+    assert "normalize: lower" in text
+    assert _load_with(tmp_path, mask_rules=text).fingerprint() != config.fingerprint()

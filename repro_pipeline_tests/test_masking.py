@@ -6,6 +6,7 @@ every existing repro database stops matching a rerun with the same salt, so a ch
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -13,20 +14,26 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
+import time
 import uuid
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from repro_pipeline.engine.masking import values
+from repro_pipeline.engine.catalog import Catalog, Column, Constraint, Table, TableName
+from repro_pipeline.engine.config import load_config
+from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.masking import regex, values
 from repro_pipeline.engine.masking.json_paths import (
     JsonPathAction,
     compile_document_masker,
     string_leaves,
     values_at,
 )
-from repro_pipeline.engine.masking.providers import PROVIDERS
+from repro_pipeline.engine.masking.plan import ColumnMasking, MaskPlan, build_mask_plan
+from repro_pipeline.engine.masking.providers import PROVIDERS, max_length
 from repro_pipeline.engine.masking.values import ValueMasker
 from repro_pipeline.engine.secrets import Secret
 
@@ -153,7 +160,7 @@ def test_email_domain_parameter_forces_the_domain() -> None:
 # Run in a fresh interpreter with another hash seed: nothing may depend on Python's per-process hashing.
 _CHILD_CODE = """
 import json
-from repro_pipeline.engine.masking import values
+from repro_pipeline.engine.masking import regex, values
 from repro_pipeline.engine.secrets import Secret
 salt = Secret("s" * 32)
 print(json.dumps([
@@ -161,6 +168,9 @@ print(json.dumps([
     values.fake(salt, "public.users.full_name", "full_name", {})("Jane Doe"),
     values.hashed(salt)("tok_123"),
     values.fake(salt, "scope", "address", {})("x"),
+    values.fake(salt, "public.users.email", "email", {}, tagged=True)("jane@acme.com"),
+    values.fake(salt, "public.users.email", "email", {}, normalize="lower")("Jane@Acme.com"),
+    values.regex_mask(salt, "public.t.code", regex.compile_pattern(r"\\d", 0), "#", tagged=True)("A1"),
 ]))
 """
 
@@ -182,9 +192,13 @@ def test_outputs_are_the_same_in_another_process_with_another_hash_seed(hash_see
         values.fake(SALT, "public.users.full_name", "full_name", {})("Jane Doe"),
         values.hashed(SALT)("tok_123"),
         values.fake(SALT, "scope", "address", {})("x"),
+        values.fake(SALT, "public.users.email", "email", {}, tagged=True)("jane@acme.com"),
+        values.fake(SALT, "public.users.email", "email", {}, normalize="lower")("Jane@Acme.com"),
+        values.regex_mask(SALT, "public.t.code", regex.compile_pattern(r"\d", 0), "#", tagged=True)("A1"),
     ]
     assert json.loads(completed.stdout) == in_process
     assert in_process[:3] == [GOLDEN_EMAIL, GOLDEN_FULL_NAME, GOLDEN_HASH]
+    assert in_process[4:6] == [GOLDEN_TAGGED_EMAIL, GOLDEN_EMAIL]
 
 
 # --- NULL and empty string -------------------------------------------------------------------------------
@@ -568,3 +582,625 @@ def test_string_leaves_yields_every_string_value_but_no_key() -> None:
     assert list(string_leaves("only")) == ["only"]
     assert list(string_leaves(42)) == []
     assert list(string_leaves(None)) == []
+
+
+# --- normalize: lower ------------------------------------------------------------------------------------
+
+
+def test_normalize_lower_fakes_case_variants_the_same() -> None:
+    masker = values.fake(SALT, "public.users.email", "email", {}, normalize="lower")
+    assert masker("Jane@Acme.com") == masker("jane@acme.com") == masker("JANE@ACME.COM")
+    # An already-lowercase value gives what it gives without normalize: the golden value.
+    assert masker("jane@acme.com") == GOLDEN_EMAIL
+
+
+def test_normalize_is_off_by_default() -> None:
+    assert _email_masker()("Jane@Acme.com") != _email_masker()("jane@acme.com")
+    assert values.fake_seed(SALT, "s", "Jane") != values.fake_seed(SALT, "s", "jane")
+    assert values.fake_seed(SALT, "s", "Jane", "lower") == values.fake_seed(SALT, "s", "jane")
+
+
+def test_normalize_lower_is_nfc_normalized_too() -> None:
+    masker = values.fake(SALT, "scope", "full_name", {}, normalize="lower")
+    assert masker("JOS\u00c9") == masker("jos\u00e9") == masker("JOSE\u0301") == masker("jose\u0301")
+
+
+def test_hash_with_normalize_lower() -> None:
+    masker = values.hashed(SALT, normalize="lower")
+    assert masker("TOK_123") == masker("tok_123") == GOLDEN_HASH
+    assert values.hashed(SALT)("TOK_123") != GOLDEN_HASH
+    assert masker(None) is None and masker("") == ""
+
+
+def test_unknown_normalization_fails_when_the_masker_is_built() -> None:
+    with pytest.raises(ValueError, match="unknown normalization 'upper'"):
+        values.fake(SALT, "scope", "email", {}, normalize="upper")
+
+
+# --- regex_mask values -----------------------------------------------------------------------------------
+
+
+def test_regex_mask_substitutes_every_match() -> None:
+    masker = values.regex_mask(SALT, "public.t.notes", regex.compile_pattern(r"\d", 0), "X")
+    assert masker("call 555-0100 now") == "call XXX-XXXX now"
+    assert masker("no digits") == "no digits"
+    assert masker(None) is None and masker("") == ""
+
+
+def test_regex_mask_with_groups_and_flags() -> None:
+    pattern = regex.compile_pattern(r"(?P<user>[a-z]+)@\w+\.com", regex.flag_bits(["ignorecase"]))
+    masker = values.regex_mask(SALT, "public.t.notes", pattern, r"\g<user>@example.com")
+    assert masker("mail JANE@ACME.COM today") == "mail JANE@example.com today"
+
+
+def test_regex_mask_withholds_values_longer_than_the_limit() -> None:
+    # The regex engine never sees them: the value is written as its hash (unique, and fits any column
+    # that held it).
+    masker = values.regex_mask(SALT, "public.t.notes", regex.compile_pattern(r"\d", 0), "X")
+    at_limit = "1" * regex.MAX_VALUE_LENGTH
+    over_limit = at_limit + "1"
+    assert masker(at_limit) == "X" * regex.MAX_VALUE_LENGTH
+    assert masker(over_limit) == values.hashed(SALT)(over_limit)
+    assert masker(over_limit + "2") != masker(over_limit)
+
+
+def test_regex_mask_unique_tag() -> None:
+    pattern = regex.compile_pattern(r"\d", 0)
+    masker = values.regex_mask(SALT, "public.t.code", pattern, "X", tagged=True)
+    first, second = masker("A-1"), masker("A-2")
+    assert first is not None and second is not None
+    assert first.startswith("A-X-") and second.startswith("A-X-") and first != second
+    assert len(first) == len("A-X") + 1 + values.TAG_LENGTH
+
+
+# --- uniqueness tag --------------------------------------------------------------------------------------
+
+GOLDEN_TAGGED_EMAIL = "sherry.mendoza4388+tjzkn3xij4djkt3g@example.net"
+
+
+def test_golden_tagged_email() -> None:
+    masker = values.fake(SALT, "public.users.email", "email", {}, tagged=True)
+    assert masker("jane@acme.com") == GOLDEN_TAGGED_EMAIL
+    # The untagged part is the untagged fake: only the tag is added.
+    assert GOLDEN_TAGGED_EMAIL.replace("+tjzkn3xij4djkt3g", "") == GOLDEN_EMAIL
+
+
+def test_tag_is_80_bits_of_the_seed_in_lowercase_base32() -> None:
+    seed = values.fake_seed(SALT, "public.users.email", "jane@acme.com")
+    tag = values.uniqueness_tag(seed)
+    assert len(tag) == values.TAG_LENGTH == 16
+    assert set(tag) <= set("abcdefghijklmnopqrstuvwxyz234567")
+    assert base64.b32decode(tag.upper()) == seed[22:32]
+
+
+@pytest.mark.parametrize("provider", sorted(set(PROVIDERS) - {"email", "uuid"}))
+def test_tagged_fake_is_the_fake_a_dash_and_the_tag(provider: str) -> None:
+    plain = values.fake(SALT, "scope", provider, {})("x")
+    tagged = values.fake(SALT, "scope", provider, {}, tagged=True)("x")
+    assert tagged == f"{plain}-{values.uniqueness_tag(values.fake_seed(SALT, 'scope', 'x'))}"
+
+
+def test_uuid_fake_is_never_tagged() -> None:
+    assert values.fake(SALT, "scope", "uuid", {}, tagged=True)("x") == GOLDEN_PROVIDER_OUTPUTS["uuid"]
+
+
+def test_tagged_fakes_of_a_million_distinct_values_never_collide() -> None:
+    masker = values.fake(SALT, "public.users.email", "email", {}, tagged=True)
+    began = time.perf_counter()
+    outputs = {masker(f"user{number}@acme.com") for number in range(1_000_000)}
+    elapsed = time.perf_counter() - began
+    assert len(outputs) == 1_000_000
+    assert elapsed < 60, f"{elapsed:.1f} s"  # about 6 s on the 2-core reference machine
+
+
+def test_tagged_names_collide_in_their_base_but_never_in_full() -> None:
+    # 690 first names x 1000 last names: 20,000 values already share base names, the tag keeps them apart.
+    masker = values.fake(SALT, "public.people.name", "full_name", {}, tagged=True)
+    outputs = [masker(f"person {number}") for number in range(20_000)]
+    assert len({output.rsplit("-", 1)[0] for output in outputs if output}) < 20_000
+    assert len(set(outputs)) == 20_000
+
+
+def test_character_n_values_are_masked_without_their_padding() -> None:
+    masker = values.unpadded(values.hashed(SALT))
+    assert masker("tok_123   ") == GOLDEN_HASH
+    assert masker("    ") == ""
+    assert masker(None) is None
+
+
+def test_hash_cut_to_a_length_and_as_uuid() -> None:
+    assert values.hashed(SALT, length=32)("tok_123") == GOLDEN_HASH[:32]
+    shaped = values.hashed(SALT, uuid_shaped=True)("tok_123")
+    assert shaped is not None
+    assert uuid.UUID(shaped).hex == GOLDEN_HASH[:32]
+
+
+def test_provider_max_length_bounds_every_output() -> None:
+    for provider in PROVIDERS:
+        longest = max_length(provider, {})
+        for value in SAMPLE_VALUES:
+            output = values.fake(SALT, "scope", provider, {})(value)
+            assert output is not None and len(output) <= longest, (provider, output)
+    assert max_length("email", {"domain": "example.org"}) == max_length("email", {})
+    assert max_length("email", {"domain": "a.example.com"}) == max_length("email", {}) + 2
+
+
+def test_long_values_are_not_kept_in_the_cache() -> None:
+    masker = values.hashed(SALT)
+    long_value = "x" * 5000
+    assert (
+        masker(long_value)
+        == masker(long_value)
+        == hmac.new(SALT.reveal().encode(), long_value.encode(), hashlib.sha256).hexdigest()
+    )
+
+
+# --- the mask plan against a catalog (built by hand, no database) ----------------------------------------
+
+
+def _table(
+    name: str,
+    columns: dict[str, str],
+    *,
+    primary_key: tuple[str, ...] = ("id",),
+    unique: tuple[tuple[str, ...], ...] = (),
+    not_null: tuple[str, ...] = (),
+    nulls_not_distinct: bool = False,
+) -> Table:
+    table_name = TableName.parse(name)
+    constraints = []
+    if primary_key:
+        constraints.append(
+            Constraint(
+                table_name,
+                f"{table_name.name}_pkey",
+                "p",
+                primary_key,
+                f"PRIMARY KEY ({', '.join(primary_key)})",
+            )
+        )
+    for members in unique:
+        option = " NULLS NOT DISTINCT" if nulls_not_distinct else ""
+        constraints.append(
+            Constraint(
+                table_name,
+                f"{table_name.name}_{'_'.join(members)}_key",
+                "u",
+                members,
+                f"UNIQUE{option} ({', '.join(members)})",
+            )
+        )
+    return Table(
+        name=table_name,
+        columns=tuple(
+            Column(column, type_text, column in primary_key or column in not_null, None, "", "")
+            for column, type_text in {"id": "bigint", **columns}.items()
+        ),
+        primary_key=primary_key,
+        constraints=tuple(constraints),
+    )
+
+
+def _catalog(*tables: Table, unique_indexes: tuple[tuple[str, str], ...] = ()) -> Catalog:
+    return Catalog(
+        tables={table.name: table for table in tables},
+        foreign_keys=(),
+        unique_indexes=tuple((TableName.parse(table), definition) for table, definition in unique_indexes),
+    )
+
+
+def _plan(tmp_path: Path, catalog: Catalog, rules: str, extensions: str = 'version: "1.0"\n') -> MaskPlan:
+    (tmp_path / "mask-rules.yaml").write_text(textwrap.dedent(rules).lstrip("\n"))
+    (tmp_path / "commercial-extensions.yaml").write_text(textwrap.dedent(extensions).lstrip("\n"))
+    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+    return build_mask_plan(config, catalog, SALT)
+
+
+def _refusal(tmp_path: Path, catalog: Catalog, rules: str, extensions: str = 'version: "1.0"\n') -> str:
+    with pytest.raises(ConfigError) as raised:
+        _plan(tmp_path, catalog, rules, extensions)
+    assert raised.value.exit_code == 3
+    return str(raised.value)
+
+
+def _masker(plan: MaskPlan, table: str, column: str) -> ValueMasker:
+    masking = plan.for_table(TableName.parse(table))
+    position = [c.name for c in masking.table.copy_columns].index(column)
+    return masking.maskers[position]
+
+
+def _rules(table: str, columns: str) -> str:
+    return f'version: "1.0"\ntables:\n  {table}:\n    columns:\n' + textwrap.indent(
+        textwrap.dedent(columns).strip("\n"), "      "
+    )
+
+
+USERS = _table("public.users", {"email": "text", "full_name": "text"}, not_null=("email",))
+UNIQUE_USERS = _table(
+    "public.users", {"email": "text", "full_name": "text"}, unique=(("email",),), not_null=("email",)
+)
+AUDIT = _table("public.audit_events", {"payload": "jsonb"})
+GUIDE_DIR = Path(__file__).parent / "fixtures" / "guide"
+
+
+def test_the_guides_rules_keep_their_outputs_and_descriptions() -> None:
+    config = load_config(GUIDE_DIR / "mask-rules.yaml", GUIDE_DIR / "commercial-extensions.yaml")
+    payments = _table("public.payment_methods", {"last_four": "character(4)", "provider_token": "text"})
+    catalog = _catalog(USERS, AUDIT, payments, _table("public.organizations", {}))
+    plan = build_mask_plan(config, catalog, SALT)
+    assert {c.column: c.action for c in plan.for_table(TableName.parse("public.users")).columns} == {
+        "email": "fake:email (seed_alias user_email)",
+        "full_name": "fake:full_name",
+    }
+    assert _masker(plan, "public.users", "email")("jane@acme.com") == _email_masker(scope="user_email")(
+        "jane@acme.com"
+    )
+    assert _masker(plan, "public.users", "full_name")("Jane Doe") == GOLDEN_FULL_NAME
+    assert _masker(plan, "public.payment_methods", "provider_token")("tok_123") == GOLDEN_HASH
+    assert _masker(plan, "public.payment_methods", "last_four")("1234") == "9999"
+
+
+def test_a_fake_on_a_unique_column_is_tagged(tmp_path: Path) -> None:
+    plan = _plan(
+        tmp_path, _catalog(UNIQUE_USERS), _rules("public.users", "email: { action: fake, provider: email }")
+    )
+    masker = _masker(plan, "public.users", "email")
+    assert masker("jane@acme.com") == GOLDEN_TAGGED_EMAIL
+    described = plan.for_table(TableName.parse("public.users")).columns
+    assert described == (ColumnMasking("email", "fake:email (uniqueness tag)"),)
+
+
+def test_a_fake_on_a_non_unique_column_is_not_tagged(tmp_path: Path) -> None:
+    plan = _plan(
+        tmp_path, _catalog(USERS), _rules("public.users", "email: { action: fake, provider: email }")
+    )
+    assert _masker(plan, "public.users", "email")("jane@acme.com") == GOLDEN_EMAIL
+
+
+@pytest.mark.parametrize(
+    ("table", "unique_indexes"),
+    [
+        (_table("public.users", {"email": "text", "org": "bigint"}, unique=(("org", "email"),)), ()),
+        (_table("public.users", {"email": "text"}, primary_key=("email",)), ()),
+        (
+            _table("public.users", {"email": "text"}),
+            (("public.users", "CREATE UNIQUE INDEX users_email ON public.users USING btree (email)"),),
+        ),
+        (
+            _table("public.users", {"email": "text"}),
+            (
+                (
+                    "public.users",
+                    "CREATE UNIQUE INDEX users_email ON public.users USING btree (lower(email)) WHERE (id > 0)",
+                ),
+            ),
+        ),
+        (
+            _table("public.users", {"email": "text", "org": "bigint"}),
+            (
+                (
+                    "public.users",
+                    "CREATE UNIQUE INDEX users_email ON public.users USING btree (org, (email || ''::text))",
+                ),
+            ),
+        ),
+    ],
+    ids=[
+        "composite-unique-constraint",
+        "primary-key",
+        "unique-index",
+        "partial-expression-index",
+        "composite-expression-index",
+    ],
+)
+def test_every_kind_of_uniqueness_tags_the_column(
+    tmp_path: Path, table: Table, unique_indexes: tuple[tuple[str, str], ...]
+) -> None:
+    catalog = _catalog(table, unique_indexes=unique_indexes)
+    plan = _plan(tmp_path, catalog, _rules("public.users", "email: { action: fake, provider: email }"))
+    assert _masker(plan, "public.users", "email")("jane@acme.com") == GOLDEN_TAGGED_EMAIL
+
+
+def test_an_index_include_column_is_not_unique(tmp_path: Path) -> None:
+    catalog = _catalog(
+        _table("public.users", {"email": "text", "code": "text"}),
+        unique_indexes=(
+            ("public.users", "CREATE UNIQUE INDEX u ON public.users USING btree (code) INCLUDE (email)"),
+        ),
+    )
+    plan = _plan(tmp_path, catalog, _rules("public.users", "email: { action: fake, provider: email }"))
+    assert _masker(plan, "public.users", "email")("jane@acme.com") == GOLDEN_EMAIL
+
+
+def test_a_seed_alias_of_a_unique_column_is_tagged_everywhere_so_values_still_agree(tmp_path: Path) -> None:
+    orders = _table("public.orders", {"customer_email": "text"})
+    rules = (
+        _rules("public.users", "email: { action: fake, provider: email, seed_alias: user_email }")
+        + "\n  public.orders:\n    columns:\n      customer_email: { action: fake, provider: email, seed_alias: user_email }\n"
+    )
+    extensions = """
+        version: "1.0"
+        json_mask:
+          - column: public.audit_events.payload
+            paths:
+              - { path: $.actor.email, action: fake, provider: email, seed_alias: user_email }
+        """
+    plan = _plan(tmp_path, _catalog(UNIQUE_USERS, orders, AUDIT), rules, extensions)
+    user = _masker(plan, "public.users", "email")("jane@acme.com")
+    assert user is not None and "+" in user
+    assert _masker(plan, "public.orders", "customer_email")("jane@acme.com") == user
+    payload = _masker(plan, "public.audit_events", "payload")('{"actor": {"email": "jane@acme.com"}}')
+    assert json.loads(payload or "null") == {"actor": {"email": user}}
+
+
+def test_static_on_a_unique_column_is_refused(tmp_path: Path) -> None:
+    message = _refusal(
+        tmp_path, _catalog(UNIQUE_USERS), _rules("public.users", "email: { action: static, value: x }")
+    )
+    assert message.startswith(
+        f"{tmp_path / 'mask-rules.yaml'}:5: tables.public.users.columns.email: action static on a unique column (UNIQUE users_email_key)"
+    )
+
+
+def test_null_on_a_unique_column_is_refused_only_when_nulls_collide(tmp_path: Path) -> None:
+    distinct = _table("public.users", {"email": "text"}, unique=(("email",),))
+    plan = _plan(tmp_path, _catalog(distinct), _rules("public.users", "email: { action: null }"))
+    assert _masker(plan, "public.users", "email")("jane@acme.com") is None  # NULLs never collide
+    not_distinct = _table("public.users", {"email": "text"}, unique=(("email",),), nulls_not_distinct=True)
+    message = _refusal(tmp_path, _catalog(not_distinct), _rules("public.users", "email: { action: null }"))
+    assert (
+        "tables.public.users.columns.email: action null on a unique column whose NULLs count as equal"
+        in message
+    )
+    index = _catalog(
+        _table("public.users", {"email": "text"}),
+        unique_indexes=(
+            ("public.users", "CREATE UNIQUE INDEX u ON public.users USING btree (email) NULLS NOT DISTINCT"),
+        ),
+    )
+    assert "NULLs count as equal (UNIQUE INDEX u)" in _refusal(
+        tmp_path, index, _rules("public.users", "email: { action: null }")
+    )
+
+
+def test_normalize_lower_aligns_a_column_and_a_json_path(tmp_path: Path) -> None:
+    rules = _rules(
+        "public.users", "email: { action: fake, provider: email, seed_alias: user_email, normalize: lower }"
+    )
+    extensions = """
+        version: "1.0"
+        json_mask:
+          - column: public.audit_events.payload
+            paths:
+              - { path: $.actor.email, action: fake, provider: email, seed_alias: user_email, normalize: lower }
+              - { path: $.actor.ip, action: hash, normalize: lower }
+        """
+    plan = _plan(tmp_path, _catalog(USERS, AUDIT), rules, extensions)
+    user = _masker(plan, "public.users", "email")("Jane@Acme.com")
+    payload = _masker(plan, "public.audit_events", "payload")(
+        '{"actor": {"email": "jane@acme.com", "ip": "AB"}}'
+    )
+    assert json.loads(payload or "null") == {"actor": {"email": user, "ip": values.hashed(SALT)("ab")}}
+    assert plan.for_table(TableName.parse("public.users")).columns == (
+        ColumnMasking("email", "fake:email (seed_alias user_email, normalize lower)"),
+    )
+
+
+def test_columns_sharing_an_alias_must_agree_on_normalize(tmp_path: Path) -> None:
+    rules = _rules(
+        "public.users", "email: { action: fake, provider: email, seed_alias: user_email, normalize: lower }"
+    )
+    extensions = """
+        version: "1.0"
+        json_mask:
+          - column: public.audit_events.payload
+            paths:
+              - { path: $.actor.email, action: fake, provider: email, seed_alias: user_email }
+        """
+    message = _refusal(tmp_path, _catalog(USERS, AUDIT), rules, extensions)
+    assert (
+        f"{tmp_path / 'commercial-extensions.yaml'}:5: json_mask[0].paths[0]: seed_alias user_email"
+        in message
+    )
+    assert "normalize unset here and with normalize lower at" in message
+
+
+def test_normalize_on_a_case_sensitive_unique_column_is_refused(tmp_path: Path) -> None:
+    rules = _rules("public.users", "email: { action: fake, provider: email, normalize: lower }")
+    message = _refusal(tmp_path, _catalog(UNIQUE_USERS), rules)
+    assert (
+        "tables.public.users.columns.email: normalize: lower on a unique column whose uniqueness is case-sensitive"
+        in message
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "unique_indexes"),
+    [
+        (_table("public.users", {"email": "public.citext"}, unique=(("email",),)), ()),
+        (
+            _table("public.users", {"email": "text"}),
+            (("public.users", "CREATE UNIQUE INDEX u ON public.users USING btree (lower(email))"),),
+        ),
+        (
+            _table("public.users", {"email": "character varying(200)"}, unique=(("email",),)),
+            (("public.users", "CREATE UNIQUE INDEX u ON public.users USING btree (lower((email)::text))"),),
+        ),
+    ],
+    ids=["citext", "lower-index", "lower-index-beside-a-plain-unique"],
+)
+def test_normalize_on_a_case_insensitive_unique_column_is_accepted(
+    tmp_path: Path, table: Table, unique_indexes: tuple[tuple[str, str], ...]
+) -> None:
+    rules = _rules("public.users", "email: { action: fake, provider: email, normalize: lower }")
+    plan = _plan(tmp_path, _catalog(table, unique_indexes=unique_indexes), rules)
+    masker = _masker(plan, "public.users", "email")
+    assert masker("Jane@Acme.com") == masker("jane@acme.com") == GOLDEN_TAGGED_EMAIL
+
+
+TYPE_FIT_REFUSALS = [
+    ("character varying(20)", "{ action: fake, provider: email }", "fake email gives up to 39 characters"),
+    ("character(4)", "{ action: hash }", "hash needs at least 16 hex digits (64 bits; fewer would collide)"),
+    ("bigint", "{ action: fake, provider: full_name }", "no provider gives values of that type"),
+    ("integer", "{ action: hash }", "hash gives hex text that does not fit the column"),
+    ("numeric(10,2)", "{ action: regex_mask, pattern: '\\d', replace: X }", "regex_mask works on text"),
+    ("uuid", "{ action: fake, provider: email }", "only provider uuid fits it"),
+    ("date", "{ action: fake, provider: full_name }", "only provider dob fits it"),
+    ("timestamp with time zone", "{ action: hash }", "hash gives hex text"),
+    ("inet", "{ action: fake, provider: email }", "only provider ip_address fits it"),
+    ("text[]", "{ action: fake, provider: email }", "no provider gives values of that type"),
+    ("boolean", "{ action: hash }", "hash gives hex text"),
+    ("jsonb", "{ action: regex_mask, pattern: a, replace: b }", "regex_mask works on text"),
+    (
+        "character varying(64)",
+        "{ action: regex_mask, pattern: '\\d+', replace: '[number]' }",
+        "regex_mask can make a value longer",
+    ),
+    (
+        "character(4)",
+        "{ action: static, value: '12345' }",
+        "static value '12345' does not fit: it is 5 characters long",
+    ),
+    ("integer", "{ action: static, value: 'n/a' }", "it is not an integer"),
+    ("smallint", "{ action: static, value: '99999' }", "it is outside -32768..32767"),
+    ("numeric", "{ action: static, value: 'abc' }", "it is not a number"),
+    ("uuid", "{ action: static, value: 'abc' }", "it is not a uuid"),
+    ("jsonb", "{ action: static, value: '{oops' }", "it is not JSON"),
+]
+
+
+@pytest.mark.parametrize(
+    ("type_text", "rule", "says"), TYPE_FIT_REFUSALS, ids=[f"{t}-{r}" for t, r, _ in TYPE_FIT_REFUSALS]
+)
+def test_a_masked_value_that_cannot_fit_the_column_type_is_refused(
+    tmp_path: Path, type_text: str, rule: str, says: str
+) -> None:
+    catalog = _catalog(_table("public.things", {"value": type_text}))
+    message = _refusal(tmp_path, catalog, _rules("public.things", f"value: {rule}"))
+    first_line = message.splitlines()[0]
+    assert first_line.startswith(f"{tmp_path / 'mask-rules.yaml'}:5: tables.public.things.columns.value: ")
+    assert says in first_line
+    if "static value" not in says and "hash needs" not in says:
+        assert f"public.things.value is {type_text}" in first_line
+
+
+def test_a_tagged_fake_must_fit_with_its_tag(tmp_path: Path) -> None:
+    fits_untagged = _table("public.users", {"email": "character varying(50)"}, unique=(("email",),))
+    message = _refusal(
+        tmp_path, _catalog(fits_untagged), _rules("public.users", "email: { action: fake, provider: email }")
+    )
+    assert (
+        "fake email gives up to 56 characters, with the 17-character uniqueness tag because the column is unique "
+        "(UNIQUE users_email_key), more than the column holds: public.users.email is character varying(50)"
+    ) in message
+    roomy = _table("public.users", {"email": "character varying(56)"}, unique=(("email",),))
+    plan = _plan(
+        tmp_path, _catalog(roomy), _rules("public.users", "email: { action: fake, provider: email }")
+    )
+    assert _masker(plan, "public.users", "email")("jane@acme.com") == GOLDEN_TAGGED_EMAIL
+
+
+def test_hash_is_cut_to_the_column_length(tmp_path: Path) -> None:
+    catalog = _catalog(_table("public.t", {"token": "character varying(32)", "code": "character(20)"}))
+    plan = _plan(tmp_path, catalog, _rules("public.t", "token: { action: hash }\ncode: { action: hash }"))
+    assert _masker(plan, "public.t", "token")("tok_123") == GOLDEN_HASH[:32]
+    assert (
+        _masker(plan, "public.t", "code")("tok_123" + " " * 13) == GOLDEN_HASH[:20]
+    )  # blank padding dropped
+    assert plan.for_table(TableName.parse("public.t")).columns[0] == ColumnMasking(
+        "token", "hash (first 32 hex)"
+    )
+
+
+def test_hash_on_a_unique_short_column_needs_80_bits(tmp_path: Path) -> None:
+    catalog = _catalog(_table("public.t", {"token": "character varying(16)"}, unique=(("token",),)))
+    message = _refusal(tmp_path, catalog, _rules("public.t", "token: { action: hash }"))
+    assert "hash needs at least 20 hex digits on a unique column (UNIQUE t_token_key) (80 bits" in message
+
+
+def test_uuid_columns_take_the_uuid_provider_or_a_uuid_shaped_hash(tmp_path: Path) -> None:
+    catalog = _catalog(_table("public.t", {"a": "uuid", "b": "uuid"}, unique=(("a",), ("b",))))
+    plan = _plan(
+        tmp_path, catalog, _rules("public.t", "a: { action: fake, provider: uuid }\nb: { action: hash }")
+    )
+    assert _masker(plan, "public.t", "a")("x") == values.fake(SALT, "public.t.a", "uuid", {})("x")
+    assert uuid.UUID(_masker(plan, "public.t", "b")("tok_123") or "").hex == GOLDEN_HASH[:32]
+
+
+def test_date_columns_take_dob_but_not_on_a_unique_column(tmp_path: Path) -> None:
+    plan = _plan(
+        tmp_path,
+        _catalog(_table("public.t", {"born": "date"})),
+        _rules("public.t", "born: { action: fake, provider: dob }"),
+    )
+    assert _masker(plan, "public.t", "born")("1980-01-01") == values.fake(SALT, "public.t.born", "dob", {})(
+        "1980-01-01"
+    )
+    unique = _catalog(_table("public.t", {"born": "date"}, unique=(("born",),)))
+    message = _refusal(tmp_path, unique, _rules("public.t", "born: { action: fake, provider: dob }"))
+    assert (
+        "fake dob cannot be made unique in this column: public.t.born is date, which cannot hold the uniqueness tag"
+        in message
+    )
+
+
+def test_whole_json_column_fake_and_hash_write_json_strings(tmp_path: Path) -> None:
+    catalog = _catalog(_table("public.t", {"doc": "jsonb", "raw": "json"}))
+    plan = _plan(
+        tmp_path, catalog, _rules("public.t", "doc: { action: hash }\nraw: { action: fake, provider: email }")
+    )
+    doc, raw = _masker(plan, "public.t", "doc"), _masker(plan, "public.t", "raw")
+    assert json.loads(doc('"tok_123"') or "") == GOLDEN_HASH
+    assert json.loads(doc('{"a": 1}') or "") == values.hashed(SALT)('{"a": 1}')
+    assert json.loads(raw('"jane@acme.com"') or "") == values.fake(SALT, "public.t.raw", "email", {})(
+        "jane@acme.com"
+    )
+    assert doc("null") == "null" and doc(None) is None
+
+
+def test_regex_mask_in_the_plan(tmp_path: Path) -> None:
+    catalog = _catalog(
+        _table(
+            "public.t",
+            {"note": "text", "short": "character varying(12)", "code": "text", "pin": "character(6)"},
+            unique=(("code",),),
+        )
+    )
+    rules = _rules(
+        "public.t",
+        r"""
+        note: { action: regex_mask, pattern: '\b\d{3}-\d{4}\b', replace: '[phone]', flags: [ASCII] }
+        short: { action: regex_mask, pattern: '(\d{2})\d{2,}', replace: '\1**' }
+        code: { action: regex_mask, pattern: '\d', replace: '#' }
+        pin: { action: regex_mask, pattern: '\d', replace: '*' }
+        """,
+    )
+    plan = _plan(tmp_path, catalog, rules)
+    assert _masker(plan, "public.t", "note")("call 555-0100") == "call [phone]"
+    assert _masker(plan, "public.t", "short")("id 123456") == "id 12**"
+    code = _masker(plan, "public.t", "code")("A1")
+    assert code is not None and code.startswith("A#-") and len(code) == 3 + values.TAG_LENGTH
+    assert _masker(plan, "public.t", "pin")("12a   ") == "**a"
+    described = {c.column: c.action for c in plan.for_table(TableName.parse("public.t")).columns}
+    assert described == {
+        "note": "regex_mask",
+        "short": "regex_mask",
+        "code": "regex_mask (uniqueness tag)",
+        "pin": "regex_mask",
+    }
+
+
+def test_regex_mask_on_a_unique_bounded_column_is_refused(tmp_path: Path) -> None:
+    catalog = _catalog(_table("public.t", {"code": "character varying(40)"}, unique=(("code",),)))
+    message = _refusal(
+        tmp_path, catalog, _rules("public.t", r"code: { action: regex_mask, pattern: '\d', replace: '#' }")
+    )
+    assert "needs the 17-character uniqueness tag" in message
+
+
+def test_domains_enums_and_extension_types_are_left_to_the_target(tmp_path: Path) -> None:
+    catalog = _catalog(_table("public.t", {"email": "public.email_address"}))
+    plan = _plan(tmp_path, catalog, _rules("public.t", "email: { action: fake, provider: email }"))
+    assert _masker(plan, "public.t", "email")("jane@acme.com") == values.fake(
+        SALT, "public.t.email", "email", {}
+    )("jane@acme.com")

@@ -20,6 +20,7 @@ from psycopg import IsolationLevel
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import ddl, dsn
+from repro_pipeline.engine.autodetect import detect, require_covered
 from repro_pipeline.engine.catalog import Catalog, TableName, read_catalog
 from repro_pipeline.engine.closure import Closure, Root, compute_closure
 from repro_pipeline.engine.config import ReproConfig
@@ -81,6 +82,8 @@ def plan_subset(
 ) -> SubsetPlan:
     catalog = read_catalog(snapshot.conn)
     mask_plan = _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
+    if config.mask_rules.strict_autodetect:
+        require_covered(detect(snapshot.conn, catalog, config), config)
     roots = configured_roots(config, catalog)
     copied = [name for name, masking in mask_plan.tables.items() if masking.copies_rows]
     has_placeholder = uses_tenant_placeholder(roots)

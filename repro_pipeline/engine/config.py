@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.masking import regex
 from repro_pipeline.engine.masking.providers import PROVIDER_PARAMS, PROVIDERS
 from repro_pipeline.engine.predicate import check_predicate
 
@@ -60,7 +64,23 @@ def _check_jsonpath(path: str) -> str:
     return path
 
 
-class FakeAction(_Strict):
+Normalize = Literal["lower"]
+
+
+class _NormalizeOmittedWhenUnset(_Strict):
+    """``normalize`` is left out of dumps when unset, so config fingerprints of existing files stay as they were."""
+
+    normalize: Normalize | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_normalize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.normalize is None:
+            data.pop("normalize", None)
+        return data
+
+
+class FakeAction(_NormalizeOmittedWhenUnset):
     action: Literal["fake"]
     provider: str
     seed_alias: str | None = None
@@ -74,8 +94,41 @@ class FakeAction(_Strict):
         return self
 
 
-class HashAction(_Strict):
+class HashAction(_NormalizeOmittedWhenUnset):
     action: Literal["hash"]
+
+
+class RegexMaskAction(_Strict):
+    """``re.sub(pattern, replace, value)``; compiled and checked for catastrophic shapes at load."""
+
+    action: Literal["regex_mask"]
+    flags: list[str] = Field(default_factory=list)  # validated before pattern, which compiles with them
+    pattern: str
+    replace: str
+
+    @field_validator("flags")
+    @classmethod
+    def _known_flags(cls, flags: list[str]) -> list[str]:
+        regex.flag_bits(flags)
+        return flags
+
+    @field_validator("pattern")
+    @classmethod
+    def _safe_pattern(cls, pattern: str, info: ValidationInfo) -> str:
+        if "flags" in info.data:
+            regex.compile_pattern(pattern, regex.flag_bits(info.data["flags"]))
+        return pattern
+
+    @field_validator("replace")
+    @classmethod
+    def _valid_replacement(cls, replace: str, info: ValidationInfo) -> str:
+        if "flags" in info.data and "pattern" in info.data:
+            compiled = regex.compile_pattern(info.data["pattern"], regex.flag_bits(info.data["flags"]))
+            regex.check_replacement(compiled, replace)
+        return replace
+
+    def compiled(self) -> re.Pattern[str]:
+        return regex.compile_pattern(self.pattern, regex.flag_bits(self.flags))
 
 
 class StaticAction(_Strict):
@@ -92,7 +145,8 @@ class PassthroughAction(_Strict):
 
 
 ColumnAction = Annotated[
-    FakeAction | HashAction | StaticAction | NullAction | PassthroughAction, Field(discriminator="action")
+    FakeAction | HashAction | RegexMaskAction | StaticAction | NullAction | PassthroughAction,
+    Field(discriminator="action"),
 ]
 
 
@@ -131,8 +185,10 @@ class MaskRules(_Strict):
     version: str
     global_salt: str | None = None
     on_existing_data: Literal["fail", "truncate", "drop_create"] = "fail"
-    strict_autodetect: bool = False
+    # PII auto-detection (engine/autodetect.py): findings by column name and sampled values. With
+    # strict_autodetect, a high or medium finding without a rule (passthrough counts) fails the run.
     auto_detect: bool = True
+    strict_autodetect: bool = False
     batch_size: int = Field(default=10_000, ge=1)
     audit_log: bool = True
     replicate_all_indexes: bool = False
@@ -140,7 +196,18 @@ class MaskRules(_Strict):
 
     _version = field_validator("version", mode="before")(_check_version)
 
-    @field_validator("strict_autodetect", "replicate_all_indexes")
+    @field_validator("strict_autodetect")
+    @classmethod
+    def _strict_needs_detection(cls, strict: bool, info: ValidationInfo) -> bool:
+        # auto_detect is declared first, so it is validated by now.
+        if strict and info.data.get("auto_detect") is False:
+            raise ValueError(
+                "true needs auto_detect: true (with detection off the gate would pass without checking "
+                "anything); remove auto_detect: false, or set strict_autodetect: false"
+            )
+        return strict
+
+    @field_validator("replicate_all_indexes")
     @classmethod
     def _not_yet(cls, enabled: bool, info: ValidationInfo) -> bool:
         # Refused rather than ignored: a gate that silently does nothing is worse than none.
@@ -162,7 +229,7 @@ class SubsetRoot(_Strict):
         return predicate
 
 
-class JsonPathRule(_Strict):
+class JsonPathRule(_NormalizeOmittedWhenUnset):
     path: str
     action: Literal["fake", "hash", "static", "null", "remove"]
     provider: str | None = None
@@ -191,6 +258,8 @@ class JsonPathRule(_Strict):
             _check_params(self.provider, self.params)
         elif self.provider is not None or self.seed_alias is not None:
             raise ValueError(f"provider and seed_alias only apply to action fake, not {self.action}")
+        if self.normalize is not None and self.action not in ("fake", "hash"):
+            raise ValueError(f"normalize only applies to actions fake and hash, not {self.action}")
         if self.action == "static" and self.value is None:
             raise ValueError("action static needs a value")
         return self

@@ -49,6 +49,25 @@ def compile_document_masker(actions: Sequence[JsonPathAction]) -> ValueMasker:
     return mask
 
 
+def compile_root_masker(masker: ValueMasker) -> ValueMasker:
+    """A column rule (fake, hash) on a json/jsonb column: the whole document is masked as one leaf.
+
+    A string document is masked as its text, any other as its JSON text (as under a path rule); the
+    output is a JSON string, so it stays valid JSON. SQL NULL and JSON null stay as they are.
+    """
+
+    def mask(text: str | None) -> str | None:
+        if text is None:
+            return None
+        exact: list[_ExactNumber] = []
+        document = json.loads(text, parse_float=lambda literal: _parse_float(literal, exact))
+        if document is None:
+            return text
+        return json.dumps(_masked_leaf(masker, document), ensure_ascii=False)
+
+    return mask
+
+
 class _ExactNumber(str):
     """A JSON number a float cannot hold exactly, kept as its literal (and a unique placeholder text).
 

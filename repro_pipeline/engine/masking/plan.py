@@ -1,31 +1,76 @@
 """The mask plan: every rule of both config files checked against the source catalog and compiled.
 
 Errors here (a rule on a table or column the source does not have, ``null`` on a NOT NULL column, a
-JSON rule on a column that is not json) are caught before any data moves, with the file and line.
+JSON rule on a column that is not json, a masked value that cannot fit its column's type, a constant on
+a unique column) are caught before any data moves, with the file, line, YAML path and column type.
+
+Type fit (``column_types`` names the kinds):
+
+- text columns take every action. With a length (character varying(n), character(n)), a fake must fit:
+  the provider's longest output (plus the 17-character uniqueness tag when tagged) must be at most n,
+  else the rule is refused (a cut name, phone or card number would be malformed). ``hash`` keeps the
+  first n hex digits when n < 64; n must be at least 16 (64 bits), or 20 (80 bits) on a unique column.
+  ``regex_mask`` is refused when its replacement can make a value longer (the plan works that out from
+  the pattern and the template), and always on a unique bounded column (no room for the tag). character(n)
+  values are masked without their blank padding. ``static`` values must fit the length.
+- json/jsonb: ``fake`` and ``hash`` mask the whole document as one leaf and write a JSON string;
+  ``regex_mask`` is refused (its output need not be JSON); ``static`` must be JSON.
+- uuid: ``fake`` with provider uuid, or ``hash`` written as a uuid (its first 128 bits).
+- date and timestamps: ``fake`` with provider dob only. inet/cidr: ``fake`` with ip_address only.
+- numbers, arrays and other built-in types: no fake, hash or regex_mask (no provider gives numbers).
+  ``static`` values are checked for integers (and their range), numeric, floats and uuids.
+
+Uniqueness: a column under a primary key, a unique constraint or a unique index (any of its columns,
+including those an index expression reads) gets collision-free outputs: ``fake`` and ``regex_mask``
+append the uniqueness tag (see ``values``), ``hash`` is the full HMAC (or at least 80 bits of it), the
+uuid provider is unique as it is. ``static`` is refused; ``null`` too when NULLs count as equal (primary
+key, NULLS NOT DISTINCT). A ``seed_alias`` used by a unique column's fake is tagged wherever it is used
+(other columns and JSON paths), so aliased values keep agreeing; columns sharing an alias must agree on
+``normalize``. ``normalize: lower`` on a unique column is refused unless the uniqueness is itself
+case-insensitive (citext, or a unique index on lower(column)): two rows differing only in case would
+otherwise get one output.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
 
-from repro_pipeline.engine.catalog import Catalog, Table, TableName
+from repro_pipeline.engine.catalog import Catalog, Column, Table, TableName
 from repro_pipeline.engine.config import (
     FakeAction,
     HashAction,
+    JsonPathRule,
     NullAction,
     PassthroughAction,
+    RegexMaskAction,
     ReproConfig,
     StaticAction,
     TableRules,
 )
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.masking import values
-from repro_pipeline.engine.masking.json_paths import JsonPathAction, compile_document_masker
+from repro_pipeline.engine.masking.column_types import ColumnType, column_type
+from repro_pipeline.engine.masking.json_paths import (
+    JsonPathAction,
+    compile_document_masker,
+    compile_root_masker,
+)
+from repro_pipeline.engine.masking.providers import max_length
+from repro_pipeline.engine.masking.regex import can_lengthen
+from repro_pipeline.engine.masking.unique import Uniqueness, unique_columns
 from repro_pipeline.engine.masking.values import ValueMasker
 from repro_pipeline.engine.secrets import Secret
 
 Row = Sequence[str | None]
+AnyColumnAction = FakeAction | HashAction | RegexMaskAction | StaticAction | NullAction | PassthroughAction
+
+TAG_EXTRA = values.TAG_SEPARATOR_LENGTH + values.TAG_LENGTH
+MIN_HASH_HEX = 16  # 64 bits
+MIN_UNIQUE_HASH_HEX = 20  # 80 bits, as many as the uniqueness tag
 
 
 @dataclass(frozen=True)
@@ -74,6 +119,32 @@ class MaskPlan:
         return self.tables[name]
 
 
+@dataclass(frozen=True)
+class _ColumnRule:
+    table: Table
+    column: Column
+    action: AnyColumnAction
+    where: str  # file:line
+    yaml_path: str  # tables.<key>.columns.<column>
+    unique: Uniqueness | None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.table.name}.{self.column.name}"
+
+    def refuse(self, problem: str, remedy: str) -> ConfigError:
+        return ConfigError(f"{self.where}: {self.yaml_path}: {problem}", remedy)
+
+
+@dataclass(frozen=True)
+class _JsonRule:
+    table: Table
+    column: str
+    rule: JsonPathRule
+    where: str
+    yaml_path: str  # json_mask[i].paths[j]
+
+
 def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> MaskPlan:
     rules_doc, ext_doc = config.mask_rules_doc, config.extensions_doc
     configured: dict[TableName, tuple[str, TableRules]] = {}
@@ -86,7 +157,7 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
             )
         configured[table.name] = (key, rules)
 
-    json_rules: dict[TableName, dict[str, list[JsonPathAction]]] = {}
+    json_rules: dict[TableName, dict[str, list[_JsonRule]]] = {}
     for index, entry in enumerate(config.extensions.json_mask):
         where = ext_doc.where(["json_mask", index, "column"])
         table_text, _, column_name = entry.column.rpartition(".")
@@ -101,96 +172,339 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
             raise ConfigError(
                 f"{where}: json_mask[{index}].column: {entry.column} is {column.type}, not json"
             )
-        scope_prefix = f"{table.name}.{column_name}"
         json_rules.setdefault(table.name, {}).setdefault(column_name, []).extend(
-            JsonPathAction(
-                path=rule.path,
-                masker=None
-                if rule.action == "remove"
-                else _json_leaf_masker(
-                    rule.action,
-                    rule.provider,
-                    rule.seed_alias,
-                    rule.value,
-                    rule.params,
-                    f"{scope_prefix}:{rule.path}",
-                    salt,
-                ),
+            _JsonRule(
+                table,
+                column_name,
+                rule,
+                ext_doc.where(["json_mask", index, "paths", number]),
+                f"json_mask[{index}].paths[{number}]",
             )
-            for rule in entry.paths
+            for number, rule in enumerate(entry.paths)
         )
 
-    plan = {}
-    for name, table in catalog.tables.items():
-        key, rules = configured.get(name, (str(name), TableRules()))
-        strategy = rules.strategy
-        maskers: dict[int, ValueMasker] = {}
-        described = []
-        positions = {column.name: position for position, column in enumerate(table.copy_columns)}
+    uniques = unique_columns(catalog)
+    column_rules: dict[TableName, list[_ColumnRule]] = {}
+    for name, (key, rules) in configured.items():
+        table = catalog.tables[name]
+        copied = {column.name for column in table.copy_columns}
         for column_name, action in rules.columns.items():
             where = rules_doc.where(["tables", key, "columns", column_name])
+            yaml_path = f"tables.{key}.columns.{column_name}"
             column = table.column(column_name)
-            if column is None or column_name not in positions:
+            if column is None or column_name not in copied:
                 raise ConfigError(
-                    f"{where}: tables.{key}.columns.{column_name}: unknown column of {name}",
+                    f"{where}: {yaml_path}: unknown column of {name}",
                     f"columns of {name}: {', '.join(table.column_names)}",
                 )
             if isinstance(action, NullAction) and column.not_null:
                 raise ConfigError(
-                    f"{where}: tables.{key}.columns.{column_name}: action null on a NOT NULL column",
+                    f"{where}: {yaml_path}: action null on a NOT NULL column",
                     "use static, hash or fake for this column",
                 )
-            masker = _column_masker(action, f"{name}.{column_name}", salt)
-            if masker is not None:
-                maskers[positions[column_name]] = masker
-            described.append(ColumnMasking(column_name, _describe(action)))
-        for column_name, path_actions in json_rules.get(name, {}).items():
-            position = positions[column_name]
-            if position in maskers:
+            if column_name in json_rules.get(name, {}) and not isinstance(action, PassthroughAction):
                 raise ConfigError(
-                    f"{rules_doc.where(['tables', key, 'columns', column_name])}: tables.{key}.columns."
-                    f"{column_name}: a column rule and json_mask paths both apply to {name}.{column_name}",
+                    f"{where}: {yaml_path}: a column rule and json_mask paths both apply to "
+                    f"{name}.{column_name}",
                     "keep one: json_mask for path-level masking, or the column rule for the whole value",
                 )
-            maskers[position] = compile_document_masker(path_actions)
-            described.append(ColumnMasking(column_name, f"json:{len(path_actions)} paths"))
-        plan[name] = TableMasking(table, strategy, tuple(described), maskers, rules.batch_size)
+            column_rules.setdefault(name, []).append(
+                _ColumnRule(table, column, action, where, yaml_path, uniques.get(name, {}).get(column_name))
+            )
+
+    tagged_aliases = _aliases(column_rules, json_rules)
+
+    plan = {}
+    for name, table in catalog.tables.items():
+        key, rules = configured.get(name, (str(name), TableRules()))
+        maskers: dict[int, ValueMasker] = {}
+        described = []
+        positions = {column.name: position for position, column in enumerate(table.copy_columns)}
+        for rule in column_rules.get(name, []):
+            masker, description = _column_masker(rule, tagged_aliases, salt)
+            if masker is not None:
+                maskers[positions[rule.column.name]] = masker
+            described.append(ColumnMasking(rule.column.name, description))
+        for column_name, path_rules in json_rules.get(name, {}).items():
+            maskers[positions[column_name]] = compile_document_masker(
+                [_json_action(path_rule, tagged_aliases, salt) for path_rule in path_rules]
+            )
+            described.append(ColumnMasking(column_name, f"json:{len(path_rules)} paths"))
+        plan[name] = TableMasking(table, rules.strategy, tuple(described), maskers, rules.batch_size)
     return MaskPlan(plan)
 
 
+def _aliases(
+    column_rules: Mapping[TableName, Sequence[_ColumnRule]],
+    json_rules: Mapping[TableName, Mapping[str, Sequence[_JsonRule]]],
+) -> dict[str, str]:
+    """The seed_aliases to tag (alias -> the unique column that needs it); refuses disagreeing normalize."""
+    seen: dict[str, tuple[str | None, str, str]] = {}  # alias -> (normalize, where, yaml path)
+    tagged: dict[str, str] = {}
+    uses: list[tuple[str, str | None, str, str]] = []
+    for rules in column_rules.values():
+        for rule in rules:
+            if isinstance(rule.action, FakeAction) and rule.action.seed_alias is not None:
+                uses.append((rule.action.seed_alias, rule.action.normalize, rule.where, rule.yaml_path))
+                if rule.unique is not None and rule.action.provider not in values.UNTAGGED_PROVIDERS:
+                    tagged.setdefault(rule.action.seed_alias, f"{rule.qualified} ({rule.unique.describe()})")
+    for columns in json_rules.values():
+        for path_rules in columns.values():
+            for path_rule in path_rules:
+                if path_rule.rule.action == "fake" and path_rule.rule.seed_alias is not None:
+                    uses.append(
+                        (
+                            path_rule.rule.seed_alias,
+                            path_rule.rule.normalize,
+                            path_rule.where,
+                            path_rule.yaml_path,
+                        )
+                    )
+    for alias, normalize, where, yaml_path in uses:
+        first = seen.setdefault(alias, (normalize, where, yaml_path))
+        if first[0] != normalize:
+            raise ConfigError(
+                f"{where}: {yaml_path}: seed_alias {alias} is used with normalize {normalize or 'unset'} "
+                f"here and with normalize {first[0] or 'unset'} at {first[1]} ({first[2]})",
+                "set the same normalize on every rule sharing the alias, or their fakes stop agreeing",
+            )
+    return tagged
+
+
 def _column_masker(
-    action: FakeAction | HashAction | StaticAction | NullAction | PassthroughAction, scope: str, salt: Secret
-) -> ValueMasker | None:
-    if isinstance(action, FakeAction):
-        return values.fake(salt, action.seed_alias or scope, action.provider, action.params)
-    if isinstance(action, HashAction):
-        return values.hashed(salt)
-    if isinstance(action, StaticAction):
-        return values.static(action.value)
+    rule: _ColumnRule, tagged_aliases: Mapping[str, str], salt: Secret
+) -> tuple[ValueMasker | None, str]:
+    action, kind = rule.action, column_type(rule.column.type)
+    is_type = f"{rule.qualified} is {kind.text}"
+    if isinstance(action, PassthroughAction):
+        return None, action.action
     if isinstance(action, NullAction):
-        return values.null()
+        if rule.unique is not None and rule.unique.nulls_collide:
+            raise rule.refuse(
+                f"action null on a unique column whose NULLs count as equal ({rule.unique.describe()}): "
+                "every row would collide",
+                "use fake, hash or regex_mask (their outputs are made unique), or passthrough",
+            )
+        return values.null(), action.action
+    if isinstance(action, StaticAction):
+        if rule.unique is not None:
+            raise rule.refuse(
+                f"action static on a unique column ({rule.unique.describe()}): every row would get the same "
+                "value and collide",
+                "use fake, hash or regex_mask (their outputs are made unique), or passthrough",
+            )
+        problem = _static_misfit(action.value, kind)
+        if problem is not None:
+            raise rule.refuse(
+                f"static value {action.value!r} does not fit: {problem}; {is_type}", _TYPE_REMEDY
+            )
+        return values.static(action.value), action.action
+    if isinstance(action, FakeAction | HashAction) and action.normalize is not None:
+        _check_normalize_on_unique(rule, kind)
+    if isinstance(action, FakeAction):
+        return _fake_masker(rule, action, kind, tagged_aliases, salt)
+    if isinstance(action, HashAction):
+        return _hash_masker(rule, action, kind, salt)
+    return _regex_masker(rule, action, kind, salt)
+
+
+_TYPE_REMEDY = "pick an action whose output fits the column's type (see README.md, 'Configuration')"
+
+
+def _check_normalize_on_unique(rule: _ColumnRule, kind: ColumnType) -> None:
+    if rule.unique is None or rule.unique.case_insensitive or kind.case_insensitive:
+        return
+    raise rule.refuse(
+        f"normalize: lower on a unique column whose uniqueness is case-sensitive ({rule.unique.describe()}): "
+        "two rows differing only in case would get one output and collide",
+        "remove normalize from this rule (and from the rules sharing its seed_alias); it is accepted where "
+        "the uniqueness is case-insensitive (citext, or a unique index on lower(column))",
+    )
+
+
+def _fake_masker(
+    rule: _ColumnRule,
+    action: FakeAction,
+    kind: ColumnType,
+    tagged_aliases: Mapping[str, str],
+    salt: Secret,
+) -> tuple[ValueMasker, str]:
+    provider, alias = action.provider, action.seed_alias
+    why_tagged = None
+    if rule.unique is not None:
+        why_tagged = f"the column is unique ({rule.unique.describe()})"
+    elif alias is not None and alias in tagged_aliases:
+        why_tagged = f"seed_alias {alias} is shared with unique column {tagged_aliases[alias]}"
+    tagged = why_tagged is not None and provider not in values.UNTAGGED_PROVIDERS
+    is_type = f"{rule.qualified} is {kind.text}"
+    expected = {"uuid": "uuid", "date": "dob", "inet": "ip_address"}.get(kind.kind)
+    if kind.kind in ("number", "array", "other") or (expected is not None and provider != expected):
+        fitting = f"only provider {expected} fits it" if expected else "no provider gives values of that type"
+        raise rule.refuse(
+            f"fake {provider} gives text that does not fit the column: {is_type}, and {fitting}",
+            "use static with a value of that type, null or passthrough"
+            if expected is None
+            else f"use provider {expected}, or static, null or passthrough",
+        )
+    if tagged and kind.kind in ("date", "inet"):
+        raise rule.refuse(
+            f"fake {provider} cannot be made unique in this column: {is_type}, which cannot hold the "
+            f"uniqueness tag, and {why_tagged}",
+            "use passthrough for this column, or drop the seed_alias that ties it to a unique column",
+        )
+    longest = max_length(provider, action.params) + (TAG_EXTRA if tagged else 0)
+    if kind.length is not None and longest > kind.length:
+        tag_note = f", with the {TAG_EXTRA}-character uniqueness tag because {why_tagged}" if tagged else ""
+        raise rule.refuse(
+            f"fake {provider} gives up to {longest} characters{tag_note}, more than the column holds: {is_type}",
+            "use a provider with shorter values, or hash (cut to the column's length), or passthrough",
+        )
+    masker = values.fake(
+        salt,
+        action.seed_alias or rule.qualified,
+        provider,
+        action.params,
+        normalize=action.normalize,
+        tagged=tagged,
+    )
+    described = f"fake:{provider}" + _notes(
+        f"seed_alias {action.seed_alias}" if action.seed_alias else None,
+        f"normalize {action.normalize}" if action.normalize else None,
+        "uniqueness tag" if tagged else None,
+    )
+    return _fitted(masker, kind), described
+
+
+def _hash_masker(
+    rule: _ColumnRule, action: HashAction, kind: ColumnType, salt: Secret
+) -> tuple[ValueMasker, str]:
+    is_type = f"{rule.qualified} is {kind.text}"
+    if kind.kind == "uuid":
+        masker = values.hashed(salt, normalize=action.normalize, uuid_shaped=True)
+        return masker, "hash" + _notes("as uuid", _normalize_note(action))
+    if kind.kind not in ("text", "json"):
+        raise rule.refuse(f"hash gives hex text that does not fit the column: {is_type}", _TYPE_REMEDY)
+    length = values.HASH_HEX_LENGTH if kind.length is None else min(kind.length, values.HASH_HEX_LENGTH)
+    least = MIN_UNIQUE_HASH_HEX if rule.unique is not None else MIN_HASH_HEX
+    if length < least:
+        why = f" on a unique column ({rule.unique.describe()})" if rule.unique is not None else ""
+        raise rule.refuse(
+            f"hash needs at least {least} hex digits{why} ({4 * least} bits; fewer would collide), but {is_type}",
+            "use passthrough, static or null for such a short column, or fake with a provider that fits",
+        )
+    masker = values.hashed(salt, normalize=action.normalize, length=length)
+    cut = f"first {length} hex" if length < values.HASH_HEX_LENGTH else None
+    return _fitted(masker, kind), "hash" + _notes(cut, _normalize_note(action))
+
+
+def _regex_masker(
+    rule: _ColumnRule, action: RegexMaskAction, kind: ColumnType, salt: Secret
+) -> tuple[ValueMasker, str]:
+    is_type = f"{rule.qualified} is {kind.text}"
+    if kind.kind != "text":
+        raise rule.refuse(f"regex_mask works on text, and its output need not fit: {is_type}", _TYPE_REMEDY)
+    compiled = action.compiled()
+    tagged = rule.unique is not None
+    if kind.length is not None and tagged:
+        raise rule.refuse(
+            f"regex_mask on a unique column ({rule.unique.describe() if rule.unique else ''}) needs the "
+            f"{TAG_EXTRA}-character uniqueness tag, which a full value leaves no room for: {is_type}",
+            "use fake or hash on this column (they fit its length and stay unique)",
+        )
+    if kind.length is not None and can_lengthen(compiled, action.replace):
+        raise rule.refuse(
+            f"regex_mask can make a value longer (replace {action.replace!r} can be longer than what the "
+            f"pattern matches), so it may not fit: {is_type}",
+            "use a replacement no longer than the shortest match (e.g. one X per matched character), or hash",
+        )
+    masker = values.regex_mask(salt, rule.qualified, compiled, action.replace, tagged=tagged)
+    return _fitted(masker, kind), "regex_mask" + _notes("uniqueness tag" if tagged else None)
+
+
+def _fitted(masker: ValueMasker, kind: ColumnType) -> ValueMasker:
+    if kind.padded:
+        return values.unpadded(masker)
+    if kind.kind == "json":
+        return compile_root_masker(masker)
+    return masker
+
+
+def _notes(*notes: str | None) -> str:
+    shown = [note for note in notes if note]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
+def _normalize_note(action: FakeAction | HashAction) -> str | None:
+    return f"normalize {action.normalize}" if action.normalize else None
+
+
+def _static_misfit(value: str, kind: ColumnType) -> str | None:
+    """Why a static value cannot be written to the column, or None (types not listed are left to the target)."""
+    if kind.kind == "text" and kind.length is not None:
+        length = len(value.rstrip(" ") if kind.padded else value)
+        if length > kind.length:
+            return f"it is {length} characters long"
+    if kind.kind == "json":
+        try:
+            json.loads(value)
+        except ValueError:
+            return "it is not JSON"
+    if kind.kind == "uuid":
+        try:
+            uuid.UUID(value.strip())
+        except ValueError:
+            return "it is not a uuid"
+    if kind.kind == "number":
+        return _number_misfit(value.strip(), kind)
     return None
 
 
-def _json_leaf_masker(
-    action: str,
-    provider: str | None,
-    seed_alias: str | None,
-    value: str | None,
-    params: Mapping[str, str],
-    scope: str,
-    salt: Secret,
-) -> ValueMasker:
-    if action == "fake" and provider is not None:
-        return values.fake(salt, seed_alias or scope, provider, params)
-    if action == "hash":
-        return values.hashed(salt)
-    if action == "static" and value is not None:
-        return values.static(value)
-    return values.null()
+def _number_misfit(text: str, kind: ColumnType) -> str | None:
+    bounds = kind.integer_range
+    if bounds is not None:
+        number = _integer(text)
+        if number is None:
+            return "it is not an integer"
+        if not bounds[0] <= number <= bounds[1]:
+            return f"it is outside {bounds[0]}..{bounds[1]}"
+        return None
+    if kind.text == "money":
+        return None
+    try:
+        Decimal(text)
+    except InvalidOperation:
+        return "it is not a number"
+    return None
 
 
-def _describe(action: FakeAction | HashAction | StaticAction | NullAction | PassthroughAction) -> str:
-    if isinstance(action, FakeAction):
-        return f"fake:{action.provider}" + (f" (seed_alias {action.seed_alias})" if action.seed_alias else "")
-    return action.action
+def _integer(text: str) -> int | None:
+    for base in (10, 0):  # decimal (leading zeros allowed), then 0x / 0o / 0b as PostgreSQL 16 reads them
+        try:
+            return int(text, base)
+        except ValueError:
+            continue
+    return None
+
+
+def _json_action(path_rule: _JsonRule, tagged_aliases: Mapping[str, str], salt: Secret) -> JsonPathAction:
+    rule = path_rule.rule
+    scope = f"{path_rule.table.name}.{path_rule.column}:{rule.path}"
+    if rule.action == "remove":
+        return JsonPathAction(rule.path, None)
+    if rule.action == "fake" and rule.provider is not None:
+        tagged = rule.seed_alias in tagged_aliases and rule.provider not in values.UNTAGGED_PROVIDERS
+        masker = values.fake(
+            salt,
+            rule.seed_alias or scope,
+            rule.provider,
+            rule.params,
+            normalize=rule.normalize,
+            tagged=tagged,
+        )
+    elif rule.action == "hash":
+        masker = values.hashed(salt, normalize=rule.normalize)
+    elif rule.action == "static" and rule.value is not None:
+        masker = values.static(rule.value)
+    else:
+        masker = values.null()
+    return JsonPathAction(rule.path, masker)

@@ -120,6 +120,39 @@ def _luhn_check_digit(body: str) -> str:
 
 PROVIDER_PARAMS: Mapping[str, tuple[str, ...]] = {"email": ("domain",)}
 
+
+def _longest(options: tuple[str, ...], *, lower: bool = False) -> int:
+    return max(len(option.lower() if lower else option) for option in options)
+
+
+def max_length(provider: str, params: Mapping[str, str]) -> int:
+    """The most characters ``provider`` can give with ``params`` (checked against varchar(n) at plan time)."""
+    first, last = _longest(_FIRST_NAMES), _longest(_LAST_NAMES)
+    user = _longest(_FIRST_NAMES, lower=True) + 1 + _longest(_LAST_NAMES, lower=True) + 4
+    street_length = 4 + 1 + last + 1 + _longest(_STREET_SUFFIXES)
+    city_length = _longest(_CITY_PREFIXES) + 1 + first + _longest(_CITY_SUFFIXES)
+    lengths = {
+        "first_name": first,
+        "last_name": last,
+        "full_name": first + 1 + last,
+        "username": user,
+        "email": user + 1 + (len(params["domain"]) if params.get("domain") else _longest(_EMAIL_DOMAINS)),
+        "company": last + 1 + _longest(_COMPANY_SUFFIXES),
+        "phone": len("+1-999-555-0199"),
+        "street": street_length,
+        "city": city_length,
+        "postcode": 5,
+        "country": _longest(_COUNTRIES),
+        "address": street_length + 2 + city_length + 1 + 5 + 2 + _longest(_COUNTRIES),
+        "ip_address": max(len(net) for net in _TEST_NETS) + 4,
+        "uuid": 36,
+        "dob": 10,
+        "ssn": 11,
+        "credit_card": 16,
+    }
+    return lengths[provider]
+
+
 PROVIDERS: Mapping[str, Provider] = {
     "first_name": first_name,
     "last_name": last_name,
