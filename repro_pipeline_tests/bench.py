@@ -155,7 +155,15 @@ def _bench_masking(stack: Stack, config: Any, salt: Secret) -> None:
     print()
     with psycopg.connect(stack.standby_dsn) as conn:
         plan = build_mask_plan(config, read_catalog(conn), salt)
-        for table in ("users", "audit_events"):
+        for table in (
+            "organizations",
+            "users",
+            "subscriptions",
+            "invoices",
+            "invoice_line_items",
+            "payment_methods",
+            "audit_events",
+        ):
             masking = plan.for_table(TableName("public", table))
             columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in masking.table.copy_columns)
             with conn.cursor().copy(
