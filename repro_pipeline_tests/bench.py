@@ -94,7 +94,7 @@ def bench(stack: Stack, scale: float) -> None:
             "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
         ).fetchone()
     assert largest is not None
-    print(f"{'measure':<44} {'ours':>10} {'baseline':>10} {'ratio':>7}")
+    print(f"{'measure':<58} {'ours':>10} {'baseline':>10} {'ratio':>7}")
     for label, organization in (("mid-size tenant 451", 451), (f"largest tenant {largest[0]}", largest[0])):
         with open_source_snapshot(stack.standby_dsn) as snapshot:
             closure_s, plan = _best_of(3, plan_subset, snapshot, config, salt, organization)
@@ -102,10 +102,10 @@ def bench(stack: Stack, scale: float) -> None:
             peak = _peak_bytes(plan_subset, snapshot, config, salt, organization)
         assert plan.closure.total_rows == rows, (plan.closure.total_rows, rows)
         print(
-            f"{'closure, ' + label + f' ({rows} rows)':<44} {closure_s:>9.3f}s {count_s:>9.3f}s "
+            f"{'closure, ' + label + f' ({rows} rows)':<58} {closure_s:>9.3f}s {count_s:>9.3f}s "
             f"{closure_s / count_s:>6.1f}x"
         )
-        print(f"{'  closure peak Python memory (bytes/row)':<44} {peak / rows:>10.0f}")
+        print(f"{'  closure peak Python memory (bytes/row)':<58} {peak / rows:>10.0f}")
         _bench_load(
             stack, snapshot_dsn=stack.standby_dsn, config=config, salt=salt, organization=organization
         )
@@ -127,7 +127,7 @@ def _bench_load(stack: Stack, *, snapshot_dsn: str, config: Any, salt: Secret, o
             masked = _load(stack, snapshot, plan, names[1], config.mask_rules.batch_size)
         rows = sum(masked.loaded_rows.values())
         print(
-            f"{'  masked load, whole pipeline (' + str(rows) + ' rows, rows/s)':<44} {rows / masked.seconds:>10.0f} "
+            f"{'  masked load, whole pipeline (' + str(rows) + ' rows, rows/s)':<58} {rows / masked.seconds:>10.0f} "
             f"{rows / plain.seconds:>10.0f} {plain.seconds / masked.seconds:>6.2f}x"
         )
     finally:
@@ -174,7 +174,7 @@ def _bench_masking(stack: Stack, config: Any, salt: Secret) -> None:
             masked_s, _ = _best_of(1, _mask_all, fresh, rows)  # once: a second pass would hit the cache
             copy_s, _ = _best_of(3, _copy_all, rows)
             print(
-                f"{'masking alone, ' + table + f' ({len(rows)} rows, rows/s)':<44} {len(rows) / masked_s:>10.0f} "
+                f"{'masking alone, ' + table + f' ({len(rows)} rows, rows/s)':<58} {len(rows) / masked_s:>10.0f} "
                 f"{len(rows) / copy_s:>10.0f} {copy_s / masked_s:>6.3f}x"
             )
 
