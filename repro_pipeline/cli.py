@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from repro_pipeline.engine.build import plan_subset
-from repro_pipeline.engine.config import ReproConfig
+from repro_pipeline.engine.config import ReproConfig, default_config_paths
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.stack import Stack
@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): nothing left to say
+        sys.stderr.close()
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,20 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     load.set_defaults(handler=_load)
 
     validate = commands.add_parser("validate", help="check the two config files (no database needed)")
-    validate.add_argument("--mask-rules", type=Path, default=PROJECT_ROOT / "config" / "mask-rules.yaml")
-    validate.add_argument(
-        "--commercial-extensions", type=Path, default=PROJECT_ROOT / "config" / "commercial-extensions.yaml"
-    )
+    validate.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
+    validate.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
     validate.set_defaults(handler=_validate)
 
     preview = commands.add_parser(
         "preview", help="PII auto-detection on the source and the policy diff (the strict_autodetect gate)"
     )
     preview.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
-    preview.add_argument("--mask-rules", type=Path, default=PROJECT_ROOT / "config" / "mask-rules.yaml")
-    preview.add_argument(
-        "--commercial-extensions", type=Path, default=PROJECT_ROOT / "config" / "commercial-extensions.yaml"
-    )
+    preview.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
+    preview.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
     preview.add_argument(
         "--policy-diff", type=Path, metavar="FILE", help="write the policy diff JSON here (before any exit 3)"
     )
@@ -113,10 +112,8 @@ def _positive_int(text: str) -> int:
 def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
     parser.add_argument("--organization", required=True, help="numeric organization id")
-    parser.add_argument("--mask-rules", type=Path, default=PROJECT_ROOT / "config" / "mask-rules.yaml")
-    parser.add_argument(
-        "--commercial-extensions", type=Path, default=PROJECT_ROOT / "config" / "commercial-extensions.yaml"
-    )
+    parser.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
+    parser.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
 
 
 def _plan(arguments: argparse.Namespace) -> int:

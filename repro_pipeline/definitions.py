@@ -38,14 +38,6 @@ def _positive(variable: str, default: float) -> float:
     return value
 
 
-def _masking() -> MaskingConfig:
-    paths = {
-        "mask_rules": os.environ.get("REPRO_MASK_RULES"),
-        "commercial_extensions": os.environ.get("REPRO_COMMERCIAL_EXTENSIONS"),
-    }
-    return MaskingConfig(**{key: value for key, value in paths.items() if value})
-
-
 defs = dg.Definitions(
     assets=[standby_health, tenant_closure_and_repro_database, repro_handoff],
     asset_checks=[zero_fk_orphans, row_counts_match_closure, no_original_pii],
@@ -60,7 +52,7 @@ defs = dg.Definitions(
         "target": TargetServer(
             admin_dsn=dg.EnvVar("REPRO_TARGET_DSN"), ttl_hours=_positive("REPRO_TTL_HOURS", 48)
         ),
-        "masking": _masking(),
+        "masking": MaskingConfig(),
         "slack": _slack(),
     },
 )

@@ -358,10 +358,12 @@ def test_a_column_rule_and_json_paths_on_the_same_column_are_refused(
         _plan(stack, _configs(tmp_path, rules=rules), secrets.token_hex(32), 451)
 
 
-def test_tables_with_strategy_empty_are_created_without_rows(
+def test_tables_with_strategy_empty_are_created_without_rows_and_are_no_roots(
     stack: Stack, source: SourceSummary, tmp_path: Path, build_into: Any
 ) -> None:
     rules = (CONFIG / "mask-rules.yaml").read_text() + "  public.audit_events:\n    strategy: empty\n"
+    with pytest.raises(ConfigError, match=r"public\.audit_events is a subset root but its strategy is empty"):
+        _plan(stack, _configs(tmp_path, rules=rules), secrets.token_hex(32), 451)
     extensions = (CONFIG / "commercial-extensions.yaml").read_text()
     extensions = (
         extensions[: extensions.index("  - table: public.audit_events")]

@@ -330,3 +330,22 @@ def test_the_repro_database_records_its_run_without_values(
         for row in _query(dsn, f"SELECT * FROM _repro_pipeline.{table}")
     )
     assert "@" not in manifest and stack.password not in manifest
+
+
+def test_an_excluded_table_is_left_out_and_the_handoff_still_happens(
+    first_run: TenantRun, stack: Stack, slack_api: SlackApi, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    excluding = tmp_path / "mask-rules.yaml"
+    excluding.write_text(
+        rules.replace(
+            "  public.payment_methods:\n    strategy: transform\n",
+            "  public.payment_methods:\n    strategy: exclude\n",
+        )
+    )
+    monkeypatch.setenv("REPRO_MASK_RULES", str(excluding))
+    run = _run(first_run.instance, stack, slack_api)
+    assert run.result.success
+    assert all(check.passed for check in run.result.get_asset_check_evaluations())
+    assert len(run.slack_messages) == 1
+    assert _query(run.target_dsn, "SELECT to_regclass('public.payment_methods')") == [(None,)]

@@ -156,7 +156,9 @@ def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, object]:
         "passes": summary["passes"],
         "dagster/row_count": summary["total_rows"],
         "rows_by_table": dg.MetadataValue.md(_table_markdown(["table", "rows", "brought by"], rows)),
-        "row_counts": dg.MetadataValue.json({table["table"]: table["rows"] for table in summary["tables"]}),
+        "row_counts": dg.MetadataValue.json(
+            {table["table"]: table["rows"] for table in summary["tables"] if table["strategy"] != "exclude"}
+        ),
         "plan": dg.MetadataValue.json(summary),
         "config_hash": plan.config_hash,
         "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in plan.warnings) or "none"),

@@ -54,6 +54,8 @@ def zero_fk_orphans(
         failing = {str(result.foreign_key): result.orphans for result in results if result.orphans}
         passed = not failing and not expected.missing
         record_check(conn, "zero_fk_orphans", passed=passed)
+        if not passed:
+            finish_run(conn, "failed")
     return dg.AssetCheckResult(
         passed=passed,
         metadata={
@@ -80,6 +82,8 @@ def row_counts_match_closure(
         mismatches = compare_counts(expected, count_rows(conn, sorted(expected)))
         passed = not mismatches and bool(expected)
         record_check(conn, "row_counts_match_closure", passed=passed)
+        if not passed:
+            finish_run(conn, "failed")
     return dg.AssetCheckResult(
         passed=passed,
         metadata={

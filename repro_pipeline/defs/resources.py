@@ -13,12 +13,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from repro_pipeline.engine import dsn
-from repro_pipeline.engine.config import ReproConfig, load_config
+from repro_pipeline.engine.config import ReproConfig, default_config_paths, load_config
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.secrets import Secret, resolve_salt
 from repro_pipeline.engine.standby import LagLimits
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -67,8 +65,8 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
 class MaskingConfig(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The two config files of the support-repro guide, read unchanged."""
 
-    mask_rules: str = Field(default=str(PROJECT_ROOT / "config" / "mask-rules.yaml"))
-    commercial_extensions: str = Field(default=str(PROJECT_ROOT / "config" / "commercial-extensions.yaml"))
+    mask_rules: str = Field(default=str(default_config_paths()[0]))
+    commercial_extensions: str = Field(default=str(default_config_paths()[1]))
 
     def load(self) -> tuple[ReproConfig, Secret]:
         config = load_config(Path(self.mask_rules), Path(self.commercial_extensions))

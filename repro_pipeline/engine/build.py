@@ -86,6 +86,13 @@ def plan_subset(
         require_covered(detect(snapshot.conn, catalog, config), config)
     roots = configured_roots(config, catalog)
     copied = [name for name, masking in mask_plan.tables.items() if masking.copies_rows]
+    for root in roots:
+        if root.table not in copied:
+            raise ConfigError(
+                f"{root.where}: {root.table} is a subset root but its strategy is "
+                f"{mask_plan.for_table(root.table).strategy}: a table that gets no rows is not walked",
+                f"remove the root of {root.table}, or give the table strategy transform",
+            )
     has_placeholder = uses_tenant_placeholder(roots)
     closure = compute_closure(
         snapshot.conn,

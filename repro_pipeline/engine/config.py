@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -327,6 +328,14 @@ class ReproConfig:
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def default_config_paths() -> tuple[Path, Path]:
+    """``$REPRO_MASK_RULES`` and ``$REPRO_COMMERCIAL_EXTENSIONS``, else the two files in ./config."""
+    return (
+        Path(os.environ.get("REPRO_MASK_RULES") or "config/mask-rules.yaml"),
+        Path(os.environ.get("REPRO_COMMERCIAL_EXTENSIONS") or "config/commercial-extensions.yaml"),
+    )
 
 
 def load_config(mask_rules_path: Path, extensions_path: Path) -> ReproConfig:

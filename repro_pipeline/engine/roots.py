@@ -62,6 +62,13 @@ def configured_edge_policies(config: ReproConfig, catalog: Catalog) -> dict[Edge
                 f"name it with columns: or name:; the foreign keys of {table.name}: {known or 'none'}",
             )
         (fk,) = candidates
+        if (fk.child, fk.name) in policies:
+            raise ConfigError(f"{where}: foreign_keys[{index}]: a second rule for {fk.name}", "keep one rule")
+        if rule.down == "skip" and rule.max_rows_per_parent is not None:
+            raise ConfigError(
+                f"{where}: foreign_keys[{index}]: down: skip and max_rows_per_parent contradict each other",
+                "keep one of them",
+            )
         policies[(fk.child, fk.name)] = EdgePolicy(
             follow_down=rule.down == "follow",
             max_rows_per_parent=rule.max_rows_per_parent,
