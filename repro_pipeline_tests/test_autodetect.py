@@ -578,3 +578,19 @@ def test_sampling_reads_a_bounded_repeatable_sample_and_never_writes(pii_source:
     assert first == _detect(pii_source, config, sample_rows=50)
     reference = next(f for f in first if f.location == "public.contacts.reference")
     assert reference.reason == "50 of 50 sampled values look like emails"
+
+
+def test_json_keys_that_may_be_data_never_reach_a_finding_path() -> None:
+    from repro_pipeline.engine.autodetect import _detect_json
+    from repro_pipeline.engine.catalog import TableName
+
+    documents = [{"contacts": {"Jane Doe": f"jane{n}@corp.com", "x@y.com": "a"}} for n in range(20)]
+    paths = [finding.path for finding in _detect_json(TableName("public", "t"), "payload", documents)]
+    assert paths and all("Jane" not in str(path) and "@" not in str(path) for path in paths)
+
+
+def test_deep_array_paths_fail_closed_instead_of_exploding() -> None:
+    from repro_pipeline.engine.autodetect import json_path_covered
+
+    assert json_path_covered("$" + "[*]" * 12 + ".email", ["$..email"]) == []
+    assert json_path_covered("$" + "[*]" * 8 + ".email", ["$..email"]) == ["$..email"]

@@ -29,7 +29,7 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.catalog import Catalog, Column, Table, TableName
 from repro_pipeline.engine.config import ReproConfig, TableRules
-from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.errors import ConfigError, ConnectionFailed
 
 Confidence = Literal["high", "medium", "low"]
 GATED: tuple[Confidence, ...] = ("high", "medium")  # what strict_autodetect requires a rule for
@@ -583,12 +583,12 @@ _DYNAMIC_KEY = re.compile(
 
 
 def _path_step(key: str) -> str:
-    """``.key``, ``['odd key']``, or ``.*`` for a key that is data (an id, or a value that looks like PII)."""
+    """``.key``, or ``.*`` for a key that may be data (not an identifier, an id, a value that looks like PII)."""
+    # Only identifier-like keys are kept: any other key (a name with a space, an email, an id) may be data,
+    # and a finding's path goes into the policy diff and error messages.
     if _DYNAMIC_KEY.fullmatch(key) or len(key) > 64 or classify_value(key) not in (None, "opaque"):
         return ".*"
-    if _IDENTIFIER.fullmatch(key):
-        return f".{key}"
-    return f"[{json.dumps(key)}]" if "'" in key else f"['{key}']"
+    return f".{key}" if _IDENTIFIER.fullmatch(key) else ".*"
 
 
 def _row_estimates(conn: psycopg.Connection[TupleRow]) -> dict[TableName, float]:
@@ -616,15 +616,21 @@ def _sample(
         for column in columns
     )
     plain = sql.SQL("SELECT {} FROM {} LIMIT %s").format(selected, table.name.identifier)
-    if table.partition_by is None and estimate > 20 * limit:
-        percent = min(100.0, 100.0 * 4 * limit / estimate)
-        sampled = sql.SQL("SELECT {} FROM {} TABLESAMPLE SYSTEM (%s) REPEATABLE (0) LIMIT %s").format(
-            selected, table.name.identifier
-        )
-        rows = conn.execute(sampled, (percent, 4 * limit)).fetchall()
-        if len(rows) >= limit:  # else the estimate was off: the first rows will do
-            return rows[:: len(rows) // limit][:limit]
-    return conn.execute(plain, (limit,)).fetchall()
+    try:
+        if table.partition_by is None and estimate > 20 * limit:
+            percent = min(100.0, 100.0 * 4 * limit / estimate)
+            sampled = sql.SQL("SELECT {} FROM {} TABLESAMPLE SYSTEM (%s) REPEATABLE (0) LIMIT %s").format(
+                selected, table.name.identifier
+            )
+            rows = conn.execute(sampled, (percent, 4 * limit)).fetchall()
+            if len(rows) >= limit:  # else the estimate was off: the first rows will do
+                return rows[:: len(rows) // limit][:limit]
+        return conn.execute(plain, (limit,)).fetchall()
+    except psycopg.errors.InsufficientPrivilege:
+        raise ConnectionFailed(
+            f"auto-detection cannot sample {table.name}: the source role may not read it",
+            f"GRANT SELECT ON {table.name} to the role, or give the table strategy exclude",
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,13 +679,14 @@ def json_path_covered(finding_path: str, rule_paths: Sequence[str]) -> list[str]
     """The rule paths that together cover every value at ``finding_path`` (empty when they do not).
 
     A rule covers a value when it selects the value or one of its parents (removing or hashing
-    ``$.internal`` covers ``$.internal.support_notes``). Each array (``[*]``) is tried with three
-    elements, so ``[0]`` alone does not cover ``[*]``; a key written ``*`` (a dynamic key) is covered by
+    ``$.internal`` covers ``$.internal.support_notes``). Each array (``[*]``) is tried with two
+    elements, so ``[0]`` alone does not cover ``[*]`` (paths with more than ``_MAX_ARRAYS_CHECKED``
+    arrays are not taken as covered); a key written ``*`` (a dynamic key) is covered by
     wildcards and recursive descent only. A rule on the whole document (``$``) is not taken as covering.
     """
     segments = _segments(finding_path)
-    if segments is None or not segments:
-        return []
+    if segments is None or not segments or segments.count(None) > _MAX_ARRAYS_CHECKED:
+        return []  # fail closed: too deep to check cheaply, so not taken as covered
     document, chains = _document(segments)
     remaining = set(range(len(chains)))
     needed = []
@@ -721,15 +728,18 @@ def _segments(path: str) -> list[str | None] | None:
 _DYNAMIC = "\0dynamic-key\0"  # no rule names this key: only a wildcard selects it
 
 
+_MAX_ARRAYS_CHECKED = 10  # 2**10 leaves at most
+
+
 def _document(segments: Sequence[str | None]) -> tuple[Any, list[list[Any]]]:
-    """A document holding ``segments``, each array with three elements; the node chains to each leaf."""
+    """A document holding ``segments``, each array with two elements; the node chains to each leaf."""
     if not segments:
         leaf = str(object())  # a fresh object, compared by identity
         return leaf, [[leaf]]
     head, rest = segments[0], segments[1:]
     if head is None:
         items, chains = [], []
-        for _ in range(3):
+        for _ in range(2):
             child, child_chains = _document(rest)
             items.append(child)
             chains.extend(child_chains)
