@@ -472,7 +472,7 @@ BAD_FILES = [
         """,
         line=5,
         yaml_path="tables.public.users.columns.full_name.pattern",
-        says=("'(a+)+' can take exponential time", "catastrophic backtracking", "contains a quantifier"),
+        says=("'(a+)+' can take hours", "catastrophic backtracking", "contains a quantifier"),
     ),
     BadFile(
         "regex-mask-alternation-under-a-star",
@@ -1103,7 +1103,19 @@ def test_json_path_rules_take_normalize(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "pattern",
-    [r"(a+)+", r"(a|aa)*", r"(\w+\s?)*", r"(?:x+y?)+", r"(a|b\d)+?", r"((ab)*c)*", r"(a+){2,}"],
+    [
+        r"(a+)+",
+        r"(a|aa)*",
+        r"(\w+\s?)*",
+        r"(?:x+y?)+",
+        r"(a|b\d)+?",
+        r"((ab)*c)*",
+        r"(a+){2,}",
+        r"(a+){1,3}",
+        r"(a+){2,60}b",
+        r"a*a*a*a*b",
+        r"\s*\w+",
+    ],
 )
 def test_redos_prone_patterns_are_refused_at_load(tmp_path: Path, pattern: str) -> None:
     text = _yaml(
@@ -1132,7 +1144,8 @@ def test_redos_prone_patterns_are_refused_at_load(tmp_path: Path, pattern: str) 
         r"(a+)*+",
         r"(?>a+)*",
         r"(ab){2}",
-        r"(a+){1,3}",
+        r"\d+-\d+",
+        r"a*+a*+b",
     ],
 )
 def test_safe_patterns_load(tmp_path: Path, pattern: str) -> None:

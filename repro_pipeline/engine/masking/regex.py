@@ -63,9 +63,10 @@ def compile_pattern(pattern: str, flags: int) -> re.Pattern[str]:
     danger = _catastrophic_repeat(sre_parse.parse(pattern, flags))
     if danger is not None:
         raise ValueError(
-            f"pattern {pattern!r} can take exponential time on some values (catastrophic backtracking): "
-            f"{danger}; rewrite it without the nesting (e.g. (a+)+ as a+, (a|aa)* as a*), or make the "
-            "outer repeat possessive (*+, ++) or its group atomic ((?>...))"
+            f"pattern {pattern!r} can take hours on some values (catastrophic backtracking): "
+            f"{danger}; rewrite it without the nesting (e.g. (a+)+ as a+, (a|aa)* as a*, a*a* as a*), "
+            "separate adjacent repeats by required text, or make a repeat possessive (*+, ++) or its "
+            "group atomic ((?>...))"
         )
     return compiled
 
@@ -144,18 +145,43 @@ def _children(op: Any, argument: Any) -> Sequence[Any]:
 
 
 def _catastrophic_repeat(node: Any) -> str | None:
-    """What makes the pattern catastrophic, or None: the first refused repeat, at any depth."""
+    """What makes the pattern catastrophic, or None: the first refused repeat, at any depth.
+
+    Refused: a repeat that may run more than once over a part that itself has a choice (``(a+)+``,
+    ``(a|aa)*``, ``(a+){2,60}``: exponential), and two unbounded repeats with nothing required between
+    them (``a*a*b``: polynomial, but hopeless on long values). Possessive repeats and atomic groups
+    (``a*+``, ``(?>...)``) do not backtrack and are the way out.
+    """
+    after_unbounded = False
     for op, argument in _items(node):
-        if op in _UNBOUNDED_REPEATS and argument[1] == _MAXREPEAT:
-            inner = _backtracking_choice(argument[2])
-            if inner is not None:
-                quantifier = "{" + f"{argument[0]}," + "}" if argument[0] > 1 else "*+"[argument[0]]
-                return f"the unbounded quantifier {quantifier} repeats a group that contains {inner}"
+        if op in _UNBOUNDED_REPEATS:
+            low, high = argument[0], argument[1]
+            if high > 1 and low != high:
+                inner = _backtracking_choice(argument[2])
+                if inner is not None:
+                    return f"the quantifier {_quantifier(low, high)} repeats a group that contains {inner}"
+            if high == _MAXREPEAT and low != high:
+                if after_unbounded:
+                    return (
+                        "two unbounded quantifiers follow each other with nothing required between them "
+                        "(like a*a*)"
+                    )
+                after_unbounded = True
+            elif low > 0:
+                after_unbounded = False
+        elif op is not sre_parse.AT:  # anchors match no text; anything else is required text
+            after_unbounded = False
         for child in _children(op, argument):
             found = _catastrophic_repeat(child)
             if found is not None:
                 return found
     return None
+
+
+def _quantifier(low: int, high: int) -> str:
+    if high == _MAXREPEAT:
+        return "*" if low == 0 else "+" if low == 1 else "{" + f"{low}," + "}"
+    return "{" + f"{low},{high}" + "}"
 
 
 def _backtracking_choice(node: Any) -> str | None:
