@@ -1204,3 +1204,14 @@ def test_domains_enums_and_extension_types_are_left_to_the_target(tmp_path: Path
     assert _masker(plan, "public.t", "email")("jane@acme.com") == values.fake(
         SALT, "public.t.email", "email", {}
     )("jane@acme.com")
+
+
+def test_exact_numbers_inside_a_masked_subtree_are_masked_by_their_literal() -> None:
+    from repro_pipeline.engine.masking.json_paths import compile_root_masker
+
+    masker = compile_root_masker(values.hashed(SALT))
+    first = masker('{"a": 0.10000000000000000001}')
+    second = masker('{"a": 0.20000000000000000001}')
+    assert first is not None and second is not None and first != second
+    subtree = compile_document_masker([JsonPathAction("$.x", values.hashed(SALT))])
+    assert subtree('{"x": {"a": 0.10000000000000000001}}') != subtree('{"x": {"a": 0.20000000000000000001}}')

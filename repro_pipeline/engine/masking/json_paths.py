@@ -95,7 +95,26 @@ def _masked_leaf(masker: ValueMasker, value: Any) -> Any:
         return None
     if isinstance(value, _ExactNumber):
         return masker(value.literal)
-    return masker(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    return masker(value if isinstance(value, str) else _json_text(value))
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as JSON text, with the literals of exact numbers inside it (not their placeholders)."""
+    text = json.dumps(value, sort_keys=True)
+    for number in _exact_numbers(value):
+        text = text.replace(json.dumps(number), number.literal, 1)
+    return text
+
+
+def _exact_numbers(value: Any) -> Iterator[_ExactNumber]:
+    if isinstance(value, _ExactNumber):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _exact_numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _exact_numbers(item)
 
 
 def _compile(action: JsonPathAction) -> DocumentEdit:
