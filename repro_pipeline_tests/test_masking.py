@@ -1215,3 +1215,11 @@ def test_exact_numbers_inside_a_masked_subtree_are_masked_by_their_literal() -> 
     assert first is not None and second is not None and first != second
     subtree = compile_document_masker([JsonPathAction("$.x", values.hashed(SALT))])
     assert subtree('{"x": {"a": 0.10000000000000000001}}') != subtree('{"x": {"a": 0.20000000000000000001}}')
+
+
+def test_canonically_equivalent_values_get_distinct_tags_on_a_unique_column() -> None:
+    masker = values.fake(SALT, "public.users.name", "full_name", {}, tagged=True)
+    composed, decomposed = "Jos\u00e9", "Jose\u0301"
+    assert masker(composed) != masker(decomposed)
+    untagged = values.fake(SALT, "public.users.name", "full_name", {})
+    assert untagged(composed) == untagged(decomposed)

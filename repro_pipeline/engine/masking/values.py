@@ -53,19 +53,27 @@ def fake_seed(salt: Secret, scope: str, value: str, normalize: str | None = None
     return _seeder(salt, scope, normalize)(value)
 
 
-def _seeder(salt: Secret, scope: str, normalize: str | None) -> Callable[[str], bytes]:
+def _seeder(salt: Secret, scope: str, normalize: str | None, *, nfc: bool = True) -> Callable[[str], bytes]:
     # The keyed state after the scope is computed once; each value continues a copy of it.
     keyed = hmac.new(salt.reveal().encode(), _length_prefixed(scope), "sha256")
-    nfc = unicodedata.normalize
+    normalized = unicodedata.normalize
 
     def seed(value: str) -> bytes:
         state = keyed.copy()
-        state.update(
-            _length_prefixed(nfc("NFC", value) if normalize is None else _normalized(value, normalize))
-        )
+        if normalize is not None:
+            value = _normalized(value, normalize)
+        elif nfc:
+            value = normalized("NFC", value)
+        state.update(_length_prefixed(value))
         return state.digest()
 
     return seed
+
+
+def _tag_seeder(salt: Secret, scope: str, normalize: str | None) -> Callable[[str], bytes]:
+    """Seeds for uniqueness tags: of the value as stored (no NFC), since a unique index tells apart
+    canonically equivalent texts ('José' composed and decomposed) that share a fake's seed."""
+    return _seeder(salt, scope, normalize, nfc=False)
 
 
 def _hexdigester(salt: Secret) -> Callable[[str], str]:
@@ -131,10 +139,10 @@ def fake(
     if normalize is not None:
         _normalized("", normalize)  # an unknown normalization fails here, not at the first value
     if tagged and provider not in UNTAGGED_PROVIDERS:
+        tag_seed_of = _tag_seeder(salt, scope, normalize)
 
         def compute(value: str) -> str:
-            seed = seed_of(value)
-            return _tagged(provider, generate(seed, frozen_params), seed)
+            return _tagged(provider, generate(seed_of(value), frozen_params), tag_seed_of(value))
 
     else:
 
@@ -177,7 +185,7 @@ def regex_mask(
     withheld whole and written as its ``hash`` (64 hex digits, which fit any column that held the value,
     and stay unique).
     """
-    hexdigest_of, seed_of = _hexdigester(salt), _seeder(salt, scope, None)
+    hexdigest_of, seed_of = _hexdigester(salt), _tag_seeder(salt, scope, None)
     substitute = pattern.sub
 
     def compute(value: str) -> str:
