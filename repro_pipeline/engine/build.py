@@ -153,7 +153,9 @@ def _without_dangling_references(config: ReproConfig, catalog: Catalog, mask_pla
                 f"copied and its NOT NULL {', '.join(not_null)} references it ({fk.name})",
                 f"copy {fk.parent} (strategy transform), or give {fk.child} strategy {parent.strategy} too",
             )
-        tables[fk.child] = child.with_null_columns(fk.child_columns, f"{fk.parent} is {parent.strategy}")
+        tables[fk.child] = child.with_null_columns(
+            fk.child_columns, f"{fk.name} references {fk.parent}, which is {parent.strategy}"
+        )
     return MaskPlan(tables)
 
 
