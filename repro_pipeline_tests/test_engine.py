@@ -473,3 +473,37 @@ def test_a_table_without_primary_key_can_be_a_root_and_pulls_up_its_parents(
     assert counts["public.audit_trail"] == expected_trail[0]
     assert counts["public.tags"] == expected_tags[0] == 3
     assert counts["Billing.Tenants"] == 1
+
+
+def test_a_masked_key_must_be_masked_alike_where_it_is_referenced(
+    edge_source: str, stack: Stack, tmp_path: Path
+) -> None:
+    one_side = (
+        EDGE_RULES + "  Billing.Tenants:\n    columns:\n      code: { action: fake, provider: username }\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"public\.tags\.tenant_code and Billing\.Tenants\.code are masked differently"
+    ):
+        _edge_closure(edge_source, tmp_path, one_side, EDGE_EXTENSIONS, 2)
+
+    both = EDGE_RULES + (
+        "  Billing.Tenants:\n    columns:\n      code: { action: fake, provider: username, seed_alias: tenant }\n"
+        "  public.tags:\n    columns:\n      tenant_code: { action: fake, provider: username, seed_alias: tenant }\n"
+    )
+    (tmp_path / "mask-rules.yaml").write_text(both)
+    (tmp_path / "commercial-extensions.yaml").write_text(EDGE_EXTENSIONS)
+    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+    name = f"engine_test_{secrets.token_hex(4)}"
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    target = with_database(stack.target_admin_dsn, name)
+    try:
+        with open_source_snapshot(edge_source) as snapshot:
+            plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), 2)
+            load_repro(snapshot, target, plan, run_id=name, started_at=datetime.now(UTC), batch_size=100)
+        (code,) = _rows(target, 'SELECT code FROM "Billing"."Tenants"')
+        assert code[0] != "T2"
+        assert _rows(target, "SELECT DISTINCT tenant_code FROM tags") == [code]
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -27,6 +27,7 @@ from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.errors import ClosureError, ConfigError, StandbyNotReady, TargetError
 from repro_pipeline.engine.manifest import RunRecord, TableRecord, write_manifest
 from repro_pipeline.engine.masking.plan import MaskPlan, build_mask_plan
+from repro_pipeline.engine.masking.values import ValueMasker
 from repro_pipeline.engine.roots import configured_edge_policies, configured_roots, uses_tenant_placeholder
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.transfer import copy_table
@@ -82,6 +83,7 @@ def plan_subset(
 ) -> SubsetPlan:
     catalog = read_catalog(snapshot.conn)
     mask_plan = _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
+    _require_consistent_references(config, catalog, mask_plan)
     if config.mask_rules.strict_autodetect:
         require_covered(detect(snapshot.conn, catalog, config), config)
     roots = configured_roots(config, catalog)
@@ -157,6 +159,35 @@ def _without_dangling_references(config: ReproConfig, catalog: Catalog, mask_pla
             fk.child_columns, f"{fk.name} references {fk.parent}, which is {parent.strategy}"
         )
     return MaskPlan(tables)
+
+
+_PROBES = ("repro-probe", "Probe.Value@example.com", "4242")
+
+
+def _require_consistent_references(config: ReproConfig, catalog: Catalog, mask_plan: MaskPlan) -> None:
+    """A masked key must be masked the same way where it is referenced, or the copy's FK breaks.
+
+    Checked by masking a few probe values with both columns' maskers: any difference is refused now,
+    rather than found by ADD FOREIGN KEY after every row was copied.
+    """
+    for fk in catalog.foreign_keys:
+        child, parent = mask_plan.for_table(fk.child), mask_plan.for_table(fk.parent)
+        if not (child.copies_rows and parent.copies_rows):
+            continue
+        for child_column, parent_column in zip(fk.child_columns, fk.parent_columns, strict=True):
+            child_mask, parent_mask = child.masker_for(child_column), parent.masker_for(parent_column)
+            if child_mask is parent_mask is None:
+                continue
+            if any(_masked(child_mask, probe) != _masked(parent_mask, probe) for probe in _PROBES):
+                raise ConfigError(
+                    f"{config.mask_rules_doc.path}: {fk.child}.{child_column} and {fk.parent}.{parent_column} "
+                    f"are masked differently, but {fk.name} joins them: the copy's foreign key would break",
+                    "give both columns the same rule with a shared seed_alias (or neither a rule)",
+                )
+
+
+def _masked(masker: ValueMasker | None, value: str) -> str | None:
+    return value if masker is None else masker(value)
 
 
 def _require_tenant_roots(

@@ -104,6 +104,11 @@ class TableMasking:
         described = (*self.columns, *(ColumnMasking(column, f"null ({reason})") for column in columns))
         return replace(self, maskers=maskers, columns=described)
 
+    def masker_for(self, column: str) -> ValueMasker | None:
+        """The column's masker, or None when its values are copied as they are."""
+        positions = [position for position, c in enumerate(self.table.copy_columns) if c.name == column]
+        return self.maskers.get(positions[0]) if positions else None
+
     def mask_row(self, row: Row) -> list[str | None]:
         masked = list(row)
         for position, masker in self.maskers.items():
