@@ -375,11 +375,9 @@ def test_suggested_rules_are_valid_config(tmp_path: Path) -> None:
     assert json_path_covered(json_finding.path or "", [extensions.json_mask[0].paths[0].path])
 
 
-def test_strict_autodetect_is_supported_and_replicate_all_indexes_still_refused(tmp_path: Path) -> None:
+def test_strict_autodetect_is_supported(tmp_path: Path) -> None:
     config = _config(tmp_path, _strict(GUIDE_RULES))
     assert config.mask_rules.strict_autodetect is True
-    with pytest.raises(ConfigError, match="replicate_all_indexes: true is not supported"):
-        _config(tmp_path, 'version: "1.0"\nreplicate_all_indexes: true\n')
     with pytest.raises(ConfigError) as caught:
         _config(tmp_path, 'version: "1.0"\nauto_detect: false\nstrict_autodetect: true\n')
     assert f"{tmp_path / 'mask-rules.yaml'}:3: strict_autodetect: true needs auto_detect: true" in str(

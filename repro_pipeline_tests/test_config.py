@@ -358,17 +358,6 @@ BAD_FILES = [
         says=("provider full_name takes no parameter domain",),
     ),
     BadFile(
-        "replicate-all-indexes-not-yet",
-        "mask_rules",
-        """
-        version: "1.0"
-        replicate_all_indexes: true
-        """,
-        line=2,
-        yaml_path="replicate_all_indexes",
-        says=("not supported by this version yet",),
-    ),
-    BadFile(
         "json-fake-without-provider",
         "extensions",
         """

@@ -507,3 +507,19 @@ def test_a_masked_key_must_be_masked_alike_where_it_is_referenced(
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_replicate_all_indexes_brings_the_other_indexes(build_into: Any, tmp_path: Path) -> None:
+    rules = (
+        (CONFIG / "mask-rules.yaml")
+        .read_text()
+        .replace('version: "1.0"\n', 'version: "1.0"\nreplicate_all_indexes: true\n')
+    )
+    dsn = build_into(_configs(tmp_path, rules=rules), secrets.token_hex(32))
+    indexes = {row[0] for row in _rows(dsn, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+    assert {"users_organization_id_idx", "invoices_subscription_id_idx"} <= indexes
+    plain = build_into(CONFIG, secrets.token_hex(32))
+    assert not any(
+        "organization_id" in row[0]
+        for row in _rows(plain, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    )

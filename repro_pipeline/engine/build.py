@@ -71,6 +71,7 @@ class SubsetPlan:
     config_hash: str
     salt_fingerprint: str
     warnings: tuple[str, ...] = ()
+    replicate_all_indexes: bool = False
 
     @property
     def created_tables(self) -> list[TableName]:
@@ -116,6 +117,7 @@ def plan_subset(
         config_hash=config.fingerprint(),
         salt_fingerprint=salt.fingerprint(),
         warnings=_warnings(catalog, mask_plan, closure, roots),
+        replicate_all_indexes=config.mask_rules.replicate_all_indexes,
     )
 
 
@@ -265,6 +267,7 @@ def require_empty_target(target_dsn: str) -> None:
 class LoadReport:
     loaded_rows: dict[TableName, int]
     seconds: float
+    table_seconds: dict[TableName, float]  # streaming and masking each table's rows
 
 
 def load_repro(
@@ -281,6 +284,7 @@ def load_repro(
     catalog = plan.catalog
     created = [catalog.tables[name] for name in plan.created_tables]
     loaded: dict[TableName, int] = {}
+    table_seconds: dict[TableName, float] = {}
     with dsn.connect(target_dsn, role="repro database") as target:
         cur = target.cursor()
         with _without_values("creating the tables"):
@@ -291,12 +295,14 @@ def load_repro(
             batches = plan.closure.row_conditions(
                 masking.table, plan.organization_id, masking.batch_size or batch_size
             )
+            table_began = time.perf_counter()
             with _without_values(f"loading {name}"):
                 loaded[name] = (
                     copy_table(snapshot.conn, target, masking, batches) if masking.copies_rows else 0
                 )
+            table_seconds[name] = time.perf_counter() - table_began
         with _without_values("adding keys, constraints and sequence positions"):
-            for statement in ddl.post_data(catalog, created):
+            for statement in ddl.post_data(catalog, created, all_indexes=plan.replicate_all_indexes):
                 cur.execute(statement)
         write_manifest(
             target,
@@ -322,7 +328,7 @@ def load_repro(
                 ],
             ),
         )
-    return LoadReport(loaded_rows=loaded, seconds=time.perf_counter() - began)
+    return LoadReport(loaded_rows=loaded, seconds=time.perf_counter() - began, table_seconds=table_seconds)
 
 
 @contextmanager

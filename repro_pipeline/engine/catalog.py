@@ -102,6 +102,7 @@ class Catalog:
     tables: Mapping[TableName, Table]
     foreign_keys: tuple[ForeignKey, ...]
     unique_indexes: tuple[tuple[TableName, str], ...]  # (table, CREATE UNIQUE INDEX) not backing a constraint
+    other_indexes: tuple[tuple[TableName, str], ...] = ()  # (table, CREATE INDEX) of the non-unique ones
 
     def find(self, text: str) -> Table | None:
         return self.tables.get(TableName.parse(text))
@@ -190,19 +191,21 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
                     definition=str(definition),
                 )
             )
-    unique_indexes = tuple(
-        (names[relid], str(definition))
-        for relid, definition in cur.execute(
+    indexes = [
+        (names[relid], str(definition), bool(unique))
+        for relid, definition, unique in cur.execute(
             """
-            SELECT i.indrelid, pg_get_indexdef(i.indexrelid) FROM pg_index i
-            WHERE i.indrelid = ANY(%s) AND i.indisunique
+            SELECT i.indrelid, pg_get_indexdef(i.indexrelid), i.indisunique FROM pg_index i
+            WHERE i.indrelid = ANY(%s)
               AND NOT EXISTS (SELECT 1 FROM pg_constraint c
                               WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
             ORDER BY i.indexrelid
             """,
             (oids,),
         )
-    )
+    ]
+    unique_indexes = tuple((table, definition) for table, definition, unique in indexes if unique)
+    other_indexes = tuple((table, definition) for table, definition, unique in indexes if not unique)
     partitions = _partitions(cur, names)
     return Catalog(
         tables={
@@ -218,6 +221,7 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
         },
         foreign_keys=tuple(foreign_keys),
         unique_indexes=unique_indexes,
+        other_indexes=other_indexes,
     )
 
 

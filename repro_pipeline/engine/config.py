@@ -208,16 +208,6 @@ class MaskRules(_Strict):
             )
         return strict
 
-    @field_validator("replicate_all_indexes")
-    @classmethod
-    def _not_yet(cls, enabled: bool, info: ValidationInfo) -> bool:
-        # Refused rather than ignored: a gate that silently does nothing is worse than none.
-        if enabled:
-            raise ValueError(
-                f"{info.field_name}: true is not supported by this version yet; remove it or set false"
-            )
-        return enabled
-
 
 class SubsetRoot(_Strict):
     table: str

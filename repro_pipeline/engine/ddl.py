@@ -42,7 +42,8 @@ def pre_data(tables: Iterable[Table]) -> list[Statement]:
     return statements
 
 
-def post_data(catalog: Catalog, tables: Iterable[Table]) -> list[Statement]:
+def post_data(catalog: Catalog, tables: Iterable[Table], *, all_indexes: bool = False) -> list[Statement]:
+    """Keys, unique indexes, FKs and sequence positions; with ``all_indexes`` the other indexes too."""
     tables = list(tables)
     names = {table.name for table in tables}
     statements: list[Statement] = []
@@ -54,10 +55,9 @@ def post_data(catalog: Catalog, tables: Iterable[Table]) -> list[Statement]:
             if constraint.kind == kind
         )
     # On a partitioned table the definition says ON ONLY; without ONLY the index covers every partition.
+    indexes = [*catalog.unique_indexes, *(catalog.other_indexes if all_indexes else ())]
     statements.extend(
-        sql.SQL(definition.replace(" ON ONLY ", " ON ", 1))
-        for table, definition in catalog.unique_indexes
-        if table in names
+        sql.SQL(definition.replace(" ON ONLY ", " ON ", 1)) for table, definition in indexes if table in names
     )
     statements.extend(
         _add_constraint(catalog.tables[fk.child], fk.name, fk.definition)
