@@ -37,16 +37,20 @@ def build_into(stack: Stack, source: SourceSummary) -> Iterator[Any]:
     """Builds a repro database with the engine alone; drops every database it made afterwards."""
     made: list[str] = []
 
-    def build(directory: Path, salt: str, organization_id: int = 451) -> str:
+    def build(
+        directory: Path, salt: str, organization_id: int = 451, *, source_dsn: str = "", batch_size: int = 500
+    ) -> str:
         name = f"engine_test_{secrets.token_hex(4)}"
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         made.append(name)
         config = load_config(directory / "mask-rules.yaml", directory / "commercial-extensions.yaml")
         target_dsn = with_database(stack.target_admin_dsn, name)
-        with open_source_snapshot(stack.standby_dsn) as snapshot:
+        with open_source_snapshot(source_dsn or stack.standby_dsn) as snapshot:
             plan = plan_subset(snapshot, config, Secret(salt), organization_id)
-            load_repro(snapshot, target_dsn, plan, run_id=name, started_at=datetime.now(UTC), batch_size=500)
+            load_repro(
+                snapshot, target_dsn, plan, run_id=name, started_at=datetime.now(UTC), batch_size=batch_size
+            )
         return target_dsn
 
     yield build
@@ -254,66 +258,50 @@ def edge_source(stack: Stack) -> Iterator[str]:
 
 
 def test_another_schema_is_copied_with_its_keys_indexes_and_sequences(
-    edge_source: str, stack: Stack, tmp_path: Path
+    edge_source: str, tmp_path: Path, build_into: Any
 ) -> None:
-    (tmp_path / "mask-rules.yaml").write_text(EDGE_RULES)
-    (tmp_path / "commercial-extensions.yaml").write_text(EDGE_EXTENSIONS)
-    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
-    name = f"engine_test_{secrets.token_hex(4)}"
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    target = with_database(stack.target_admin_dsn, name)
-    try:
-        with open_source_snapshot(edge_source) as snapshot:
-            plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), 2)
-            load_repro(snapshot, target, plan, run_id=name, started_at=datetime.now(UTC), batch_size=2)
-        assert {str(t): n for t, n in plan.closure.row_counts.items()} == {
-            "Billing.Tenants": 1,
-            "Billing.accounts": 5,
-            "public.audit_trail": TRAIL_OF_TENANT_2,
-            "public.events": 30,
-            "public.notes": 4,
-            "public.tags": 4,
+    counts = _edge_closure(edge_source, tmp_path, EDGE_RULES, EDGE_EXTENSIONS, 2)
+    target = build_into(tmp_path, secrets.token_hex(32), 2, source_dsn=edge_source, batch_size=2)
+    assert counts == {
+        "Billing.Tenants": 1,
+        "Billing.accounts": 5,
+        "public.audit_trail": TRAIL_OF_TENANT_2,
+        "public.events": 30,
+        "public.notes": 4,
+        "public.tags": 4,
+    }
+    with psycopg.connect(target) as conn:
+        assert conn.execute('SELECT code FROM "Billing"."Tenants"').fetchall() == [("T2",)]
+        emails = [row[0] for row in conn.execute('SELECT owner_email FROM "Billing".accounts')]
+        assert len(emails) == 5 and not any(email.endswith("@corp.test") for email in emails)
+        constraints = {
+            row[0]
+            for row in conn.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f'")
         }
-        with psycopg.connect(target) as conn:
-            assert conn.execute('SELECT code FROM "Billing"."Tenants"').fetchall() == [("T2",)]
-            emails = [row[0] for row in conn.execute('SELECT owner_email FROM "Billing".accounts')]
-            assert len(emails) == 5 and not any(email.endswith("@corp.test") for email in emails)
-            constraints = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f'"
-                )
-            }
-            assert (
-                'FOREIGN KEY (tenant_id, parent_no) REFERENCES "Billing".accounts(tenant_id, account_no)'
-                in constraints
-            )
-            assert 'FOREIGN KEY (tenant_code) REFERENCES "Billing"."Tenants"(code)' in constraints
-            assert conn.execute(
-                "SELECT count(*) FROM pg_indexes WHERE indexname = 'tenants_code_key'"
-            ).fetchone() == (1,)
-            new_id = conn.execute(
-                """INSERT INTO "Billing"."Tenants" (code) VALUES ('T9') RETURNING id"""
-            ).fetchone()
-            by_partition = dict(
-                conn.execute("SELECT tableoid::regclass::text, count(*) FROM events GROUP BY 1")
-            )
-            assert sum(by_partition.values()) == 30
-            assert (
-                set(by_partition) <= {"events_2025", '"Billing".events_2026_t2', "events_other"}
-                and '"Billing".events_2026_t2' in by_partition
-            )
-            largest_tag = conn.execute("SELECT max(id) FROM tags").fetchone()
-            new_tag = conn.execute(
-                "INSERT INTO tags (tenant_code, label) VALUES ('T2', 'x') RETURNING id"
-            ).fetchone()
-            assert new_id is not None and new_id[0] > 2
-            assert largest_tag is not None and new_tag is not None and new_tag[0] > largest_tag[0]
-            conn.rollback()
-    finally:
-        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        assert (
+            'FOREIGN KEY (tenant_id, parent_no) REFERENCES "Billing".accounts(tenant_id, account_no)'
+            in constraints
+        )
+        assert 'FOREIGN KEY (tenant_code) REFERENCES "Billing"."Tenants"(code)' in constraints
+        assert conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'tenants_code_key'"
+        ).fetchone() == (1,)
+        new_id = conn.execute(
+            """INSERT INTO "Billing"."Tenants" (code) VALUES ('T9') RETURNING id"""
+        ).fetchone()
+        by_partition = dict(conn.execute("SELECT tableoid::regclass::text, count(*) FROM events GROUP BY 1"))
+        assert sum(by_partition.values()) == 30
+        assert (
+            set(by_partition) <= {"events_2025", '"Billing".events_2026_t2', "events_other"}
+            and '"Billing".events_2026_t2' in by_partition
+        )
+        largest_tag = conn.execute("SELECT max(id) FROM tags").fetchone()
+        new_tag = conn.execute(
+            "INSERT INTO tags (tenant_code, label) VALUES ('T2', 'x') RETURNING id"
+        ).fetchone()
+        assert new_id is not None and new_id[0] > 2
+        assert largest_tag is not None and new_tag is not None and new_tag[0] > largest_tag[0]
+        conn.rollback()
 
 
 def _configs(tmp_path: Path, *, rules: str | None = None, extensions: str | None = None) -> Path:
@@ -438,25 +426,14 @@ def test_an_fk_rule_can_skip_or_cap_the_way_down(edge_source: str, tmp_path: Pat
 
 
 def test_a_nullable_reference_to_a_table_without_rows_is_written_as_null(
-    edge_source: str, stack: Stack, tmp_path: Path
+    edge_source: str, tmp_path: Path, build_into: Any
 ) -> None:
-    rules = EDGE_RULES + "  public.tags:\n    strategy: empty\n"
-    (tmp_path / "mask-rules.yaml").write_text(rules)
+    (tmp_path / "mask-rules.yaml").write_text(EDGE_RULES + "  public.tags:\n    strategy: empty\n")
     (tmp_path / "commercial-extensions.yaml").write_text(EDGE_EXTENSIONS)
-    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
-    name = f"engine_test_{secrets.token_hex(4)}"
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    target = with_database(stack.target_admin_dsn, name)
-    try:
-        with open_source_snapshot(edge_source) as snapshot:
-            plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), 2)
-            load_repro(snapshot, target, plan, run_id=name, started_at=datetime.now(UTC), batch_size=100)
-        assert _rows(target, "SELECT count(*), count(tag_id) FROM notes") == [(4, 0)]
-        assert _rows(target, "SELECT count(*) FROM tags") == [(0,)]
-    finally:
-        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    target = build_into(tmp_path, secrets.token_hex(32), 2, source_dsn=edge_source, batch_size=100)
+    assert _rows(target, "SELECT count(*), count(tag_id) FROM notes") == [(4, 0)]
+    assert _rows(target, "SELECT count(*) FROM tags") == [(0,)]
+    assert _rows(target, "SELECT count(*) FROM audit_trail WHERE tag_id IS NOT NULL") == [(0,)]
 
 
 def test_a_table_without_primary_key_can_be_a_root_and_pulls_up_its_parents(
@@ -476,7 +453,7 @@ def test_a_table_without_primary_key_can_be_a_root_and_pulls_up_its_parents(
 
 
 def test_a_masked_key_must_be_masked_alike_where_it_is_referenced(
-    edge_source: str, stack: Stack, tmp_path: Path
+    edge_source: str, tmp_path: Path, build_into: Any
 ) -> None:
     one_side = (
         EDGE_RULES + "  Billing.Tenants:\n    columns:\n      code: { action: fake, provider: username }\n"
@@ -492,21 +469,10 @@ def test_a_masked_key_must_be_masked_alike_where_it_is_referenced(
     )
     (tmp_path / "mask-rules.yaml").write_text(both)
     (tmp_path / "commercial-extensions.yaml").write_text(EDGE_EXTENSIONS)
-    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
-    name = f"engine_test_{secrets.token_hex(4)}"
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    target = with_database(stack.target_admin_dsn, name)
-    try:
-        with open_source_snapshot(edge_source) as snapshot:
-            plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), 2)
-            load_repro(snapshot, target, plan, run_id=name, started_at=datetime.now(UTC), batch_size=100)
-        (code,) = _rows(target, 'SELECT code FROM "Billing"."Tenants"')
-        assert code[0] != "T2"
-        assert _rows(target, "SELECT DISTINCT tenant_code FROM tags") == [code]
-    finally:
-        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    target = build_into(tmp_path, secrets.token_hex(32), 2, source_dsn=edge_source, batch_size=100)
+    (code,) = _rows(target, 'SELECT code FROM "Billing"."Tenants"')
+    assert code[0] != "T2"
+    assert _rows(target, "SELECT DISTINCT tenant_code FROM tags") == [code]
 
 
 def test_replicate_all_indexes_brings_the_other_indexes(build_into: Any, tmp_path: Path) -> None:
