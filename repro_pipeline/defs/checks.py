@@ -23,7 +23,7 @@ from repro_pipeline.defs.resources import MaskingConfig, SourceStandby, TargetSe
 from repro_pipeline.engine import repro_databases
 from repro_pipeline.engine.catalog import TableName, read_catalog
 from repro_pipeline.engine.leaks import find_leaks, original_values, sensitive_fields
-from repro_pipeline.engine.manifest import finish_run, record_check
+from repro_pipeline.engine.manifest import record_check
 from repro_pipeline.engine.tenant import parse_organization_id
 from repro_pipeline.engine.verify import compare_counts, count_orphans, count_rows, expected_foreign_keys
 
@@ -54,8 +54,6 @@ def zero_fk_orphans(
         failing = {str(result.foreign_key): result.orphans for result in results if result.orphans}
         passed = not failing and not expected.missing
         record_check(conn, "zero_fk_orphans", passed=passed)
-        if not passed:
-            finish_run(conn, "failed")
     return dg.AssetCheckResult(
         passed=passed,
         metadata={
@@ -82,8 +80,6 @@ def row_counts_match_closure(
         mismatches = compare_counts(expected, count_rows(conn, sorted(expected)))
         passed = not mismatches and bool(expected)
         record_check(conn, "row_counts_match_closure", passed=passed)
-        if not passed:
-            finish_run(conn, "failed")
     return dg.AssetCheckResult(
         passed=passed,
         metadata={
@@ -116,8 +112,6 @@ def no_original_pii(
             )
             leaks = find_leaks(conn, read_catalog(conn), originals)
             record_check(conn, "no_original_pii", passed=not leaks)
-            if leaks:
-                finish_run(conn, "failed")
         if leaks:
             with target.admin() as admin:
                 database = next(db for db in repro_databases.list_repro_databases(admin) if db.name == name)

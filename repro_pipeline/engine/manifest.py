@@ -126,11 +126,14 @@ def finish_run(conn: psycopg.Connection[TupleRow], status: str) -> None:
 
 
 def record_check(conn: psycopg.Connection[TupleRow], check_name: str, *, passed: bool) -> None:
+    """The check's verdict; a failed check also marks the run failed."""
     conn.execute(
         f"INSERT INTO {SCHEMA}.checks (check_name, passed) VALUES (%s, %s) "
         "ON CONFLICT (check_name) DO UPDATE SET passed = excluded.passed, checked_at = now()",
         (check_name, passed),
     )
+    if not passed:
+        finish_run(conn, "failed")
 
 
 def unpassed_checks(conn: psycopg.Connection[TupleRow], required: tuple[str, ...]) -> list[str]:
