@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
+from pyroaring import BitMap64
 
 from repro_pipeline.engine.catalog import Catalog, ForeignKey, Table, TableName
 from repro_pipeline.engine.errors import ClosureError
@@ -71,6 +72,44 @@ class KeylessRows:
             parts.append(condition)
             params |= fk_params
         return sql.SQL(" OR ").join(parts or [sql.SQL("false")]), params
+
+
+class IncludedKeys:
+    """One table's included keys, and which of them expand down.
+
+    Keys that are non-negative integers (nearly every primary key) live in compressed bitmaps: a few
+    bits per key for the usual dense ids, so the walk's memory stays small whatever the tenant's size.
+    Other keys (text, uuid, composite) are kept in a dict.
+    """
+
+    def __init__(self) -> None:
+        self._all = BitMap64()
+        self._expanding = BitMap64()
+        self._other: dict[Key, bool] = {}
+
+    def get(self, key: Key) -> bool | None:
+        """None when the key is not included, else whether its row expands down."""
+        if _bitmap_key(key):
+            return None if key not in self._all else key in self._expanding
+        return self._other.get(key)
+
+    def __contains__(self, key: Key) -> bool:
+        return self.get(key) is not None
+
+    def __setitem__(self, key: Key, expands_down: bool) -> None:
+        if _bitmap_key(key):
+            self._all.add(key)
+            if expands_down:
+                self._expanding.add(key)
+        else:
+            self._other[key] = expands_down
+
+    def sorted_keys(self) -> tuple[Key, ...]:
+        return (*self._all, *sorted(self._other))
+
+
+def _bitmap_key(key: Key) -> bool:
+    return type(key) is int and 0 <= key < 1 << 64
 
 
 @dataclass(frozen=True)
@@ -145,7 +184,7 @@ class _Walk:
         self.catalog = catalog
         self.root_tables = frozenset(root.table for root in roots)
         self.copied = copied_tables
-        self.included: dict[TableName, dict[Key, bool]] = defaultdict(dict)  # key -> expands down
+        self.included: dict[TableName, IncludedKeys] = defaultdict(IncludedKeys)
         self.pending: dict[TableName, list[tuple[Any, ...]]] = defaultdict(list)
         self.reasons: dict[TableName, Counter[str]] = defaultdict(Counter)
         self.passes = 0
@@ -285,11 +324,7 @@ class _Walk:
 
     def result(self, organization_id: int) -> Closure:
         tables = [self.catalog.tables[name] for name in sorted(self.copied)]
-        keys = {
-            table.name: tuple(sorted(self.included.get(table.name, {})))
-            for table in tables
-            if table.primary_key
-        }
+        keys = {table.name: self.included[table.name].sorted_keys() for table in tables if table.primary_key}
         keyless = {
             table.name: self._keyless_rows(table, organization_id)
             for table in tables
