@@ -27,7 +27,7 @@ from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.stack import Stack, destroy, up, wait_for_standby_replay
-from repro_pipeline.synthetic import SourceSpec, build_source
+from repro_pipeline.synthetic import TABLES, SourceSpec, build_source
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 
@@ -163,15 +163,7 @@ def _bench_masking(stack: Stack, config: Any, salt: Secret) -> None:
     print()
     with psycopg.connect(stack.standby_dsn) as conn:
         plan = build_mask_plan(config, read_catalog(conn), salt)
-        for table in (
-            "organizations",
-            "users",
-            "subscriptions",
-            "invoices",
-            "invoice_line_items",
-            "payment_methods",
-            "audit_events",
-        ):
+        for table in TABLES:
             masking = plan.for_table(TableName("public", table))
             columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in masking.table.copy_columns)
             with conn.cursor().copy(

@@ -78,28 +78,11 @@ def test_plan_and_load_work_on_any_source_without_dagster(
         admin.execute("DROP DATABASE IF EXISTS cli_load_test")
         admin.execute("CREATE DATABASE cli_load_test")
     try:
-        loaded = _cli(
-            "load",
-            "--source",
-            stack.standby_dsn,
-            "--organization",
-            "451",
-            "--target",
-            target,
-            env=environment,
-        )
+        load = ("load", "--source", stack.standby_dsn, "--organization", "451", "--target", target)
+        loaded = _cli(*load, env=environment)
         assert loaded.returncode == 0, loaded.stderr
         assert f"loaded {plan['total_rows']} rows" in loaded.stdout
-        again = _cli(
-            "load",
-            "--source",
-            stack.standby_dsn,
-            "--organization",
-            "451",
-            "--target",
-            target,
-            env=environment,
-        )
+        again = _cli(*load, env=environment)
         assert again.returncode == 2 and "is not empty" in again.stderr and "Traceback" not in again.stderr
         assert stack.password not in again.stderr
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,43 +125,36 @@ def test_an_organization_that_does_not_exist_is_an_explicit_error(
 def test_a_broken_predicate_names_its_file_and_line(
     stack: Stack, source: SourceSummary, tmp_path: Path
 ) -> None:
-    shutil.copy(CONFIG / "mask-rules.yaml", tmp_path / "mask-rules.yaml")
     text = (CONFIG / "commercial-extensions.yaml").read_text()
-    (tmp_path / "commercial-extensions.yaml").write_text(
-        text.replace('"id = :organization_id"', '"idd = :organization_id"')
-    )
+    broken = text.replace('"id = :organization_id"', '"idd = :organization_id"')
     with pytest.raises(ClosureError) as error:
-        _plan(stack, tmp_path, secrets.token_hex(32), 451)
+        _plan(stack, _configs(tmp_path, extensions=broken), secrets.token_hex(32), 451)
     assert "commercial-extensions.yaml:" in str(error.value) and "idd" in str(error.value)
 
 
 def test_rules_on_unknown_tables_or_columns_are_refused_before_loading(
     stack: Stack, source: SourceSummary, tmp_path: Path
 ) -> None:
-    shutil.copy(CONFIG / "commercial-extensions.yaml", tmp_path / "commercial-extensions.yaml")
     rules = (CONFIG / "mask-rules.yaml").read_text()
-    (tmp_path / "mask-rules.yaml").write_text(rules.replace("      email:", "      emial:"))
+    misspelled = _configs(tmp_path, rules=rules.replace("      email:", "      emial:"))
     with pytest.raises(
         ConfigError, match=r"mask-rules.yaml:\d+: tables.public.users.columns.emial: unknown column"
     ):
-        _plan(stack, tmp_path, secrets.token_hex(32), 451)
-    (tmp_path / "mask-rules.yaml").write_text(
-        rules.replace("public.payment_methods:", "public.payment_method:")
-    )
+        _plan(stack, misspelled, secrets.token_hex(32), 451)
+    unknown = _configs(tmp_path, rules=rules.replace("public.payment_methods:", "public.payment_method:"))
     with pytest.raises(ConfigError, match=r"no table public\.payment_method"):
-        _plan(stack, tmp_path, secrets.token_hex(32), 451)
+        _plan(stack, unknown, secrets.token_hex(32), 451)
 
 
 def test_null_action_on_a_not_null_column_is_refused(
     stack: Stack, source: SourceSummary, tmp_path: Path
 ) -> None:
-    shutil.copy(CONFIG / "commercial-extensions.yaml", tmp_path / "commercial-extensions.yaml")
     rules = (CONFIG / "mask-rules.yaml").read_text()
-    (tmp_path / "mask-rules.yaml").write_text(
-        rules.replace("{ action: fake, provider: full_name }", "{ action: null }")
+    nulled = _configs(
+        tmp_path, rules=rules.replace("{ action: fake, provider: full_name }", "{ action: null }")
     )
     with pytest.raises(ConfigError, match="action null on a NOT NULL column"):
-        _plan(stack, tmp_path, secrets.token_hex(32), 451)
+        _plan(stack, nulled, secrets.token_hex(32), 451)
 
 
 def test_the_closure_runs_on_the_read_only_standby(stack: Stack, source: SourceSummary) -> None:

@@ -17,7 +17,7 @@ from repro_pipeline.defs.launch import materialize_tenant, run_ttl_sweep
 from repro_pipeline.engine import repro_databases
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.stack import Stack
-from repro_pipeline.synthetic import SourceSummary
+from repro_pipeline.synthetic import TABLES, SourceSummary
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.slack_api import SlackApi, SlackMessage
 
@@ -46,15 +46,6 @@ JOIN users u ON u.email = ae.payload #>> '{actor,email}'
 WHERE ae.organization_id = %s
 LIMIT 10
 """
-TABLES = (
-    "organizations",
-    "users",
-    "subscriptions",
-    "invoices",
-    "invoice_line_items",
-    "payment_methods",
-    "audit_events",
-)
 
 
 @dataclass(frozen=True)

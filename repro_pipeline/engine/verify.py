@@ -57,26 +57,20 @@ def _orphans(conn: psycopg.Connection[TupleRow], fk: ForeignKey) -> int:
 
 
 def count_rows(conn: psycopg.Connection[TupleRow], tables: list[TableName]) -> dict[TableName, int]:
-    """Rows of each table the target has (a table it lacks is left out, and so reported as missing)."""
+    """Rows of each table the target has (a table it lacks is left out, and so reported as missing).
+
+    pg_tables lists partitioned tables as well as ordinary ones.
+    """
     present = {
         TableName(str(schema), str(name))
         for schema, name in conn.execute("SELECT schemaname, tablename FROM pg_tables")
     }
     counts = {}
     for table in tables:
-        if table in present or _is_partitioned(conn, table):
+        if table in present:
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier)).fetchone()
             counts[table] = int(str(row[0])) if row else 0
     return counts
-
-
-def _is_partitioned(conn: psycopg.Connection[TupleRow], table: TableName) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (table.schema, table.name),
-    ).fetchone()
-    return row is not None
 
 
 @dataclass(frozen=True)
