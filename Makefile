@@ -17,6 +17,7 @@ demo: install
 	$(BIN)/repro-pipeline demo
 
 test: lint
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 	$(BIN)/python -m pytest
 
 lint: install

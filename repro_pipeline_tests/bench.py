@@ -21,13 +21,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from repro_pipeline.engine.build import load_repro, open_source_snapshot, plan_subset
-from repro_pipeline.engine.catalog import TableName
+from repro_pipeline.embedded.stack import Stack, destroy, up, wait_for_standby_replay
+from repro_pipeline.embedded.synthetic import TABLES, SourceSpec, build_source
 from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.load.loader import load_repro
+from repro_pipeline.engine.load.plan import plan_subset
 from repro_pipeline.engine.secrets import Secret
-from repro_pipeline.stack import Stack, destroy, up, wait_for_standby_replay
-from repro_pipeline.synthetic import TABLES, SourceSpec, build_source
+from repro_pipeline.engine.source.catalog import TableName
+from repro_pipeline.engine.source.snapshot import open_source_snapshot
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 
@@ -157,8 +159,8 @@ def _passthrough(mask_plan: Any) -> Any:
 
 def _bench_masking(stack: Stack, config: Any, salt: Secret) -> None:
     """Masking alone: rows/s of mask_row over rows already in memory, against a copy of each row."""
-    from repro_pipeline.engine.catalog import read_catalog
     from repro_pipeline.engine.masking.plan import build_mask_plan
+    from repro_pipeline.engine.source.catalog import read_catalog
 
     print()
     with psycopg.connect(stack.standby_dsn) as conn:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_pipeline.stack import Stack, destroy, up, wait_for_standby_replay
-from repro_pipeline.synthetic import SourceSpec, SourceSummary, build_source
+from repro_pipeline.embedded.stack import Stack, destroy, up, wait_for_standby_replay
+from repro_pipeline.embedded.synthetic import SourceSpec, SourceSummary, build_source
 
 TEST_SCALE = 0.05
 FIXTURES = Path(__file__).parent / "fixtures"

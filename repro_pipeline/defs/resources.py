@@ -1,6 +1,12 @@
-"""Resources: where the standby, the target server, the config files and Slack are. Secrets come from
-environment variables resolved at launch (``EnvVar``) and never show in the UI or in metadata."""
+"""Resources: where the standby, the target server, the config files and Slack are, bound for every domain
+of the code location.
 
+DSNs come from environment variables resolved at launch (``EnvVar``); the other settings from the resource's
+config or, when it leaves them unset, from their environment variable when a run uses them
+(``defs.settings``). Secrets never show in the UI or in metadata.
+"""
+
+import os
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,25 +18,35 @@ from pydantic import Field
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from repro_pipeline.defs.settings import positive_setting, text_setting
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.config import ReproConfig, default_config_paths, load_config
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.secrets import Secret, resolve_salt
-from repro_pipeline.engine.standby import LagLimits
+from repro_pipeline.engine.source.standby import LagLimits
 
 
 class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The DR warm standby that tenants are read from. Nothing is ever read from the primary."""
 
     dsn: str = Field(description="libpq URL of the hot standby's source database (set REPRO_STANDBY_DSN)")
-    max_replay_lag_seconds: float = Field(default=300.0, description="refuse to read when replay lags more")
-    max_replay_lag_bytes: int = Field(
-        default=64 * 1024 * 1024, description="refuse when more WAL is unreplayed"
+    max_replay_lag_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="refuse to read when replay lags more; unset: $REPRO_MAX_REPLAY_LAG_SECONDS, else 300",
+    )
+    max_replay_lag_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="refuse when more WAL is unreplayed; unset: $REPRO_MAX_REPLAY_LAG_BYTES, else 64 MiB",
     )
 
     @property
     def lag_limits(self) -> LagLimits:
-        return LagLimits(self.max_replay_lag_seconds, self.max_replay_lag_bytes)
+        return LagLimits(
+            positive_setting(self.max_replay_lag_seconds, "REPRO_MAX_REPLAY_LAG_SECONDS", 300),
+            int(positive_setting(self.max_replay_lag_bytes, "REPRO_MAX_REPLAY_LAG_BYTES", 64 * 1024 * 1024)),
+        )
 
     @property
     def description(self) -> str:
@@ -44,13 +60,15 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The Postgres server on which repro databases are created and, when their TTL runs out, dropped."""
 
     admin_dsn: str = Field(description="libpq URL of a database on the target server (set REPRO_TARGET_DSN)")
-    ttl_hours: float = Field(
-        default=48.0, description="how long a repro database lives before the sweep drops it"
+    ttl_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="how long a repro database lives before the sweep drops it; unset: $REPRO_TTL_HOURS, else 48",
     )
 
     @property
     def ttl(self) -> timedelta:
-        return timedelta(hours=self.ttl_hours)
+        return timedelta(hours=positive_setting(self.ttl_hours, "REPRO_TTL_HOURS", 48))
 
     def admin(self) -> psycopg.Connection[TupleRow]:
         return dsn.connect(self.admin_dsn, role="target server (REPRO_TARGET_DSN)", autocommit=True)
@@ -65,34 +83,65 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
 class MaskingConfig(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The two config files of the support-repro guide, read unchanged."""
 
-    mask_rules: str = Field(default=str(default_config_paths()[0]))
-    commercial_extensions: str = Field(default=str(default_config_paths()[1]))
+    mask_rules: str | None = Field(
+        default=None, description="unset: $REPRO_MASK_RULES, else config/mask-rules.yaml"
+    )
+    commercial_extensions: str | None = Field(
+        default=None,
+        description="unset: $REPRO_COMMERCIAL_EXTENSIONS, else config/commercial-extensions.yaml",
+    )
 
     def load(self) -> tuple[ReproConfig, Secret]:
-        config = load_config(Path(self.mask_rules), Path(self.commercial_extensions))
-        salt = resolve_salt(config.mask_rules.global_salt, what=f"global_salt in {self.mask_rules}")
+        default_mask_rules, default_extensions = default_config_paths()
+        mask_rules = Path(self.mask_rules) if self.mask_rules else default_mask_rules
+        extensions = Path(self.commercial_extensions) if self.commercial_extensions else default_extensions
+        config = load_config(mask_rules, extensions)
+        salt = resolve_salt(config.mask_rules.global_salt, what=f"global_salt in {mask_rules}")
         return config, salt
 
 
 class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Posts "repro ready" to Slack: the database name, where its DSN is kept, and when it expires."""
+    """Posts "repro ready" to Slack: the database name, where its DSN is kept, and when it expires.
 
-    token: str = Field(default="", description="Slack bot token (set SLACK_BOT_TOKEN); empty: do not post")
-    channel: str = Field(default="#support-repro")
-    api_base_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL")
-    dsn_reference: str = Field(
-        default="1Password → support-repro", description="where engineers find the DSN; never the DSN itself"
+    The bot token is read from ``SLACK_BOT_TOKEN`` when the handoff runs, never from run config, which the
+    UI shows and stores; unset, nothing is posted.
+    """
+
+    channel: str | None = Field(default=None, description="unset: $REPRO_SLACK_CHANNEL, else #support-repro")
+    api_base_url: str | None = Field(
+        default=None, description="Slack Web API base URL; unset: $REPRO_SLACK_API_URL, else Slack's"
+    )
+    dsn_reference: str | None = Field(
+        default=None,
+        description="where engineers find the DSN, never the DSN itself; unset: $REPRO_DSN_REFERENCE, "
+        "else 1Password → support-repro",
     )
 
     @property
     def enabled(self) -> bool:
-        return bool(self.token)
+        return bool(self.bot_token)
+
+    @property
+    def destination(self) -> str:
+        return text_setting(self.channel, "REPRO_SLACK_CHANNEL", "#support-repro")
+
+    @property
+    def where_the_dsn_is(self) -> str:
+        return text_setting(self.dsn_reference, "REPRO_DSN_REFERENCE", "1Password → support-repro")
+
+    @property
+    def bot_token(self) -> str:
+        return os.environ.get("SLACK_BOT_TOKEN", "")
+
+    @property
+    def api_url(self) -> str:
+        return text_setting(self.api_base_url, "REPRO_SLACK_API_URL", "https://slack.com/api/")
 
     def post(self, text: str) -> str:
         """Post ``text`` and return the message timestamp."""
-        client = WebClient(token=self.token, base_url=self.api_base_url.rstrip("/") + "/", timeout=15)
+        client = WebClient(token=self.bot_token, base_url=self.api_url.rstrip("/") + "/", timeout=15)
         try:
-            response = client.chat_postMessage(channel=self.channel, text=text)
+            response = client.chat_postMessage(channel=self.destination, text=text)
         except SlackApiError as exc:
             raise ReproError(
                 f"Slack refused the handoff message: {exc.response.get('error', 'unknown error')}",
@@ -100,7 +149,17 @@ class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]
             ) from None
         except OSError as exc:
             raise ReproError(
-                f"Slack could not be reached at {urlsplit(self.api_base_url).netloc}: {type(exc).__name__}",
+                f"Slack could not be reached at {urlsplit(self.api_url).netloc}: {type(exc).__name__}",
                 "check REPRO_SLACK_API_URL and the network path to Slack",
             ) from None
         return str(response.get("ts", ""))
+
+
+defs = dg.Definitions(
+    resources={
+        "standby": SourceStandby(dsn=dg.EnvVar("REPRO_STANDBY_DSN")),
+        "target": TargetServer(admin_dsn=dg.EnvVar("REPRO_TARGET_DSN")),
+        "masking": MaskingConfig(),
+        "slack": SlackHandoff(),
+    }
+)

@@ -32,7 +32,7 @@ from pydantic import (
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.masking import regex
 from repro_pipeline.engine.masking.providers import PROVIDER_PARAMS, PROVIDERS
-from repro_pipeline.engine.predicate import check_predicate
+from repro_pipeline.engine.subset.predicate import check_predicate
 
 SUPPORTED_VERSION = "1.0"
 ModelT = TypeVar("ModelT", bound=BaseModel)

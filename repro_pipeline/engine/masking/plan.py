@@ -39,7 +39,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
-from repro_pipeline.engine.catalog import Catalog, Column, Table, TableName
 from repro_pipeline.engine.config import (
     FakeAction,
     HashAction,
@@ -64,6 +63,7 @@ from repro_pipeline.engine.masking.regex import can_lengthen
 from repro_pipeline.engine.masking.unique import Uniqueness, unique_columns
 from repro_pipeline.engine.masking.values import ValueMasker
 from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
 
 Row = Sequence[str | None]
 AnyColumnAction = FakeAction | HashAction | RegexMaskAction | StaticAction | NullAction | PassthroughAction

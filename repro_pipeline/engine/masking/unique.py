@@ -11,7 +11,7 @@ from pglast import ast, parse_sql
 from pglast.parser import ParseError
 from pglast.visitors import Visitor
 
-from repro_pipeline.engine.catalog import Catalog, TableName
+from repro_pipeline.engine.source.catalog import Catalog, TableName
 
 
 @dataclass

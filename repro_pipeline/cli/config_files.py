@@ -1,0 +1,111 @@
+"""The two config files: ``validate`` (no database), ``preview`` (PII auto-detection on the source and the
+strict_autodetect policy gate) and ``schema`` (their JSON Schema)."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from pathlib import Path
+from typing import Any
+
+from repro_pipeline.engine.config import default_config_paths
+from repro_pipeline.engine.errors import ReproError
+from repro_pipeline.engine.secrets import Secret
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    validate = commands.add_parser("validate", help="check the two config files (no database needed)")
+    validate.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
+    validate.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
+    validate.set_defaults(handler=_validate)
+
+    preview = commands.add_parser(
+        "preview", help="PII auto-detection on the source and the policy diff (the strict_autodetect gate)"
+    )
+    preview.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
+    preview.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
+    preview.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
+    preview.add_argument(
+        "--policy-diff", type=Path, metavar="FILE", help="write the policy diff JSON here (before any exit 3)"
+    )
+    preview.add_argument(
+        "--sample", type=_positive_int, default=200, metavar="N", help="rows sampled per table (200)"
+    )
+    preview.set_defaults(handler=_preview)
+
+    schema = commands.add_parser(
+        "schema", help="the JSON Schema of mask-rules.yaml and commercial-extensions.yaml"
+    )
+    schema.set_defaults(handler=_schema)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def _validate(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.engine.config import load_config
+
+    load_config(arguments.mask_rules, arguments.commercial_extensions)
+    print(f"{arguments.mask_rules} and {arguments.commercial_extensions} are valid")
+    return 0
+
+
+def _preview(arguments: argparse.Namespace) -> int:
+    """Findings, covered or not, on stdout; the policy diff to --policy-diff; exit 3 when the gate fails."""
+    import json
+
+    from repro_pipeline.engine.config import load_config
+    from repro_pipeline.engine.masking.autodetect import detect, policy_diff, require_covered
+    from repro_pipeline.engine.masking.plan import build_mask_plan
+    from repro_pipeline.engine.source.catalog import read_catalog
+    from repro_pipeline.engine.source.snapshot import open_source_snapshot
+
+    config = load_config(arguments.mask_rules, arguments.commercial_extensions)
+    with open_source_snapshot(arguments.source) as snapshot:
+        catalog = read_catalog(snapshot.conn)
+        # Every rule checked against the source as a run would; nothing is masked, so no salt is needed.
+        build_mask_plan(config, catalog, Secret(secrets.token_hex(32)))
+        findings = detect(snapshot.conn, catalog, config, sample_rows=arguments.sample)
+    diff = policy_diff(findings, config)
+    if arguments.policy_diff is not None:
+        target = arguments.policy_diff
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(diff, indent=2) + "\n", encoding="utf-8")
+            partial.replace(target)
+        except OSError as exc:
+            raise ReproError(
+                f"cannot write the policy diff {target}: {exc.strerror}", "give a writable --policy-diff path"
+            ) from None
+    for entry in diff["findings"]:
+        where = f"{entry['table']}.{entry['column']}" + (f" {entry['path']}" if "path" in entry else "")
+        state = "covered" if entry["covered_by"] else "NO RULE" if entry["confidence"] != "low" else "review"
+        print(f"{where:<48} {entry['confidence']:<6} {state:<8} {entry['reason']}")
+    summary = diff["summary"]
+    print(
+        f"{summary['findings']} finding(s): {summary['high']} high, {summary['medium']} medium, "
+        f"{summary['low']} low; {summary['uncovered']} high/medium without a rule; "
+        f"strict_autodetect: {'on' if diff['strict_autodetect'] else 'off'}"
+    )
+    if arguments.policy_diff is not None:
+        print(f"policy diff written to {arguments.policy_diff}")
+    if config.mask_rules.strict_autodetect:
+        require_covered(findings, config)
+    return 0
+
+
+def _schema(arguments: argparse.Namespace) -> int:
+    import json
+
+    from repro_pipeline.engine.config import CommercialExtensions, MaskRules
+
+    schemas = {
+        "mask-rules.yaml": MaskRules.model_json_schema(),
+        "commercial-extensions.yaml": CommercialExtensions.model_json_schema(),
+    }
+    print(json.dumps(schemas, indent=2))
+    return 0

@@ -1,0 +1,81 @@
+"""The engine without Dagster, on any source: ``plan`` (the closure, nothing written) and ``load`` (the
+masked load into a given empty database)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from repro_pipeline.engine.config import ReproConfig, default_config_paths
+from repro_pipeline.engine.secrets import Secret
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    plan = commands.add_parser("plan", help="the closure of one organization on any source, without writing")
+    _engine_arguments(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON, for scripts")
+    plan.set_defaults(handler=_plan)
+
+    load = commands.add_parser("load", help="plan and masked load into a given empty database (no Dagster)")
+    _engine_arguments(load)
+    load.add_argument("--target", required=True, help="libpq URL of an empty database to fill")
+    load.set_defaults(handler=_load)
+
+
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
+    parser.add_argument("--organization", required=True, help="numeric organization id")
+    parser.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
+    parser.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
+
+
+def _plan(arguments: argparse.Namespace) -> int:
+    import json
+
+    from repro_pipeline.engine.load.plan import plan_subset
+    from repro_pipeline.engine.load.report import plan_summary, plan_text
+    from repro_pipeline.engine.source.snapshot import open_source_snapshot
+
+    config, salt, organization_id = _engine_inputs(arguments)
+    with open_source_snapshot(arguments.source) as snapshot:
+        summary = plan_summary(plan_subset(snapshot, config, salt, organization_id))
+    print(json.dumps(summary, indent=2) if arguments.json else plan_text(summary))
+    return 0
+
+
+def _load(arguments: argparse.Namespace) -> int:
+    import uuid
+    from datetime import UTC, datetime
+
+    from repro_pipeline.engine.load.loader import load_repro, require_empty_target
+    from repro_pipeline.engine.load.plan import plan_subset
+    from repro_pipeline.engine.source.snapshot import open_source_snapshot
+
+    config, salt, organization_id = _engine_inputs(arguments)
+    require_empty_target(arguments.target)
+    with open_source_snapshot(arguments.source) as snapshot:
+        plan = plan_subset(snapshot, config, salt, organization_id)
+        report = load_repro(
+            snapshot,
+            arguments.target,
+            plan,
+            run_id=f"cli-{uuid.uuid4().hex}",
+            started_at=datetime.now(UTC),
+            batch_size=config.mask_rules.batch_size,
+        )
+    for table, rows in sorted(report.loaded_rows.items()):
+        print(f"{table!s:<36} {rows:>9}")
+    print(f"loaded {sum(report.loaded_rows.values())} rows in {report.seconds:.1f} s")
+    return 0
+
+
+def _engine_inputs(arguments: argparse.Namespace) -> tuple[ReproConfig, Secret, int]:
+    from repro_pipeline.engine.config import load_config
+    from repro_pipeline.engine.secrets import resolve_salt
+    from repro_pipeline.engine.subset.tenant import parse_organization_id
+
+    organization_id = parse_organization_id(arguments.organization)
+    config = load_config(arguments.mask_rules, arguments.commercial_extensions)
+    salt = resolve_salt(config.mask_rules.global_salt, what=f"global_salt in {arguments.mask_rules}")
+    return config, salt, organization_id

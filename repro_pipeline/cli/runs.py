@@ -1,0 +1,52 @@
+"""Commands that run the Dagster jobs on the instance in ``$DAGSTER_HOME``: ``materialize`` and ``sweep``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from repro_pipeline.cli.environment import use_embedded_stack_unless_configured
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    materialize = commands.add_parser("materialize", help="run the tenant job for one organization")
+    materialize.add_argument("organization", help="numeric organization id, e.g. 451")
+    materialize.set_defaults(handler=_materialize)
+
+    sweep = commands.add_parser("sweep", help="drop the repro databases whose TTL has run out")
+    sweep.set_defaults(handler=_sweep)
+
+
+def _materialize(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.engine.subset.tenant import parse_organization_id
+
+    return run_tenant(str(parse_organization_id(arguments.organization)))
+
+
+def run_tenant(organization_key: str) -> int:
+    import dagster as dg
+
+    from repro_pipeline.cli.launch import materialize_tenant
+    from repro_pipeline.cli.run_report import print_run_report
+
+    stack = use_embedded_stack_unless_configured()
+    with dg.DagsterInstance.get() as instance:
+        result = materialize_tenant(organization_key, instance, console_log_level="WARNING")
+        password_file = str(stack.root / "credentials") if stack else ""
+        return print_run_report(result, int(organization_key), password_file)
+
+
+def _sweep(arguments: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from repro_pipeline.cli.launch import run_ttl_sweep
+
+    use_embedded_stack_unless_configured()
+    with dg.DagsterInstance.get() as instance:
+        outcome = run_ttl_sweep(instance, console_log_level="WARNING")
+    if not outcome.success:
+        print("error: the TTL sweep failed; see the run in the Dagster UI", file=sys.stderr)
+        return 1
+    print(f"dropped {len(outcome.dropped)} expired repro database(s): {', '.join(outcome.dropped) or '-'}")
+    return 0

@@ -1,0 +1,32 @@
+"""Deployment settings given as environment variables, read when a run uses them and never at import: a bad
+value fails the run that needs it, with a clear message, and the code location still loads.
+
+A value set in the resource's config (the launchpad, a test) wins over the variable.
+"""
+
+import os
+
+from repro_pipeline.engine.errors import ConfigError
+
+
+def text_setting(configured: str | None, variable: str, default: str) -> str:
+    if configured is not None:
+        return configured
+    return os.environ.get(variable, default)
+
+
+def positive_setting(configured: float | None, variable: str, default: float) -> float:
+    if configured is not None:
+        return configured  # the resource's field is validated as positive
+    text = os.environ.get(variable)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(
+            f"{variable}={text!r} is not a positive number", f"set {variable} to e.g. {default:g}"
+        )
+    return value

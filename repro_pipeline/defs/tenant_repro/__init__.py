@@ -1,0 +1,1 @@
+"""One organization's repro database: its partitions, assets, checks and job."""

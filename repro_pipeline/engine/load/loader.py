@@ -1,0 +1,118 @@
+"""The masked load into a repro database: schema, rows and constraints in one target transaction, then
+the run's record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from repro_pipeline.engine import dsn
+from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.load import schema
+from repro_pipeline.engine.load.plan import SubsetPlan
+from repro_pipeline.engine.load.transfer import copy_table
+from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
+from repro_pipeline.engine.source.catalog import TableName
+from repro_pipeline.engine.source.snapshot import SourceSnapshot
+
+
+def require_empty_target(target_dsn: str) -> None:
+    """A given target database must hold no table yet: nothing of the user's is overwritten."""
+    with dsn.connect(target_dsn, role="target database") as conn:
+        row = conn.execute(
+            "SELECT count(*), min(n.nspname || '.' || c.relname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'"
+        ).fetchone()
+    if row and row[0]:
+        raise TargetError(
+            f"the target database {dsn.describe(target_dsn)} is not empty ({row[0]} tables, e.g. {row[1]})",
+            "give an empty database: repro_pipeline never writes over existing tables",
+        )
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    loaded_rows: dict[TableName, int]
+    seconds: float
+    table_seconds: dict[TableName, float]  # streaming and masking each table's rows
+
+
+def load_repro(
+    snapshot: SourceSnapshot,
+    target_dsn: str,
+    plan: SubsetPlan,
+    *,
+    run_id: str,
+    started_at: datetime,
+    batch_size: int,
+) -> LoadReport:
+    """Create and fill the repro database's tables in one transaction: on error nothing is left half done."""
+    began = time.perf_counter()
+    catalog = plan.catalog
+    created = [catalog.tables[name] for name in plan.created_tables]
+    loaded: dict[TableName, int] = {}
+    table_seconds: dict[TableName, float] = {}
+    with dsn.connect(target_dsn, role="repro database") as target:
+        cur = target.cursor()
+        with _without_values("creating the tables"):
+            for statement in schema.pre_data(created):
+                cur.execute(statement)
+        for name in plan.created_tables:
+            masking = plan.mask_plan.for_table(name)
+            batches = plan.closure.row_conditions(
+                masking.table, plan.organization_id, masking.batch_size or batch_size
+            )
+            table_began = time.perf_counter()
+            with _without_values(f"loading {name}"):
+                loaded[name] = (
+                    copy_table(snapshot.conn, target, masking, batches) if masking.copies_rows else 0
+                )
+            table_seconds[name] = time.perf_counter() - table_began
+        with _without_values("adding keys, constraints and sequence positions"):
+            for statement in schema.post_data(catalog, created, all_indexes=plan.replicate_all_indexes):
+                cur.execute(statement)
+        write_manifest(
+            target,
+            RunRecord(
+                run_id=run_id,
+                organization_id=plan.organization_id,
+                config_hash=plan.config_hash,
+                salt_fingerprint=plan.salt_fingerprint,
+                source=snapshot.source,
+                source_replay_lsn=snapshot.replay_lsn,
+                snapshot_at=snapshot.snapshot_at,
+                closure_passes=plan.closure.passes,
+                started_at=started_at,
+                tables=[
+                    TableRecord(
+                        table=name,
+                        strategy=plan.mask_plan.for_table(name).strategy,
+                        closure_rows=plan.closure.row_counts.get(name, 0),
+                        loaded_rows=loaded[name],
+                        column_actions={c.column: c.action for c in plan.mask_plan.for_table(name).columns},
+                    )
+                    for name in plan.created_tables
+                ],
+            ),
+        )
+    return LoadReport(loaded_rows=loaded, seconds=time.perf_counter() - began, table_seconds=table_seconds)
+
+
+@contextmanager
+def _without_values(step: str) -> Iterator[None]:
+    """Database errors without their DETAIL, which can quote row values (a failing row, a duplicate key)."""
+    try:
+        yield
+    except psycopg.errors.SerializationFailure:
+        raise
+    except psycopg.Error as exc:
+        raise TargetError(
+            f"{step} failed: {exc.diag.message_primary or type(exc).__name__} (SQLSTATE {exc.sqlstate})",
+            "the repro database was not handed off; the message names the object at fault",
+        ) from None

@@ -1,0 +1,156 @@
+"""The plan of one tenant's repro database, checked before anything is written: the catalog, the mask plan
+and the FK closure, all read from one source snapshot.
+
+A plan, then a load: ``plan_subset`` here, ``loader.load_repro`` next. The Dagster assets and the CLI call
+these two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from repro_pipeline.engine.config import ReproConfig
+from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.masking.autodetect import detect, require_covered
+from repro_pipeline.engine.masking.plan import MaskPlan, build_mask_plan
+from repro_pipeline.engine.masking.values import ValueMasker
+from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.source.catalog import Catalog, TableName, read_catalog
+from repro_pipeline.engine.source.snapshot import SourceSnapshot
+from repro_pipeline.engine.subset.closure import Closure, Root, compute_closure
+from repro_pipeline.engine.subset.roots import (
+    configured_edge_policies,
+    configured_roots,
+    uses_tenant_placeholder,
+)
+from repro_pipeline.engine.subset.tenant import require_no_other_tenant, require_tenant_roots
+
+
+@dataclass(frozen=True)
+class SubsetPlan:
+    organization_id: int
+    catalog: Catalog
+    mask_plan: MaskPlan
+    closure: Closure
+    config_hash: str
+    salt_fingerprint: str
+    warnings: tuple[str, ...] = ()
+    replicate_all_indexes: bool = False
+
+    @property
+    def created_tables(self) -> list[TableName]:
+        """Every table the target gets: all but those with strategy ``exclude``."""
+        return [name for name, masking in self.mask_plan.tables.items() if masking.strategy != "exclude"]
+
+
+def plan_subset(
+    snapshot: SourceSnapshot, config: ReproConfig, salt: Secret, organization_id: int
+) -> SubsetPlan:
+    catalog = read_catalog(snapshot.conn)
+    mask_plan = _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
+    _require_consistent_references(config, catalog, mask_plan)
+    if config.mask_rules.strict_autodetect:
+        require_covered(detect(snapshot.conn, catalog, config), config)
+    roots = configured_roots(config, catalog)
+    copied = [name for name, masking in mask_plan.tables.items() if masking.copies_rows]
+    for root in roots:
+        if root.table not in copied:
+            raise ConfigError(
+                f"{root.where}: {root.table} is a subset root but its strategy is "
+                f"{mask_plan.for_table(root.table).strategy}: a table that gets no rows is not walked",
+                f"remove the root of {root.table}, or give the table strategy transform",
+            )
+    has_placeholder = uses_tenant_placeholder(roots)
+    closure = compute_closure(
+        snapshot.conn,
+        catalog,
+        roots,
+        organization_id,
+        copied_tables=copied,
+        edge_policies=configured_edge_policies(config, catalog),
+        check_roots=lambda root_keys: require_tenant_roots(
+            config, root_keys, organization_id, has_placeholder
+        ),
+    )
+    require_no_other_tenant(closure, organization_id)
+    return SubsetPlan(
+        organization_id=organization_id,
+        catalog=catalog,
+        mask_plan=mask_plan,
+        closure=closure,
+        config_hash=config.fingerprint(),
+        salt_fingerprint=salt.fingerprint(),
+        warnings=_warnings(catalog, mask_plan, closure, roots),
+        replicate_all_indexes=config.mask_rules.replicate_all_indexes,
+    )
+
+
+def _warnings(catalog: Catalog, mask_plan: MaskPlan, closure: Closure, roots: list[Root]) -> tuple[str, ...]:
+    """What a reviewer of the plan should know: tables copied empty, references written as NULL."""
+    found = []
+    root_tables = {root.table for root in roots}
+    for name, masking in sorted(mask_plan.tables.items()):
+        if masking.copies_rows and not closure.row_counts.get(name) and name not in root_tables:
+            parents = sorted({str(fk.parent) for fk in catalog.referenced_by(name)})
+            found.append(
+                f"{name} gets no rows: none of its rows reference the tenant's rows"
+                + (f" through {', '.join(parents)}" if parents else " (it has no foreign key to follow)")
+            )
+        found.extend(
+            f"{name}.{column.column} is written as NULL: {column.action}"
+            for column in masking.columns
+            if column.action.startswith("null (")
+        )
+    return tuple(found)
+
+
+def _without_dangling_references(config: ReproConfig, catalog: Catalog, mask_plan: MaskPlan) -> MaskPlan:
+    """A copied row must find its parent. When the parent's table gets no rows (strategy empty, truncate
+    or exclude), the reference is written as NULL if the FK allows it; a NOT NULL one is a config error."""
+    tables = dict(mask_plan.tables)
+    for fk in catalog.foreign_keys:
+        child, parent = tables[fk.child], mask_plan.for_table(fk.parent)
+        if not child.copies_rows or parent.copies_rows:
+            continue
+        not_null = [
+            name for name in fk.child_columns if (column := child.table.column(name)) and column.not_null
+        ]
+        if not_null:
+            raise ConfigError(
+                f"{config.mask_rules_doc.path}: {fk.parent} has strategy {parent.strategy}, but {fk.child} is "
+                f"copied and its NOT NULL {', '.join(not_null)} references it ({fk.name})",
+                f"copy {fk.parent} (strategy transform), or give {fk.child} strategy {parent.strategy} too",
+            )
+        tables[fk.child] = child.with_null_columns(
+            fk.child_columns, f"{fk.name} references {fk.parent}, which is {parent.strategy}"
+        )
+    return MaskPlan(tables)
+
+
+_PROBES = ("repro-probe", "Probe.Value@example.com", "4242")
+
+
+def _require_consistent_references(config: ReproConfig, catalog: Catalog, mask_plan: MaskPlan) -> None:
+    """A masked key must be masked the same way where it is referenced, or the copy's FK breaks.
+
+    Checked by masking a few probe values with both columns' maskers: any difference is refused now,
+    rather than found by ADD FOREIGN KEY after every row was copied.
+    """
+    for fk in catalog.foreign_keys:
+        child, parent = mask_plan.for_table(fk.child), mask_plan.for_table(fk.parent)
+        if not (child.copies_rows and parent.copies_rows):
+            continue
+        for child_column, parent_column in zip(fk.child_columns, fk.parent_columns, strict=True):
+            child_mask, parent_mask = child.masker_for(child_column), parent.masker_for(parent_column)
+            if child_mask is parent_mask is None:
+                continue
+            if any(_masked(child_mask, probe) != _masked(parent_mask, probe) for probe in _PROBES):
+                raise ConfigError(
+                    f"{config.mask_rules_doc.path}: {fk.child}.{child_column} and {fk.parent}.{parent_column} "
+                    f"are masked differently, but {fk.name} joins them: the copy's foreign key would break",
+                    "give both columns the same rule with a shared seed_alias (or neither a rule)",
+                )
+
+
+def _masked(masker: ValueMasker | None, value: str) -> str | None:
+    return value if masker is None else masker(value)

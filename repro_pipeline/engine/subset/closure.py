@@ -1,0 +1,381 @@
+"""The tenant's FK closure: which rows of which tables make a complete, consistent slice.
+
+Semantics:
+- **roots**: a root table's rows are those its predicate selects (plus parents pulled up, below);
+  downward expansion never adds rows to a root table.
+- **down**: a row of a non-root table that references, through any FK, a root row or a row added by
+  down expansion is included.
+- **up**: every parent row referenced by an included row is included, transitively, so every FK of
+  the slice is satisfied; rows pulled up do not expand down (no cousin explosion).
+- The walk repeats until no table gains a row (sets only grow, so it ends); cycles and
+  self-references need no pass limit.
+
+Keys stay on the client and go back to the server as array parameters (``= ANY($1)``): nothing is written
+to the source, which may be a read-only hot standby. The caller runs this inside the transaction whose
+snapshot the load will also read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+from pyroaring import BitMap64
+
+from repro_pipeline.engine.errors import ClosureError
+from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, Table, TableName
+from repro_pipeline.engine.subset.keyset import batches, column_list, match_keys
+from repro_pipeline.engine.subset.predicate import PLACEHOLDER, Predicate
+
+Key = Any  # a scalar for one-column primary keys, a tuple for composite ones
+
+
+@dataclass(frozen=True)
+class Root:
+    table: TableName
+    predicate: Predicate
+    where: str  # file:line of the predicate, for error messages
+
+
+@dataclass(frozen=True)
+class EdgePolicy:
+    """How the walk follows one FK downward (upward it always goes: the copy must satisfy the FK)."""
+
+    follow_down: bool = True
+    max_rows_per_parent: int | None = None  # the newest rows (highest primary key) of each parent
+    from_pulled_up_parents: bool = False  # also expand parents that were only pulled up (cousins)
+
+
+FOLLOW = EdgePolicy()
+EdgeKey = tuple[TableName, str]  # (referencing table, constraint name)
+
+
+@dataclass(frozen=True)
+class KeylessRows:
+    """The rows of a table without a primary key: those a root predicate selects, or whose FK columns
+    match parents of the closure. Copied by this condition rather than by key."""
+
+    roots: tuple[Root, ...]
+    parents: tuple[tuple[ForeignKey, tuple[Key, ...]], ...]  # (FK of the table, the parents' key values)
+    rows: int
+
+    def condition(self, table: Table, organization_id: int) -> tuple[sql.Composed, dict[str, Any]]:
+        parts: list[sql.Composable] = [root.predicate.as_sql() for root in self.roots]
+        params: dict[str, Any] = {PLACEHOLDER: organization_id} if self.roots else {}
+        for index, (fk, values) in enumerate(self.parents):
+            condition, fk_params = match_keys(table, fk.child_columns, values, name=f"fk{index}")
+            parts.append(condition)
+            params |= fk_params
+        return sql.SQL(" OR ").join(parts or [sql.SQL("false")]), params
+
+
+class IncludedKeys:
+    """One table's included keys, and which of them expand down.
+
+    Keys that are non-negative integers (nearly every primary key) live in compressed bitmaps: a few
+    bits per key for the usual dense ids, so the walk's memory stays small whatever the tenant's size.
+    Other keys (text, uuid, composite) are kept in a dict.
+    """
+
+    def __init__(self) -> None:
+        self._all = BitMap64()
+        self._expanding = BitMap64()
+        self._other: dict[Key, bool] = {}
+
+    def get(self, key: Key) -> bool | None:
+        """None when the key is not included, else whether its row expands down."""
+        if _bitmap_key(key):
+            return None if key not in self._all else key in self._expanding
+        return self._other.get(key)
+
+    def __contains__(self, key: Key) -> bool:
+        return self.get(key) is not None
+
+    def __setitem__(self, key: Key, expands_down: bool) -> None:
+        if _bitmap_key(key):
+            self._all.add(key)
+            if expands_down:
+                self._expanding.add(key)
+        else:
+            self._other[key] = expands_down
+
+    def sorted_keys(self) -> tuple[Key, ...]:
+        return (*self._all, *sorted(self._other))
+
+
+def _bitmap_key(key: Key) -> bool:
+    return type(key) is int and 0 <= key < 1 << 64
+
+
+@dataclass(frozen=True)
+class Closure:
+    keys: Mapping[TableName, tuple[Key, ...]]  # sorted primary keys of the included rows
+    reasons: Mapping[TableName, Mapping[str, int]]  # how many rows each root or FK edge brought
+    passes: int
+    root_keys: Mapping[TableName, tuple[Key, ...]]  # the rows each root predicate selected
+    keyless: Mapping[TableName, KeylessRows] = field(default_factory=dict)
+
+    @property
+    def row_counts(self) -> dict[TableName, int]:
+        counts = {table: len(keys) for table, keys in self.keys.items()}
+        return counts | {table: selection.rows for table, selection in self.keyless.items()}
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.row_counts.values())
+
+    def row_conditions(
+        self, table: Table, organization_id: int, batch_size: int
+    ) -> Iterator[tuple[sql.Composed, dict[str, Any]]]:
+        """WHERE conditions that together select the table's rows of the closure, one batch each."""
+        if table.name in self.keyless:
+            if self.keyless[table.name].rows:
+                yield self.keyless[table.name].condition(table, organization_id)
+            return
+        for batch in batches(self.keys.get(table.name, ()), batch_size):
+            yield match_keys(table, table.primary_key, batch)
+
+
+def compute_closure(
+    conn: psycopg.Connection[TupleRow],
+    catalog: Catalog,
+    roots: Sequence[Root],
+    organization_id: int,
+    *,
+    copied_tables: Iterable[TableName],
+    edge_policies: Mapping[EdgeKey, EdgePolicy] | None = None,
+    check_roots: Callable[[Mapping[TableName, tuple[Key, ...]]], None] = lambda _: None,
+) -> Closure:
+    """``check_roots`` sees the rows each root selected before the walk starts, and may refuse them."""
+    walk = _Walk(conn, catalog, roots, frozenset(copied_tables), edge_policies or {})
+    for root in roots:
+        walk.add_root(root.table, walk.select_root(root, organization_id))
+    check_roots(walk.root_keys)
+    if not any(walk.root_rows.values()):
+        raise ClosureError(
+            f"no root predicate matched any row for organization {organization_id} "
+            f"({', '.join(root.where for root in roots)})",
+            "check that the organization exists on the source and that the predicates select it; "
+            "no repro database is built from an empty root",
+        )
+    while walk.pending:
+        walk.run_pass()
+    return walk.result(organization_id)
+
+
+class _Walk:
+    """Semi-naive fixpoint: each pass expands only the rows found by the pass before."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        catalog: Catalog,
+        roots: Sequence[Root],
+        copied_tables: frozenset[TableName],
+        edge_policies: Mapping[EdgeKey, EdgePolicy],
+    ) -> None:
+        self.cur = conn.cursor()
+        self.policies = edge_policies
+        self.catalog = catalog
+        self.root_tables = frozenset(root.table for root in roots)
+        self.copied = copied_tables
+        self.included: dict[TableName, IncludedKeys] = defaultdict(IncludedKeys)
+        self.pending: dict[TableName, list[tuple[Any, ...]]] = defaultdict(list)
+        self.reasons: dict[TableName, Counter[str]] = defaultdict(Counter)
+        self.passes = 0
+        self.root_keys: dict[TableName, tuple[Key, ...]] = {}
+        self.root_rows: Counter[TableName] = Counter()
+        self.roots = roots
+        self.keyless_parents: dict[TableName, dict[ForeignKey, set[Key]]] = defaultdict(dict)
+        for fk in catalog.foreign_keys:
+            if fk.child in copied_tables and fk.parent in copied_tables:
+                _require_primary_key(catalog.tables[fk.parent], because=f"{fk} references it")
+
+    def select_root(self, root: Root, organization_id: int) -> list[tuple[Any, ...]]:
+        table = self.catalog.tables[root.table]
+        query = sql.SQL("SELECT {columns} FROM {table} WHERE {predicate}").format(
+            columns=column_list(self._key_columns(table)),
+            table=table.name.identifier,
+            predicate=root.predicate.as_sql(),
+        )
+        try:
+            return self.cur.execute(query, {PLACEHOLDER: organization_id}).fetchall()
+        except (psycopg.errors.QueryCanceled, psycopg.errors.SerializationFailure):
+            raise
+        except psycopg.Error as exc:
+            raise ClosureError(
+                f"{root.where}: the root predicate of {root.table} failed on the source: "
+                f"{exc.diag.message_primary or type(exc).__name__}",
+                "fix the predicate: it must be one boolean SQL expression over the columns of that table",
+            ) from None
+
+    def add_root(self, name: TableName, rows: list[tuple[Any, ...]]) -> None:
+        table = self.catalog.tables[name]
+        self.root_rows[name] += len(rows)
+        if table.primary_key:
+            key_of = _key_getter(self._key_columns(table), table.primary_key)
+            self.root_keys[name] = tuple(sorted(key_of(row) for row in rows))
+        self.add(name, rows, expands_down=True, reason="root predicate")
+
+    def add(
+        self, name: TableName, rows: Iterable[tuple[Any, ...]], *, expands_down: bool, reason: str
+    ) -> None:
+        table = self.catalog.tables[name]
+        if not table.primary_key:
+            # Nothing references a keyless table: its rows only need their parents pulled up.
+            self.pending[name].extend((False, *row) for row in rows)
+            return
+        key_of = _key_getter(self._key_columns(table), table.primary_key)
+        included, pending = self.included[name], self.pending[name]
+        added = 0
+        for row in rows:
+            key = key_of(row)
+            known = included.get(key)
+            if known is None or (expands_down and not known):
+                included[key] = expands_down
+                pending.append((expands_down, *row))
+                added += known is None
+        if added:
+            self.reasons[name][reason] += added
+
+    def run_pass(self) -> None:
+        self.passes += 1
+        frontier, self.pending = self.pending, defaultdict(list)
+        for name, entries in frontier.items():
+            table = self.catalog.tables[name]
+            columns = self._key_columns(table)
+            for fk in self.catalog.referenced_by(name):
+                if fk.parent in self.copied:
+                    self._pull_up(fk, columns, entries)
+            expanding = [entry for entry in entries if entry[0]]
+            for fk in self.catalog.referencing(name):
+                policy = self.policies.get((fk.child, fk.name), FOLLOW)
+                if fk.child not in self.copied or fk.child in self.root_tables or not policy.follow_down:
+                    continue
+                parents = entries if policy.from_pulled_up_parents else expanding
+                if parents:
+                    self._expand_down(fk, columns, parents, policy.max_rows_per_parent)
+
+    def _pull_up(self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]]) -> None:
+        parent = self.catalog.tables[fk.parent]
+        values = _distinct_values(entries, columns, fk.child_columns)
+        if fk.parent_columns == parent.primary_key:
+            known = self.included[fk.parent]
+            values = [value for value in values if value not in known]
+        for batch in batches(values):
+            rows = self._fetch(parent, fk.parent_columns, batch)
+            self.add(fk.parent, rows, expands_down=False, reason=f"up from {fk.child} via {fk.name}")
+
+    def _expand_down(
+        self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]], limit: int | None
+    ) -> None:
+        child = self.catalog.tables[fk.child]
+        values = _distinct_values(entries, columns, fk.parent_columns)
+        if not child.primary_key:
+            if limit:
+                _require_primary_key(child, because=f"max_rows_per_parent is set for {fk.name}")
+            known = self.keyless_parents[fk.child].setdefault(fk, set())
+            values = [value for value in values if value not in known]
+            known.update(values)
+        reason = f"down from {fk.parent} via {fk.name}" + (f" (at most {limit} per parent)" if limit else "")
+        for batch in batches(values):
+            rows = self._fetch(child, fk.child_columns, batch, limit=limit)
+            self.add(fk.child, rows, expands_down=True, reason=reason)
+
+    def _fetch(
+        self, table: Table, match_columns: tuple[str, ...], values: Sequence[Key], *, limit: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        condition, params = match_keys(table, match_columns, values)
+        columns = column_list(self._key_columns(table))
+        if limit is None:
+            query = sql.SQL("SELECT {columns} FROM {table} WHERE {condition}").format(
+                columns=columns, table=table.name.identifier, condition=condition
+            )
+        else:
+            query = sql.SQL(
+                "SELECT {columns} FROM (SELECT {columns}, row_number() OVER "
+                "(PARTITION BY {match} ORDER BY {newest}) AS repro_rank FROM {table} WHERE {condition}) ranked "
+                "WHERE repro_rank <= {limit}"
+            ).format(
+                columns=columns,
+                match=column_list(match_columns),
+                newest=sql.SQL(", ").join(
+                    sql.SQL("{} DESC").format(sql.Identifier(c)) for c in table.primary_key
+                ),
+                table=table.name.identifier,
+                condition=condition,
+                limit=sql.Literal(limit),
+            )
+        return self.cur.execute(query, params).fetchall()
+
+    def _key_columns(self, table: Table) -> tuple[str, ...]:
+        """Primary key, then every column an FK of the table uses or an FK into the table references."""
+        columns = list(table.primary_key)
+        for fk in self.catalog.referenced_by(table.name):
+            columns.extend(fk.child_columns)
+        for fk in self.catalog.referencing(table.name):
+            columns.extend(fk.parent_columns)
+        return tuple(dict.fromkeys(columns))
+
+    def result(self, organization_id: int) -> Closure:
+        tables = [self.catalog.tables[name] for name in sorted(self.copied)]
+        keys = {table.name: self.included[table.name].sorted_keys() for table in tables if table.primary_key}
+        keyless = {
+            table.name: self._keyless_rows(table, organization_id)
+            for table in tables
+            if not table.primary_key
+        }
+        reasons = {name: dict(self.reasons.get(name, {})) for name in sorted(self.copied)}
+        return Closure(
+            keys=keys, reasons=reasons, passes=self.passes, root_keys=self.root_keys, keyless=keyless
+        )
+
+    def _keyless_rows(self, table: Table, organization_id: int) -> KeylessRows:
+        selection = KeylessRows(
+            roots=tuple(root for root in self.roots if root.table == table.name),
+            parents=tuple(
+                (fk, tuple(values)) for fk, values in self.keyless_parents[table.name].items() if values
+            ),
+            rows=0,
+        )
+        condition, params = selection.condition(table, organization_id)
+        row = self.cur.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table.name.identifier, condition), params
+        ).fetchone()
+        rows = int(row[0]) if row else 0
+        if rows:
+            self.reasons[table.name]["root predicate or parents in the closure"] = rows
+        return replace(selection, rows=rows)
+
+
+def _require_primary_key(table: Table, *, because: str) -> None:
+    if not table.primary_key:
+        raise ClosureError(
+            f"table {table.name} has no primary key, which is needed because {because}",
+            f"add a primary key to {table.name}, or give it strategy empty or exclude in mask-rules.yaml",
+        )
+
+
+def _key_getter(columns: tuple[str, ...], key: tuple[str, ...]) -> Any:
+    # ``entries`` carry the expand flag first, so row positions here are the key columns' positions.
+    positions = [columns.index(column) for column in key]
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda row: row[only]
+    return lambda row: tuple(row[position] for position in positions)
+
+
+def _distinct_values(
+    entries: list[tuple[Any, ...]], columns: tuple[str, ...], wanted: tuple[str, ...]
+) -> list[Key]:
+    positions = [1 + columns.index(column) for column in wanted]
+    if len(positions) == 1:
+        (only,) = positions
+        return list({entry[only] for entry in entries if entry[only] is not None})
+    found = {tuple(entry[position] for position in positions) for entry in entries}
+    return [value for value in found if None not in value]

@@ -1,0 +1,52 @@
+"""Rows by key: the ``WHERE`` condition that matches a batch of key values sent as array parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from psycopg import sql
+
+from repro_pipeline.engine.source.catalog import Table
+
+KEY_BATCH = 20_000
+
+
+def match_keys(
+    table: Table, columns: Sequence[str], values: Sequence[Any], *, name: str = "keys"
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """``columns`` equal one of ``values`` (scalars for one column, tuples for several).
+
+    Parameters are named ``<name>_<i>``, so several conditions (and a predicate) can share one query.
+    """
+    types = [_column_type(table, column) for column in columns]
+    placeholders = [sql.Placeholder(f"{name}_{index}") for index in range(len(columns))]
+    if len(columns) == 1:
+        condition = sql.SQL("{column} = ANY({values}::{type}[])").format(
+            column=sql.Identifier(columns[0]), values=placeholders[0], type=sql.SQL(types[0])
+        )
+        return condition, {f"{name}_0": list(values)}
+    condition = sql.SQL("({columns}) IN (SELECT * FROM unnest({arrays}))").format(
+        columns=column_list(columns),
+        arrays=sql.SQL(", ").join(
+            sql.SQL("{}::{}[]").format(placeholder, sql.SQL(type_))
+            for placeholder, type_ in zip(placeholders, types, strict=True)
+        ),
+    )
+    return condition, {f"{name}_{i}": [value[i] for value in values] for i in range(len(columns))}
+
+
+def batches(values: Sequence[Any], size: int = KEY_BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def column_list(columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+
+
+def _column_type(table: Table, name: str) -> str:
+    column = table.column(name)
+    if column is None:
+        raise KeyError(f"{table.name} has no column {name}")
+    return column.type

@@ -1,0 +1,1 @@
+"""The verify stage: FK orphans, row counts and the leak scan of a loaded repro database."""

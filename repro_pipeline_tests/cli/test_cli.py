@@ -1,0 +1,243 @@
+"""The command line: user mistakes get one clear message and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.embedded.synthetic import SourceSummary
+from repro_pipeline.engine.dsn import with_database
+from repro_pipeline_tests.conftest import FIXTURES, PROJECT_ROOT
+
+
+def _cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "repro_pipeline.cli", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("key", ["abc", "-5", "0451", "451;DROP TABLE users"])
+def test_materialize_refuses_a_bad_organization_id(key: str) -> None:
+    run = _cli("materialize", key)
+    assert run.returncode == 2
+    assert "not a positive integer" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_validate_accepts_the_guide_files_unchanged() -> None:
+    guide = FIXTURES / "guide"
+    run = _cli(
+        "validate",
+        "--mask-rules",
+        str(guide / "mask-rules.yaml"),
+        "--commercial-extensions",
+        str(guide / "commercial-extensions.yaml"),
+    )
+    assert run.returncode == 0, run.stderr
+    assert "valid" in run.stdout
+
+
+def test_validate_names_the_file_line_and_key_at_fault(tmp_path: Path) -> None:
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    bad = tmp_path / "mask-rules.yaml"
+    bad.write_text(rules.replace("action: hash", "action: hashh"))
+    run = _cli("validate", "--mask-rules", str(bad))
+    assert run.returncode == 3
+    line = next(number for number, text in enumerate(bad.read_text().splitlines(), 1) if "hashh" in text)
+    assert f"{bad}:{line}: tables.public.payment_methods.columns.provider_token" in run.stderr
+    assert "unknown action 'hashh'" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_plan_and_load_work_on_any_source_without_dagster(
+    stack: Stack, source: SourceSummary, salt: str, tmp_path: Path
+) -> None:
+    environment = {**os.environ, "ANONYMIZATION_SALT": salt}
+    run = _cli("plan", "--source", stack.standby_dsn, "--organization", "451", "--json", env=environment)
+    assert run.returncode == 0, run.stderr
+    plan = json.loads(run.stdout)
+    rows = {table["table"]: table["rows"] for table in plan["tables"]}
+    assert rows["public.organizations"] == 1 and rows["public.invoices"] == source.demo_invoice_count
+    assert plan["passes"] >= 2 and plan["total_rows"] == sum(rows.values())
+    assert stack.password not in run.stdout + run.stderr
+
+    target = with_database(stack.target_admin_dsn, "cli_load_test")
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS cli_load_test")
+        admin.execute("CREATE DATABASE cli_load_test")
+    try:
+        load = ("load", "--source", stack.standby_dsn, "--organization", "451", "--target", target)
+        loaded = _cli(*load, env=environment)
+        assert loaded.returncode == 0, loaded.stderr
+        assert f"loaded {plan['total_rows']} rows" in loaded.stdout
+        again = _cli(*load, env=environment)
+        assert again.returncode == 2 and "is not empty" in again.stderr and "Traceback" not in again.stderr
+        assert stack.password not in again.stderr
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS cli_load_test WITH (FORCE)")
+
+
+def test_a_dsn_with_a_malformed_password_never_shows_it(source: SourceSummary, salt: str) -> None:
+    environment = {**os.environ, "ANONYMIZATION_SALT": salt}
+    run = _cli(
+        "plan",
+        "--source",
+        "postgresql://user:pa%zzword@127.0.0.1:1/db",
+        "--organization",
+        "451",
+        env=environment,
+    )
+    assert run.returncode == 1
+    assert "malformed" in run.stderr and "pa%zz" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_schema_prints_the_json_schema_of_both_files() -> None:
+    run = _cli("schema")
+    assert run.returncode == 0, run.stderr
+    schemas = json.loads(run.stdout)
+    assert set(schemas) == {"mask-rules.yaml", "commercial-extensions.yaml"}
+    rules, extensions = schemas["mask-rules.yaml"], schemas["commercial-extensions.yaml"]
+    assert {"version", "global_salt", "strict_autodetect", "auto_detect", "tables"} <= set(
+        rules["properties"]
+    )
+    assert {"version", "subset", "json_mask", "foreign_keys"} <= set(extensions["properties"])
+    assert rules["additionalProperties"] is False and rules["required"] == ["version"]
+
+
+def _strict_rules(directory: Path, *, email: str | None) -> Path:
+    """The project's mask-rules.yaml with strict_autodetect: true and users.email's rule replaced."""
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    rules = rules.replace('version: "1.0"\n', 'version: "1.0"\nstrict_autodetect: true\n', 1)
+    original = "      email: { action: fake, provider: email, seed_alias: user_email }\n"
+    assert original in rules
+    rules = rules.replace(original, f"      email: {email}\n" if email else "")
+    path = directory / "mask-rules.yaml"
+    path.write_text(rules)
+    return path
+
+
+def test_preview_writes_the_policy_diff_before_failing_the_strict_gate(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    rules = _strict_rules(tmp_path, email=None)
+    diff_file = tmp_path / "out" / "policy-diff.json"
+    run = _cli(
+        "preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), "--policy-diff", str(diff_file)
+    )
+    assert run.returncode == 3, run.stderr
+    assert diff_file.exists()  # written although the exit is non-zero: CI uploads it with if: always()
+    diff = json.loads(diff_file.read_text())
+    assert (diff["strict_autodetect"], diff["strict_passed"]) == (True, False)
+    assert [(entry["table"], entry["column"]) for entry in diff["uncovered_strict"]] == [
+        ("public.users", "email")
+    ]
+    entry = diff["uncovered_strict"][0]
+    assert entry["confidence"] == "high" and "path" not in entry
+    assert entry["reason"].startswith("column name matches email; ")
+    assert entry["reason"].endswith(" sampled values look like emails")
+    assert entry["suggested_rule"] == {"action": "fake", "provider": "email"}
+    located = {(f["table"], f["column"], f.get("path")): f for f in diff["findings"]}
+    for path in ("$.actor.email", "$.actor.ip", "$.internal.support_notes"):
+        assert located[("public.audit_events", "payload", path)]["covered_by"], path
+    assert "public.users.email (high): column name matches email" in run.stderr
+    assert "tables.public.users.columns: email: { action: fake, provider: email }" in run.stderr
+    assert f"policy diff written to {diff_file}" in run.stdout
+    assert "Traceback" not in run.stderr and stack.password not in run.stdout + run.stderr
+    with psycopg.connect(stack.standby_dsn) as conn:
+        emails = [str(row[0]) for row in conn.execute("SELECT email FROM users")]
+    text = diff_file.read_text() + run.stdout + run.stderr
+    assert not any(email in text for email in emails)
+
+
+@pytest.mark.parametrize("email", ["{ action: passthrough }", "{ action: fake, provider: email }"])
+def test_preview_passes_the_strict_gate_when_every_finding_has_a_rule(
+    stack: Stack, source: SourceSummary, tmp_path: Path, email: str
+) -> None:
+    rules = _strict_rules(tmp_path, email=email)
+    diff_file = tmp_path / "policy-diff.json"
+    run = _cli(
+        "preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), "--policy-diff", str(diff_file)
+    )
+    assert run.returncode == 0, run.stderr
+    diff = json.loads(diff_file.read_text())
+    assert (diff["strict_autodetect"], diff["strict_passed"], diff["uncovered_strict"]) == (True, True, [])
+    users_email = next(f for f in diff["findings"] if (f["table"], f["column"]) == ("public.users", "email"))
+    assert users_email["covered_by"].endswith(email.split()[2].rstrip(","))  # passthrough or fake
+
+
+def test_preview_without_strict_mode_reports_and_exits_zero(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    rules = tmp_path / "mask-rules.yaml"
+    rules.write_text('version: "1.0"\n')
+    diff_file = tmp_path / "policy-diff.json"
+    run = _cli(
+        "preview",
+        "--source",
+        stack.standby_dsn,
+        "--mask-rules",
+        str(rules),
+        "--policy-diff",
+        str(diff_file),
+        "--sample",
+        "20",
+    )
+    assert run.returncode == 0, run.stderr
+    diff = json.loads(diff_file.read_text())
+    assert (diff["strict_autodetect"], diff["strict_passed"]) == (False, True)
+    assert {(f["table"], f["column"]) for f in diff["uncovered_strict"]} >= {
+        ("public.users", "email"),
+        ("public.users", "full_name"),
+        ("public.payment_methods", "provider_token"),
+    }
+    assert "NO RULE" in run.stdout
+
+
+def test_preview_checks_the_rules_against_the_source(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    rules = tmp_path / "mask-rules.yaml"
+    rules.write_text(
+        'version: "1.0"\nstrict_autodetect: true\ntables:\n  public.userz:\n    strategy: exclude\n'
+    )
+    run = _cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules))
+    assert run.returncode == 3
+    assert f"{rules}:5: tables.public.userz: the source has no table public.userz" in run.stderr
+
+
+def test_strict_autodetect_stops_a_plan_that_leaves_pii_unmasked(
+    stack: Stack, source: SourceSummary, salt: str, tmp_path: Path
+) -> None:
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    strict = tmp_path / "mask-rules.yaml"
+    strict.write_text(
+        rules.replace('version: "1.0"\n', 'version: "1.0"\nstrict_autodetect: true\n').replace(
+            "      email: { action: fake, provider: email, seed_alias: user_email }\n", ""
+        )
+    )
+    environment = {**os.environ, "ANONYMIZATION_SALT": salt}
+    run = _cli(
+        "plan",
+        "--source",
+        stack.standby_dsn,
+        "--organization",
+        "451",
+        "--mask-rules",
+        str(strict),
+        env=environment,
+    )
+    assert run.returncode == 3
+    assert "public.users.email" in run.stderr and "Traceback" not in run.stderr

@@ -1,0 +1,85 @@
+"""What must stop a run early: a bad partition key before any database is touched, and a source that is
+not a standby before anything is read. Real Dagster instance and executor."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import dagster as dg
+import psycopg
+import pytest
+
+from repro_pipeline.cli.launch import materialize_tenant
+from repro_pipeline.defs.tenant_repro.partitions import organizations
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.engine.errors import TenantError
+
+UNREACHABLE = "postgresql://nobody:secret-password@127.0.0.1:1/none"
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("ANONYMIZATION_SALT", "s" * 64)
+    yield
+
+
+def _failure_messages(result: dg.JobExecutionResult) -> str:
+    return "\n".join(
+        event.step_failure_data.error.message
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error is not None
+    )
+
+
+@pytest.mark.parametrize("key", ["abc", "-5", "0", "451; DROP DATABASE x", "4 51"])
+def test_a_bad_partition_key_is_refused_before_any_database_is_touched(
+    key: str, instance: dg.DagsterInstance, environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(TenantError, match="not a positive integer"):
+        materialize_tenant(key, instance)
+    assert instance.get_dynamic_partitions(organizations.name) == []
+
+    # A key added behind the CLI's back (e.g. in the UI) is refused by the first asset, before it
+    # connects: with unreachable DSNs the failure is the key, not a connection error.
+    monkeypatch.setenv("REPRO_STANDBY_DSN", UNREACHABLE)
+    monkeypatch.setenv("REPRO_TARGET_DSN", UNREACHABLE)
+    instance.add_dynamic_partitions(organizations.name, [key])
+    from repro_pipeline.definitions import tenant_repro_job_def
+
+    result = dg.execute_job(
+        dg.reconstructable(tenant_repro_job_def), instance=instance, tags={"dagster/partition": key}
+    )
+    assert not result.success
+    messages = _failure_messages(result)
+    assert "not a positive integer" in messages
+    assert "connect" not in messages and "secret-password" not in messages
+
+
+def test_a_primary_as_source_fails_the_run_before_any_repro_database_exists(
+    stack: Stack,
+    source: object,
+    instance: dg.DagsterInstance,
+    environment: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REPRO_STANDBY_DSN", stack.primary_dsn)
+    monkeypatch.setenv("REPRO_TARGET_DSN", stack.target_admin_dsn)
+    with psycopg.connect(stack.target_admin_dsn) as admin:
+        before = admin.execute("SELECT count(*) FROM pg_database").fetchone()
+    result = materialize_tenant("451", instance)
+    assert not result.success
+    assert "not in recovery" in _failure_messages(result)
+    logs = "\n".join(repr(record) for record in instance.all_logs(result.run_id))
+    assert stack.password not in logs and "s" * 64 not in logs
+    materialized = [event.asset_key for event in result.get_asset_materialization_events()]
+    assert materialized == []
+    with psycopg.connect(stack.target_admin_dsn) as admin:
+        assert admin.execute("SELECT count(*) FROM pg_database").fetchone() == before
+    assert os.environ["REPRO_STANDBY_DSN"] == stack.primary_dsn

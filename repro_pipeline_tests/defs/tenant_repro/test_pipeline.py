@@ -1,0 +1,342 @@
+"""One tenant end to end through the real Dagster instance and executor, on the embedded stack."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import psycopg
+import pytest
+
+from repro_pipeline.cli.launch import materialize_tenant, run_ttl_sweep
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.embedded.synthetic import TABLES, SourceSummary
+from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline_tests.conftest import PROJECT_ROOT
+from repro_pipeline_tests.slack_api import SlackApi, SlackMessage
+
+ORGANIZATION = 451
+SLACK_TOKEN = "xoxb-test-" + "0" * 12
+
+ORPHAN_QUERY = """
+SELECT COUNT(*) AS orphan_line_items
+FROM invoice_line_items li
+LEFT JOIN invoices i ON i.id = li.invoice_id
+WHERE i.id IS NULL
+"""
+BUG_QUERY = """
+SELECT i.id, i.total_cents, SUM(li.quantity * li.unit_cents) AS computed_cents
+FROM invoices i
+JOIN subscriptions s ON s.id = i.subscription_id
+JOIN invoice_line_items li ON li.invoice_id = i.id
+WHERE s.organization_id = %s
+GROUP BY i.id, i.total_cents
+HAVING i.total_cents <> SUM(li.quantity * li.unit_cents)
+"""
+ALIGNMENT_QUERY = """
+SELECT u.email, ae.payload #>> '{actor,email}' AS payload_actor_email
+FROM audit_events ae
+JOIN users u ON u.email = ae.payload #>> '{actor,email}'
+WHERE ae.organization_id = %s
+LIMIT 10
+"""
+
+
+@dataclass(frozen=True)
+class TenantRun:
+    result: dg.JobExecutionResult
+    database: str
+    target_dsn: str
+    slack_messages: list[SlackMessage]
+    instance: dg.DagsterInstance
+
+
+def _materialized_database(result: dg.JobExecutionResult) -> str:
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key == dg.AssetKey("repro_database"):
+            return str(materialization.metadata["database"].value)
+    raise AssertionError("repro_database was not materialized")
+
+
+@pytest.fixture(scope="module")
+def slack_api() -> Iterator[SlackApi]:
+    with SlackApi(token=SLACK_TOKEN) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture(scope="module")
+def slack_environment(pipeline_environment: dict[str, str], slack_api: SlackApi) -> Iterator[None]:
+    added = {"SLACK_BOT_TOKEN": SLACK_TOKEN, "REPRO_SLACK_API_URL": slack_api.base_url}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def _run(instance: dg.DagsterInstance, stack: Stack, slack_api: SlackApi) -> TenantRun:
+    before = len(slack_api.messages)
+    result = materialize_tenant(ORGANIZATION, instance)
+    database = _materialized_database(result)
+    return TenantRun(
+        result,
+        database,
+        with_database(stack.target_admin_dsn, database),
+        slack_api.messages[before:],
+        instance,
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(
+    slack_environment: None, instance: dg.DagsterInstance, stack: Stack, slack_api: SlackApi
+) -> TenantRun:
+    return _run(instance, stack, slack_api)
+
+
+@pytest.fixture(scope="module")
+def second_run(first_run: TenantRun, stack: Stack, slack_api: SlackApi) -> TenantRun:
+    return _run(first_run.instance, stack, slack_api)
+
+
+def _query(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def test_partition_materializes_end_to_end_with_every_check_passing(first_run: TenantRun) -> None:
+    assert first_run.result.success
+    checks = {check.check_name: check.passed for check in first_run.result.get_asset_check_evaluations()}
+    assert checks == {"zero_fk_orphans": True, "row_counts_match_closure": True, "no_original_pii": True}
+    evaluations = {check.check_name: check for check in first_run.result.get_asset_check_evaluations()}
+    assert evaluations["zero_fk_orphans"].metadata["foreign_keys_checked"].value == 6
+    assert evaluations["no_original_pii"].metadata["original_values_checked"].value > 1000
+    materialized = {
+        event.step_materialization_data.materialization.asset_key.to_user_string()
+        for event in first_run.result.get_asset_materialization_events()
+    }
+    assert materialized == {"standby_health", "tenant_closure", "repro_database", "repro_handoff"}
+
+
+def test_slack_gets_one_message_without_dsn_or_password(
+    first_run: TenantRun, stack: Stack, salt: str
+) -> None:
+    assert len(first_run.slack_messages) == 1
+    message = first_run.slack_messages[0]
+    assert message.channel == "#support-repro"
+    assert str(ORGANIZATION) in message.text and first_run.database in message.text
+    assert "1Password" in message.text and "expires" in message.text
+    for secret in (stack.password, salt, "postgresql://", str(stack.target.port)):
+        assert secret not in message.raw_body
+
+
+def test_guide_checks_pass_on_the_repro_database(first_run: TenantRun, source: SourceSummary) -> None:
+    assert _query(first_run.target_dsn, ORPHAN_QUERY) == [(0,)]
+    mismatched = sorted(row[0] for row in _query(first_run.target_dsn, BUG_QUERY, ORGANIZATION))
+    assert mismatched == list(source.planted_invoice_ids)
+    aligned = _query(first_run.target_dsn, ALIGNMENT_QUERY, ORGANIZATION)
+    assert aligned and all(email == payload_email for email, payload_email in aligned)
+
+
+def test_target_row_counts_equal_the_closure(first_run: TenantRun) -> None:
+    closure = next(
+        event.step_materialization_data.materialization.metadata["row_counts"].value
+        for event in first_run.result.get_asset_materialization_events()
+        if event.step_materialization_data.materialization.asset_key == dg.AssetKey("tenant_closure")
+    )
+    for table in TABLES:
+        assert _query(first_run.target_dsn, f"SELECT count(*) FROM {table}") == [
+            (closure[f"public.{table}"],)
+        ]
+
+
+def test_no_other_organization_and_no_old_audit_events(
+    first_run: TenantRun, stack: Stack, source: SourceSummary
+) -> None:
+    dsn = first_run.target_dsn
+    assert _query(dsn, "SELECT array_agg(id) FROM organizations") == [([ORGANIZATION],)]
+    for table in ("users", "subscriptions", "audit_events"):
+        assert _query(dsn, f"SELECT DISTINCT organization_id FROM {table}") == [(ORGANIZATION,)]
+    assert _query(
+        dsn,
+        "SELECT count(*) FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id "
+        "WHERE s.organization_id <> %s",
+        ORGANIZATION,
+    ) == [(0,)]
+    assert _query(
+        dsn, "SELECT count(*) FROM audit_events WHERE occurred_at < now() - interval '90 days'"
+    ) == [(0,)]
+    recent = _query(
+        stack.standby_dsn,
+        "SELECT count(*) FROM audit_events WHERE organization_id = %s AND occurred_at >= now() - interval '90 days'",
+        ORGANIZATION,
+    )[0][0]
+    assert _query(dsn, "SELECT count(*) FROM audit_events")[0][0] in range(recent - 5, recent + 1)
+    assert source.demo_audit_event_count > recent
+
+
+def _target_atoms(dsn: str) -> set[str]:
+    """Every text value and JSON string leaf in the target, plus every email-like substring of them."""
+    atoms: set[str] = set()
+
+    def leaves(value: Any) -> Iterator[str]:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from leaves(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from leaves(item)
+
+    with psycopg.connect(dsn) as conn:
+        for table in TABLES:
+            for row in conn.execute(f"SELECT * FROM {table}"):
+                for value in row:
+                    for text in leaves(value):
+                        atoms.add(text)
+                        atoms.update(re.findall(r"[\w.+-]+@[\w.-]+", text))
+    return atoms
+
+
+def test_no_original_pii_anywhere_in_the_target(first_run: TenantRun, stack: Stack) -> None:
+    source_values: set[str] = set()
+    with psycopg.connect(stack.standby_dsn) as conn:
+        for email, full_name, token in conn.execute(
+            "SELECT u.email, u.full_name, pm.provider_token FROM users u "
+            "LEFT JOIN payment_methods pm ON pm.user_id = u.id WHERE u.organization_id = %s",
+            (ORGANIZATION,),
+        ):
+            source_values.update(value for value in (email, full_name, token) if value)
+        for (payload,) in conn.execute(
+            "SELECT payload FROM audit_events WHERE organization_id = %s", (ORGANIZATION,)
+        ):
+            actor = payload.get("actor") or {}
+            notes = (payload.get("internal") or {}).get("support_notes")
+            source_values.update(value for value in (actor.get("email"), actor.get("ip"), notes) if value)
+    assert len(source_values) > 100
+    assert source_values.isdisjoint(_target_atoms(first_run.target_dsn))
+    assert _query(first_run.target_dsn, "SELECT DISTINCT last_four FROM payment_methods") == [("9999",)]
+    assert _query(
+        first_run.target_dsn, "SELECT count(*) FROM audit_events WHERE payload->'internal' ? 'support_notes'"
+    ) == [(0,)]
+
+
+def test_same_salt_gives_identical_masked_values(first_run: TenantRun, second_run: TenantRun) -> None:
+    assert second_run.result.success
+    assert second_run.database != first_run.database
+    for query in (
+        "SELECT id, email, full_name FROM users ORDER BY id",
+        "SELECT id, provider_token, last_four FROM payment_methods ORDER BY id",
+        "SELECT id, payload FROM audit_events ORDER BY id",
+    ):
+        assert _query(first_run.target_dsn, query) == _query(second_run.target_dsn, query)
+
+
+def test_secrets_never_reach_the_event_log(first_run: TenantRun, stack: Stack, salt: str) -> None:
+    records = first_run.instance.all_logs(first_run.result.run_id)
+    text = "\n".join(repr(record) for record in records)
+    assert stack.password not in text
+    assert salt not in text
+    assert SLACK_TOKEN not in text
+
+
+def test_a_failing_check_stops_the_handoff(
+    first_run: TenantRun, stack: Stack, slack_api: SlackApi, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A realistic mistake: the payload's copy of the email is masked, the users.email column is not.
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    forgetful = tmp_path / "mask-rules.yaml"
+    forgetful.write_text(
+        rules.replace("      email: { action: fake, provider: email, seed_alias: user_email }\n", "")
+    )
+    monkeypatch.setenv("REPRO_MASK_RULES", str(forgetful))
+    before_messages = len(slack_api.messages)
+    run = _run(first_run.instance, stack, slack_api)
+    assert not run.result.success
+    checks = {check.check_name: check.passed for check in run.result.get_asset_check_evaluations()}
+    assert checks["no_original_pii"] is False
+    assert checks["zero_fk_orphans"] is True
+    materialized = {
+        event.step_materialization_data.materialization.asset_key.to_user_string()
+        for event in run.result.get_asset_materialization_events()
+    }
+    assert "repro_handoff" not in materialized
+    assert run.slack_messages == []
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        (retired,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == run.database]
+        assert retired.status == "failed" and retired.expires_at <= datetime.now(UTC)
+
+    # Handing off on its own (as from the UI) does not skip the checks' verdict either.
+    from repro_pipeline.definitions import tenant_repro_job_def
+
+    handoff_only = dg.execute_job(
+        dg.reconstructable(tenant_repro_job_def),
+        instance=first_run.instance,
+        tags={"dagster/partition": str(ORGANIZATION)},
+        asset_selection=[dg.AssetKey("repro_handoff")],
+    )
+    assert not handoff_only.success
+    assert len(slack_api.messages) == before_messages
+    assert run.database in run_ttl_sweep(first_run.instance).dropped
+
+
+def test_the_repro_database_records_its_run_without_values(
+    first_run: TenantRun, stack: Stack, salt: str
+) -> None:
+    dsn = first_run.target_dsn
+    (run,) = _query(
+        dsn,
+        "SELECT run_id, organization_id, status, salt_fingerprint, source_replay_lsn IS NOT NULL, "
+        "started_at <= loaded_at AND loaded_at <= finished_at FROM _repro_pipeline.runs",
+    )
+    assert run[0] == first_run.result.run_id and run[1] == ORGANIZATION and run[2] == "ready"
+    assert len(run[3]) == 16 and run[3] not in salt and run[4] and run[5]
+    columns = dict(
+        ((table, column), (action, masked))
+        for table, column, action, masked in _query(
+            dsn, "SELECT table_name, column_name, action, masked_values FROM _repro_pipeline.columns"
+        )
+    )
+    assert columns[("public.users", "email")] == ("fake:email (seed_alias user_email)", 60)
+    assert columns[("public.payment_methods", "last_four")][0] == "static"
+    assert _query(dsn, "SELECT count(*) FROM _repro_pipeline.checks WHERE passed") == [(3,)]
+    manifest = "\n".join(
+        str(row)
+        for table in ("runs", "tables", "columns", "checks")
+        for row in _query(dsn, f"SELECT * FROM _repro_pipeline.{table}")
+    )
+    assert "@" not in manifest and stack.password not in manifest
+
+
+def test_an_excluded_table_is_left_out_and_the_handoff_still_happens(
+    first_run: TenantRun, stack: Stack, slack_api: SlackApi, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    excluding = tmp_path / "mask-rules.yaml"
+    excluding.write_text(
+        rules.replace(
+            "  public.payment_methods:\n    strategy: transform\n",
+            "  public.payment_methods:\n    strategy: exclude\n",
+        )
+    )
+    monkeypatch.setenv("REPRO_MASK_RULES", str(excluding))
+    run = _run(first_run.instance, stack, slack_api)
+    assert run.result.success
+    assert all(check.passed for check in run.result.get_asset_check_evaluations())
+    assert len(run.slack_messages) == 1
+    assert _query(run.target_dsn, "SELECT to_regclass('public.payment_methods')") == [(None,)]

@@ -1,0 +1,70 @@
+"""The TTL sweep through the Dagster instance: expired repro databases go, others stay."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import psycopg
+import pytest
+from psycopg import sql
+
+from repro_pipeline.cli.launch import run_ttl_sweep
+from repro_pipeline.definitions import defs
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.repro_databases import lifecycle
+
+UNRECORDED = "repro_org451_deadbeef"
+
+
+@pytest.fixture
+def admin(stack: Stack) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as conn:
+        yield conn
+
+
+def _names(admin: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+    return {str(name) for (name,) in admin.execute("SELECT datname FROM pg_database")}
+
+
+def test_the_sweep_drops_an_expired_repro_database_and_keeps_an_unexpired_one(
+    admin: psycopg.Connection[tuple[object, ...]], pipeline_environment: dict[str, str]
+) -> None:
+    now = datetime.now(UTC)
+    expired = lifecycle.create_repro_database(
+        admin,
+        organization_id=451,
+        run_id=uuid.uuid4().hex,
+        ttl=timedelta(hours=48),
+        now=now - timedelta(hours=49),
+    )
+    alive = lifecycle.create_repro_database(
+        admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=48), now=now
+    )
+    # Shaped like ours, but without repro_pipeline's record: never dropped.
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(UNRECORDED)))
+    try:
+        # A session still open on the expired database does not keep it alive.
+        target_dsn = with_database(pipeline_environment["REPRO_TARGET_DSN"], expired.name)
+        with psycopg.connect(target_dsn, autocommit=True) as session:
+            session.execute("SELECT 1")
+            with dg.instance_for_test() as instance:
+                outcome = run_ttl_sweep(instance)
+        assert outcome.success
+        assert expired.name in outcome.dropped
+        names = _names(admin)
+        assert expired.name not in names
+        assert alive.name in names
+        assert UNRECORDED in names
+    finally:
+        lifecycle.drop_repro_database(admin, alive.name)
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(UNRECORDED)))
+
+
+def test_the_sweep_runs_hourly() -> None:
+    schedule = defs().resolve_schedule_def("ttl_sweep_schedule")
+    assert schedule.cron_schedule == "0 * * * *"
+    assert schedule.job_name == "ttl_sweep"

@@ -1,0 +1,81 @@
+"""Standby health on real servers: a primary is refused, a paused or lagging standby is refused."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
+from repro_pipeline.embedded.synthetic import SourceSummary
+from repro_pipeline.engine.errors import StandbyNotReady
+from repro_pipeline.engine.source.standby import (
+    LagLimits,
+    StandbyHealth,
+    read_standby_health,
+    require_ready_standby,
+)
+
+
+def _health(dsn: str) -> StandbyHealth:
+    with psycopg.connect(dsn) as conn:
+        return read_standby_health(conn)
+
+
+def test_a_caught_up_standby_is_ready_even_when_the_primary_is_idle(
+    stack: Stack, source: SourceSummary
+) -> None:
+    wait_for_standby_replay(stack, timeout=30)
+    time.sleep(1.5)  # an idle primary: the last replayed transaction gets older, yet nothing is behind
+    health = _health(stack.standby_dsn)
+    assert health.in_recovery and health.receiver_status == "streaming"
+    assert health.replay_lag_seconds == 0 and health.replay_lag_bytes == 0
+    require_ready_standby(health, LagLimits(max_replay_lag_seconds=1), source="standby")
+
+
+def test_the_primary_is_refused(stack: Stack) -> None:
+    health = _health(stack.primary_dsn)
+    with pytest.raises(StandbyNotReady, match="not in recovery"):
+        require_ready_standby(health, LagLimits(), source="primary")
+
+
+@pytest.fixture
+def paused_standby(stack: Stack, source: SourceSummary) -> Iterator[None]:
+    with psycopg.connect(stack.standby_dsn, autocommit=True) as standby:
+        standby.execute("SELECT pg_wal_replay_pause()")
+        try:
+            yield
+        finally:
+            standby.execute("SELECT pg_wal_replay_resume()")
+    wait_for_standby_replay(stack, timeout=30)
+
+
+def test_a_paused_standby_with_unreplayed_wal_is_refused_with_both_lag_figures(
+    stack: Stack, paused_standby: None
+) -> None:
+    with psycopg.connect(stack.primary_dsn, autocommit=True) as primary:
+        primary.execute("CREATE TABLE IF NOT EXISTS lag_probe (id int)")
+        primary.execute("INSERT INTO lag_probe SELECT generate_series(1, 20000)")
+        primary.execute("DROP TABLE lag_probe")
+    deadline = time.monotonic() + 20
+    health = _health(stack.standby_dsn)
+    while health.replay_lag_bytes < 100_000 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        health = _health(stack.standby_dsn)
+    assert health.replay_paused
+    assert health.replay_lag_bytes >= 100_000
+    assert health.replay_lag_seconds > 0
+    with pytest.raises(StandbyNotReady) as error:
+        require_ready_standby(
+            health, LagLimits(max_replay_lag_seconds=3600, max_replay_lag_bytes=1000), source="s"
+        )
+    message = str(error.value)
+    assert "paused" in message and "bytes of received WAL are not replayed" in message
+    with pytest.raises(
+        StandbyNotReady, match=r"replay lags [0-9.]+ s behind, more than the 0\.001 s allowed"
+    ):
+        require_ready_standby(
+            health, LagLimits(max_replay_lag_seconds=0.001, max_replay_lag_bytes=10**12), source="s"
+        )
