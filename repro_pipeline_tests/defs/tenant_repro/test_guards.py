@@ -14,28 +14,15 @@ from repro_pipeline.cli.launch import materialize_tenant
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.errors import TenantError
+from repro_pipeline_tests.defs.run_results import step_failure_messages
 
 UNREACHABLE = "postgresql://nobody:secret-password@127.0.0.1:1/none"
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
 
 
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("ANONYMIZATION_SALT", "s" * 64)
     yield
-
-
-def _failure_messages(result: dg.JobExecutionResult) -> str:
-    return "\n".join(
-        event.step_failure_data.error.message
-        for event in result.all_events
-        if event.is_step_failure and event.step_failure_data.error is not None
-    )
 
 
 @pytest.mark.parametrize("key", ["abc", "-5", "0", "451; DROP DATABASE x", "4 51"])
@@ -57,7 +44,7 @@ def test_a_bad_partition_key_is_refused_before_any_database_is_touched(
         dg.reconstructable(tenant_repro_job_def), instance=instance, tags={"dagster/partition": key}
     )
     assert not result.success
-    messages = _failure_messages(result)
+    messages = step_failure_messages(result)
     assert "not a positive integer" in messages
     assert "connect" not in messages and "secret-password" not in messages
 
@@ -75,7 +62,7 @@ def test_a_primary_as_source_fails_the_run_before_any_repro_database_exists(
         before = admin.execute("SELECT count(*) FROM pg_database").fetchone()
     result = materialize_tenant("451", instance)
     assert not result.success
-    assert "not in recovery" in _failure_messages(result)
+    assert "not in recovery" in step_failure_messages(result)
     logs = "\n".join(repr(record) for record in instance.all_logs(result.run_id))
     assert stack.password not in logs and "s" * 64 not in logs
     materialized = [event.asset_key for event in result.get_asset_materialization_events()]

@@ -19,6 +19,7 @@ from repro_pipeline.embedded.synthetic import TABLES, SourceSummary
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline_tests.conftest import PROJECT_ROOT
+from repro_pipeline_tests.defs.run_results import step_failure_messages
 from repro_pipeline_tests.slack_api import SlackApi, SlackMessage
 
 ORGANIZATION = 451
@@ -340,3 +341,43 @@ def test_an_excluded_table_is_left_out_and_the_handoff_still_happens(
     assert all(check.passed for check in run.result.get_asset_check_evaluations())
     assert len(run.slack_messages) == 1
     assert _query(run.target_dsn, "SELECT to_regclass('public.payment_methods')") == [(None,)]
+
+
+def _checks_on_their_own(instance: dg.DagsterInstance, *names: str) -> dg.ExecuteInProcessResult:
+    """The checks alone, as the UI's "Execute" launches them: a run that materializes nothing."""
+    from repro_pipeline.definitions import tenant_repro_job_def
+
+    checks_only = tenant_repro_job_def().get_subset(
+        asset_selection=set(),
+        asset_check_selection={dg.AssetCheckKey(dg.AssetKey("repro_database"), name) for name in names},
+    )
+    return checks_only.execute_in_process(
+        instance=instance, partition_key=str(ORGANIZATION), raise_on_error=False
+    )
+
+
+def test_checks_launched_on_their_own_verify_the_partitions_latest_database_and_can_fail(
+    first_run: TenantRun, stack: Stack, slack_api: SlackApi
+) -> None:
+    run = _run(first_run.instance, stack, slack_api)
+    assert run.result.success
+    with psycopg.connect(run.target_dsn, autocommit=True) as conn:
+        # Without FK triggers, as a careless restore would: an orphaned line item and a missing invoice.
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM invoices WHERE id = (SELECT min(invoice_id) FROM invoice_line_items)")
+    result = _checks_on_their_own(first_run.instance, "zero_fk_orphans", "row_counts_match_closure")
+    assert result.get_asset_materialization_events() == []
+    evaluations = {check.check_name: check for check in result.get_asset_check_evaluations()}
+    assert not evaluations["zero_fk_orphans"].passed
+    assert evaluations["zero_fk_orphans"].metadata["orphans"].value > 0
+    assert not evaluations["row_counts_match_closure"].passed
+    assert "public.invoices" in evaluations["row_counts_match_closure"].metadata["mismatches"].value
+    verdicts = dict(_query(run.target_dsn, "SELECT check_name, passed FROM _repro_pipeline.checks"))
+    assert verdicts["zero_fk_orphans"] is False and verdicts["row_counts_match_closure"] is False
+    assert _query(run.target_dsn, "SELECT status FROM _repro_pipeline.runs") == [("failed",)]
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        lifecycle.drop_repro_database(admin, run.database)
+    gone = _checks_on_their_own(first_run.instance, "row_counts_match_closure")
+    assert not gone.success
+    gone_message = f"the repro database {run.database} of organization {ORGANIZATION} is gone"
+    assert gone_message in step_failure_messages(gone)

@@ -1,0 +1,84 @@
+"""Settings are read when a run uses them: a bad value fails that run with a clear message, and the code
+location still loads. Real Dagster instance and executor, on the embedded stack."""
+
+from __future__ import annotations
+
+import dagster as dg
+import psycopg
+import pytest
+from pydantic import ValidationError
+
+from repro_pipeline.cli.launch import materialize_tenant
+from repro_pipeline.definitions import defs
+from repro_pipeline.defs.resources import SourceStandby, TargetServer
+from repro_pipeline.defs.settings import positive_setting, text_setting
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline_tests.defs.run_results import step_failure_messages
+
+
+def _databases(stack: Stack) -> set[str]:
+    with psycopg.connect(stack.target_admin_dsn) as admin:
+        return {str(name) for (name,) in admin.execute("SELECT datname FROM pg_database")}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "failed_step"),
+    [
+        ("REPRO_MAX_REPLAY_LAG_SECONDS", "-5", "standby_health"),
+        ("REPRO_MAX_REPLAY_LAG_BYTES", "lots", "standby_health"),
+        ("REPRO_TTL_HOURS", "forty-eight", "tenant_closure_and_repro_database"),
+    ],
+)
+def test_a_bad_setting_fails_the_run_that_uses_it_not_the_code_location(
+    variable: str,
+    value: str,
+    failed_step: str,
+    stack: Stack,
+    pipeline_environment: dict[str, str],
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    dg.Definitions.validate_loadable(defs())
+    before = _databases(stack)
+    result = materialize_tenant("451", instance)
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    assert failure.step_key == failed_step
+    assert f"{variable}={value!r} is not a positive number" in step_failure_messages(result)
+    assert failure.step_failure_data.error is not None
+    assert failure.step_failure_data.error.cls_name == "Failure"  # a user mistake: no traceback, no retry
+    assert _databases(stack) == before
+
+
+def test_a_configured_value_wins_over_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPRO_TTL_HOURS", "not a number")
+    assert TargetServer(admin_dsn="postgresql://x@h/db", ttl_hours=2).ttl.total_seconds() == 7200
+    with pytest.raises(ConfigError, match="REPRO_TTL_HOURS='not a number' is not a positive number"):
+        _ = TargetServer(admin_dsn="postgresql://x@h/db").ttl
+    monkeypatch.delenv("REPRO_TTL_HOURS")
+    assert TargetServer(admin_dsn="postgresql://x@h/db").ttl.total_seconds() == 48 * 3600
+    monkeypatch.setenv("REPRO_MAX_REPLAY_LAG_BYTES", "1024")
+    monkeypatch.delenv("REPRO_MAX_REPLAY_LAG_SECONDS", raising=False)
+    limits = SourceStandby(dsn="postgresql://x@h/db").lag_limits
+    assert (limits.max_replay_lag_seconds, limits.max_replay_lag_bytes) == (300, 1024)
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_a_configured_value_must_be_positive(value: float) -> None:
+    with pytest.raises(ValidationError, match="greater than 0"):
+        TargetServer(admin_dsn="postgresql://x@h/db", ttl_hours=value)
+
+
+def test_settings_fall_back_to_the_variable_then_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REPRO_TEST_UNSET_VARIABLE", raising=False)
+    assert text_setting(None, "REPRO_TEST_UNSET_VARIABLE", "fallback") == "fallback"
+    assert positive_setting(None, "REPRO_TEST_UNSET_VARIABLE", 7) == 7
+    monkeypatch.setenv("REPRO_TEST_SETTING", "2.5")
+    assert text_setting(None, "REPRO_TEST_SETTING", "fallback") == "2.5"
+    assert positive_setting(None, "REPRO_TEST_SETTING", 7) == 2.5
+    assert text_setting("configured", "REPRO_TEST_SETTING", "fallback") == "configured"
+    monkeypatch.setenv("REPRO_TEST_SETTING", "")
+    with pytest.raises(ConfigError, match=r"set REPRO_TEST_SETTING to e\.g\. 7"):
+        positive_setting(None, "REPRO_TEST_SETTING", 7)

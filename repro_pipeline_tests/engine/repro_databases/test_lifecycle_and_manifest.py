@@ -1,0 +1,91 @@
+"""Repro databases on the real target server: created with their record, found by it, marked, retired,
+and the manifest's planned row counts read back as the load wrote them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases.manifest import (
+    RunRecord,
+    TableRecord,
+    planned_row_counts,
+    write_manifest,
+)
+from repro_pipeline.engine.source.catalog import TableName
+
+
+@pytest.fixture
+def admin(stack: Stack) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def database(admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[lifecycle.ReproDatabase]:
+    made = lifecycle.create_repro_database(
+        admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=1), now=datetime.now(UTC)
+    )
+    yield made
+    lifecycle.drop_repro_database(admin, made.name)
+
+
+def test_the_name_derives_from_the_organization_and_the_run(database: lifecycle.ReproDatabase) -> None:
+    assert database.name == lifecycle.repro_database_name(451, database.run_id)
+    assert database.name == f"repro_org451_{database.run_id[:8]}"
+
+
+def test_a_database_is_found_by_its_record_and_retired_for_the_sweep(
+    admin: psycopg.Connection[tuple[object, ...]], database: lifecycle.ReproDatabase
+) -> None:
+    (found,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == database.name]
+    assert found == database and found.status == "loading"
+    now = datetime.now(UTC)
+    lifecycle.retire(admin, database, now)
+    (retired,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == database.name]
+    assert retired.status == "failed" and retired.expires_at == now
+
+
+@pytest.mark.parametrize("name", ["billing", "postgres", "repro_org451_DEADBEEF", "repro_org451_dead; DROP"])
+def test_only_a_repro_database_name_is_ever_dropped(
+    admin: psycopg.Connection[tuple[object, ...]], name: str
+) -> None:
+    with pytest.raises(TargetError, match="is not a repro database name"):
+        lifecycle.drop_repro_database(admin, name)
+
+
+def test_the_planned_row_counts_are_read_back_as_the_load_wrote_them(
+    stack: Stack, database: lifecycle.ReproDatabase
+) -> None:
+    invoices, notes = TableName("public", "invoices"), TableName("billing", "notes")
+    with psycopg.connect(with_database(stack.target_admin_dsn, database.name), autocommit=True) as conn:
+        conn.execute(
+            "CREATE SCHEMA billing; CREATE TABLE public.invoices (id int); CREATE TABLE billing.notes ()"
+        )
+        write_manifest(
+            conn,
+            RunRecord(
+                run_id=database.run_id,
+                organization_id=451,
+                config_hash="c" * 16,
+                salt_fingerprint="f" * 16,
+                source="127.0.0.1:5432/billing",
+                source_replay_lsn=None,
+                snapshot_at=datetime.now(UTC),
+                closure_passes=2,
+                started_at=datetime.now(UTC),
+                tables=[
+                    TableRecord(invoices, "transform", closure_rows=12, loaded_rows=11, column_actions={}),
+                    TableRecord(notes, "empty", closure_rows=0, loaded_rows=0, column_actions={}),
+                ],
+            ),
+        )
+        assert planned_row_counts(conn) == {invoices: 12, notes: 0}
