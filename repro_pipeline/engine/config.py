@@ -173,6 +173,11 @@ class TableRules(_Strict):
 
 def _check_version(value: Any) -> str:
     text = str(value)
+    if not isinstance(value, str):
+        raise ValueError(
+            f"version {text!r} is not supported: it must be a quoted string, as in "
+            f'version: "{SUPPORTED_VERSION}" (YAML reads 1.0 unquoted as a number)'
+        )
     if text != SUPPORTED_VERSION:
         raise ValueError(
             f'version {text!r} is not supported; this engine reads version: "{SUPPORTED_VERSION}"'
@@ -339,21 +344,40 @@ def load_config(mask_rules_path: Path, extensions_path: Path) -> ReproConfig:
     )
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_YAML_NODES = 100_000  # after alias expansion; the guide's files have about a hundred
+
+
 def read_yaml(path: Path) -> YamlDocument:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc.strerror})", "check the path") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: the file is larger than {MAX_CONFIG_BYTES // 1024} KiB",
+            "check that the path names the config file: these files are a few kilobytes",
+        )
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: byte {exc.start} is not UTF-8", "save the file as UTF-8") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{path}: the YAML expands to more than {MAX_YAML_NODES} nodes through its aliases",
+                "write the entries out instead of nesting anchors and aliases",
+            )
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{where}: {problem}", "fix the YAML syntax at that position") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the YAML is nested too deeply", "flatten the file") from None
     if node is None or not isinstance(node, yaml.MappingNode):
         raise ConfigError(f"{path}: the top level must be a mapping", 'start the file with version: "1.0"')
     duplicate = _first_duplicate_key(node)
@@ -412,6 +436,30 @@ def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
         child: yaml.Node = node.value[part]
         return child
     return None
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once every alias is expanded; each shared node is sized once,
+    and an alias inside its own anchor counts as more than any limit (it expands forever)."""
+    sizes: dict[int, int] = {}
+    expanding: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in expanding:
+            return MAX_YAML_NODES + 1
+        if id(node) not in sizes:
+            if isinstance(node, yaml.MappingNode):
+                children = [child for pair in node.value for child in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            else:
+                children = []
+            expanding.add(id(node))
+            sizes[id(node)] = 1 + sum(size(child) for child in children)
+            expanding.discard(id(node))
+        return sizes[id(node)]
+
+    return size(root)
 
 
 def _first_duplicate_key(node: yaml.Node) -> tuple[str, int] | None:

@@ -15,6 +15,7 @@ _MAX_SECRET_FILE_BYTES = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHOLE_VALUE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _KNOWN_UNSUPPORTED_SCHEMES = ("aws-sm", "azure-kv", "vault", "gcp-sm", "http", "https", "s3")
+_KERNEL_FILESYSTEMS = (Path("/proc"), Path("/sys"))  # regular-looking files that are process state
 
 
 class Secret:
@@ -105,6 +106,16 @@ def _from_file(path: Path, *, what: str) -> str:
         raise SecretError(f"{what}: cannot read secret file {path}: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         raise SecretError(f"{what}: secret file {path} is not a regular file (symlinks are refused)")
+    resolved = path.resolve()
+    if any(resolved == root or root in resolved.parents for root in _KERNEL_FILESYSTEMS):
+        raise SecretError(
+            f"{what}: secret file {path} is under /proc or /sys", "keep the secret in a file of its own"
+        )
+    if info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        raise SecretError(
+            f"{what}: secret file {path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):o})",
+            f"chmod 600 {path}",
+        )
     if info.st_size > _MAX_SECRET_FILE_BYTES:
         raise SecretError(f"{what}: secret file {path} is larger than {_MAX_SECRET_FILE_BYTES} bytes")
     try:

@@ -876,12 +876,14 @@ def test_dollar_brace_inside_a_larger_string_is_not_interpolated(monkeypatch: py
 def test_file_reference_reads_a_regular_file_without_trailing_newlines(tmp_path: Path, ending: str) -> None:
     secret_file = tmp_path / "salt"
     secret_file.write_bytes((SECRET_VALUE + ending).encode())
+    secret_file.chmod(0o600)
     assert resolve_secret(f"file://{secret_file}", what=WHAT).reveal() == SECRET_VALUE
 
 
 def test_file_reference_keeps_inner_and_leading_whitespace(tmp_path: Path) -> None:
     secret_file = tmp_path / "salt"
     secret_file.write_text("  two\nlines\n")
+    secret_file.chmod(0o600)
     assert resolve_secret(f"file://{secret_file}", what=WHAT).reveal() == "  two\nlines"
 
 
@@ -897,9 +899,17 @@ def _symlink_to_secret(tmp_path: Path) -> str:
     return f"file://{link}"
 
 
+def _readable_by_others(tmp_path: Path) -> str:
+    shared = tmp_path / "shared-salt"
+    shared.write_text(SECRET_VALUE)
+    shared.chmod(0o640)
+    return f"file://{shared}"
+
+
 def _oversized_file(tmp_path: Path) -> str:
     big = tmp_path / "big-salt"
     big.write_text(SECRET_VALUE + "x" * (64 * 1024))
+    big.chmod(0o600)
     return f"file://{big}"
 
 
@@ -930,6 +940,8 @@ SECRET_ERRORS = [
     ("symlink", _symlink_to_secret, "symlinks are refused"),
     ("oversized-file", _oversized_file, "larger than 65536 bytes"),
     ("directory", lambda tmp_path: f"file://{tmp_path}", "not a regular file"),
+    ("group-readable", _readable_by_others, "readable by group or others (mode 640)"),
+    ("proc", lambda tmp_path: "file:///proc/self/environ", "is under /proc or /sys"),
 ]
 
 
@@ -1166,3 +1178,58 @@ def test_unset_normalize_leaves_the_fingerprint_as_before(tmp_path: Path) -> Non
     )
     assert "normalize: lower" in text
     assert _load_with(tmp_path, mask_rules=text).fingerprint() != config.fingerprint()
+
+
+ALIAS_BOMB = _yaml(
+    """
+    version: "1.0"
+    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+    tables: *h
+    """
+)
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mask-rules.yaml", ALIAS_BOMB)
+    with pytest.raises(ConfigError, match="expands to more than 100000 nodes through its aliases"):
+        read_yaml(path)
+
+
+def test_a_few_aliases_are_fine(tmp_path: Path) -> None:
+    text = _yaml(
+        """
+        version: "1.0"
+        tables:
+          public.users:
+            columns:
+              email: &email { action: fake, provider: email, seed_alias: user_email }
+          public.contacts:
+            columns:
+              email: *email
+        """
+    )
+    assert read_yaml(_write(tmp_path, "mask-rules.yaml", text)).data["tables"]["public.contacts"]["columns"]
+
+
+def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mask-rules.yaml", 'version: "1.0"\ntables: &t {a: *t}\n')
+    with pytest.raises(ConfigError, match="expands to more than 100000 nodes"):
+        read_yaml(path)
+
+
+def test_a_config_file_over_one_mib_is_refused_unread(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mask-rules.yaml", 'version: "1.0"\n' + "# padding\n" * 110_000)
+    with pytest.raises(ConfigError, match="larger than 1024 KiB"):
+        read_yaml(path)
+
+
+def test_a_numeric_version_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="version"):
+        _load_with(tmp_path, mask_rules=_yaml('version: 1.0\nglobal_salt: "${ANONYMIZATION_SALT}"\n'))

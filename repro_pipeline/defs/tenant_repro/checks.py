@@ -113,7 +113,9 @@ def no_original_pii(
     return dg.AssetCheckResult(
         passed=not leaks,
         metadata={
-            "original_values_checked": len(originals),
+            "original_values_checked": len(originals.values),
+            "originals_not_searched": dg.MetadataValue.json(dict(originals.not_searched)),
+            "regex_masks_that_masked_nothing": dg.MetadataValue.json(originals.masked_nothing),
             "leaking_columns": dg.MetadataValue.json(dict(leaks)),
         },
     )

@@ -12,14 +12,16 @@ from repro_pipeline.engine.repro_databases import lifecycle
 @dg.op
 def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetServer) -> list[str]:
     with reported_as_failure(), target.admin() as admin:
-        dropped = lifecycle.drop_expired(admin, datetime.now(UTC))
-    for database in dropped:
+        sweep = lifecycle.drop_expired(admin, datetime.now(UTC))
+    for database in sweep.dropped:
         context.log.info(
             f"dropped {database.name} (org {database.organization_id}, expired {database.expires_at})"
         )
-    if not dropped:
+    for skipped in sweep.skipped:
+        context.log.warning(f"skipped {skipped}")
+    if not sweep.dropped:
         context.log.info("no repro database has expired")
-    return [database.name for database in dropped]
+    return [database.name for database in sweep.dropped]
 
 
 @dg.job(description="Drop every repro database whose TTL has run out")

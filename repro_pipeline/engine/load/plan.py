@@ -18,6 +18,7 @@ from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import Catalog, TableName, read_catalog
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
 from repro_pipeline.engine.subset.closure import Closure, Root, compute_closure
+from repro_pipeline.engine.subset.predicate_functions import require_selecting_functions
 from repro_pipeline.engine.subset.roots import (
     configured_edge_policies,
     configured_roots,
@@ -52,6 +53,7 @@ def plan_subset(
     if config.mask_rules.strict_autodetect:
         require_covered(detect(snapshot.conn, catalog, config), config)
     roots = configured_roots(config, catalog)
+    require_selecting_functions(snapshot.conn, roots)
     copied = [name for name, masking in mask_plan.tables.items() if masking.copies_rows]
     for root in roots:
         if root.table not in copied:

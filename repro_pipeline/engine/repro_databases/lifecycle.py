@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -110,8 +110,16 @@ def retire(admin: psycopg.Connection[TupleRow], database: ReproDatabase, now: da
     return mark(admin, database, "failed", expires_at=now)
 
 
-def list_repro_databases(admin: psycopg.Connection[TupleRow]) -> list[ReproDatabase]:
-    found = []
+@dataclass(frozen=True)
+class Registry:
+    """The repro databases on the target server, and those whose record could not be read."""
+
+    databases: list[ReproDatabase]
+    unreadable: list[str]  # "name: why", for the operator; such a database is never dropped by the sweep
+
+
+def read_registry(admin: psycopg.Connection[TupleRow]) -> Registry:
+    found, unreadable = [], []
     for name, comment in admin.execute(
         "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database ORDER BY datname"
     ):
@@ -124,14 +132,26 @@ def list_repro_databases(admin: psycopg.Connection[TupleRow]) -> list[ReproDatab
                     name=str(name),
                     organization_id=int(record["organization_id"]),
                     run_id=str(record["run_id"]),
-                    created_at=datetime.fromisoformat(record["created_at"]),
-                    expires_at=datetime.fromisoformat(record["expires_at"]),
+                    created_at=_timestamp(record["created_at"]),
+                    expires_at=_timestamp(record["expires_at"]),
                     status=str(record["status"]),
                 )
             )
-        except (KeyError, TypeError, ValueError):
-            continue  # a record edited by hand: not ours to interpret, so not ours to drop
-    return found
+        except (KeyError, TypeError, ValueError) as exc:
+            # A record edited by hand: not ours to interpret, so not ours to drop; said, never fatal.
+            problem = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+            unreadable.append(f"{name}: its record cannot be read ({problem})")
+    return Registry(found, unreadable)
+
+
+def list_repro_databases(admin: psycopg.Connection[TupleRow]) -> list[ReproDatabase]:
+    return read_registry(admin).databases
+
+
+def _timestamp(text: object) -> datetime:
+    """An ISO 8601 time; one written without a time zone is read as UTC."""
+    moment = datetime.fromisoformat(str(text))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def drop_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> None:
@@ -140,11 +160,27 @@ def drop_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> None:
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def drop_expired(admin: psycopg.Connection[TupleRow], now: datetime) -> list[ReproDatabase]:
-    expired = [database for database in list_repro_databases(admin) if database.expires_at <= now]
-    for database in expired:
-        drop_repro_database(admin, database.name)
-    return expired
+@dataclass(frozen=True)
+class Sweep:
+    dropped: list[ReproDatabase]
+    skipped: list[str]  # "name: why": unreadable records and databases that could not be dropped
+
+
+def drop_expired(admin: psycopg.Connection[TupleRow], now: datetime) -> Sweep:
+    """Drop every repro database whose expiry has passed; one that cannot be read or dropped is skipped
+    and said, so it never stops the sweep of the others."""
+    registry = read_registry(admin)
+    dropped, skipped = [], list(registry.unreadable)
+    for database in registry.databases:
+        if database.expires_at > now:
+            continue
+        try:
+            drop_repro_database(admin, database.name)
+        except psycopg.Error as exc:
+            skipped.append(f"{database.name}: not dropped ({exc.diag.message_primary or type(exc).__name__})")
+        else:
+            dropped.append(database)
+    return Sweep(dropped, skipped)
 
 
 def _write_comment(admin: psycopg.Connection[TupleRow], database: ReproDatabase) -> None:

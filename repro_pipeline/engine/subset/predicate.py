@@ -54,6 +54,18 @@ class Predicate:
 
 
 _SHELL = "SELECT 1 WHERE "
+# Functions that act (sleep, signal, read files, run SQL given as text, change settings or sequences)
+# are refused without a database; any other VOLATILE one by the source's own catalog at plan time.
+_ACTING_FUNCTIONS = frozenset(
+    {
+        "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_terminate_backend", "pg_cancel_backend",
+        "pg_reload_conf", "pg_rotate_logfile", "pg_read_file", "pg_read_binary_file", "pg_ls_dir",
+        "pg_stat_file", "lo_import", "lo_export", "lo_get", "set_config", "nextval", "setval",
+        "pg_advisory_lock", "pg_advisory_xact_lock", "pg_notify", "dblink", "dblink_exec",
+        "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml",
+        "cursor_to_xmlschema", "pg_switch_wal", "pg_create_restore_point", "txid_current",
+    }
+)  # fmt: skip
 _ALLOWED_CLAUSES = {"targetList", "whereClause", "groupDistinct", "limitOption", "op", "all"}
 _WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 
@@ -89,6 +101,23 @@ def check_predicate(text: str) -> None:
     writes = [node for node in _walk(select.whereClause) if isinstance(node, _WRITES)]
     if writes:
         raise ValueError(f"data-modifying statement ({type(writes[0]).__name__}) inside the predicate")
+    acting = [name for _, name in called_functions(text) if name.lower() in _ACTING_FUNCTIONS]
+    if acting:
+        raise ValueError(
+            f"{acting[0]}() is not allowed: a predicate only selects rows, it calls no function that acts"
+        )
+
+
+def called_functions(text: str) -> list[tuple[str | None, str]]:
+    """The functions ``text`` calls, as (schema or None, name), at any depth (subqueries too)."""
+    parsed_text = _TOKENS.sub(lambda m: "$1" if m.group("placeholder") else m.group(0), text)
+    (statement,) = parse_sql(_SHELL + parsed_text)
+    called = []
+    for node in _walk(statement.stmt):
+        if isinstance(node, ast.FuncCall):
+            parts = [part.sval for part in node.funcname or ()]
+            called.append((parts[-2] if len(parts) > 1 else None, parts[-1]))
+    return called
 
 
 def _walk(node: object) -> Iterator[object]:

@@ -1,77 +1,126 @@
 """The leak scan: no original value of a masked column or JSON path may appear anywhere in the target.
 
 The originals are read back from the source for exactly the rows the target holds (by primary key), so
-the scan does not trust the masker; then every text and JSON value of every target table is compared
-with them (JSON documents leaf by leaf).
+the scan does not trust the masker. Every masked column counts, whatever its action: for ``regex_mask`` the
+parts its pattern matched, and every value when the pattern matched none of them (a rule that masks
+nothing). Then every text and JSON value of every target table, JSON keys included, is searched for them
+at once (Aho-Corasick), case-insensitively, as whole values or inside longer text at word boundaries.
+Originals too short to search for without matching everywhere (one or two characters, bare numbers) are
+counted and reported, not searched.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
+import ahocorasick
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.config import FakeAction, HashAction, NullAction, ReproConfig
-from repro_pipeline.engine.masking.json_paths import string_leaves, values_at
+from repro_pipeline.engine.config import PassthroughAction, RegexMaskAction, ReproConfig, StaticAction
+from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
 from repro_pipeline.engine.source.catalog import Catalog, TableName
 from repro_pipeline.engine.subset.keyset import batches, column_list, match_keys
+
+
+@dataclass(frozen=True)
+class SensitiveColumn:
+    """A masked column and what of its source values must not survive."""
+
+    name: str
+    pattern: re.Pattern[str] | None = None  # regex_mask: the parts it matches
+    kept: str | None = None  # static: its own replacement is no original
 
 
 @dataclass(frozen=True)
 class SensitiveFields:
     """What of one table must not survive: masked columns, and JSON paths per json column."""
 
-    columns: tuple[str, ...]
+    columns: tuple[SensitiveColumn, ...]
     json_paths: tuple[tuple[str, str], ...]  # (column, path)
 
 
 def sensitive_fields(config: ReproConfig, catalog: Catalog) -> dict[TableName, SensitiveFields]:
-    columns: dict[TableName, list[str]] = {}
+    columns: dict[TableName, list[SensitiveColumn]] = {}
     for key, rules in config.mask_rules.tables.items():
         table = catalog.find(key)
         if table is None or rules.strategy != "transform":
             continue
         columns[table.name] = [
-            name
+            SensitiveColumn(
+                name,
+                pattern=action.compiled() if isinstance(action, RegexMaskAction) else None,
+                kept=action.value if isinstance(action, StaticAction) else None,
+            )
             for name, action in rules.columns.items()
-            if isinstance(action, FakeAction | HashAction | NullAction)
+            if not isinstance(action, PassthroughAction)
         ]
     paths: dict[TableName, list[tuple[str, str]]] = {}
     for entry in config.extensions.json_mask:
         table_text, _, column = entry.column.rpartition(".")
         table = catalog.find(table_text)
         if table is not None:
-            paths.setdefault(table.name, []).extend(
-                (column, rule.path) for rule in entry.paths if rule.action != "static"
-            )
+            paths.setdefault(table.name, []).extend((column, rule.path) for rule in entry.paths)
     return {
         name: SensitiveFields(tuple(columns.get(name, ())), tuple(paths.get(name, ())))
         for name in set(columns) | set(paths)
     }
 
 
+@dataclass
+class Originals:
+    """The source's sensitive values for the target's rows, and what was set aside."""
+
+    values: set[str] = field(default_factory=set)
+    not_searched: Counter[str] = field(default_factory=Counter)  # reason -> originals
+    masked_nothing: list[str] = field(default_factory=list)  # regex_mask columns whose pattern never matched
+
+    def add(self, value: str) -> None:
+        value = value.rstrip(" ")  # char(n) pads with spaces
+        if not value:
+            return
+        reason = _too_plain(value)
+        if reason:
+            self.not_searched[reason] += 1
+        else:
+            self.values.add(value)
+
+
+def _too_plain(value: str) -> str:
+    if len(value) <= 2:
+        return "one or two characters"
+    if _BARE_NUMBER.fullmatch(value):
+        return "bare number"
+    return ""
+
+
+_BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
+
+
 def original_values(
     source: psycopg.Connection[TupleRow],
     target: psycopg.Connection[TupleRow],
     source_catalog: Catalog,
-    fields: dict[TableName, SensitiveFields],
-) -> set[str]:
+    fields: Mapping[TableName, SensitiveFields],
+) -> Originals:
     """The source's values of the sensitive fields, for the rows present in the target.
 
     Tables without a primary key are not read back (their rows cannot be matched); their masks still apply.
     """
-    originals: set[str] = set()
-    for name, wanted in fields.items():
+    originals = Originals()
+    for name, wanted in sorted(fields.items()):
         table = source_catalog.tables[name]
         json_columns = tuple(dict.fromkeys(column for column, _ in wanted.json_paths))
-        read = tuple(dict.fromkeys((*wanted.columns, *json_columns)))
+        read = tuple(dict.fromkeys((*(column.name for column in wanted.columns), *json_columns)))
         if not read or not table.primary_key:
             continue  # without a key, a target row cannot be matched to its source row
+        readers = [(column, path_reader(path)) for column, path in wanted.json_paths]
+        regex_columns = {column.name: _RegexOriginals() for column in wanted.columns if column.pattern}
         keys = [
             row[0] if len(row) == 1 else row
             for row in target.execute(
@@ -85,27 +134,56 @@ def original_values(
             )
             for row in source.execute(query, params):
                 values = dict(zip(read, row, strict=True))
-                originals.update(
-                    str(values[column]).rstrip(" ") for column in wanted.columns if values[column]
-                )
-                for column, path in wanted.json_paths:
-                    for found in values_at(values[column], path):
-                        originals.update(
-                            string_leaves(found) if not isinstance(found, int | float) else [str(found)]
-                        )
-    originals.discard("")
+                for column in wanted.columns:
+                    value = values[column.name]
+                    if value is None:
+                        continue
+                    text = str(value)
+                    if column.pattern is not None:
+                        regex_columns[column.name].read(text, column.pattern, originals)
+                    elif text != column.kept:
+                        originals.add(text)
+                for json_column, read_path in readers:
+                    for found in read_path(values[json_column]):
+                        for leaf in [str(found)] if isinstance(found, int | float) else string_leaves(found):
+                            originals.add(leaf)
+        for column_name, regex_originals in regex_columns.items():
+            if regex_originals.masked_nothing():
+                originals.masked_nothing.append(f"{name}.{column_name}")
+                for value in regex_originals.unmatched:
+                    originals.add(value)
     return originals
 
 
-def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals: set[str]) -> Counter[str]:
+@dataclass
+class _RegexOriginals:
+    """A regex_mask column's originals: the parts its pattern matched, and the values it left alone
+    (originals only if it matched none at all)."""
+
+    matched_values: int = 0
+    unmatched: list[str] = field(default_factory=list)
+
+    def read(self, text: str, pattern: re.Pattern[str], originals: Originals) -> None:
+        parts = [match.group(0) for match in pattern.finditer(text) if match.group(0)]
+        if parts:
+            self.matched_values += 1
+            for part in parts:
+                originals.add(part)
+        elif text.strip():
+            self.unmatched.append(text)
+
+    def masked_nothing(self) -> bool:
+        return self.matched_values == 0 and bool(self.unmatched)
+
+
+def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals: Originals) -> Counter[str]:
     """How many target values of each ``schema.table.column`` contain an original sensitive value.
 
-    Every column that can hold text is read (as text, or parsed for json/jsonb). A value leaks when it,
-    an email or IPv4 address inside it, one of its words or a run of two or three words equals an
-    original: a copied email inside a support note is found, not only a whole copied cell.
+    Every column that can hold text is read (as text, or parsed for json/jsonb, whose keys count too).
     """
     hits: Counter[str] = Counter()
-    if not originals:
+    contains_original = _matcher(originals.values)
+    if contains_original is None:
         return hits
     for table in catalog.tables.values():
         columns = [column for column in table.columns if not column.type.startswith(_NEVER_TEXT)]
@@ -121,10 +199,50 @@ def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals
             sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
         ):
             for column, value in zip(columns, row, strict=True):
-                texts = [value] if isinstance(value, str) else list(string_leaves(value))
-                if any(fragment in originals for text in texts for fragment in _fragments(text)):
+                if value is not None and any(contains_original(text) for text in _texts(value)):
                     hits[f"{table.name}.{column.name}"] += 1
     return hits
+
+
+def _matcher(originals: Iterable[str]) -> Callable[[str], bool] | None:
+    """A test of whether a text holds any of ``originals``, case-insensitively, at word boundaries."""
+    automaton = ahocorasick.Automaton()
+    for original in originals:
+        folded = original.casefold()
+        automaton.add_word(folded, folded)
+    if not len(automaton):
+        return None
+    automaton.make_automaton()
+
+    def contains_original(text: str) -> bool:
+        folded = text.rstrip(" ").casefold()
+        for end, found in automaton.iter(folded):
+            start = end - len(found) + 1
+            if _bounded(folded, start, end, found):
+                return True
+        return False
+
+    return contains_original
+
+
+def _bounded(text: str, start: int, end: int, found: str) -> bool:
+    """``found`` at text[start:end + 1] is not the middle of a longer word (``Ann`` in ``Annual``)."""
+    left_open = start == 0 or not (found[0].isalnum() and text[start - 1].isalnum())
+    right_open = end == len(text) - 1 or not (found[-1].isalnum() and text[end + 1].isalnum())
+    return left_open and right_open
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """A value's texts: itself, or a JSON document's string leaves and keys."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
 
 
 _NEVER_TEXT = (
@@ -141,15 +259,3 @@ _NEVER_TEXT = (
     "interval",
     "oid",
 )
-_EMBEDDED = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b(?:\d{1,3}\.){3}\d{1,3}\b")
-_WORD_EDGES = "\"'.,;:!?()[]{}<>"
-
-
-def _fragments(text: str) -> Iterator[str]:
-    text = text.rstrip(" ")  # char(n) pads with spaces
-    yield text
-    yield from _EMBEDDED.findall(text)
-    words = [word.strip(_WORD_EDGES) for word in text.split()]
-    for size in (1, 2, 3):
-        for start in range(len(words) - size + 1):
-            yield " ".join(words[start : start + size])

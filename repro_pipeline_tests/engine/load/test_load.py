@@ -134,6 +134,46 @@ def test_a_broken_predicate_names_its_file_and_line(
     assert "commercial-extensions.yaml:" in str(error.value) and "idd" in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("predicate", "says"),
+    [
+        ("id = :organization_id AND random() < 2", "calls random(), which is VOLATILE on the source"),
+        (
+            "id = :organization_id AND pg_catalog.clock_timestamp() > now()",
+            "calls pg_catalog.clock_timestamp()",
+        ),
+        (
+            "id = :organization_id AND no_such_function(id)",
+            "calls no_such_function(), which the source does not have",
+        ),
+        (
+            "id = :organization_id AND public.lower(legal_name) = legal_name",
+            "calls public.lower(), which the source does not",
+        ),
+    ],
+)
+def test_a_predicate_may_call_only_functions_that_select(
+    stack: Stack, source: SourceSummary, tmp_path: Path, predicate: str, says: str
+) -> None:
+    text = (CONFIG / "commercial-extensions.yaml").read_text()
+    acting = text.replace('"id = :organization_id"', f'"{predicate}"')
+    with pytest.raises(ConfigError) as error:
+        _plan(stack, _configs(tmp_path, extensions=acting), secrets.token_hex(32), 451)
+    assert says in str(error.value) and "commercial-extensions.yaml:" in str(error.value)
+
+
+def test_a_predicate_may_call_stable_and_immutable_functions(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    text = (CONFIG / "commercial-extensions.yaml").read_text()
+    selecting = text.replace(
+        '"id = :organization_id"',
+        "\"id = :organization_id AND lower(legal_name) = lower(legal_name) AND now() > 'epoch'\"",
+    )
+    plan = _plan(stack, _configs(tmp_path, extensions=selecting), secrets.token_hex(32), 451)
+    assert plan.closure.total_rows > 0
+
+
 def test_rules_on_unknown_tables_or_columns_are_refused_before_loading(
     stack: Stack, source: SourceSummary, tmp_path: Path
 ) -> None:
@@ -356,14 +396,18 @@ def test_tables_with_strategy_empty_are_created_without_rows_and_are_no_roots(
     assert _rows(dsn, "SELECT count(*) FROM invoices")[0][0] == 3000
 
 
-def _edge_closure(
-    edge_source: str, tmp_path: Path, rules: str, extensions: str, tenant: int
-) -> dict[str, int]:
+def _edge_plan(edge_source: str, tmp_path: Path, rules: str, extensions: str, tenant: int) -> SubsetPlan:
     (tmp_path / "mask-rules.yaml").write_text(rules)
     (tmp_path / "commercial-extensions.yaml").write_text(extensions)
     config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
     with open_source_snapshot(edge_source) as snapshot:
-        plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), tenant)
+        return plan_subset(snapshot, config, Secret(secrets.token_hex(32)), tenant)
+
+
+def _edge_closure(
+    edge_source: str, tmp_path: Path, rules: str, extensions: str, tenant: int
+) -> dict[str, int]:
+    plan = _edge_plan(edge_source, tmp_path, rules, extensions, tenant)
     return {str(table): rows for table, rows in plan.closure.row_counts.items()}
 
 
@@ -412,8 +456,9 @@ def test_an_fk_rule_can_skip_or_cap_the_way_down(edge_source: str, tmp_path: Pat
         "foreign_keys:\n  - table: public.notes\n    columns: [tenant_id]\n    max_rows_per_parent: 2\n"
         "  - table: public.notes\n    columns: [tag_id]\n    down: skip\n"
     )
-    counts = _edge_closure(edge_source, tmp_path, EDGE_RULES, cap, 2)
-    assert counts["public.notes"] == 2  # the two newest of the tenant's four
+    plan = _edge_plan(edge_source, tmp_path, EDGE_RULES, cap, 2)
+    notes = next(table for table in plan.closure.keys if str(table) == "public.notes")
+    assert sorted(plan.closure.keys[notes]) == [7, 10]  # the two newest (highest id) of the tenant's 1, 4, 7, 10
     ambiguous = EDGE_EXTENSIONS + "foreign_keys:\n  - table: Billing.accounts\n    down: skip\n"
     with pytest.raises(ConfigError, match=r"matches 2 foreign keys of Billing\.accounts, not one"):
         _edge_closure(edge_source, tmp_path, EDGE_RULES, ambiguous, 2)

@@ -3,12 +3,14 @@ and the manifest's planned row counts read back as the load wrote them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
@@ -89,3 +91,27 @@ def test_the_planned_row_counts_are_read_back_as_the_load_wrote_them(
             ),
         )
         assert planned_row_counts(conn) == {invoices: 12, notes: 0}
+
+
+def _record(admin: psycopg.Connection[tuple[object, ...]], name: str, record: dict[str, object]) -> None:
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    comment = json.dumps({"created_by": "repro_pipeline", **record})
+    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+
+
+def test_a_record_the_sweep_cannot_read_is_reported_and_skipped_and_a_naive_expiry_is_utc(
+    admin: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    naive, broken = "repro_org451_aaaaaaaa", "repro_org451_bbbbbbbb"
+    a_day_ago = (datetime.now(UTC) - timedelta(days=1)).replace(tzinfo=None).isoformat()
+    fields = {"organization_id": 451, "created_at": a_day_ago, "status": "loaded"}
+    _record(admin, naive, {**fields, "run_id": "aaaaaaaa", "expires_at": a_day_ago})
+    _record(admin, broken, {**fields, "run_id": "bbbbbbbb", "expires_at": "soon"})
+    try:
+        sweep = lifecycle.drop_expired(admin, datetime.now(UTC))
+        assert [database.name for database in sweep.dropped] == [naive]
+        assert sweep.skipped == [f"{broken}: its record cannot be read (Invalid isoformat string: 'soon')"]
+        assert broken in {str(name) for (name,) in admin.execute("SELECT datname FROM pg_database")}
+    finally:
+        for name in (naive, broken):
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))

@@ -256,6 +256,7 @@ def test_apostrophe_in_a_comment_does_not_hide_a_semicolon() -> None:
         "note = 'a;b' AND x::int = 1",
         "id = :organization_id -- the tenant",
         "id IN (SELECT organization_id FROM users WHERE role = 'owner')",
+        "date_trunc('day', occurred_at) >= date_trunc('day', now()) AND lower(name) <> 'pg_sleep'",
     ],
 )
 def test_check_predicate_accepts_one_boolean_expression(text: str) -> None:
@@ -276,6 +277,17 @@ def test_check_predicate_accepts_one_boolean_expression(text: str) -> None:
             "data-modifying statement (DeleteStmt)",
         ),
         ("SELECT 1", "not a valid SQL expression"),
+        ("pg_sleep(30) IS NOT NULL", "pg_sleep() is not allowed"),
+        ("id = :organization_id AND pg_terminate_backend(4242)", "pg_terminate_backend() is not allowed"),
+        ("length(pg_catalog.pg_read_file('/etc/passwd')) > 0", "pg_read_file() is not allowed"),
+        (
+            "id IN (SELECT organization_id FROM users WHERE set_config('a.b', 'c', false) = 'c')",
+            "set_config()",
+        ),
+        ("id = nextval('users_id_seq')", "nextval() is not allowed"),
+        ("lo_import('/etc/hosts') > 0", "lo_import() is not allowed"),
+        ("EXISTS (SELECT 1 FROM dblink('host=x', 'select 1') AS t(a int))", "dblink() is not allowed"),
+        ("query_to_xml('select pg_sleep(9)', true, true, '') IS NOT NULL", "query_to_xml() is not allowed"),
     ],
 )
 def test_check_predicate_refuses_anything_else_naming_the_offending_text(text: str, says: str) -> None:

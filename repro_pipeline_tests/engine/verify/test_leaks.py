@@ -1,0 +1,227 @@
+"""The leak scan on real databases that really leak: every kind of original in every kind of place is
+found, and what must not count (a masked value, a word that merely starts like a name) is not."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.engine.config import load_config
+from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.source.catalog import TableName, read_catalog
+from repro_pipeline.engine.verify.leaks import (
+    Originals,
+    SensitiveColumn,
+    SensitiveFields,
+    find_leaks,
+    original_values,
+    sensitive_fields,
+)
+
+SCHEMA = """
+CREATE TABLE users (id int PRIMARY KEY, full_name text, email text, notes text, last_four text, code char(12));
+CREATE TABLE events (id int PRIMARY KEY, payload jsonb);
+CREATE TABLE comments (id int PRIMARY KEY, body text);
+CREATE TABLE keyless (full_name text);
+"""
+USERS = TableName("public", "users")
+EVENTS = TableName("public", "events")
+
+Connection = psycopg.Connection[tuple[object, ...]]
+
+
+@dataclass(frozen=True)
+class Pair:
+    source: Connection
+    target: Connection
+
+    def scan(self, fields: dict[TableName, SensitiveFields]) -> tuple[Originals, Counter[str]]:
+        originals = original_values(self.source, self.target, read_catalog(self.source), fields)
+        return originals, find_leaks(self.target, read_catalog(self.target), originals)
+
+
+@pytest.fixture
+def pair(stack: Stack) -> Iterator[Pair]:
+    names = [f"leak_test_{secrets.token_hex(4)}" for _ in range(2)]
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        for name in names:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            source_dsn, target_dsn = (with_database(stack.target_admin_dsn, name) for name in names)
+            with (
+                psycopg.connect(source_dsn, autocommit=True) as source,
+                psycopg.connect(target_dsn, autocommit=True) as target,
+            ):
+                for conn in (source, target):
+                    conn.execute(SCHEMA)
+                yield Pair(source, target)
+        finally:
+            for name in names:
+                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _user(conn: Connection, full_name: str, email: str = "", notes: str = "", code: str = "") -> None:
+    conn.execute(
+        "INSERT INTO users (id, full_name, email, notes, code) VALUES (1, %s, %s, %s, %s)",
+        (full_name, email, notes, code),
+    )
+
+
+NAMES = {USERS: SensitiveFields((SensitiveColumn("full_name"), SensitiveColumn("email")), ())}
+
+
+@pytest.mark.parametrize(
+    "leaked",
+    [
+        "Zorblat Quenwick",  # a whole copied cell
+        "ZORBLAT QUENWICK",  # upper-cased
+        "ticket: zorblat quenwick called twice",  # inside a sentence
+        "Escalated by Zorblat Quenwick.",  # at the end, before punctuation
+    ],
+)
+def test_an_original_is_found_whole_upper_cased_or_inside_text(pair: Pair, leaked: str) -> None:
+    _user(pair.source, "Zorblat Quenwick")
+    _user(pair.target, "Masked Person")
+    pair.target.execute("INSERT INTO comments VALUES (1, %s)", (leaked,))
+    _, leaks = pair.scan(NAMES)
+    assert leaks == Counter({"public.comments.body": 1})
+
+
+def test_an_original_of_many_words_is_found_inside_a_note(pair: Pair) -> None:
+    _user(pair.source, "Ana Maria de la Cruz Quenwick")
+    _user(pair.target, "Masked Person")
+    pair.target.execute(
+        "INSERT INTO comments VALUES (1, 'spoke with Ana Maria de la Cruz Quenwick about the invoice')"
+    )
+    assert pair.scan(NAMES)[1] == Counter({"public.comments.body": 1})
+
+
+def test_an_original_is_found_in_a_json_value_and_as_a_json_key(pair: Pair) -> None:
+    _user(pair.source, "Zorblat Quenwick", email="zorblat@acme.example")
+    _user(pair.target, "Masked Person", email="masked@example.com")
+    pair.target.execute(
+        "INSERT INTO events VALUES (1, %s), (2, %s), (3, %s)",
+        (
+            Jsonb({"actor": {"notes": ["met ZORBLAT@acme.example"]}}),
+            Jsonb({"by_email": {"zorblat@acme.example": 3}}),
+            Jsonb({"actor": {"email": "masked@example.com"}}),
+        ),
+    )
+    assert pair.scan(NAMES)[1] == Counter({"public.events.payload": 2})
+
+
+def test_a_json_path_original_is_found_elsewhere(pair: Pair) -> None:
+    pair.source.execute(
+        "INSERT INTO events VALUES (1, %s)", (Jsonb({"actor": {"email": "zorblat@acme.example"}}),)
+    )
+    pair.target.execute(
+        "INSERT INTO events VALUES (1, %s)", (Jsonb({"actor": {"email": "masked@example.com"}}),)
+    )
+    pair.target.execute("INSERT INTO comments VALUES (1, 'from zorblat@acme.example')")
+    fields = {EVENTS: SensitiveFields((), (("payload", "$.actor.email"), ("payload", "$..missing")))}
+    originals, leaks = pair.scan(fields)
+    assert originals.values == {"zorblat@acme.example"}
+    assert leaks == Counter({"public.comments.body": 1})
+
+
+def test_a_word_that_only_starts_like_an_original_is_no_leak(pair: Pair) -> None:
+    _user(pair.source, "Ann")
+    _user(pair.target, "Masked Person")
+    pair.target.execute("INSERT INTO comments VALUES (1, 'Annual report; see annex'), (2, 'Joanne')")
+    assert pair.scan(NAMES)[1] == Counter()
+    pair.target.execute("INSERT INTO comments VALUES (3, 'ask ann_ops or Ann.')")
+    assert pair.scan(NAMES)[1] == Counter({"public.comments.body": 1})
+
+
+def test_short_originals_and_bare_numbers_are_counted_not_searched(pair: Pair) -> None:
+    pair.source.execute("INSERT INTO users (id, full_name, last_four) VALUES (1, 'Al', '4242')")
+    pair.target.execute("INSERT INTO users (id, full_name, last_four) VALUES (1, 'Masked Person', '9999')")
+    pair.target.execute("INSERT INTO comments VALUES (1, 'Al paid with 4242')")
+    fields = {USERS: SensitiveFields((SensitiveColumn("full_name"), SensitiveColumn("last_four")), ())}
+    originals, leaks = pair.scan(fields)
+    assert leaks == Counter()
+    assert originals.not_searched == Counter({"one or two characters": 1, "bare number": 1})
+
+
+def test_a_padded_char_original_is_found_without_its_padding(pair: Pair) -> None:
+    _user(pair.source, "x", code="QX-77-ALPHA")
+    _user(pair.target, "y", code="masked")
+    pair.target.execute("INSERT INTO comments VALUES (1, 'code QX-77-ALPHA')")
+    fields = {USERS: SensitiveFields((SensitiveColumn("code"),), ())}
+    assert pair.scan(fields)[1] == Counter({"public.comments.body": 1})
+
+
+def test_a_regex_mask_that_matched_nothing_leaves_its_values_as_originals(pair: Pair) -> None:
+    _user(pair.source, "Zorblat Quenwick")
+    _user(pair.target, "Zorblat Quenwick")  # regex_mask "ZZZZ" changed nothing
+    fields = {USERS: SensitiveFields((SensitiveColumn("full_name", pattern=re.compile("ZZZZ")),), ())}
+    originals, leaks = pair.scan(fields)
+    assert originals.masked_nothing == ["public.users.full_name"]
+    assert leaks == Counter({"public.users.full_name": 1})
+
+
+def test_a_regex_mask_protects_what_it_matched_and_nothing_else(pair: Pair) -> None:
+    note = "call zorblat@acme.example before noon"
+    pair.source.execute(
+        "INSERT INTO users (id, notes) VALUES (1, %s), (2, 'no contact given'), (3, 'write to q@acme.example')",
+        (note,),
+    )
+    pair.target.execute(
+        "INSERT INTO users (id, notes) VALUES (1, 'call [email] before noon'), (2, 'no contact given'), "
+        "(3, 'write to q@acme.example')"
+    )
+    email = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+    fields = {USERS: SensitiveFields((SensitiveColumn("notes", pattern=email),), ())}
+    originals, leaks = pair.scan(fields)
+    assert originals.values == {"zorblat@acme.example", "q@acme.example"}
+    assert originals.masked_nothing == []
+    assert leaks == Counter({"public.users.notes": 1})  # row 3: the pattern's match survived
+
+
+def test_a_static_value_is_no_original_of_itself(pair: Pair) -> None:
+    pair.source.execute("INSERT INTO users (id, notes) VALUES (1, 'REDACTED'), (2, 'Zorblat Quenwick')")
+    pair.target.execute("INSERT INTO users (id, notes) VALUES (1, 'REDACTED'), (2, 'REDACTED')")
+    fields = {USERS: SensitiveFields((SensitiveColumn("notes", kept="REDACTED"),), ())}
+    originals, leaks = pair.scan(fields)
+    assert originals.values == {"Zorblat Quenwick"} and leaks == Counter()
+
+
+def test_every_masking_action_but_passthrough_is_sensitive(tmp_path: Path, pair: Pair) -> None:
+    (tmp_path / "mask-rules.yaml").write_text(
+        "version: '1.0'\n"
+        "tables:\n"
+        "  public.users:\n"
+        "    columns:\n"
+        "      full_name: { action: regex_mask, pattern: ZZZZ, replace: Y }\n"
+        "      email: { action: fake, provider: email }\n"
+        "      notes: { action: static, value: gone }\n"
+        "      last_four: { action: hash }\n"
+        "      code: { action: passthrough }\n"
+        "  public.comments:\n"
+        "    columns:\n"
+        "      body: { action: 'null' }\n"
+    )
+    (tmp_path / "commercial-extensions.yaml").write_text(
+        "version: '1.0'\n"
+        "subset:\n  - table: public.users\n    predicate: id = 1\n"
+        "json_mask:\n"
+        "  - column: public.events.payload\n"
+        "    paths:\n"
+        "      - { path: $.a, action: static, value: x }\n"
+        "      - { path: $.b, action: remove }\n"
+    )
+    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+    fields = sensitive_fields(config, read_catalog(pair.source))
+    assert {column.name for column in fields[USERS].columns} == {"full_name", "email", "notes", "last_four"}
+    assert [column.name for column in fields[TableName("public", "comments")].columns] == ["body"]
+    assert fields[EVENTS].json_paths == (("payload", "$.a"), ("payload", "$.b"))
