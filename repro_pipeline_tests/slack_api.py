@@ -17,11 +17,25 @@ class SlackMessage:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True)
+class ScriptedReply:
+    """One answer given instead of the real one: a rate limit, a server error, a garbled body."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass
 class SlackApi:
     token: str
     messages: list[SlackMessage] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    scripted: list[ScriptedReply] = field(default_factory=list)  # answered first, in order
+    requests: int = 0
+
+    def answer_next(self, *replies: ScriptedReply) -> None:
+        self.scripted.extend(replies)
 
     @property
     def base_url(self) -> str:
@@ -35,6 +49,10 @@ class SlackApi:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                api.requests += 1
+                if api.scripted:
+                    self._send(api.scripted.pop(0))
+                    return
                 if self.headers.get("Authorization") != f"Bearer {api.token}":
                     self._reply({"ok": False, "error": "invalid_auth"})
                     return
@@ -54,12 +72,21 @@ class SlackApi:
                 self._reply({"ok": True, "channel": "C0REPRO", "ts": f"1700000000.{len(api.messages):06d}"})
 
             def _reply(self, payload: dict[str, object]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
+                self._send(
+                    ScriptedReply(
+                        200,
+                        json.dumps(payload).encode(),
+                        (("Content-Type", "application/json; charset=utf-8"),),
+                    )
+                )
+
+            def _send(self, reply: ScriptedReply) -> None:
+                self.send_response(reply.status)
+                for name, value in reply.headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(reply.body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

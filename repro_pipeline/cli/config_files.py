@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
 from repro_pipeline.engine.config import default_config_paths
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.secrets import Secret
@@ -31,6 +32,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     preview.add_argument(
         "--sample", type=_positive_int, default=200, metavar="N", help="rows sampled per table (200)"
     )
+    add_allow_primary(preview)
     preview.set_defaults(handler=_preview)
 
     schema = commands.add_parser(
@@ -61,10 +63,9 @@ def _preview(arguments: argparse.Namespace) -> int:
     from repro_pipeline.engine.masking.autodetect import detect, policy_diff, require_covered
     from repro_pipeline.engine.masking.plan import build_mask_plan
     from repro_pipeline.engine.source.catalog import read_catalog
-    from repro_pipeline.engine.source.snapshot import open_source_snapshot
 
     config = load_config(arguments.mask_rules, arguments.commercial_extensions)
-    with open_source_snapshot(arguments.source) as snapshot:
+    with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
         catalog = read_catalog(snapshot.conn)
         # Every rule checked against the source as a run would; nothing is masked, so no salt is needed.
         build_mask_plan(config, catalog, Secret(secrets.token_hex(32)))

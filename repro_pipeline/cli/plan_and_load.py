@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
 from repro_pipeline.engine.config import ReproConfig, default_config_paths
 from repro_pipeline.engine.secrets import Secret
 
@@ -28,6 +29,7 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--organization", required=True, help="numeric organization id")
     parser.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
     parser.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
+    add_allow_primary(parser)
 
 
 def _plan(arguments: argparse.Namespace) -> int:
@@ -35,10 +37,9 @@ def _plan(arguments: argparse.Namespace) -> int:
 
     from repro_pipeline.engine.load.plan import plan_subset
     from repro_pipeline.engine.load.report import plan_summary, plan_text
-    from repro_pipeline.engine.source.snapshot import open_source_snapshot
 
     config, salt, organization_id = _engine_inputs(arguments)
-    with open_source_snapshot(arguments.source) as snapshot:
+    with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
         summary = plan_summary(plan_subset(snapshot, config, salt, organization_id))
     print(json.dumps(summary, indent=2) if arguments.json else plan_text(summary))
     return 0
@@ -50,11 +51,10 @@ def _load(arguments: argparse.Namespace) -> int:
 
     from repro_pipeline.engine.load.loader import load_repro, require_empty_target
     from repro_pipeline.engine.load.plan import plan_subset
-    from repro_pipeline.engine.source.snapshot import open_source_snapshot
 
     config, salt, organization_id = _engine_inputs(arguments)
-    require_empty_target(arguments.target)
-    with open_source_snapshot(arguments.source) as snapshot:
+    with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
+        require_empty_target(arguments.target)
         plan = plan_subset(snapshot, config, salt, organization_id)
         report = load_repro(
             snapshot,

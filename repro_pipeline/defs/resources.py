@@ -21,8 +21,9 @@ from slack_sdk.errors import SlackApiError
 from repro_pipeline.defs.settings import positive_setting, text_setting
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.config import ReproConfig, default_config_paths, load_config
-from repro_pipeline.engine.errors import ReproError
+from repro_pipeline.engine.errors import ConfigError, ReproError
 from repro_pipeline.engine.secrets import Secret, resolve_salt
+from repro_pipeline.engine.source.snapshot import SessionLimits
 from repro_pipeline.engine.source.standby import LagLimits
 
 
@@ -33,13 +34,32 @@ class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
     max_replay_lag_seconds: float | None = Field(
         default=None,
         gt=0,
+        allow_inf_nan=False,
         description="refuse to read when replay lags more; unset: $REPRO_MAX_REPLAY_LAG_SECONDS, else 300",
     )
     max_replay_lag_bytes: int | None = Field(
         default=None,
         gt=0,
+        allow_inf_nan=False,
         description="refuse when more WAL is unreplayed; unset: $REPRO_MAX_REPLAY_LAG_BYTES, else 64 MiB",
     )
+
+    statement_timeout_seconds: float = Field(
+        default=SessionLimits.statement_timeout_seconds,
+        gt=0,
+        allow_inf_nan=False,
+        description="the longest one statement on the standby may run",
+    )
+    idle_in_transaction_seconds: float = Field(
+        default=SessionLimits.idle_in_transaction_seconds,
+        gt=0,
+        allow_inf_nan=False,
+        description="the longest the read's snapshot may sit idle on the standby (a vanished worker's too)",
+    )
+
+    @property
+    def session_limits(self) -> SessionLimits:
+        return SessionLimits(self.statement_timeout_seconds, self.idle_in_transaction_seconds)
 
     @property
     def lag_limits(self) -> LagLimits:
@@ -53,7 +73,10 @@ class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
         return dsn.describe(self.dsn)
 
     def connect(self) -> psycopg.Connection[TupleRow]:
-        return dsn.connect(self.dsn, role="standby (REPRO_STANDBY_DSN)")
+        return self.session_limits.connect(self.dsn, role="standby (REPRO_STANDBY_DSN)")
+
+
+MAX_TTL_HOURS = 24 * 90  # a repro database holds customer data, masked: a quarter at the most
 
 
 class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -63,12 +86,19 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
     ttl_hours: float | None = Field(
         default=None,
         gt=0,
+        allow_inf_nan=False,
         description="how long a repro database lives before the sweep drops it; unset: $REPRO_TTL_HOURS, else 48",
     )
 
     @property
     def ttl(self) -> timedelta:
-        return timedelta(hours=positive_setting(self.ttl_hours, "REPRO_TTL_HOURS", 48))
+        hours = positive_setting(self.ttl_hours, "REPRO_TTL_HOURS", 48)
+        if hours > MAX_TTL_HOURS:
+            raise ConfigError(
+                f"a TTL of {hours:g} hours is longer than repro databases may live ({MAX_TTL_HOURS} hours)",
+                f"set REPRO_TTL_HOURS (or ttl_hours) to at most {MAX_TTL_HOURS}",
+            )
+        return timedelta(hours=hours)
 
     def admin(self) -> psycopg.Connection[TupleRow]:
         return dsn.connect(self.admin_dsn, role="target server (REPRO_TARGET_DSN)", autocommit=True)

@@ -4,6 +4,7 @@ value fails the run that needs it, with a clear message, and the code location s
 A value set in the resource's config (the launchpad, a test) wins over the variable.
 """
 
+import math
 import os
 
 from repro_pipeline.engine.errors import ConfigError
@@ -17,7 +18,7 @@ def text_setting(configured: str | None, variable: str, default: str) -> str:
 
 def positive_setting(configured: float | None, variable: str, default: float) -> float:
     if configured is not None:
-        return configured  # the resource's field is validated as positive
+        return configured  # the resource's field is validated as positive and finite
     text = os.environ.get(variable)
     if text is None:
         return default
@@ -25,7 +26,7 @@ def positive_setting(configured: float | None, variable: str, default: float) ->
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise ConfigError(
             f"{variable}={text!r} is not a positive number", f"set {variable} to e.g. {default:g}"
         )

@@ -30,6 +30,15 @@ def describe(dsn: str) -> str:
     return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
 
 
+def parameter(dsn: str, name: str) -> str | None:
+    """One connection parameter of a DSN (``options``, say), without showing the DSN on error."""
+    try:
+        value = conninfo_to_dict(dsn).get(name)
+    except Exception:
+        raise _MALFORMED from None
+    return None if value is None else str(value)
+
+
 def with_database(dsn: str, dbname: str) -> str:
     """The same connection parameters pointed at another database (as a key=value conninfo)."""
     try:

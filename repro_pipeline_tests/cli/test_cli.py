@@ -241,3 +241,29 @@ def test_strict_autodetect_stops_a_plan_that_leaves_pii_unmasked(
     )
     assert run.returncode == 3
     assert "public.users.email" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("command", ["plan", "load", "preview"])
+def test_the_engine_commands_refuse_a_primary(
+    command: str, stack: Stack, source: SourceSummary, salt: str
+) -> None:
+    environment = {**os.environ, "ANONYMIZATION_SALT": salt}
+    arguments = {
+        "plan": ("--organization", "451"),
+        "load": ("--organization", "451", "--target", with_database(stack.target_admin_dsn, "never_made")),
+        "preview": (),
+    }[command]
+    run = _cli(command, "--source", stack.primary_dsn, *arguments, env=environment)
+    assert run.returncode == 2, run.stderr
+    assert "is not a caught-up hot standby: it is not in recovery" in run.stderr
+    assert "never the primary" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_allow_primary_reads_a_primary_and_says_so(stack: Stack, source: SourceSummary, salt: str) -> None:
+    environment = {**os.environ, "ANONYMIZATION_SALT": salt}
+    run = _cli(
+        "plan", "--source", stack.primary_dsn, "--organization", "451", "--allow-primary", env=environment
+    )
+    assert run.returncode == 0, run.stderr
+    assert "is a PRIMARY, not a standby; reading it because of --allow-primary" in run.stderr
+    assert "organization 451:" in run.stdout

@@ -3,6 +3,8 @@ location still loads. Real Dagster instance and executor, on the embedded stack.
 
 from __future__ import annotations
 
+import math
+
 import dagster as dg
 import psycopg
 import pytest
@@ -65,10 +67,27 @@ def test_a_configured_value_wins_over_the_variable(monkeypatch: pytest.MonkeyPat
     assert (limits.max_replay_lag_seconds, limits.max_replay_lag_bytes) == (300, 1024)
 
 
-@pytest.mark.parametrize("value", [0, -1])
-def test_a_configured_value_must_be_positive(value: float) -> None:
-    with pytest.raises(ValidationError, match="greater than 0"):
+@pytest.mark.parametrize(
+    ("value", "says"), [(0, "greater than 0"), (-1, "greater than 0"), (math.inf, "finite")]
+)
+def test_a_configured_value_must_be_positive_and_finite(value: float, says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
         TargetServer(admin_dsn="postgresql://x@h/db", ttl_hours=value)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("inf", "REPRO_TTL_HOURS='inf' is not a positive number"),
+        ("nan", "REPRO_TTL_HOURS='nan' is not a positive number"),
+        ("1e12", "a TTL of 1e+12 hours is longer than repro databases may live (2160 hours)"),
+    ],
+)
+def test_an_endless_ttl_is_refused(monkeypatch: pytest.MonkeyPatch, value: str, says: str) -> None:
+    monkeypatch.setenv("REPRO_TTL_HOURS", value)
+    with pytest.raises(ConfigError) as raised:
+        _ = TargetServer(admin_dsn="postgresql://x@h/db").ttl
+    assert says in str(raised.value)
 
 
 def test_settings_fall_back_to_the_variable_then_the_default(monkeypatch: pytest.MonkeyPatch) -> None:

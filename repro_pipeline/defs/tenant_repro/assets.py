@@ -69,7 +69,7 @@ def tenant_closure_and_repro_database(
         organization_id = parse_organization_id(context.partition_key)
         config, salt = masking.load()
         started_at = datetime.now(UTC)
-        with open_source_snapshot(standby.dsn) as snapshot:
+        with open_source_snapshot(standby.dsn, standby.session_limits) as snapshot:
             # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
             require_ready_standby(
                 read_standby_health(snapshot.conn), standby.lag_limits, source=snapshot.source

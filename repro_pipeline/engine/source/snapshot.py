@@ -24,10 +24,41 @@ class SourceSnapshot:
     replay_lsn: str | None
 
 
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long a source read may run or idle: a read never outlives its client by more than these, so a
+    killed worker leaves no backend holding its snapshot (and replay) on the standby."""
+
+    statement_timeout_seconds: float = 900.0
+    idle_in_transaction_seconds: float = 300.0
+    keepalive_idle_seconds: int = 30  # then 3 probes 10 s apart: a vanished client is noticed in a minute
+
+    def connect(self, source_dsn: str, *, role: str) -> psycopg.Connection[TupleRow]:
+        settings = {
+            "statement_timeout": int(self.statement_timeout_seconds * 1000),
+            "idle_in_transaction_session_timeout": int(self.idle_in_transaction_seconds * 1000),
+        }
+        given = dsn.parameter(source_dsn, "options")
+        options = " ".join(
+            [*([given] if given else []), *(f"-c {name}={ms}" for name, ms in settings.items())]
+        )
+        return dsn.connect(
+            source_dsn,
+            role=role,
+            options=options,
+            keepalives=1,
+            keepalives_idle=self.keepalive_idle_seconds,
+            keepalives_interval=10,
+            keepalives_count=3,
+        )
+
+
 @contextmanager
-def open_source_snapshot(source_dsn: str) -> Iterator[SourceSnapshot]:
+def open_source_snapshot(
+    source_dsn: str, limits: SessionLimits = SessionLimits()
+) -> Iterator[SourceSnapshot]:
     source = dsn.describe(source_dsn)
-    with dsn.connect(source_dsn, role="standby") as conn:
+    with limits.connect(source_dsn, role="standby") as conn:
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         row = conn.execute("SELECT now(), pg_last_wal_replay_lsn()::text").fetchone()

@@ -458,7 +458,10 @@ def test_an_fk_rule_can_skip_or_cap_the_way_down(edge_source: str, tmp_path: Pat
     )
     plan = _edge_plan(edge_source, tmp_path, EDGE_RULES, cap, 2)
     notes = next(table for table in plan.closure.keys if str(table) == "public.notes")
-    assert sorted(plan.closure.keys[notes]) == [7, 10]  # the two newest (highest id) of the tenant's 1, 4, 7, 10
+    assert sorted(plan.closure.keys[notes]) == [
+        7,
+        10,
+    ]  # the two newest (highest id) of the tenant's 1, 4, 7, 10
     ambiguous = EDGE_EXTENSIONS + "foreign_keys:\n  - table: Billing.accounts\n    down: skip\n"
     with pytest.raises(ConfigError, match=r"matches 2 foreign keys of Billing\.accounts, not one"):
         _edge_closure(edge_source, tmp_path, EDGE_RULES, ambiguous, 2)
