@@ -9,19 +9,17 @@ config or, when it leaves them unset, from their environment variable when a run
 import os
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dagster as dg
 import psycopg
 from psycopg.rows import TupleRow
 from pydantic import Field
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from repro_pipeline.defs.settings import positive_setting, text_setting
+from repro_pipeline.defs.slack_client import post_message
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.config import ReproConfig, default_config_paths, load_config
-from repro_pipeline.engine.errors import ConfigError, ReproError
+from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.secrets import Secret, resolve_salt
 from repro_pipeline.engine.source.snapshot import SessionLimits
 from repro_pipeline.engine.source.standby import LagLimits
@@ -169,20 +167,7 @@ class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def post(self, text: str) -> str:
         """Post ``text`` and return the message timestamp."""
-        client = WebClient(token=self.bot_token, base_url=self.api_url.rstrip("/") + "/", timeout=15)
-        try:
-            response = client.chat_postMessage(channel=self.destination, text=text)
-        except SlackApiError as exc:
-            raise ReproError(
-                f"Slack refused the handoff message: {exc.response.get('error', 'unknown error')}",
-                "check SLACK_BOT_TOKEN and that the bot is a member of the channel",
-            ) from None
-        except OSError as exc:
-            raise ReproError(
-                f"Slack could not be reached at {urlsplit(self.api_url).netloc}: {type(exc).__name__}",
-                "check REPRO_SLACK_API_URL and the network path to Slack",
-            ) from None
-        return str(response.get("ts", ""))
+        return post_message(token=self.bot_token, api_url=self.api_url, channel=self.destination, text=text)
 
 
 defs = dg.Definitions(

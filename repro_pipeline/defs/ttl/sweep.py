@@ -1,4 +1,5 @@
-"""The TTL sweep: an op job (cleanup, no asset) that drops expired repro databases, on an hourly schedule."""
+"""The TTL sweep: an op job (cleanup, no asset) that drops expired repro databases, and those a run that no
+longer runs left half-built, on an hourly schedule."""
 
 from datetime import UTC, datetime
 
@@ -11,8 +12,17 @@ from repro_pipeline.engine.repro_databases import lifecycle
 
 @dg.op
 def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetServer) -> list[str]:
+    def run_state(run_id: str) -> lifecycle.RunState:
+        run = context.instance.get_run_by_id(run_id)
+        if run is None:
+            return "unknown"
+        return "finished" if run.is_finished else "running"
+
     with reported_as_failure(), target.admin() as admin:
-        sweep = lifecycle.drop_expired(admin, datetime.now(UTC))
+        now = datetime.now(UTC)
+        for database in lifecycle.retire_abandoned(admin, run_state, now):
+            context.log.warning(f"retired {database.name}: its run {database.run_id} no longer runs")
+        sweep = lifecycle.drop_expired(admin, now)
     for database in sweep.dropped:
         context.log.info(
             f"dropped {database.name} (org {database.organization_id}, expired {database.expires_at})"

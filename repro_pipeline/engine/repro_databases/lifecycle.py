@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import psycopg
 from psycopg import sql
@@ -142,6 +144,29 @@ def read_registry(admin: psycopg.Connection[TupleRow]) -> Registry:
             problem = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
             unreadable.append(f"{name}: its record cannot be read ({problem})")
     return Registry(found, unreadable)
+
+
+RunState = Literal["running", "finished", "unknown"]
+UNKNOWN_RUN_GRACE = timedelta(hours=1)
+
+
+def retire_abandoned(
+    admin: psycopg.Connection[TupleRow],
+    run_state: Callable[[str], RunState],
+    now: datetime,
+    grace: timedelta = UNKNOWN_RUN_GRACE,
+) -> list[ReproDatabase]:
+    """Retire the databases left ``loading`` or ``loaded`` by a run that no longer runs (a killed worker or
+    launcher, a target that went away mid-load), so the sweep drops them with the expired ones. A run the
+    orchestrator does not know is given ``grace`` from the database's creation first."""
+    retired = []
+    for database in list_repro_databases(admin):
+        if database.status not in ("loading", "loaded"):
+            continue
+        state = run_state(database.run_id)
+        if state == "finished" or (state == "unknown" and database.created_at + grace <= now):
+            retired.append(retire(admin, database, now))
+    return retired
 
 
 def list_repro_databases(admin: psycopg.Connection[TupleRow]) -> list[ReproDatabase]:

@@ -68,3 +68,39 @@ def test_the_sweep_runs_hourly() -> None:
     schedule = defs().resolve_schedule_def("ttl_sweep_schedule")
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.job_name == "ttl_sweep"
+
+
+def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_built(
+    admin: psycopg.Connection[tuple[object, ...]], pipeline_environment: dict[str, str]
+) -> None:
+    now = datetime.now(UTC)
+    with dg.instance_for_test() as instance:
+        statuses = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.FAILURE)
+        running, killed, checks_failed = (
+            dg.DagsterRun(job_name="tenant_repro", run_id=str(uuid.uuid4()), status=status)
+            for status in statuses
+        )
+        for run in (running, killed, checks_failed):
+            instance.add_run(run)
+
+        def made(run_id: str, status: str, age: timedelta) -> lifecycle.ReproDatabase:
+            database = lifecycle.create_repro_database(
+                admin, organization_id=451, run_id=run_id, ttl=timedelta(hours=48), now=now - age
+            )
+            return lifecycle.mark(admin, database, status)
+
+        loading = made(running.run_id, "loading", timedelta(0))
+        abandoned = made(killed.run_id, "loading", timedelta(0))
+        checks_errored = made(checks_failed.run_id, "loaded", timedelta(0))
+        unknown_old = made(uuid.uuid4().hex, "loaded", timedelta(hours=2))
+        unknown_young = made(uuid.uuid4().hex, "loaded", timedelta(minutes=5))
+        handed_off = made(uuid.uuid4().hex, "ready", timedelta(hours=2))
+        made_here = (loading, abandoned, checks_errored, unknown_old, unknown_young, handed_off)
+        try:
+            outcome = run_ttl_sweep(instance)
+            assert outcome.success
+            assert set(outcome.dropped) == {abandoned.name, checks_errored.name, unknown_old.name}
+            assert {loading.name, unknown_young.name, handed_off.name} <= _names(admin)
+        finally:
+            for database in made_here:
+                lifecycle.drop_repro_database(admin, database.name)

@@ -1,0 +1,67 @@
+"""``verify``: the checks of a loaded repro database (orphans, counts, leaks), outside Dagster. It reads
+and never writes: verdicts go to the terminal (or ``--json``), not into the database's record."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
+from repro_pipeline.engine.config import default_config_paths
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    verify = commands.add_parser(
+        "verify", help="the checks of a loaded repro database: FK orphans, row counts, original PII (no Dagster)"
+    )
+    verify.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
+    verify.add_argument("--target", required=True, help="libpq URL of the repro database to check")
+    verify.add_argument("--organization", required=True, help="numeric organization id it was loaded for")
+    verify.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
+    verify.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
+    verify.add_argument("--json", action="store_true", help="print the verdicts as JSON, for scripts")
+    add_allow_primary(verify)
+    verify.set_defaults(handler=_verify)
+
+
+def _verify(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.engine import dsn
+    from repro_pipeline.engine.config import load_config
+    from repro_pipeline.engine.errors import ChecksFailed, TargetError
+    from repro_pipeline.engine.repro_databases.manifest import recorded_organization
+    from repro_pipeline.engine.subset.tenant import parse_organization_id
+    from repro_pipeline.engine.verify.checks import no_original_pii, row_counts_match_closure, zero_fk_orphans
+
+    organization_id = parse_organization_id(arguments.organization)
+    config = load_config(arguments.mask_rules, arguments.commercial_extensions)
+    with (
+        standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot,
+        dsn.connect(arguments.target, role="repro database", autocommit=True) as target,
+    ):
+        recorded = recorded_organization(target)
+        if recorded != organization_id:
+            raise TargetError(
+                f"{dsn.describe(arguments.target)} holds organization {recorded}, not {organization_id}",
+                "give the organization the database was loaded for, or the database of this organization",
+            )
+        verdicts = [
+            zero_fk_orphans(snapshot.conn, target),
+            row_counts_match_closure(target),
+            no_original_pii(snapshot.conn, target, config),
+        ]
+    if arguments.json:
+        print(json.dumps({v.check: {"passed": v.passed, **v.found} for v in verdicts}, indent=2))
+    else:
+        for verdict in verdicts:
+            print(f"{verdict.check:<28} {'PASSED' if verdict.passed else 'FAILED'}")
+            for key, value in verdict.found.items():
+                print(f"    {key}: {json.dumps(value)}")
+    failed = [verdict.check for verdict in verdicts if not verdict.passed]
+    if failed:
+        raise ChecksFailed(
+            f"{dsn.describe(arguments.target)} failed {', '.join(failed)}",
+            "do not hand it off: drop it, fix the rules or the load, and load again",
+        )
+    return 0

@@ -1,0 +1,86 @@
+"""The three checks of a loaded repro database, each a verdict with what it found: run by the Dagster asset
+checks and by ``repro-pipeline verify`` alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from repro_pipeline.engine.config import ReproConfig
+from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.repro_databases.manifest import planned_row_counts
+from repro_pipeline.engine.source.catalog import read_catalog
+from repro_pipeline.engine.verify.counts import compare_counts, count_rows
+from repro_pipeline.engine.verify.leaks import find_leaks, original_values, sensitive_fields
+from repro_pipeline.engine.verify.orphans import count_orphans, expected_foreign_keys
+
+ZERO_FK_ORPHANS = "zero_fk_orphans"
+ROW_COUNTS_MATCH_CLOSURE = "row_counts_match_closure"
+NO_ORIGINAL_PII = "no_original_pii"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    check: str
+    passed: bool
+    found: dict[str, Any] = field(default_factory=dict)  # JSON-ready: counts and names, never a value
+
+
+def zero_fk_orphans(source: psycopg.Connection[TupleRow], target: psycopg.Connection[TupleRow]) -> Verdict:
+    """Every FK of the source between copied tables is on the target, and no row points at a missing parent."""
+    expected = expected_foreign_keys(read_catalog(source), read_catalog(target))
+    results = count_orphans(target, (*expected.present, *expected.missing))
+    failing = {str(result.foreign_key): result.orphans for result in results if result.orphans}
+    return Verdict(
+        ZERO_FK_ORPHANS,
+        passed=not failing and not expected.missing,
+        found={
+            "foreign_keys_checked": len(results),
+            "orphans": sum(failing.values()),
+            "failing_foreign_keys": failing,
+            "missing_foreign_keys": [str(fk) for fk in expected.missing],
+        },
+    )
+
+
+def row_counts_match_closure(target: psycopg.Connection[TupleRow]) -> Verdict:
+    """Each table holds the rows the closure planned, as the load recorded them in the repro database."""
+    try:
+        expected = planned_row_counts(target)
+    except psycopg.errors.UndefinedTable:
+        raise TargetError(
+            "the target database has no repro_pipeline record (schema _repro_pipeline): it was not loaded "
+            "by repro_pipeline",
+            "verify a database made by `repro-pipeline load` or a tenant run",
+        ) from None
+    mismatches = compare_counts(expected, count_rows(target, sorted(expected)))
+    return Verdict(
+        ROW_COUNTS_MATCH_CLOSURE,
+        passed=not mismatches and bool(expected),
+        found={
+            "tables_checked": len(expected),
+            "mismatches": {str(m.table): {"closure": m.expected, "target": m.actual} for m in mismatches},
+        },
+    )
+
+
+def no_original_pii(
+    source: psycopg.Connection[TupleRow], target: psycopg.Connection[TupleRow], config: ReproConfig
+) -> Verdict:
+    """No original value of a masked column or JSON path appears anywhere in the target."""
+    source_catalog = read_catalog(source)
+    originals = original_values(source, target, source_catalog, sensitive_fields(config, source_catalog))
+    leaks = find_leaks(target, read_catalog(target), originals)
+    return Verdict(
+        NO_ORIGINAL_PII,
+        passed=not leaks,
+        found={
+            "original_values_checked": len(originals.values),
+            "originals_not_searched": dict(originals.not_searched),
+            "regex_masks_that_masked_nothing": originals.masked_nothing,
+            "leaking_columns": dict(leaks),
+        },
+    )
