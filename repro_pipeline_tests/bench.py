@@ -30,6 +30,7 @@ from repro_pipeline.engine.load.plan import plan_subset
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
+from repro_pipeline.engine.verify.checks import no_original_pii
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 
@@ -127,6 +128,9 @@ def _bench_load(stack: Stack, *, snapshot_dsn: str, config: Any, salt: Secret, o
             # Unmasked first, so the masked load never benefits from a colder cache than its baseline.
             plain = _load(stack, snapshot, unmasked_plan, names[0], config.mask_rules.batch_size)
             masked = _load(stack, snapshot, plan, names[1], config.mask_rules.batch_size)
+            with psycopg.connect(with_database(stack.target_admin_dsn, names[1]), autocommit=True) as target:
+                leak_s, verdict = _best_of(1, no_original_pii, snapshot.conn, target, config)
+        assert verdict.passed, verdict.found
         rows = sum(masked.loaded_rows.values())
         print(
             f"{'  masked load, whole pipeline (' + str(rows) + ' rows, rows/s)':<58} {rows / masked.seconds:>10.0f} "
@@ -140,6 +144,11 @@ def _bench_load(stack: Stack, *, snapshot_dsn: str, config: Any, salt: Secret, o
                     f"{'    ' + table.name + ' in the pipeline (rows/s)':<58} {masked_rate:>10.0f} "
                     f"{plain_rate:>10.0f} {masked_rate / plain_rate:>6.2f}x"
                 )
+        originals = verdict.found["original_values_checked"]
+        print(
+            f"{'  leak check (' + str(originals) + ' originals) vs the masked load':<58} {leak_s:>9.3f}s "
+            f"{masked.seconds:>9.3f}s {leak_s / masked.seconds:>6.2f}x"
+        )
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             for name in names:
@@ -193,7 +202,8 @@ TARGETS = {"users": 100_000, "audit_events": 40_000}  # masking alone, rows/s, o
 LEGEND = """
 baselines: closure = one hand-written server-side count(*) of the same rows (ratio: ours / baseline);
 masked load = the same rows copied without masks (ratio: masked rows/s / unmasked rows/s);
-masking alone = copying each row in Python (ratio: masked rows/s / copied rows/s)."""
+masking alone = copying each row in Python (ratio: masked rows/s / copied rows/s);
+leak check = the masked load's own time (ratio: check / load; under 1 it keeps up with the load)."""
 
 
 def main() -> None:

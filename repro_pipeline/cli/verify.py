@@ -14,7 +14,8 @@ from repro_pipeline.engine.config import default_config_paths
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     verify = commands.add_parser(
-        "verify", help="the checks of a loaded repro database: FK orphans, row counts, original PII (no Dagster)"
+        "verify",
+        help="the checks of a loaded repro database: FK orphans, row counts, original PII (no Dagster)",
     )
     verify.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
     verify.add_argument("--target", required=True, help="libpq URL of the repro database to check")

@@ -59,3 +59,9 @@ class TargetError(ReproError):
     """The target server or repro database is not usable."""
 
     exit_code = 2
+
+
+class ChecksFailed(ReproError):
+    """A loaded repro database failed a check: it must not be handed off."""
+
+    exit_code = 5

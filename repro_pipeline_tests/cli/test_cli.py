@@ -267,3 +267,56 @@ def test_allow_primary_reads_a_primary_and_says_so(stack: Stack, source: SourceS
     assert run.returncode == 0, run.stderr
     assert "is a PRIMARY, not a standby; reading it because of --allow-primary" in run.stderr
     assert "organization 451:" in run.stdout
+
+
+def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
+    stack: Stack, source: SourceSummary, salt: str
+) -> None:
+    environment = {**os.environ, "ANONYMIZATION_SALT": salt}
+    target = with_database(stack.target_admin_dsn, "cli_verify_test")
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS cli_verify_test WITH (FORCE)")
+        admin.execute("CREATE DATABASE cli_verify_test")
+    try:
+        common = ("--source", stack.standby_dsn, "--organization", "451")
+        assert _cli("load", *common, "--target", target, env=environment).returncode == 0
+        clean = _cli("verify", *common, "--target", target, "--json", env=environment)
+        assert clean.returncode == 0, clean.stderr
+        verdicts = json.loads(clean.stdout)
+        assert all(verdict["passed"] for verdict in verdicts.values())
+        assert verdicts["zero_fk_orphans"]["foreign_keys_checked"] == 6
+
+        with psycopg.connect(stack.standby_dsn) as standby:
+            (original,) = standby.execute(
+                "SELECT full_name FROM users WHERE organization_id = 451 ORDER BY id LIMIT 1"
+            ).fetchone() or ("",)
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE invoice_line_items SET sku = %s WHERE id = (SELECT min(id) FROM invoice_line_items)",
+                (f"paid by {original.upper()}",),
+            )
+        leaking = _cli("verify", *common, "--target", target, env=environment)
+        assert leaking.returncode == 5, leaking.stderr
+        assert "no_original_pii              FAILED" in leaking.stdout
+        assert (
+            '"public.invoice_line_items.sku": 1' in leaking.stdout and original.upper() not in leaking.stdout
+        )
+        assert "failed no_original_pii" in leaking.stderr and "Traceback" not in leaking.stderr
+
+        other = _cli(
+            "verify",
+            "--source",
+            stack.standby_dsn,
+            "--organization",
+            "452",
+            "--target",
+            target,
+            env=environment,
+        )
+        assert other.returncode == 2 and "holds organization 451, not 452" in other.stderr
+        unrecorded = with_database(stack.target_admin_dsn, "postgres")
+        foreign = _cli("verify", *common, "--target", unrecorded, env=environment)
+        assert foreign.returncode == 2 and "has no repro_pipeline record" in foreign.stderr
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS cli_verify_test WITH (FORCE)")

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.source.catalog import MANIFEST_SCHEMA, TableName
 
 SCHEMA = MANIFEST_SCHEMA
@@ -134,6 +135,21 @@ def record_check(conn: psycopg.Connection[TupleRow], check_name: str, *, passed:
     )
     if not passed:
         finish_run(conn, "failed")
+
+
+def recorded_organization(conn: psycopg.Connection[TupleRow]) -> int:
+    """The organization the run's record says this database holds."""
+    try:
+        row = conn.execute(f"SELECT organization_id FROM {SCHEMA}.runs").fetchone()
+    except psycopg.errors.UndefinedTable:
+        row = None
+    if row is None:
+        raise TargetError(
+            f"the target database has no repro_pipeline record (schema {SCHEMA}): it was not loaded by "
+            "repro_pipeline",
+            "verify a database made by `repro-pipeline load` or a tenant run",
+        )
+    return int(str(row[0]))
 
 
 def planned_row_counts(conn: psycopg.Connection[TupleRow]) -> dict[TableName, int]:

@@ -10,8 +10,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.config import ReproConfig
-from repro_pipeline.engine.errors import TargetError
-from repro_pipeline.engine.repro_databases.manifest import planned_row_counts
+from repro_pipeline.engine.repro_databases.manifest import planned_row_counts, recorded_organization
 from repro_pipeline.engine.source.catalog import read_catalog
 from repro_pipeline.engine.verify.counts import compare_counts, count_rows
 from repro_pipeline.engine.verify.leaks import find_leaks, original_values, sensitive_fields
@@ -48,14 +47,8 @@ def zero_fk_orphans(source: psycopg.Connection[TupleRow], target: psycopg.Connec
 
 def row_counts_match_closure(target: psycopg.Connection[TupleRow]) -> Verdict:
     """Each table holds the rows the closure planned, as the load recorded them in the repro database."""
-    try:
-        expected = planned_row_counts(target)
-    except psycopg.errors.UndefinedTable:
-        raise TargetError(
-            "the target database has no repro_pipeline record (schema _repro_pipeline): it was not loaded "
-            "by repro_pipeline",
-            "verify a database made by `repro-pipeline load` or a tenant run",
-        ) from None
+    recorded_organization(target)  # a database without repro_pipeline's record has no plan to compare with
+    expected = planned_row_counts(target)
     mismatches = compare_counts(expected, count_rows(target, sorted(expected)))
     return Verdict(
         ROW_COUNTS_MATCH_CLOSURE,
