@@ -31,4 +31,6 @@ def standby_snapshot(source: str, *, allow_primary: bool) -> Iterator[SourceSnap
             )
         else:
             require_ready_standby(health, LagLimits(), source=snapshot.source)
+        for warning in health.warnings():
+            print(f"warning: {warning}", file=sys.stderr)
         yield snapshot

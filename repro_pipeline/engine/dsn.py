@@ -53,7 +53,9 @@ def connect(dsn: str, *, role: str, **options: Any) -> psycopg.Connection[TupleR
     try:
         return psycopg.connect(dsn, application_name=APPLICATION_NAME, connect_timeout=10, **options)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no answer"
+        # libpq's reason ("Connection refused", "password authentication failed ...") and its hint, in one
+        # line; it names host, port and user, never the password.
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or "no answer"
         raise ConnectionFailed(
             f"cannot connect to the {role} {where}: {reason}",
             f"check the {role}'s DSN and that the server is reachable from here",

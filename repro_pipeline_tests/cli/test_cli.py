@@ -266,6 +266,7 @@ def test_allow_primary_reads_a_primary_and_says_so(stack: Stack, source: SourceS
     )
     assert run.returncode == 0, run.stderr
     assert "is a PRIMARY, not a standby; reading it because of --allow-primary" in run.stderr
+    assert "warning: the source role postgres is a superuser" in run.stderr
     assert "organization 451:" in run.stdout
 
 

@@ -31,6 +31,8 @@ def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) ->
         with standby.connect() as conn:
             health = read_standby_health(conn)
         require_ready_standby(health, standby.lag_limits, source=standby.description)
+        for warning in health.warnings():
+            context.log.warning(warning)
         if not health.hot_standby_feedback:
             context.log.warning(
                 f"{standby.description} runs with hot_standby_feedback off: a long repro read holds back its "
@@ -44,6 +46,8 @@ def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) ->
             "replay_lsn": health.replay_lsn or "",
             "wal_receiver": health.receiver_status or "",
             "hot_standby_feedback": health.hot_standby_feedback,
+            "source_role": health.role,
+            "source_role_is_superuser": health.superuser,
         }
     )
 

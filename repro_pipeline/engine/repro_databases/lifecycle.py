@@ -83,6 +83,12 @@ def create_repro_database(
             f"the target role may not create databases (CREATE DATABASE {database.name} was refused)",
             "grant it: ALTER ROLE <role> CREATEDB, or use a role that has it in REPRO_TARGET_DSN",
         ) from None
+    except psycopg.errors.ReadOnlySqlTransaction:
+        raise TargetError(
+            f"the target server is read-only (CREATE DATABASE {database.name} was refused): a standby, or "
+            "default_transaction_read_only is on",
+            "point REPRO_TARGET_DSN at a writable server for repro databases",
+        ) from None
     try:
         _write_comment(admin, database)
     except psycopg.Error:

@@ -28,6 +28,9 @@ class StandbyHealth:
     server_version: int
     # Off: a long read holds back replay, and is cancelled after max_standby_streaming_delay.
     hot_standby_feedback: bool
+    role: str = ""
+    superuser: bool = False
+    sees_wal_receiver: bool = True  # pg_stat_wal_receiver is blank to roles without pg_read_all_stats
 
     def problems(self, limits: LagLimits) -> list[str]:
         found = []
@@ -36,7 +39,11 @@ class StandbyHealth:
             return found
         if self.replay_paused:
             found.append("WAL replay is paused (pg_wal_replay_pause() was called on it)")
-        if self.receiver_status != "streaming":
+        if self.receiver_status is None and not self.sees_wal_receiver:
+            found.append(
+                f"its WAL receiver is hidden from the role {self.role}: grant pg_monitor to {self.role}"
+            )
+        elif self.receiver_status != "streaming":
             found.append(f"its WAL receiver is {self.receiver_status or 'not running'}, not streaming")
         if self.replay_lag_seconds > limits.max_replay_lag_seconds:
             found.append(
@@ -49,6 +56,15 @@ class StandbyHealth:
                 f"{limits.max_replay_lag_bytes} allowed"
             )
         return found
+
+    def warnings(self) -> list[str]:
+        """What is not wrong enough to refuse the read, but should be fixed."""
+        if self.superuser:
+            return [
+                f"the source role {self.role} is a superuser: the read needs only SELECT on the tenant's "
+                "tables and pg_monitor; a superuser's predicates and sessions can do anything on the standby"
+            ]
+        return []
 
 
 _HEALTH_QUERY = """
@@ -64,14 +80,20 @@ SELECT pg_is_in_recovery(),
        CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8,
        current_setting('server_version_num')::int,
-       current_setting('hot_standby_feedback') = 'on'
+       current_setting('hot_standby_feedback') = 'on',
+       current_user::text,
+       (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user),
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
 """
 
 
 def read_standby_health(conn: psycopg.Connection[TupleRow]) -> StandbyHealth:
     row = conn.execute(_HEALTH_QUERY).fetchone()
     assert row is not None
-    in_recovery, paused, receiver, receive_lsn, replay_lsn, lag_bytes, lag_seconds, version, feedback = row
+    (in_recovery, paused, receiver, receive_lsn, replay_lsn, lag_bytes, lag_seconds, version, feedback) = row[
+        :9
+    ]
+    role, superuser, reads_all_stats = row[9:]
     return StandbyHealth(
         in_recovery=bool(in_recovery),
         replay_paused=bool(paused),
@@ -82,6 +104,9 @@ def read_standby_health(conn: psycopg.Connection[TupleRow]) -> StandbyHealth:
         replay_lag_seconds=float(str(lag_seconds)),
         server_version=int(str(version)),
         hot_standby_feedback=bool(feedback),
+        role=str(role),
+        superuser=bool(superuser),
+        sees_wal_receiver=bool(reads_all_stats),
     )
 
 

@@ -131,6 +131,16 @@ def test_partition_materializes_end_to_end_with_every_check_passing(first_run: T
         for event in first_run.result.get_asset_materialization_events()
     }
     assert materialized == {"standby_health", "tenant_closure", "repro_database", "repro_handoff"}
+    health = next(
+        event.step_materialization_data.materialization.metadata
+        for event in first_run.result.get_asset_materialization_events()
+        if event.step_materialization_data.materialization.asset_key == dg.AssetKey("standby_health")
+    )
+    assert health["source_role"].value == "postgres" and health["source_role_is_superuser"].value is True
+    logged = "\n".join(
+        str(record.user_message) for record in first_run.instance.all_logs(first_run.result.run_id)
+    )
+    assert "the source role postgres is a superuser" in logged
 
 
 def test_slack_gets_one_message_without_dsn_or_password(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
@@ -115,3 +116,13 @@ def test_a_record_the_sweep_cannot_read_is_reported_and_skipped_and_a_naive_expi
     finally:
         for name in (naive, broken):
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def test_a_read_only_target_is_one_clear_error(stack: Stack) -> None:
+    read_only = make_conninfo(stack.target_admin_dsn, options="-c default_transaction_read_only=on")
+    with psycopg.connect(read_only, autocommit=True) as admin, pytest.raises(TargetError) as raised:
+        lifecycle.create_repro_database(
+            admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=1), now=datetime.now(UTC)
+        )
+    assert "the target server is read-only" in str(raised.value)
+    assert "REPRO_TARGET_DSN" in raised.value.remedy

@@ -3,6 +3,7 @@ ended by the server, so a vanished client leaves nothing holding the standby."""
 
 from __future__ import annotations
 
+import socket
 import time
 from urllib.parse import quote
 
@@ -11,6 +12,7 @@ import pytest
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.embedded.synthetic import SourceSummary
+from repro_pipeline.engine.errors import ConnectionFailed
 from repro_pipeline.engine.source.snapshot import SessionLimits, open_source_snapshot
 
 
@@ -57,3 +59,17 @@ def test_the_limits_and_keepalives_are_set_and_the_dsn_options_kept(
         "work_mem": str(7 * 1024),
     }
     assert parameters["keepalives"] == "1" and parameters["keepalives_idle"] == "30"
+
+
+def test_a_refused_connection_keeps_libpqs_reason() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with (
+        pytest.raises(ConnectionFailed) as raised,
+        open_source_snapshot(f"postgresql://u:secret@127.0.0.1:{port}/db"),
+    ):
+        pass
+    message = str(raised.value)
+    assert f"port {port} failed: Connection refused" in message and "Is the server running" in message
+    assert "secret" not in message and "\n" not in raised.value.problem

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
 from repro_pipeline.embedded.synthetic import SourceSummary
@@ -79,3 +80,39 @@ def test_a_paused_standby_with_unreplayed_wal_is_refused_with_both_lag_figures(
         require_ready_standby(
             health, LagLimits(max_replay_lag_seconds=0.001, max_replay_lag_bytes=10**12), source="s"
         )
+
+
+@pytest.fixture
+def reader(stack: Stack, source: SourceSummary) -> Iterator[str]:
+    """A least-privilege source role: it may read the tables and nothing else."""
+    password = "reader-" + "7" * 20
+    with psycopg.connect(stack.primary_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE repro_reader LOGIN PASSWORD '{password}'")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO repro_reader")
+    wait_for_standby_replay(stack, timeout=30)
+    try:
+        yield make_conninfo(stack.standby_dsn, user="repro_reader", password=password)
+    finally:
+        with psycopg.connect(stack.primary_dsn, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY repro_reader")
+            conn.execute("DROP ROLE repro_reader")
+        wait_for_standby_replay(stack, timeout=30)
+
+
+def test_a_role_that_cannot_see_the_wal_receiver_is_told_to_get_pg_monitor(stack: Stack, reader: str) -> None:
+    health = _health(reader)
+    assert not health.superuser and health.warnings() == []
+    assert health.problems(LagLimits()) == [
+        "its WAL receiver is hidden from the role repro_reader: grant pg_monitor to repro_reader"
+    ]
+    with psycopg.connect(stack.primary_dsn, autocommit=True) as conn:
+        conn.execute("GRANT pg_monitor TO repro_reader")
+    wait_for_standby_replay(stack, timeout=30)
+    assert _health(reader).problems(LagLimits()) == []
+
+
+def test_a_superuser_source_role_is_warned_about(stack: Stack, source: SourceSummary) -> None:
+    health = _health(stack.standby_dsn)
+    assert health.superuser
+    (warning,) = health.warnings()
+    assert warning.startswith(f"the source role {health.role} is a superuser") and "pg_monitor" in warning
