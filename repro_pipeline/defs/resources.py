@@ -38,10 +38,8 @@ class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
     max_replay_lag_bytes: int | None = Field(
         default=None,
         gt=0,
-        allow_inf_nan=False,
         description="refuse when more WAL is unreplayed; unset: $REPRO_MAX_REPLAY_LAG_BYTES, else 64 MiB",
     )
-
     statement_timeout_seconds: float = Field(
         default=SessionLimits.statement_timeout_seconds,
         gt=0,

@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.masking.plan import TableMasking
+from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.subset.keyset import column_list
 
 
@@ -48,3 +49,19 @@ def copy_table(
                     for row in stream.rows():
                         sink.write_row(masking.mask_row(row))
     return target_cur.rowcount
+
+
+def count_selected(
+    source: psycopg.Connection[TupleRow],
+    table: TableName,
+    batches: Iterable[tuple[sql.Composed, dict[str, Any]]],
+) -> int:
+    """How many source rows the batches select, counted by the server in the load's snapshot: what the
+    copy must have written, whatever the closure's own bookkeeping says."""
+    total = 0
+    for condition, params in batches:
+        row = source.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table.identifier, condition), params
+        ).fetchone()
+        total += int(str(row[0])) if row else 0
+    return total

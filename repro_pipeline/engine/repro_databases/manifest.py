@@ -42,6 +42,7 @@ CREATE TABLE {SCHEMA}.tables (
     table_name text NOT NULL,
     strategy text NOT NULL,
     closure_rows bigint NOT NULL,
+    source_rows bigint NOT NULL,
     loaded_rows bigint NOT NULL,
     PRIMARY KEY (run_id, table_name)
 );
@@ -66,6 +67,7 @@ class TableRecord:
     table: TableName
     strategy: str
     closure_rows: int
+    source_rows: int  # counted by the source server in the load's snapshot
     loaded_rows: int
     column_actions: Mapping[str, str]
 
@@ -103,8 +105,11 @@ def write_manifest(conn: psycopg.Connection[TupleRow], record: RunRecord) -> Non
         ),
     )
     cur.executemany(
-        f"INSERT INTO {SCHEMA}.tables VALUES (%s, %s, %s, %s, %s)",
-        [(record.run_id, str(t.table), t.strategy, t.closure_rows, t.loaded_rows) for t in record.tables],
+        f"INSERT INTO {SCHEMA}.tables VALUES (%s, %s, %s, %s, %s, %s)",
+        [
+            (record.run_id, str(t.table), t.strategy, t.closure_rows, t.source_rows, t.loaded_rows)
+            for t in record.tables
+        ],
     )
     for table in record.tables:
         for column, action in table.column_actions.items():
@@ -152,11 +157,24 @@ def recorded_organization(conn: psycopg.Connection[TupleRow]) -> int:
     return int(str(row[0]))
 
 
-def planned_row_counts(conn: psycopg.Connection[TupleRow]) -> dict[TableName, int]:
-    """The closure's row count of every table the load created, as the load recorded it."""
+@dataclass(frozen=True)
+class PlannedRows:
+    closure: int  # the closure's own count
+    source: int  # the source server's count of the rows the load selected, in its snapshot
+
+
+def planned_row_counts(conn: psycopg.Connection[TupleRow]) -> dict[TableName, PlannedRows]:
+    """Per table the load created, the rows it was to copy, as the load recorded them."""
+    try:
+        rows = conn.execute(f"SELECT table_name, closure_rows, source_rows FROM {SCHEMA}.tables").fetchall()
+    except psycopg.errors.UndefinedColumn:
+        raise TargetError(
+            "the repro database was recorded by an older repro_pipeline (its record has no source counts)",
+            "materialize it again (or load it again) to check it",
+        ) from None
     return {
-        TableName.parse(str(table)): int(rows)
-        for table, rows in conn.execute(f"SELECT table_name, closure_rows FROM {SCHEMA}.tables")
+        TableName.parse(str(table)): PlannedRows(int(str(closure)), int(str(source)))
+        for table, closure, source in rows
     }
 
 

@@ -1,9 +1,6 @@
-"""Row counts of a loaded repro database against the counts it was planned with."""
+"""Row counts of a loaded repro database's tables."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -27,18 +24,3 @@ def count_rows(conn: psycopg.Connection[TupleRow], tables: list[TableName]) -> d
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table.identifier)).fetchone()
             counts[table] = int(str(row[0])) if row else 0
     return counts
-
-
-@dataclass(frozen=True)
-class CountMismatch:
-    table: TableName
-    expected: int
-    actual: int | None  # None: the table is missing from the target
-
-
-def compare_counts(expected: Mapping[TableName, int], actual: Mapping[TableName, int]) -> list[CountMismatch]:
-    return [
-        CountMismatch(table, rows, actual.get(table))
-        for table, rows in sorted(expected.items())
-        if actual.get(table) != rows
-    ]

@@ -18,6 +18,7 @@ from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.manifest import (
+    PlannedRows,
     RunRecord,
     TableRecord,
     planned_row_counts,
@@ -86,12 +87,21 @@ def test_the_planned_row_counts_are_read_back_as_the_load_wrote_them(
                 closure_passes=2,
                 started_at=datetime.now(UTC),
                 tables=[
-                    TableRecord(invoices, "transform", closure_rows=12, loaded_rows=11, column_actions={}),
-                    TableRecord(notes, "empty", closure_rows=0, loaded_rows=0, column_actions={}),
+                    TableRecord(
+                        invoices,
+                        "transform",
+                        closure_rows=12,
+                        source_rows=12,
+                        loaded_rows=11,
+                        column_actions={},
+                    ),
+                    TableRecord(
+                        notes, "empty", closure_rows=0, source_rows=0, loaded_rows=0, column_actions={}
+                    ),
                 ],
             ),
         )
-        assert planned_row_counts(conn) == {invoices: 12, notes: 0}
+        assert planned_row_counts(conn) == {invoices: PlannedRows(12, 12), notes: PlannedRows(0, 0)}
 
 
 def _record(admin: psycopg.Connection[tuple[object, ...]], name: str, record: dict[str, object]) -> None:

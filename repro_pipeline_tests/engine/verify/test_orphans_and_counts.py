@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -12,8 +13,10 @@ from psycopg import sql
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
 from repro_pipeline.engine.source.catalog import TableName, read_catalog
-from repro_pipeline.engine.verify.counts import CountMismatch, compare_counts, count_rows
+from repro_pipeline.engine.verify.checks import row_counts_match_closure
+from repro_pipeline.engine.verify.counts import count_rows
 from repro_pipeline.engine.verify.orphans import count_orphans, expected_foreign_keys
 
 SOURCE_SCHEMA = """
@@ -64,19 +67,56 @@ def test_a_foreign_key_the_target_lacks_is_reported_missing(
     assert [str(fk.child) for fk in expected.present] == ["public.users"]
 
 
-def test_counts_report_a_wrong_count_and_a_missing_table(
+def test_counts_leave_out_a_missing_table(scratch: psycopg.Connection[tuple[object, ...]]) -> None:
+    scratch.execute("INSERT INTO accounts VALUES (1, 10), (1, 11)")
+    accounts, users, absent = (TableName("public", name) for name in ("accounts", "users", "gone"))
+    assert count_rows(scratch, [accounts, users, absent]) == {accounts: 2, users: 0}
+
+
+def _recorded(conn: psycopg.Connection[tuple[object, ...]], counts: dict[str, tuple[int, int]]) -> None:
+    write_manifest(
+        conn,
+        RunRecord(
+            run_id="r",
+            organization_id=451,
+            config_hash="c",
+            salt_fingerprint="f",
+            source="s",
+            source_replay_lsn=None,
+            snapshot_at=datetime.now(UTC),
+            closure_passes=1,
+            started_at=datetime.now(UTC),
+            tables=[
+                TableRecord(TableName.parse(name), "transform", closure, source, 0, {})
+                for name, (closure, source) in counts.items()
+            ],
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("recorded", "mismatches"),
+    [
+        ({"accounts": (2, 2), "users": (0, 0)}, {}),
+        (
+            {"accounts": (3, 3), "users": (0, 0)},
+            {"public.accounts": {"closure": 3, "source": 3, "target": 2}},
+        ),
+        (
+            {"accounts": (2, 3), "users": (0, 0)},
+            {"public.accounts": {"closure": 2, "source": 3, "target": 2}},
+        ),
+        ({"accounts": (2, 2), "gone": (1, 1)}, {"public.gone": {"closure": 1, "source": 1, "target": None}}),
+    ],
+    ids=["equal", "rows-lost", "closure-disagrees-with-source", "table-missing"],
+)
+def test_the_counts_check_compares_target_source_and_closure(
     scratch: psycopg.Connection[tuple[object, ...]],
+    recorded: dict[str, tuple[int, int]],
+    mismatches: dict[str, object],
 ) -> None:
     scratch.execute("INSERT INTO accounts VALUES (1, 10), (1, 11)")
-    accounts, users, absent = (
-        TableName("public", "accounts"),
-        TableName("public", "users"),
-        TableName("public", "gone"),
-    )
-    actual = count_rows(scratch, [accounts, users, absent])
-    assert actual == {accounts: 2, users: 0}
-    assert compare_counts({accounts: 3, users: 0, absent: 1}, actual) == [
-        CountMismatch(accounts, 3, 2),
-        CountMismatch(absent, 1, None),
-    ]
-    assert compare_counts({accounts: 2, users: 0}, actual) == []
+    _recorded(scratch, recorded)
+    verdict = row_counts_match_closure(scratch)
+    assert verdict.found["mismatches"] == mismatches
+    assert verdict.passed is (not mismatches)
