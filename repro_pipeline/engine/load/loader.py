@@ -15,7 +15,7 @@ from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.load import schema
 from repro_pipeline.engine.load.plan import SubsetPlan
-from repro_pipeline.engine.load.transfer import copy_table, count_selected
+from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
@@ -56,9 +56,8 @@ def load_repro(
     began = time.perf_counter()
     catalog = plan.catalog
     created = [catalog.tables[name] for name in plan.created_tables]
-    loaded: dict[TableName, int] = {}
+    copied: dict[TableName, CopiedRows] = {}
     table_seconds: dict[TableName, float] = {}
-    selected: dict[TableName, int] = {}
     with dsn.connect(target_dsn, role="repro database") as target:
         cur = target.cursor()
         with _without_values("creating the tables"):
@@ -66,17 +65,17 @@ def load_repro(
                 cur.execute(statement)
         for name in plan.created_tables:
             masking = plan.mask_plan.for_table(name)
-            size = masking.batch_size or batch_size
+            batches = plan.closure.row_conditions(
+                masking.table, plan.organization_id, masking.batch_size or batch_size
+            )
             table_began = time.perf_counter()
             with _without_values(f"loading {name}"):
-                batches = plan.closure.row_conditions(masking.table, plan.organization_id, size)
-                loaded[name] = (
-                    copy_table(snapshot.conn, target, masking, batches) if masking.copies_rows else 0
+                copied[name] = (
+                    copy_table(snapshot.conn, target, masking, batches)
+                    if masking.copies_rows
+                    else CopiedRows(0, 0)
                 )
             table_seconds[name] = time.perf_counter() - table_began
-            with _without_values(f"counting {name} on the source"):
-                batches = plan.closure.row_conditions(masking.table, plan.organization_id, size)
-                selected[name] = count_selected(snapshot.conn, name, batches) if masking.copies_rows else 0
         with _without_values("adding keys, constraints and sequence positions"):
             for statement in schema.post_data(catalog, created, all_indexes=plan.replicate_all_indexes):
                 cur.execute(statement)
@@ -97,14 +96,15 @@ def load_repro(
                         table=name,
                         strategy=plan.mask_plan.for_table(name).strategy,
                         closure_rows=plan.closure.row_counts.get(name, 0),
-                        source_rows=selected[name],
-                        loaded_rows=loaded[name],
+                        source_rows=copied[name].read,
+                        loaded_rows=copied[name].written,
                         column_actions={c.column: c.action for c in plan.mask_plan.for_table(name).columns},
                     )
                     for name in plan.created_tables
                 ],
             ),
         )
+    loaded = {name: rows.written for name, rows in copied.items()}
     return LoadReport(loaded_rows=loaded, seconds=time.perf_counter() - began, table_seconds=table_seconds)
 
 

@@ -8,6 +8,7 @@ COPY data, without parsing rows.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -15,8 +16,13 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.masking.plan import TableMasking
-from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.subset.keyset import column_list
+
+
+@dataclass(frozen=True)
+class CopiedRows:
+    read: int  # the source server's own count (COPY's command tag), in the load's snapshot
+    written: int  # the target server's count of rows it stored
 
 
 def copy_table(
@@ -24,8 +30,8 @@ def copy_table(
     target: psycopg.Connection[TupleRow],
     masking: TableMasking,
     batches: Iterable[tuple[sql.Composed, dict[str, Any]]],
-) -> int:
-    """Copy the rows each ``(condition, params)`` batch selects into the target table; returns rows written."""
+) -> CopiedRows:
+    """Copy the rows each ``(condition, params)`` batch selects into the target table."""
     table = masking.table
     columns = [column.name for column in table.copy_columns]
     source_cur, target_cur = source.cursor(), target.cursor()
@@ -36,6 +42,7 @@ def copy_table(
         columns=column_list(columns),
         freeze=sql.SQL("" if table.partition_by else " WITH (FREEZE)"),
     )
+    read = 0
     with target_cur.copy(copy_in) as sink:
         for condition, params in batches:
             copy_out = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {condition}) TO STDOUT").format(
@@ -48,20 +55,5 @@ def copy_table(
                 else:
                     for row in stream.rows():
                         sink.write_row(masking.mask_row(row))
-    return target_cur.rowcount
-
-
-def count_selected(
-    source: psycopg.Connection[TupleRow],
-    table: TableName,
-    batches: Iterable[tuple[sql.Composed, dict[str, Any]]],
-) -> int:
-    """How many source rows the batches select, counted by the server in the load's snapshot: what the
-    copy must have written, whatever the closure's own bookkeeping says."""
-    total = 0
-    for condition, params in batches:
-        row = source.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table.identifier, condition), params
-        ).fetchone()
-        total += int(str(row[0])) if row else 0
-    return total
+            read += source_cur.rowcount
+    return CopiedRows(read=read, written=target_cur.rowcount)

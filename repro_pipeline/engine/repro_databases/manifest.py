@@ -67,7 +67,7 @@ class TableRecord:
     table: TableName
     strategy: str
     closure_rows: int
-    source_rows: int  # counted by the source server in the load's snapshot
+    source_rows: int  # the source server's count of the rows it sent, in the load's snapshot
     loaded_rows: int
     column_actions: Mapping[str, str]
 

@@ -46,8 +46,8 @@ def zero_fk_orphans(source: psycopg.Connection[TupleRow], target: psycopg.Connec
 
 
 def row_counts_match_closure(target: psycopg.Connection[TupleRow]) -> Verdict:
-    """Each table holds exactly the source rows the load selected, as the source server counted them in the
-    load's snapshot, and that count is the closure's too."""
+    """Each table holds exactly the rows the source server sent for it in the load's snapshot (COPY's own
+    count, recorded by the load), and that count is the closure's too."""
     recorded_organization(target)  # a database without repro_pipeline's record has no plan to compare with
     planned = planned_row_counts(target)
     actual = count_rows(target, sorted(planned))

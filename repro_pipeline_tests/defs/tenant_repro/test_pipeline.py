@@ -326,6 +326,13 @@ def test_the_repro_database_records_its_run_without_values(
     assert columns[("public.users", "email")] == ("fake:email (seed_alias user_email)", 60)
     assert columns[("public.payment_methods", "last_four")][0] == "static"
     assert _query(dsn, "SELECT count(*) FROM _repro_pipeline.checks WHERE passed") == [(3,)]
+    counts = _query(
+        dsn, "SELECT table_name, closure_rows, source_rows, loaded_rows FROM _repro_pipeline.tables"
+    )
+    assert len(counts) == len(TABLES) and all(
+        closure == sent == loaded for _, closure, sent, loaded in counts
+    )
+    assert sum(sent for _, _, sent, _ in counts) > 10_000
     manifest = "\n".join(
         str(row)
         for table in ("runs", "tables", "columns", "checks")
