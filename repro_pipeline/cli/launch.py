@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from repro_pipeline.definitions import tenant_repro_job_def, ttl_sweep_job_def
-from repro_pipeline.defs.tenant_repro.partitions import organizations
+from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
 from repro_pipeline.engine.subset.tenant import parse_organization_id
 
 
@@ -14,7 +14,7 @@ def materialize_tenant(
 ) -> dg.JobExecutionResult:
     """Add the organization's partition (validated first) and run the tenant job for it."""
     key = str(parse_organization_id(organization_id))
-    instance.add_dynamic_partitions(organizations.name, [key])
+    instance.add_dynamic_partitions(ORGANIZATIONS, [key])
     return dg.execute_job(
         dg.reconstructable(tenant_repro_job_def),
         instance=instance,

@@ -8,7 +8,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from repro_pipeline.engine.source.snapshot import SourceSnapshot, open_source_snapshot
+import psycopg
+from psycopg.rows import TupleRow
+
+from repro_pipeline.engine import dsn
+from repro_pipeline.engine.source.snapshot import SessionLimits, SourceSnapshot, open_source_snapshot
 from repro_pipeline.engine.source.standby import LagLimits, read_standby_health, require_ready_standby
 
 
@@ -22,15 +26,29 @@ def add_allow_primary(parser: argparse.ArgumentParser) -> None:
 
 @contextmanager
 def standby_snapshot(source: str, *, allow_primary: bool) -> Iterator[SourceSnapshot]:
+    """One consistent read of the source, for the plan and the load."""
     with open_source_snapshot(source) as snapshot:
-        health = read_standby_health(snapshot.conn)
-        if allow_primary and not health.in_recovery:
-            print(
-                f"warning: {snapshot.source} is a PRIMARY, not a standby; reading it because of --allow-primary",
-                file=sys.stderr,
-            )
-        else:
-            require_ready_standby(health, LagLimits(), source=snapshot.source)
-        for warning in health.warnings():
-            print(f"warning: {warning}", file=sys.stderr)
+        _require_standby(snapshot.conn, allow_primary=allow_primary)
         yield snapshot
+
+
+@contextmanager
+def standby_connection(source: str, *, allow_primary: bool) -> Iterator[psycopg.Connection[TupleRow]]:
+    """A read-only session that commits each statement, for reads between long work on the target."""
+    with SessionLimits().connect(source, role="standby", autocommit=True) as conn:
+        _require_standby(conn, allow_primary=allow_primary)
+        yield conn
+
+
+def _require_standby(conn: psycopg.Connection[TupleRow], *, allow_primary: bool) -> None:
+    source = dsn.describe(conn.info.dsn)
+    health = read_standby_health(conn)
+    if allow_primary and not health.in_recovery:
+        print(
+            f"warning: {source} is a PRIMARY, not a standby; reading it because of --allow-primary",
+            file=sys.stderr,
+        )
+    else:
+        require_ready_standby(health, LagLimits(), source=source)
+    for warning in health.warnings():
+        print(f"warning: {warning}", file=sys.stderr)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
+from repro_pipeline.cli.standby import add_allow_primary, standby_connection
 from repro_pipeline.engine.config import default_config_paths
 
 
@@ -37,9 +37,10 @@ def _verify(arguments: argparse.Namespace) -> int:
 
     organization_id = parse_organization_id(arguments.organization)
     config = load_config(arguments.mask_rules, arguments.commercial_extensions)
+    read_only = "-c default_transaction_read_only=on"
     with (
-        standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot,
-        dsn.connect(arguments.target, role="repro database", autocommit=True) as target,
+        standby_connection(arguments.source, allow_primary=arguments.allow_primary) as source,
+        dsn.connect(arguments.target, role="repro database", autocommit=True, options=read_only) as target,
     ):
         recorded = recorded_organization(target)
         if recorded != organization_id:
@@ -48,9 +49,9 @@ def _verify(arguments: argparse.Namespace) -> int:
                 "give the organization the database was loaded for, or the database of this organization",
             )
         verdicts = [
-            zero_fk_orphans(snapshot.conn, target),
+            zero_fk_orphans(source, target),
             row_counts_match_closure(target),
-            no_original_pii(snapshot.conn, target, config),
+            no_original_pii(source, target, config),
         ]
     if arguments.json:
         print(json.dumps({v.check: {"passed": v.passed, **v.found} for v in verdicts}, indent=2))

@@ -69,7 +69,8 @@ class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
         return dsn.describe(self.dsn)
 
     def connect(self) -> psycopg.Connection[TupleRow]:
-        return self.session_limits.connect(self.dsn, role="standby (REPRO_STANDBY_DSN)")
+        """A read-only session that commits each statement: checks read it between long target-only work."""
+        return self.session_limits.connect(self.dsn, role="standby (REPRO_STANDBY_DSN)", autocommit=True)
 
 
 MAX_TTL_HOURS = 24 * 90  # a repro database holds customer data, masked: a quarter at the most
@@ -118,12 +119,19 @@ class MaskingConfig(dg.ConfigurableResource):  # type: ignore[type-arg]
     )
 
     def load(self) -> tuple[ReproConfig, Secret]:
+        """Both files and the salt they name."""
+        config = self.load_config()
+        salt = resolve_salt(
+            config.mask_rules.global_salt, what=f"global_salt in {config.mask_rules_doc.path}"
+        )
+        return config, salt
+
+    def load_config(self) -> ReproConfig:
+        """Both files alone: what reading checks need, without the salt."""
         default_mask_rules, default_extensions = default_config_paths()
         mask_rules = Path(self.mask_rules) if self.mask_rules else default_mask_rules
         extensions = Path(self.commercial_extensions) if self.commercial_extensions else default_extensions
-        config = load_config(mask_rules, extensions)
-        salt = resolve_salt(config.mask_rules.global_salt, what=f"global_salt in {mask_rules}")
-        return config, salt
+        return load_config(mask_rules, extensions)
 
 
 class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]

@@ -51,9 +51,12 @@ def retry_after(headers: dict[str, Any]) -> float:
 
 def post_message(*, token: str, api_url: str, channel: str, text: str) -> str:
     """Post ``text`` to ``channel`` and return the message timestamp."""
-    if urlsplit(api_url).scheme not in ("http", "https"):
+    url = urlsplit(api_url)
+    if not (
+        url.scheme == "https" or (url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost", "::1"))
+    ):
         raise ConfigError(
-            f"the Slack API URL {api_url!r} is not an http(s) URL",
+            f"the Slack API URL {api_url!r} is not an https URL (the bot token would travel in clear text)",
             "set REPRO_SLACK_API_URL to Slack's https://slack.com/api/ (or your proxy's https URL)",
         )
     handlers: list[RetryHandler] = [

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
@@ -157,7 +158,7 @@ def _latest_materialized_database(instance: dg.DagsterInstance, partition_key: s
     return str(materialization.metadata["database"].value)
 
 
-def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, object]:
+def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, Any]:
     summary = plan_summary(plan)
     rows = [
         [table["table"], str(table["rows"]), "; ".join(f"{r}: {n}" for r, n in table["brought_by"].items())]

@@ -2,4 +2,5 @@
 
 import dagster as dg
 
-organizations = dg.DynamicPartitionsDefinition(name="organizations")
+ORGANIZATIONS = "organizations"
+organizations = dg.DynamicPartitionsDefinition(name=ORGANIZATIONS)

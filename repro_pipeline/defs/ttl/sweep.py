@@ -4,10 +4,13 @@ longer runs left half-built, on an hourly schedule."""
 from datetime import UTC, datetime
 
 import dagster as dg
+import psycopg
 
 from repro_pipeline.defs.failures import reported_as_failure
 from repro_pipeline.defs.resources import TargetServer
+from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, unpassed_checks
 
 
 @dg.op
@@ -18,20 +21,28 @@ def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetS
             return "unknown"
         return "finished" if run.is_finished else "running"
 
+    def passed_every_check(database: lifecycle.ReproDatabase) -> bool:
+        try:
+            with target.connect_database(database.name) as conn:
+                return not unpassed_checks(conn, REQUIRED_CHECKS)
+        except (ReproError, psycopg.Error):
+            return False  # no record to read (a load cut short), or no database to connect to
+
     with reported_as_failure(), target.admin() as admin:
         now = datetime.now(UTC)
-        for database in lifecycle.retire_abandoned(admin, run_state, now):
+        abandoned = lifecycle.retire_abandoned(admin, run_state, passed_every_check, now)
+        for database in abandoned.databases:
             context.log.warning(f"retired {database.name}: its run {database.run_id} no longer runs")
         sweep = lifecycle.drop_expired(admin, now)
-    for database in sweep.dropped:
+    for database in sweep.databases:
         context.log.info(
             f"dropped {database.name} (org {database.organization_id}, expired {database.expires_at})"
         )
-    for skipped in sweep.skipped:
+    for skipped in (*abandoned.skipped, *sweep.skipped):
         context.log.warning(f"skipped {skipped}")
-    if not sweep.dropped:
+    if not sweep.databases:
         context.log.info("no repro database has expired")
-    return [database.name for database in sweep.dropped]
+    return [database.name for database in sweep.databases]
 
 
 @dg.job(description="Drop every repro database whose TTL has run out")

@@ -76,6 +76,9 @@ def load_repro(
                     else CopiedRows(0, 0)
                 )
             table_seconds[name] = time.perf_counter() - table_began
+        # Every row is read: end the source transaction now, so the standby's snapshot is not held (and
+        # not cut off by idle_in_transaction_session_timeout) while the target builds keys and indexes.
+        snapshot.conn.rollback()
         with _without_values("adding keys, constraints and sequence positions"):
             for statement in schema.post_data(catalog, created, all_indexes=plan.replicate_all_indexes):
                 cur.execute(statement)

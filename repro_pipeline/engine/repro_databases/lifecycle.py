@@ -159,20 +159,29 @@ UNKNOWN_RUN_GRACE = timedelta(hours=1)
 def retire_abandoned(
     admin: psycopg.Connection[TupleRow],
     run_state: Callable[[str], RunState],
+    passed_every_check: Callable[[ReproDatabase], bool],
     now: datetime,
     grace: timedelta = UNKNOWN_RUN_GRACE,
-) -> list[ReproDatabase]:
-    """Retire the databases left ``loading`` or ``loaded`` by a run that no longer runs (a killed worker or
-    launcher, a target that went away mid-load), so the sweep drops them with the expired ones. A run the
-    orchestrator does not know is given ``grace`` from the database's creation first."""
-    retired = []
+) -> Sweep:
+    """Retire the databases a run that no longer runs left half-built (a killed worker or launcher, a target
+    that went away mid-load), so the sweep drops them with the expired ones: ``loading`` ones, and
+    ``loaded`` ones whose checks did not all pass (one that passed them waits for its handoff to be run
+    again, until its TTL). A run the orchestrator does not know is given ``grace`` from the database's
+    creation first."""
+    retired, skipped = [], []
     for database in list_repro_databases(admin):
         if database.status not in ("loading", "loaded"):
             continue
         state = run_state(database.run_id)
-        if state == "finished" or (state == "unknown" and database.created_at + grace <= now):
+        if not (state == "finished" or (state == "unknown" and database.created_at + grace <= now)):
+            continue
+        if database.status == "loaded" and passed_every_check(database):
+            continue
+        try:
             retired.append(retire(admin, database, now))
-    return retired
+        except psycopg.Error as exc:
+            skipped.append(f"{database.name}: not retired ({exc.diag.message_primary or type(exc).__name__})")
+    return Sweep(databases=retired, skipped=skipped)
 
 
 def list_repro_databases(admin: psycopg.Connection[TupleRow]) -> list[ReproDatabase]:
@@ -193,8 +202,10 @@ def drop_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> None:
 
 @dataclass(frozen=True)
 class Sweep:
-    dropped: list[ReproDatabase]
-    skipped: list[str]  # "name: why": unreadable records and databases that could not be dropped
+    """What one step of the sweep did: the databases it dropped (or retired), and those it had to skip."""
+
+    databases: list[ReproDatabase]
+    skipped: list[str]  # "name: why": unreadable records, databases that could not be dropped or retired
 
 
 def drop_expired(admin: psycopg.Connection[TupleRow], now: datetime) -> Sweep:
@@ -211,7 +222,7 @@ def drop_expired(admin: psycopg.Connection[TupleRow], now: datetime) -> Sweep:
             skipped.append(f"{database.name}: not dropped ({exc.diag.message_primary or type(exc).__name__})")
         else:
             dropped.append(database)
-    return Sweep(dropped, skipped)
+    return Sweep(databases=dropped, skipped=skipped)
 
 
 def _write_comment(admin: psycopg.Connection[TupleRow], database: ReproDatabase) -> None:

@@ -3,6 +3,7 @@ matches a single snapshot even while the primary keeps writing."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,18 +34,25 @@ class SessionLimits:
     idle_in_transaction_seconds: float = 300.0
     keepalive_idle_seconds: int = 30  # then 3 probes 10 s apart: a vanished client is noticed in a minute
 
-    def connect(self, source_dsn: str, *, role: str) -> psycopg.Connection[TupleRow]:
+    def connect(
+        self, source_dsn: str, *, role: str, autocommit: bool = False
+    ) -> psycopg.Connection[TupleRow]:
+        """A read-only session under these limits; ``autocommit`` for reads that need no one snapshot, so no
+        transaction sits idle while the caller works elsewhere."""
         settings = {
-            "statement_timeout": int(self.statement_timeout_seconds * 1000),
-            "idle_in_transaction_session_timeout": int(self.idle_in_transaction_seconds * 1000),
+            # Rounded up: 0 would switch the limit off.
+            "statement_timeout": math.ceil(self.statement_timeout_seconds * 1000),
+            "idle_in_transaction_session_timeout": math.ceil(self.idle_in_transaction_seconds * 1000),
+            "default_transaction_read_only": "on",
         }
         given = dsn.parameter(source_dsn, "options")
         options = " ".join(
-            [*([given] if given else []), *(f"-c {name}={ms}" for name, ms in settings.items())]
+            [*([given] if given else []), *(f"-c {name}={value}" for name, value in settings.items())]
         )
         return dsn.connect(
             source_dsn,
             role=role,
+            autocommit=autocommit,
             options=options,
             keepalives=1,
             keepalives_idle=self.keepalive_idle_seconds,

@@ -30,7 +30,10 @@ class StandbyHealth:
     hot_standby_feedback: bool
     role: str = ""
     superuser: bool = False
-    sees_wal_receiver: bool = True  # pg_stat_wal_receiver is blank to roles without pg_read_all_stats
+    sees_wal_receiver: bool = (
+        True  # pg_stat_wal_receiver shows only its pid to roles without pg_read_all_stats
+    )
+    receiver_running: bool = False
 
     def problems(self, limits: LagLimits) -> list[str]:
         found = []
@@ -39,7 +42,7 @@ class StandbyHealth:
             return found
         if self.replay_paused:
             found.append("WAL replay is paused (pg_wal_replay_pause() was called on it)")
-        if self.receiver_status is None and not self.sees_wal_receiver:
+        if self.receiver_running and self.receiver_status is None and not self.sees_wal_receiver:
             found.append(
                 f"its WAL receiver is hidden from the role {self.role}: grant pg_monitor to {self.role}"
             )
@@ -83,7 +86,8 @@ SELECT pg_is_in_recovery(),
        current_setting('hot_standby_feedback') = 'on',
        current_user::text,
        (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user),
-       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE'),
+       EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL)
 """
 
 
@@ -93,7 +97,7 @@ def read_standby_health(conn: psycopg.Connection[TupleRow]) -> StandbyHealth:
     (in_recovery, paused, receiver, receive_lsn, replay_lsn, lag_bytes, lag_seconds, version, feedback) = row[
         :9
     ]
-    role, superuser, reads_all_stats = row[9:]
+    role, superuser, reads_all_stats, receiver_running = row[9:]
     return StandbyHealth(
         in_recovery=bool(in_recovery),
         replay_paused=bool(paused),
@@ -107,6 +111,7 @@ def read_standby_health(conn: psycopg.Connection[TupleRow]) -> StandbyHealth:
         role=str(role),
         superuser=bool(superuser),
         sees_wal_receiver=bool(reads_all_stats),
+        receiver_running=bool(receiver_running),
     )
 
 

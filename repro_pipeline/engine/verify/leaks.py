@@ -42,14 +42,24 @@ class SensitiveFields:
     """What of one table must not survive: masked columns, and JSON paths per json column."""
 
     columns: tuple[SensitiveColumn, ...]
-    json_paths: tuple[tuple[str, str], ...]  # (column, path)
+    json_paths: tuple[JsonPathField, ...]
+
+
+@dataclass(frozen=True)
+class JsonPathField:
+    column: str
+    path: str
+    kept: str | None = None  # static: its own replacement is no original
 
 
 def sensitive_fields(config: ReproConfig, catalog: Catalog) -> dict[TableName, SensitiveFields]:
+    """Per copied table: its masked columns and JSON paths. A table that gets no rows has none."""
+    not_copied = set()
     columns: dict[TableName, list[SensitiveColumn]] = {}
     for key, rules in config.mask_rules.tables.items():
         table = catalog.find(key)
         if table is None or rules.strategy != "transform":
+            not_copied.update([] if table is None else [table.name])
             continue
         columns[table.name] = [
             SensitiveColumn(
@@ -60,12 +70,15 @@ def sensitive_fields(config: ReproConfig, catalog: Catalog) -> dict[TableName, S
             for name, action in rules.columns.items()
             if not isinstance(action, PassthroughAction)
         ]
-    paths: dict[TableName, list[tuple[str, str]]] = {}
+    paths: dict[TableName, list[JsonPathField]] = {}
     for entry in config.extensions.json_mask:
         table_text, _, column = entry.column.rpartition(".")
         table = catalog.find(table_text)
-        if table is not None:
-            paths.setdefault(table.name, []).extend((column, rule.path) for rule in entry.paths)
+        if table is not None and table.name not in not_copied:
+            paths.setdefault(table.name, []).extend(
+                JsonPathField(column, rule.path, rule.value if rule.action == "static" else None)
+                for rule in entry.paths
+            )
     return {
         name: SensitiveFields(tuple(columns.get(name, ())), tuple(paths.get(name, ())))
         for name in set(columns) | set(paths)
@@ -115,11 +128,11 @@ def original_values(
     originals = Originals()
     for name, wanted in sorted(fields.items()):
         table = source_catalog.tables[name]
-        json_columns = tuple(dict.fromkeys(column for column, _ in wanted.json_paths))
+        json_columns = tuple(dict.fromkeys(field.column for field in wanted.json_paths))
         read = tuple(dict.fromkeys((*(column.name for column in wanted.columns), *json_columns)))
         if not read or not table.primary_key:
             continue  # without a key, a target row cannot be matched to its source row
-        readers = [(column, path_reader(path)) for column, path in wanted.json_paths]
+        readers = [(field, path_reader(field.path)) for field in wanted.json_paths]
         regex_columns = {column.name: _RegexOriginals() for column in wanted.columns if column.pattern}
         keys = [
             row[0] if len(row) == 1 else row
@@ -143,16 +156,27 @@ def original_values(
                         regex_columns[column.name].read(text, column.pattern, originals)
                     elif text != column.kept:
                         originals.add(text)
-                for json_column, read_path in readers:
-                    for found in read_path(values[json_column]):
-                        for leaf in [str(found)] if isinstance(found, int | float) else string_leaves(found):
-                            originals.add(leaf)
+                for json_field, read_path in readers:
+                    for found in read_path(values[json_field.column]):
+                        for leaf in _json_originals(found):
+                            if leaf != json_field.kept:
+                                originals.add(leaf)
         for column_name, regex_originals in regex_columns.items():
             if regex_originals.masked_nothing():
                 originals.masked_nothing.append(f"{name}.{column_name}")
                 for value in regex_originals.unmatched:
                     originals.add(value)
     return originals
+
+
+def _json_originals(found: Any) -> list[str]:
+    """The originals a JSON path selected: its strings, at any depth, and a number as written; true,
+    false and null are no originals (searching for "True" would match every "true")."""
+    if isinstance(found, bool) or found is None:
+        return []
+    if isinstance(found, int | float):
+        return [str(found)]
+    return list(string_leaves(found))
 
 
 @dataclass

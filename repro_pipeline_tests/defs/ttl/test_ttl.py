@@ -16,6 +16,12 @@ from repro_pipeline.definitions import defs
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases.manifest import (
+    REQUIRED_CHECKS,
+    RunRecord,
+    record_check,
+    write_manifest,
+)
 
 UNRECORDED = "repro_org451_deadbeef"
 
@@ -75,12 +81,12 @@ def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_bu
 ) -> None:
     now = datetime.now(UTC)
     with dg.instance_for_test() as instance:
-        statuses = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.FAILURE)
-        running, killed, checks_failed = (
+        statuses = (dg.DagsterRunStatus.STARTED, *[dg.DagsterRunStatus.FAILURE] * 3)
+        running, killed, checks_failed, handoff_failed = (
             dg.DagsterRun(job_name="tenant_repro", run_id=str(uuid.uuid4()), status=status)
             for status in statuses
         )
-        for run in (running, killed, checks_failed):
+        for run in (running, killed, checks_failed, handoff_failed):
             instance.add_run(run)
 
         def made(run_id: str, status: str, age: timedelta) -> lifecycle.ReproDatabase:
@@ -95,12 +101,32 @@ def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_bu
         unknown_old = made(uuid.uuid4().hex, "loaded", timedelta(hours=2))
         unknown_young = made(uuid.uuid4().hex, "loaded", timedelta(minutes=5))
         handed_off = made(uuid.uuid4().hex, "ready", timedelta(hours=2))
-        made_here = (loading, abandoned, checks_errored, unknown_old, unknown_young, handed_off)
+        checked = made(handoff_failed.run_id, "loaded", timedelta(0))  # waits for its handoff to be run again
+        with psycopg.connect(with_database(pipeline_environment["REPRO_TARGET_DSN"], checked.name)) as conn:
+            write_manifest(conn, _record(checked))
+            for check in REQUIRED_CHECKS:
+                record_check(conn, check, passed=True)
+        made_here = (loading, abandoned, checks_errored, unknown_old, unknown_young, handed_off, checked)
         try:
             outcome = run_ttl_sweep(instance)
             assert outcome.success
             assert set(outcome.dropped) == {abandoned.name, checks_errored.name, unknown_old.name}
-            assert {loading.name, unknown_young.name, handed_off.name} <= _names(admin)
+            assert {loading.name, unknown_young.name, handed_off.name, checked.name} <= _names(admin)
         finally:
             for database in made_here:
                 lifecycle.drop_repro_database(admin, database.name)
+
+
+def _record(database: lifecycle.ReproDatabase) -> RunRecord:
+    return RunRecord(
+        run_id=database.run_id,
+        organization_id=database.organization_id,
+        config_hash="c" * 16,
+        salt_fingerprint="f" * 16,
+        source="127.0.0.1:5432/billing",
+        source_replay_lsn=None,
+        snapshot_at=database.created_at,
+        closure_passes=1,
+        started_at=database.created_at,
+        tables=[],
+    )

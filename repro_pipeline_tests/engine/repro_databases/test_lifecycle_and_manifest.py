@@ -120,7 +120,7 @@ def test_a_record_the_sweep_cannot_read_is_reported_and_skipped_and_a_naive_expi
     _record(admin, broken, {**fields, "run_id": "bbbbbbbb", "expires_at": "soon"})
     try:
         sweep = lifecycle.drop_expired(admin, datetime.now(UTC))
-        assert [database.name for database in sweep.dropped] == [naive]
+        assert [database.name for database in sweep.databases] == [naive]
         assert sweep.skipped == [f"{broken}: its record cannot be read (Invalid isoformat string: 'soon')"]
         assert broken in {str(name) for (name,) in admin.execute("SELECT datname FROM pg_database")}
     finally:

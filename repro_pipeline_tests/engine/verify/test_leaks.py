@@ -20,6 +20,7 @@ from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.source.catalog import TableName, read_catalog
 from repro_pipeline.engine.verify.leaks import (
+    JsonPathField,
     Originals,
     SensitiveColumn,
     SensitiveFields,
@@ -128,7 +129,8 @@ def test_a_json_path_original_is_found_elsewhere(pair: Pair) -> None:
         "INSERT INTO events VALUES (1, %s)", (Jsonb({"actor": {"email": "masked@example.com"}}),)
     )
     pair.target.execute("INSERT INTO comments VALUES (1, 'from zorblat@acme.example')")
-    fields = {EVENTS: SensitiveFields((), (("payload", "$.actor.email"), ("payload", "$..missing")))}
+    paths = (JsonPathField("payload", "$.actor.email"), JsonPathField("payload", "$..missing"))
+    fields = {EVENTS: SensitiveFields((), paths)}
     originals, leaks = pair.scan(fields)
     assert originals.values == {"zorblat@acme.example"}
     assert leaks == Counter({"public.comments.body": 1})
@@ -224,4 +226,37 @@ def test_every_masking_action_but_passthrough_is_sensitive(tmp_path: Path, pair:
     fields = sensitive_fields(config, read_catalog(pair.source))
     assert {column.name for column in fields[USERS].columns} == {"full_name", "email", "notes", "last_four"}
     assert [column.name for column in fields[TableName("public", "comments")].columns] == ["body"]
-    assert fields[EVENTS].json_paths == (("payload", "$.a"), ("payload", "$.b"))
+    assert fields[EVENTS].json_paths == (
+        JsonPathField("payload", "$.a", "x"),
+        JsonPathField("payload", "$.b"),
+    )
+
+
+def test_json_booleans_and_a_json_static_value_are_no_originals(pair: Pair) -> None:
+    pair.source.execute(
+        "INSERT INTO events VALUES (1, %s)",
+        (Jsonb({"admin": True, "plan": "REDACTED", "owner": "Zorblat Q"}),),
+    )
+    pair.target.execute(
+        "INSERT INTO events VALUES (1, %s)", (Jsonb({"admin": True, "plan": "REDACTED", "owner": "Masked"}),)
+    )
+    pair.target.execute("INSERT INTO comments VALUES (1, 'true story: plan REDACTED')")
+    paths = (
+        JsonPathField("payload", "$.admin"),
+        JsonPathField("payload", "$.plan", kept="REDACTED"),
+        JsonPathField("payload", "$.owner"),
+    )
+    originals, leaks = pair.scan({EVENTS: SensitiveFields((), paths)})
+    assert originals.values == {"Zorblat Q"} and leaks == Counter()
+
+
+def test_json_paths_of_a_table_that_gets_no_rows_are_not_read_back(tmp_path: Path, pair: Pair) -> None:
+    (tmp_path / "mask-rules.yaml").write_text(
+        "version: '1.0'\ntables:\n  public.events:\n    strategy: exclude\n"
+    )
+    (tmp_path / "commercial-extensions.yaml").write_text(
+        "version: '1.0'\nsubset:\n  - table: public.users\n    predicate: id = 1\n"
+        "json_mask:\n  - column: public.events.payload\n    paths:\n      - { path: $.a, action: remove }\n"
+    )
+    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+    assert sensitive_fields(config, read_catalog(pair.source)) == {}
