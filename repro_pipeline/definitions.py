@@ -1,5 +1,6 @@
 """The Dagster code location: every definition under ``defs/``, one folder per domain, found by
-``dg.load_from_defs_folder``. Nothing here reads the environment: resources read their settings when a run uses them."""
+``dg.load_from_defs_folder``. Nothing here reads the environment: resources read their settings when a
+run uses them."""
 
 from pathlib import Path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -100,26 +101,36 @@ def _from_environment(name: str, *, what: str) -> str:
 def _from_file(path: Path, *, what: str) -> str:
     if not path.is_absolute():
         raise SecretError(f"{what}: file:// secrets need an absolute path, got {str(path)!r}")
-    try:
-        info = path.lstat()
-    except OSError as exc:
-        raise SecretError(f"{what}: cannot read secret file {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise SecretError(f"{what}: secret file {path} is not a regular file (symlinks are refused)")
     resolved = path.resolve()
     if any(resolved == root or root in resolved.parents for root in _KERNEL_FILESYSTEMS):
         raise SecretError(
             f"{what}: secret file {path} is under /proc or /sys", "keep the secret in a file of its own"
         )
-    if info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
-        raise SecretError(
-            f"{what}: secret file {path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):o})",
-            f"chmod 600 {path}",
-        )
-    if info.st_size > _MAX_SECRET_FILE_BYTES:
-        raise SecretError(f"{what}: secret file {path} is larger than {_MAX_SECRET_FILE_BYTES} bytes")
     try:
-        value = path.read_bytes().decode("utf-8").rstrip("\r\n")
+        # O_NOFOLLOW and fstat: what is checked is the file that is read, not one swapped in between.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SecretError(
+                f"{what}: secret file {path} is not a regular file (symlinks are refused)"
+            ) from None
+        raise SecretError(f"{what}: cannot read secret file {path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise SecretError(f"{what}: secret file {path} is not a regular file (symlinks are refused)")
+        if info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+            raise SecretError(
+                f"{what}: secret file {path} is readable by group or others (mode {stat.S_IMODE(info.st_mode):o})",
+                f"chmod 600 {path}",
+            )
+        if info.st_size > _MAX_SECRET_FILE_BYTES:
+            raise SecretError(f"{what}: secret file {path} is larger than {_MAX_SECRET_FILE_BYTES} bytes")
+        raw = os.read(descriptor, _MAX_SECRET_FILE_BYTES + 1)
+    finally:
+        os.close(descriptor)
+    try:
+        value = raw.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
         raise SecretError(f"{what}: secret file {path} is not UTF-8 text") from None
     if not value:

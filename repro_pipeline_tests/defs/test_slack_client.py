@@ -72,7 +72,7 @@ def test_a_garbled_answer_is_one_clear_message(slack: SlackApi, reply: ScriptedR
     assert "Slack at 127.0.0.1" in str(raised.value) and TOKEN not in str(raised.value)
 
 
-def test_slack_down_is_retried_then_one_clear_message() -> None:
+def test_slack_down_is_one_clear_message() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]

@@ -78,7 +78,7 @@ def check_predicate(text: str) -> None:
     """
     if ";" in Predicate(text).without_quoted_text():
         raise ValueError("';' is not allowed: a predicate is one expression, not statements")
-    parsed_text = _TOKENS.sub(lambda m: "$1" if m.group("placeholder") else m.group(0), text)
+    parsed_text = _parsable(text)
     try:
         statements = parse_sql(_SHELL + parsed_text)
     except ParseError as exc:
@@ -110,7 +110,7 @@ def check_predicate(text: str) -> None:
 
 def called_functions(text: str) -> list[tuple[str | None, str]]:
     """The functions ``text`` calls, as (schema or None, name), at any depth (subqueries too)."""
-    parsed_text = _TOKENS.sub(lambda m: "$1" if m.group("placeholder") else m.group(0), text)
+    parsed_text = _parsable(text)
     (statement,) = parse_sql(_SHELL + parsed_text)
     called = []
     for node in _walk(statement.stmt):
@@ -118,6 +118,11 @@ def called_functions(text: str) -> list[tuple[str | None, str]]:
             parts = [part.sval for part in node.funcname or ()]
             called.append((parts[-2] if len(parts) > 1 else None, parts[-1]))
     return called
+
+
+def _parsable(text: str) -> str:
+    """The predicate as PostgreSQL's parser reads it: the placeholder as a positional parameter."""
+    return _TOKENS.sub(lambda m: "$1" if m.group("placeholder") else m.group(0), text)
 
 
 def _walk(node: object) -> Iterator[object]:

@@ -10,15 +10,17 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.config import ReproConfig
-from repro_pipeline.engine.repro_databases.manifest import planned_row_counts, recorded_organization
+from repro_pipeline.engine.repro_databases.manifest import (
+    REQUIRED_CHECKS,
+    planned_row_counts,
+    recorded_organization,
+)
 from repro_pipeline.engine.source.catalog import read_catalog
 from repro_pipeline.engine.verify.counts import count_rows
 from repro_pipeline.engine.verify.leaks import find_leaks, original_values, sensitive_fields
 from repro_pipeline.engine.verify.orphans import count_orphans, expected_foreign_keys
 
-ZERO_FK_ORPHANS = "zero_fk_orphans"
-ROW_COUNTS_MATCH_CLOSURE = "row_counts_match_closure"
-NO_ORIGINAL_PII = "no_original_pii"
+ZERO_FK_ORPHANS, ROW_COUNTS_MATCH_CLOSURE, NO_ORIGINAL_PII = REQUIRED_CHECKS  # recorded under these names
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,9 @@ def test_a_record_the_sweep_cannot_read_is_reported_and_skipped_and_a_naive_expi
     _record(admin, broken, {**fields, "run_id": "bbbbbbbb", "expires_at": "soon"})
     try:
         sweep = lifecycle.drop_expired(admin, datetime.now(UTC))
-        assert [database.name for database in sweep.databases] == [naive]
-        assert sweep.skipped == [f"{broken}: its record cannot be read (Invalid isoformat string: 'soon')"]
+        dropped = [database.name for database in sweep.databases]
+        assert naive in dropped and broken not in dropped  # the shared server may hold others' databases
+        assert f"{broken}: its record cannot be read (Invalid isoformat string: 'soon')" in sweep.skipped
         assert broken in {str(name) for (name,) in admin.execute("SELECT datname FROM pg_database")}
     finally:
         for name in (naive, broken):
