@@ -197,6 +197,12 @@ def repro_handoff(
         organization_id = parse_organization_id(context.partition_key)
         database = repro_database_of(context, target)
         name = database.name
+        if database.status == "failed" or database.expires_at <= datetime.now(UTC):
+            raise TargetError(
+                f"{name} is not handed off: it is {'retired' if database.status == 'failed' else 'expired'} "
+                f"(since {database.expires_at:%Y-%m-%d %H:%M} UTC) and waits for the sweep to drop it",
+                "materialize repro_database for this partition again",
+            )
         with target.connect_database(name) as conn:
             unpassed = unpassed_checks(conn, REQUIRED_CHECKS)
         if unpassed:

@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -398,3 +398,33 @@ def test_checks_launched_on_their_own_verify_the_partitions_latest_database_and_
     assert not gone.success
     gone_message = f"the repro database {run.database} of organization {ORGANIZATION} is gone"
     assert gone_message in step_failure_messages(gone)
+
+
+def _handoff_alone(instance: dg.DagsterInstance) -> dg.JobExecutionResult:
+    from repro_pipeline.definitions import tenant_repro_job_def
+
+    return dg.execute_job(
+        dg.reconstructable(tenant_repro_job_def),
+        instance=instance,
+        tags={"dagster/partition": str(ORGANIZATION)},
+        asset_selection=[dg.AssetKey("repro_handoff")],
+    )
+
+
+def test_an_expired_database_is_not_handed_off_again(
+    first_run: TenantRun, stack: Stack, slack_api: SlackApi
+) -> None:
+    run = _run(first_run.instance, stack, slack_api)
+    assert run.result.success
+    before = len(slack_api.messages)
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        (database,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == run.database]
+        lifecycle.mark(admin, database, "ready", expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    try:
+        again = _handoff_alone(first_run.instance)
+        assert not again.success
+        assert f"{run.database} is not handed off: it is expired" in step_failure_messages(again)
+        assert len(slack_api.messages) == before
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            lifecycle.drop_repro_database(admin, run.database)
