@@ -16,12 +16,8 @@ from repro_pipeline.definitions import defs
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.repro_databases import lifecycle
-from repro_pipeline.engine.repro_databases.manifest import (
-    REQUIRED_CHECKS,
-    RunRecord,
-    record_check,
-    write_manifest,
-)
+from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, record_check, write_manifest
+from repro_pipeline_tests.run_records import run_record
 
 UNRECORDED = "repro_org451_deadbeef"
 
@@ -103,7 +99,7 @@ def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_bu
         handed_off = made(uuid.uuid4().hex, "ready", timedelta(hours=2))
         checked = made(handoff_failed.run_id, "loaded", timedelta(0))  # waits for its handoff to be run again
         with psycopg.connect(with_database(pipeline_environment["REPRO_TARGET_DSN"], checked.name)) as conn:
-            write_manifest(conn, _record(checked))
+            write_manifest(conn, run_record(checked.run_id))
             for check in REQUIRED_CHECKS:
                 record_check(conn, check, passed=True)
         made_here = (loading, abandoned, checks_errored, unknown_old, unknown_young, handed_off, checked)
@@ -115,18 +111,3 @@ def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_bu
         finally:
             for database in made_here:
                 lifecycle.drop_repro_database(admin, database.name)
-
-
-def _record(database: lifecycle.ReproDatabase) -> RunRecord:
-    return RunRecord(
-        run_id=database.run_id,
-        organization_id=database.organization_id,
-        config_hash="c" * 16,
-        salt_fingerprint="f" * 16,
-        source="127.0.0.1:5432/billing",
-        source_replay_lsn=None,
-        snapshot_at=database.created_at,
-        closure_passes=1,
-        started_at=database.created_at,
-        tables=[],
-    )

@@ -19,12 +19,12 @@ from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.manifest import (
     PlannedRows,
-    RunRecord,
     TableRecord,
     planned_row_counts,
     write_manifest,
 )
 from repro_pipeline.engine.source.catalog import TableName
+from repro_pipeline_tests.run_records import run_record
 
 
 @pytest.fixture
@@ -74,33 +74,13 @@ def test_the_planned_row_counts_are_read_back_as_the_load_wrote_them(
         conn.execute(
             "CREATE SCHEMA billing; CREATE TABLE public.invoices (id int); CREATE TABLE billing.notes ()"
         )
-        write_manifest(
-            conn,
-            RunRecord(
-                run_id=database.run_id,
-                organization_id=451,
-                config_hash="c" * 16,
-                salt_fingerprint="f" * 16,
-                source="127.0.0.1:5432/billing",
-                source_replay_lsn=None,
-                snapshot_at=datetime.now(UTC),
-                closure_passes=2,
-                started_at=datetime.now(UTC),
-                tables=[
-                    TableRecord(
-                        invoices,
-                        "transform",
-                        closure_rows=12,
-                        source_rows=12,
-                        loaded_rows=11,
-                        column_actions={},
-                    ),
-                    TableRecord(
-                        notes, "empty", closure_rows=0, source_rows=0, loaded_rows=0, column_actions={}
-                    ),
-                ],
+        tables = [
+            TableRecord(
+                invoices, "transform", closure_rows=12, source_rows=12, loaded_rows=11, column_actions={}
             ),
-        )
+            TableRecord(notes, "empty", closure_rows=0, source_rows=0, loaded_rows=0, column_actions={}),
+        ]
+        write_manifest(conn, run_record(database.run_id, tables))
         assert planned_row_counts(conn) == {invoices: PlannedRows(12, 12), notes: PlannedRows(0, 0)}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -13,11 +12,12 @@ from psycopg import sql
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
-from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
+from repro_pipeline.engine.repro_databases.manifest import TableRecord, write_manifest
 from repro_pipeline.engine.source.catalog import TableName, read_catalog
 from repro_pipeline.engine.verify.checks import row_counts_match_closure
 from repro_pipeline.engine.verify.counts import count_rows
 from repro_pipeline.engine.verify.orphans import count_orphans, expected_foreign_keys
+from repro_pipeline_tests.run_records import run_record
 
 SOURCE_SCHEMA = """
 CREATE TABLE accounts (region int, id int, PRIMARY KEY (region, id));
@@ -74,24 +74,11 @@ def test_counts_leave_out_a_missing_table(scratch: psycopg.Connection[tuple[obje
 
 
 def _recorded(conn: psycopg.Connection[tuple[object, ...]], counts: dict[str, tuple[int, int]]) -> None:
-    write_manifest(
-        conn,
-        RunRecord(
-            run_id="r",
-            organization_id=451,
-            config_hash="c",
-            salt_fingerprint="f",
-            source="s",
-            source_replay_lsn=None,
-            snapshot_at=datetime.now(UTC),
-            closure_passes=1,
-            started_at=datetime.now(UTC),
-            tables=[
-                TableRecord(TableName.parse(name), "transform", closure, source, 0, {})
-                for name, (closure, source) in counts.items()
-            ],
-        ),
-    )
+    tables = [
+        TableRecord(TableName.parse(name), "transform", closure, source, 0, {})
+        for name, (closure, source) in counts.items()
+    ]
+    write_manifest(conn, run_record("r", tables))
 
 
 @pytest.mark.parametrize(
