@@ -266,6 +266,17 @@ def test_secrets_never_reach_the_event_log(first_run: TenantRun, stack: Stack, s
     assert SLACK_TOKEN not in text
 
 
+def _handoff_alone(instance: dg.DagsterInstance) -> dg.JobExecutionResult:
+    from repro_pipeline.definitions import tenant_repro_job_def
+
+    return dg.execute_job(
+        dg.reconstructable(tenant_repro_job_def),
+        instance=instance,
+        tags={"dagster/partition": str(ORGANIZATION)},
+        asset_selection=[dg.AssetKey("repro_handoff")],
+    )
+
+
 def test_a_failing_check_stops_the_handoff(
     first_run: TenantRun, stack: Stack, slack_api: SlackApi, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,14 +304,7 @@ def test_a_failing_check_stops_the_handoff(
         assert retired.status == "failed" and retired.expires_at <= datetime.now(UTC)
 
     # Handing off on its own (as from the UI) does not skip the checks' verdict either.
-    from repro_pipeline.definitions import tenant_repro_job_def
-
-    handoff_only = dg.execute_job(
-        dg.reconstructable(tenant_repro_job_def),
-        instance=first_run.instance,
-        tags={"dagster/partition": str(ORGANIZATION)},
-        asset_selection=[dg.AssetKey("repro_handoff")],
-    )
+    handoff_only = _handoff_alone(first_run.instance)
     assert not handoff_only.success
     assert len(slack_api.messages) == before_messages
     assert run.database in run_ttl_sweep(first_run.instance).dropped
@@ -398,17 +402,6 @@ def test_checks_launched_on_their_own_verify_the_partitions_latest_database_and_
     assert not gone.success
     gone_message = f"the repro database {run.database} of organization {ORGANIZATION} is gone"
     assert gone_message in step_failure_messages(gone)
-
-
-def _handoff_alone(instance: dg.DagsterInstance) -> dg.JobExecutionResult:
-    from repro_pipeline.definitions import tenant_repro_job_def
-
-    return dg.execute_job(
-        dg.reconstructable(tenant_repro_job_def),
-        instance=instance,
-        tags={"dagster/partition": str(ORGANIZATION)},
-        asset_selection=[dg.AssetKey("repro_handoff")],
-    )
 
 
 def test_an_expired_database_is_not_handed_off_again(
