@@ -23,6 +23,22 @@ def materialize_tenant(
     )
 
 
+def hand_off_again(
+    organization_id: int, database: str, instance: dg.DagsterInstance, *, console_log_level: str = "INFO"
+) -> dg.JobExecutionResult:
+    """Run the organization's handoff alone, for the named repro database."""
+    return dg.execute_job(
+        dg.reconstructable(tenant_repro_job_def),
+        instance=instance,
+        tags={"dagster/partition": str(organization_id)},
+        asset_selection=[dg.AssetKey("repro_handoff")],
+        run_config={
+            **_console(console_log_level),
+            "ops": {"repro_handoff": {"config": {"database": database}}},
+        },
+    )
+
+
 @dataclass(frozen=True)
 class SweepOutcome:
     success: bool

@@ -38,7 +38,7 @@ def _plan(arguments: argparse.Namespace) -> int:
     from repro_pipeline.engine.load.plan import plan_subset
     from repro_pipeline.engine.load.report import plan_summary, plan_text
 
-    config, salt, organization_id = _engine_inputs(arguments)
+    config, salt, organization_id = engine_inputs(arguments)
     with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
         summary = plan_summary(plan_subset(snapshot, config, salt, organization_id))
     print(json.dumps(summary, indent=2) if arguments.json else plan_text(summary))
@@ -52,7 +52,7 @@ def _load(arguments: argparse.Namespace) -> int:
     from repro_pipeline.engine.load.loader import load_repro, require_empty_target
     from repro_pipeline.engine.load.plan import plan_subset
 
-    config, salt, organization_id = _engine_inputs(arguments)
+    config, salt, organization_id = engine_inputs(arguments)
     with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
         require_empty_target(arguments.target)
         plan = plan_subset(snapshot, config, salt, organization_id)
@@ -70,7 +70,8 @@ def _load(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _engine_inputs(arguments: argparse.Namespace) -> tuple[ReproConfig, Secret, int]:
+def engine_inputs(arguments: argparse.Namespace) -> tuple[ReproConfig, Secret, int]:
+    """The configuration, its salt and the organization id that plan, load and verify are given."""
     from repro_pipeline.engine.config import load_config
     from repro_pipeline.engine.secrets import resolve_salt
     from repro_pipeline.engine.subset.tenant import parse_organization_id

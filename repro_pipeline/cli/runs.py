@@ -1,4 +1,5 @@
-"""Commands that run the Dagster jobs on the instance in ``$DAGSTER_HOME``: ``materialize`` and ``sweep``."""
+"""Commands that run the Dagster jobs on the instance in ``$DAGSTER_HOME``: ``materialize``, ``handoff`` and
+``sweep``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     materialize = commands.add_parser("materialize", help="run the tenant job for one organization")
     materialize.add_argument("organization", help="numeric organization id, e.g. 451")
     materialize.set_defaults(handler=_materialize)
+
+    handoff = commands.add_parser(
+        "handoff", help="post the handoff of a checked repro database again (after Slack was down, say)"
+    )
+    handoff.add_argument("database", help="the repro database's name, e.g. repro_org451_0123abcd")
+    handoff.set_defaults(handler=_handoff)
 
     sweep = commands.add_parser("sweep", help="drop the repro databases whose TTL has run out")
     sweep.set_defaults(handler=_sweep)
@@ -35,6 +42,37 @@ def run_tenant(organization_key: str) -> int:
         result = materialize_tenant(organization_key, instance, console_log_level="WARNING")
         password_file = str(stack.root / "credentials") if stack else ""
         return print_run_report(result, int(organization_key), password_file)
+
+
+def _handoff(arguments: argparse.Namespace) -> int:
+    import os
+
+    import dagster as dg
+
+    from repro_pipeline.cli.launch import hand_off_again
+    from repro_pipeline.engine import dsn
+    from repro_pipeline.engine.errors import TargetError
+    from repro_pipeline.engine.repro_databases import lifecycle
+
+    use_embedded_stack_unless_configured()
+    with dsn.connect(os.environ["REPRO_TARGET_DSN"], role="target server", autocommit=True) as admin:
+        known = {database.name: database for database in lifecycle.list_repro_databases(admin)}
+    if arguments.database not in known:
+        raise TargetError(
+            f"the target server has no repro database {arguments.database!r}",
+            f"name one of: {', '.join(sorted(known)) or 'none exists'}",
+        )
+    database = known[arguments.database]
+    with dg.DagsterInstance.get() as instance:
+        result = hand_off_again(
+            database.organization_id, database.name, instance, console_log_level="WARNING"
+        )
+    if not result.success:
+        failures = [event.message for event in result.all_events if event.is_step_failure and event.message]
+        print("error: the handoff failed:", *failures, sep="\n  ", file=sys.stderr)
+        return 1
+    print(f"handed off {database.name} (organization {database.organization_id})")
+    return 0
 
 
 def _sweep(arguments: argparse.Namespace) -> int:

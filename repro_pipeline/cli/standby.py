@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import dsn
-from repro_pipeline.engine.source.snapshot import SessionLimits, SourceSnapshot, open_source_snapshot
+from repro_pipeline.engine.source.snapshot import SourceSnapshot, open_source_snapshot
 from repro_pipeline.engine.source.standby import LagLimits, read_standby_health, require_ready_standby
 
 
@@ -26,18 +26,10 @@ def add_allow_primary(parser: argparse.ArgumentParser) -> None:
 
 @contextmanager
 def standby_snapshot(source: str, *, allow_primary: bool) -> Iterator[SourceSnapshot]:
-    """One consistent read of the source, for the plan and the load."""
+    """One consistent read of the source, for the plan, the load and the checks."""
     with open_source_snapshot(source) as snapshot:
         _require_standby(snapshot.conn, allow_primary=allow_primary)
         yield snapshot
-
-
-@contextmanager
-def standby_connection(source: str, *, allow_primary: bool) -> Iterator[psycopg.Connection[TupleRow]]:
-    """A read-only session that commits each statement, for reads between long work on the target."""
-    with SessionLimits().connect(source, role="standby", autocommit=True) as conn:
-        _require_standby(conn, allow_primary=allow_primary)
-        yield conn
 
 
 def _require_standby(conn: psycopg.Connection[TupleRow], *, allow_primary: bool) -> None:

@@ -1,5 +1,9 @@
 """``verify``: the checks of a loaded repro database (orphans, counts, leaks), outside Dagster. It reads
-and never writes: verdicts go to the terminal (or ``--json``), not into the database's record."""
+and never writes: verdicts go to the terminal (or ``--json``), not into the database's record.
+
+It computes the closure again, in one fresh snapshot of the source, with the configuration (and salt) the
+load used; a source row changed since the load is compared as it is now.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from repro_pipeline.cli.standby import add_allow_primary, standby_connection
+from repro_pipeline.cli.plan_and_load import engine_inputs
+from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
 from repro_pipeline.engine.config import default_config_paths
 
 
@@ -29,30 +34,24 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 def _verify(arguments: argparse.Namespace) -> int:
     from repro_pipeline.engine import dsn
-    from repro_pipeline.engine.config import load_config
     from repro_pipeline.engine.errors import ChecksFailed, TargetError
+    from repro_pipeline.engine.load.plan import plan_subset
     from repro_pipeline.engine.repro_databases.manifest import recorded_organization
-    from repro_pipeline.engine.subset.tenant import parse_organization_id
-    from repro_pipeline.engine.verify.checks import no_original_pii, row_counts_match_closure, zero_fk_orphans
+    from repro_pipeline.engine.verify.checks import read_originals, verify_repro
 
-    organization_id = parse_organization_id(arguments.organization)
-    config = load_config(arguments.mask_rules, arguments.commercial_extensions)
+    config, salt, organization_id = engine_inputs(arguments)
     read_only = "-c default_transaction_read_only=on"
-    with (
-        standby_connection(arguments.source, allow_primary=arguments.allow_primary) as source,
-        dsn.connect(arguments.target, role="repro database", autocommit=True, options=read_only) as target,
-    ):
+    with dsn.connect(arguments.target, role="repro database", autocommit=True, options=read_only) as target:
         recorded = recorded_organization(target)
         if recorded != organization_id:
             raise TargetError(
                 f"{dsn.describe(arguments.target)} holds organization {recorded}, not {organization_id}",
                 "give the organization the database was loaded for, or the database of this organization",
             )
-        verdicts = [
-            zero_fk_orphans(source, target),
-            row_counts_match_closure(target),
-            no_original_pii(source, target, config),
-        ]
+        with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
+            plan = plan_subset(snapshot, config, salt, organization_id)
+            originals = read_originals(snapshot.conn, plan, config)
+        verdicts = verify_repro(plan, originals, target)
     if arguments.json:
         print(json.dumps({v.check: {"passed": v.passed, **v.found} for v in verdicts}, indent=2))
     else:

@@ -13,4 +13,6 @@ def reported_as_failure() -> Iterator[None]:
     try:
         yield
     except ReproError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+        # A note says what else went wrong, such as a cleanup that failed after the error.
+        notes = getattr(error, "__notes__", [])
+        raise dg.Failure(description="\n".join([str(error), *notes]), allow_retries=False) from None

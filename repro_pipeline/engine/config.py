@@ -198,6 +198,8 @@ class MaskRules(_Strict):
     batch_size: int = Field(default=10_000, ge=1)
     audit_log: bool = True
     replicate_all_indexes: bool = False
+    # Refuse a superuser source role (it is warned about otherwise): the read needs SELECT and pg_monitor.
+    require_least_privilege: bool = False
     tables: dict[str, TableRules] = Field(default_factory=dict)
 
     _version = field_validator("version", mode="before")(_check_version)

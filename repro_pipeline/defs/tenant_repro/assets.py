@@ -1,16 +1,19 @@
 """The tenant repro assets: standby health, closure, masked repro database, Slack handoff."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from repro_pipeline.defs.failures import reported_as_failure
 from repro_pipeline.defs.resources import MaskingConfig, SlackHandoff, SourceStandby, TargetServer
+from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS, check_results
 from repro_pipeline.defs.tenant_repro.partitions import organizations
+from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, TENANT_CLOSURE, repro_database_of
 from repro_pipeline.engine.errors import TargetError
-from repro_pipeline.engine.load.loader import load_repro
+from repro_pipeline.engine.load.loader import LoadReport, load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.report import plan_summary
 from repro_pipeline.engine.repro_databases import lifecycle
@@ -18,10 +21,9 @@ from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, fini
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.source.standby import read_standby_health, require_ready_standby
 from repro_pipeline.engine.subset.tenant import parse_organization_id
+from repro_pipeline.engine.verify.checks import read_originals
 
 GROUP = "tenant_repro"
-TENANT_CLOSURE = dg.AssetKey("tenant_closure")
-REPRO_DATABASE = dg.AssetKey("repro_database")
 
 
 @dg.asset(partitions_def=organizations, group_name=GROUP, kinds={"postgres"})
@@ -60,6 +62,8 @@ def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) ->
         ),
         dg.AssetSpec(REPRO_DATABASE, deps=[TENANT_CLOSURE], description="The masked repro database"),
     ],
+    check_specs=CHECK_SPECS,
+    can_subset=True,
     partitions_def=organizations,
     group_name=GROUP,
 )
@@ -68,12 +72,20 @@ def tenant_closure_and_repro_database(
     standby: SourceStandby,
     target: TargetServer,
     masking: MaskingConfig,
-) -> Iterator[dg.MaterializeResult]:  # type: ignore[type-arg]
-    """Closure and load read one snapshot of the standby, so they run as one step."""
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
+    """Closure, load and checks read one snapshot of the standby, so they run as one step.
+
+    Launched for the checks alone, the step checks the partition's latest repro database against a closure
+    computed in a fresh snapshot.
+    """
+    loads = REPRO_DATABASE in context.selected_asset_keys
+    checks = bool(context.selected_asset_check_keys)
     with reported_as_failure():
         organization_id = parse_organization_id(context.partition_key)
         config, salt = masking.load()
         started_at = datetime.now(UTC)
+        checked = None if loads or not checks else repro_database_of(context, target)
+        loaded: tuple[lifecycle.ReproDatabase, LoadReport] | None = None
         with open_source_snapshot(standby.dsn, standby.session_limits) as snapshot:
             # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
             require_ready_standby(
@@ -81,81 +93,82 @@ def tenant_closure_and_repro_database(
             )
             plan = plan_subset(snapshot, config, salt, organization_id)
             context.log.info(f"closure: {plan.closure.total_rows} rows in {plan.closure.passes} passes")
-            yield dg.MaterializeResult(
-                asset_key=TENANT_CLOSURE, metadata=_closure_metadata(plan, snapshot.source)
-            )
+            if TENANT_CLOSURE in context.selected_asset_keys:
+                yield dg.MaterializeResult(
+                    asset_key=TENANT_CLOSURE, metadata=_closure_metadata(plan, snapshot.source)
+                )
+            originals = read_originals(snapshot.conn, plan, config) if checks else None
+            if loads:
+                database = _new_repro_database(context, target, organization_id, started_at)
+                loaded = (
+                    database,
+                    _loaded_or_dropped(
+                        target,
+                        database,
+                        lambda: load_repro(
+                            snapshot,
+                            target.database_dsn(database.name),
+                            plan,
+                            run_id=context.run.run_id,
+                            started_at=started_at,
+                            batch_size=config.mask_rules.batch_size,
+                        ),
+                    ),
+                )
+        if loaded is not None:
+            checked, report = loaded
             with target.admin() as admin:
-                database = lifecycle.create_repro_database(
-                    admin,
-                    organization_id=organization_id,
-                    run_id=context.run.run_id,
-                    ttl=target.ttl,
-                    now=started_at,
-                )
-            try:
-                report = load_repro(
-                    snapshot,
-                    target.database_dsn(database.name),
-                    plan,
-                    run_id=context.run.run_id,
-                    started_at=started_at,
-                    batch_size=config.mask_rules.batch_size,
-                )
-            except BaseException:
-                with target.admin() as admin:
-                    lifecycle.drop_repro_database(admin, database.name)
-                raise
-        with target.admin() as admin:
-            lifecycle.mark(admin, database, "loaded")
-    yield dg.MaterializeResult(
-        asset_key=REPRO_DATABASE,
-        metadata={
-            "database": database.name,
-            "expires_at": dg.MetadataValue.timestamp(database.expires_at),
-            "dagster/row_count": sum(report.loaded_rows.values()),
-            "rows_by_table": dg.MetadataValue.md(
-                _table_markdown(
-                    ["table", "rows"], [[str(t), str(n)] for t, n in sorted(report.loaded_rows.items())]
-                )
-            ),
-            "load_seconds": round(report.seconds, 3),
-        },
-    )
+                lifecycle.mark(admin, checked, "loaded")
+            yield dg.MaterializeResult(asset_key=REPRO_DATABASE, metadata=_repro_metadata(checked, report))
+        if originals is not None and checked is not None:
+            yield from check_results(context, target, checked, plan, originals)
 
 
-def repro_database_of(
-    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, target: TargetServer
+def _new_repro_database(
+    context: dg.AssetExecutionContext, target: TargetServer, organization_id: int, started_at: datetime
 ) -> lifecycle.ReproDatabase:
-    """The partition's repro database that this run made (its name derives from the run id, and the
-    target's record says which run made it); in a run that made none, such as a check or the handoff
-    launched on its own, the one named by the partition's latest ``repro_database`` materialization."""
-    organization_id = parse_organization_id(context.partition_key)
-    run_id = context.run.run_id
     with target.admin() as admin:
-        databases = {database.name: database for database in lifecycle.list_repro_databases(admin)}
-    own = databases.get(lifecycle.repro_database_name(organization_id, run_id))
-    if own is not None and own.run_id == run_id:
-        return own
-    name = _latest_materialized_database(context.instance, context.partition_key)
-    if name not in databases:
-        raise TargetError(
-            f"the repro database {name} of organization {organization_id} is gone from the target server",
-            "materialize repro_database for this partition again",
+        return lifecycle.create_repro_database(
+            admin,
+            organization_id=organization_id,
+            run_id=context.run.run_id,
+            ttl=target.ttl,
+            now=started_at,
         )
-    return databases[name]
 
 
-def _latest_materialized_database(instance: dg.DagsterInstance, partition_key: str) -> str:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=REPRO_DATABASE, asset_partitions=[partition_key]), limit=1
-    ).records
-    materialization = records[0].asset_materialization if records else None
-    if materialization is None:
-        raise TargetError(
-            f"organization {partition_key} has no materialized {REPRO_DATABASE.to_user_string()}",
-            f"materialize {REPRO_DATABASE.to_user_string()} for this partition first",
-        )
-    return str(materialization.metadata["database"].value)
+def _loaded_or_dropped(
+    target: TargetServer, database: lifecycle.ReproDatabase, load: Callable[[], LoadReport]
+) -> LoadReport:
+    """The load's report; on any error the half-built database is dropped and the load's own error raised,
+    with a failure to drop it added (the database stays ``loading``, and the next TTL sweep retires it)."""
+    try:
+        return load()
+    except BaseException as load_error:
+        try:
+            with target.admin() as admin:
+                lifecycle.drop_repro_database(admin, database.name)
+        except Exception as cleanup_error:
+            reason = str(cleanup_error).split("\n", 1)[0]
+            load_error.add_note(
+                f"{database.name} could not be dropped after the failed load ({reason}); "
+                "the next TTL sweep retires it"
+            )
+        raise
+
+
+def _repro_metadata(database: lifecycle.ReproDatabase, report: LoadReport) -> dict[str, Any]:
+    return {
+        "database": database.name,
+        "expires_at": dg.MetadataValue.timestamp(database.expires_at),
+        "dagster/row_count": sum(report.loaded_rows.values()),
+        "rows_by_table": dg.MetadataValue.md(
+            _table_markdown(
+                ["table", "rows"], [[str(t), str(n)] for t, n in sorted(report.loaded_rows.items())]
+            )
+        ),
+        "load_seconds": round(report.seconds, 3),
+    }
 
 
 def _closure_metadata(plan: SubsetPlan, source: str) -> dict[str, Any]:
@@ -185,9 +198,17 @@ def _table_markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+class HandoffConfig(dg.Config):
+    database: str = Field(
+        default="",
+        description="A repro database of this organization to hand off again (after Slack was down, say); "
+        "empty: the one this run made, or the partition's latest",
+    )
+
+
 @dg.asset(partitions_def=organizations, group_name=GROUP, deps=[REPRO_DATABASE], kinds={"slack"})
 def repro_handoff(
-    context: dg.AssetExecutionContext, target: TargetServer, slack: SlackHandoff
+    context: dg.AssetExecutionContext, config: HandoffConfig, target: TargetServer, slack: SlackHandoff
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """Tells the support channel the repro database is ready: where its DSN is kept, never the DSN.
 
@@ -195,7 +216,7 @@ def repro_handoff(
     """
     with reported_as_failure():
         organization_id = parse_organization_id(context.partition_key)
-        database = repro_database_of(context, target)
+        database = repro_database_of(context, target, named=config.database)
         name = database.name
         if database.status == "failed" or database.expires_at <= datetime.now(UTC):
             raise TargetError(

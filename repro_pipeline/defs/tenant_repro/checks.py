@@ -1,41 +1,75 @@
 """Blocking checks of the repro database: a failure stops the handoff.
 
-The checks themselves are the engine's (``engine/verify/checks.py``, also run by ``repro-pipeline verify``);
-here each records its verdict in the repro database's manifest, which the handoff requires, and a database
-found to hold original PII is marked expired, so the next TTL sweep drops it.
+They run in the step that loads the database, on the originals read in the load's own snapshot; launched
+on their own (the UI's "Execute"), the same step checks the partition's latest database against a fresh
+snapshot. The checks themselves are the engine's (``engine/verify/checks.py``, also run by
+``repro-pipeline verify``); here each verdict is recorded in the repro database's manifest, which the
+handoff requires, and a database found to hold original PII is marked expired, so the next TTL sweep drops
+it.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-import psycopg
-from psycopg.rows import TupleRow
 
-from repro_pipeline.defs.failures import reported_as_failure
-from repro_pipeline.defs.resources import MaskingConfig, SourceStandby, TargetServer
-from repro_pipeline.defs.tenant_repro.assets import REPRO_DATABASE, repro_database_of
+from repro_pipeline.defs.resources import TargetServer
+from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
+from repro_pipeline.engine.load.plan import SubsetPlan
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.manifest import record_check
 from repro_pipeline.engine.verify import checks
-from repro_pipeline.engine.verify.checks import Verdict
+from repro_pipeline.engine.verify.leaks import Originals
+
+CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        checks.ZERO_FK_ORPHANS,
+        asset=REPRO_DATABASE,
+        blocking=True,
+        description="Every foreign key of the source between copied tables exists on the target, with no orphan",
+    ),
+    dg.AssetCheckSpec(
+        checks.ROW_COUNTS_MATCH_CLOSURE,
+        asset=REPRO_DATABASE,
+        blocking=True,
+        description="Each table holds the rows the source sent in the load's snapshot, and the closure's count",
+    ),
+    dg.AssetCheckSpec(
+        checks.NO_ORIGINAL_PII,
+        asset=REPRO_DATABASE,
+        blocking=True,
+        description="No original value of a masked column or JSON path appears anywhere in the target",
+    ),
+]
 
 
-@contextmanager
-def _repro_database(
-    context: dg.AssetCheckExecutionContext, target: TargetServer
-) -> Iterator[tuple[lifecycle.ReproDatabase, psycopg.Connection[TupleRow]]]:
-    """The partition's repro database (the one this run loaded, when checks run with the load)."""
-    database = repro_database_of(context, target)
+def check_results(
+    context: dg.AssetExecutionContext,
+    target: TargetServer,
+    database: lifecycle.ReproDatabase,
+    plan: SubsetPlan,
+    originals: Originals,
+) -> Iterator[dg.AssetCheckResult]:
+    """The selected checks' verdicts on ``database``, each recorded in its manifest first."""
+    selected = {key.name for key in context.selected_asset_check_keys}
     with target.connect_database(database.name) as conn:
-        yield database, conn
-
-
-def _recorded(conn: psycopg.Connection[TupleRow], verdict: Verdict) -> dg.AssetCheckResult:
-    record_check(conn, verdict.check, passed=verdict.passed)
-    return dg.AssetCheckResult(passed=verdict.passed, metadata=_metadata(verdict.found))
+        verdicts = [v for v in checks.verify_repro(plan, originals, conn) if v.check in selected]
+        for verdict in verdicts:
+            record_check(conn, verdict.check, passed=verdict.passed)
+    if any(v.check == checks.NO_ORIGINAL_PII and not v.passed for v in verdicts):
+        with target.admin() as admin:
+            lifecycle.retire(admin, database, datetime.now(UTC))
+        context.log.error(
+            f"{database.name} holds original values of masked fields: marked expired for the sweep"
+        )
+    for verdict in verdicts:
+        yield dg.AssetCheckResult(
+            asset_key=REPRO_DATABASE,
+            check_name=verdict.check,
+            passed=verdict.passed,
+            metadata=_metadata(verdict.found),
+        )
 
 
 def _metadata(found: dict[str, Any]) -> dict[str, Any]:
@@ -43,53 +77,3 @@ def _metadata(found: dict[str, Any]) -> dict[str, Any]:
         key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value
         for key, value in found.items()
     }
-
-
-@dg.asset_check(
-    asset=REPRO_DATABASE,
-    blocking=True,
-    description="Every foreign key of the source between copied tables exists on the target, with no orphan",
-)
-def zero_fk_orphans(
-    context: dg.AssetCheckExecutionContext, target: TargetServer, standby: SourceStandby
-) -> dg.AssetCheckResult:
-    with reported_as_failure(), _repro_database(context, target) as (_, conn):
-        with standby.connect() as source:
-            verdict = checks.zero_fk_orphans(source, conn)
-        return _recorded(conn, verdict)
-
-
-@dg.asset_check(
-    asset=REPRO_DATABASE,
-    blocking=True,
-    description="Target row counts equal the closure's, as the load recorded them in the repro database",
-)
-def row_counts_match_closure(
-    context: dg.AssetCheckExecutionContext, target: TargetServer
-) -> dg.AssetCheckResult:
-    with reported_as_failure(), _repro_database(context, target) as (_, conn):
-        return _recorded(conn, checks.row_counts_match_closure(conn))
-
-
-@dg.asset_check(
-    asset=REPRO_DATABASE,
-    blocking=True,
-    description="No original value of a masked column or JSON path appears anywhere in the target",
-)
-def no_original_pii(
-    context: dg.AssetCheckExecutionContext,
-    target: TargetServer,
-    standby: SourceStandby,
-    masking: MaskingConfig,
-) -> dg.AssetCheckResult:
-    with reported_as_failure():
-        config = masking.load_config()
-        with _repro_database(context, target) as (database, conn), standby.connect() as source:
-            result = _recorded(conn, checks.no_original_pii(source, conn, config))
-        if not result.passed:
-            with target.admin() as admin:
-                lifecycle.retire(admin, database, datetime.now(UTC))
-            context.log.error(
-                f"{database.name} holds original values of masked fields: marked expired for the sweep"
-            )
-    return result

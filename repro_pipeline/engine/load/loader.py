@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import dsn
-from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.errors import StandbyNotReady, TargetError
 from repro_pipeline.engine.load import schema
 from repro_pipeline.engine.load.plan import SubsetPlan
 from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
@@ -69,7 +70,7 @@ def load_repro(
                 masking.table, plan.organization_id, masking.batch_size or batch_size
             )
             table_began = time.perf_counter()
-            with _without_values(f"loading {name}"):
+            with _without_values(f"loading {name}", source=snapshot.conn):
                 copied[name] = (
                     copy_table(snapshot.conn, target, masking, batches)
                     if masking.copies_rows
@@ -112,14 +113,22 @@ def load_repro(
 
 
 @contextmanager
-def _without_values(step: str) -> Iterator[None]:
-    """Database errors without their DETAIL, which can quote row values (a failing row, a duplicate key)."""
+def _without_values(step: str, source: psycopg.Connection[TupleRow] | None = None) -> Iterator[None]:
+    """Database errors without their DETAIL, which can quote row values (a failing row, a duplicate key);
+    a lost ``source`` connection is the standby's fault, not the target's."""
     try:
         yield
     except psycopg.errors.SerializationFailure:
         raise
     except psycopg.Error as exc:
+        reason = exc.diag.message_primary or str(exc).split("\n", 1)[0] or type(exc).__name__
+        if source is not None and source.broken:
+            raise StandbyNotReady(
+                f"{step} failed: the standby's connection was lost mid-load ({reason})",
+                "nothing was handed off; launch again once the standby is back and caught up",
+            ) from None
+        code = f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""
         raise TargetError(
-            f"{step} failed: {exc.diag.message_primary or type(exc).__name__} (SQLSTATE {exc.sqlstate})",
+            f"{step} failed: {reason}{code}",
             "the repro database was not handed off; the message names the object at fault",
         ) from None

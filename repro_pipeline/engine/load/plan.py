@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from repro_pipeline.engine.config import ReproConfig
-from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.errors import ConfigError, StandbyNotReady
 from repro_pipeline.engine.masking.autodetect import detect, require_covered
 from repro_pipeline.engine.masking.plan import MaskPlan, build_mask_plan
 from repro_pipeline.engine.masking.values import ValueMasker
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import Catalog, TableName, read_catalog
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
+from repro_pipeline.engine.source.standby import source_role, superuser_warning
 from repro_pipeline.engine.subset.closure import Closure, Root, compute_closure
 from repro_pipeline.engine.subset.predicate_functions import require_selecting_functions
 from repro_pipeline.engine.subset.roots import (
@@ -47,6 +48,13 @@ class SubsetPlan:
 def plan_subset(
     snapshot: SourceSnapshot, config: ReproConfig, salt: Secret, organization_id: int
 ) -> SubsetPlan:
+    role, superuser = source_role(snapshot.conn)
+    if superuser and config.mask_rules.require_least_privilege:
+        raise StandbyNotReady(
+            f"the source role {role} is a superuser, and mask-rules.yaml sets require_least_privilege: true",
+            "connect as a role with SELECT on the tenant's tables and pg_monitor (not a superuser), or set "
+            "require_least_privilege: false",
+        )
     catalog = read_catalog(snapshot.conn)
     mask_plan = _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
     _require_consistent_references(config, catalog, mask_plan)
@@ -82,7 +90,10 @@ def plan_subset(
         closure=closure,
         config_hash=config.fingerprint(),
         salt_fingerprint=salt.fingerprint(),
-        warnings=_warnings(catalog, mask_plan, closure, roots),
+        warnings=(
+            *([superuser_warning(role)] if superuser else []),
+            *_warnings(catalog, mask_plan, closure, roots),
+        ),
         replicate_all_indexes=config.mask_rules.replicate_all_indexes,
     )
 

@@ -62,12 +62,23 @@ class StandbyHealth:
 
     def warnings(self) -> list[str]:
         """What is not wrong enough to refuse the read, but should be fixed."""
-        if self.superuser:
-            return [
-                f"the source role {self.role} is a superuser: the read needs only SELECT on the tenant's "
-                "tables and pg_monitor; a superuser's predicates and sessions can do anything on the standby"
-            ]
-        return []
+        return [superuser_warning(self.role)] if self.superuser else []
+
+
+def superuser_warning(role: str) -> str:
+    return (
+        f"the source role {role} is a superuser: the read needs only SELECT on the tenant's tables and "
+        "pg_monitor; a superuser's predicates and sessions can do anything on the standby"
+    )
+
+
+def source_role(conn: psycopg.Connection[TupleRow]) -> tuple[str, bool]:
+    """The session's role, and whether it is a superuser."""
+    row = conn.execute(
+        "SELECT current_user::text, rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    assert row is not None
+    return str(row[0]), bool(row[1])
 
 
 _HEALTH_QUERY = """

@@ -1,5 +1,10 @@
 """The three checks of a loaded repro database, each a verdict with what it found: run by the Dagster asset
-checks and by ``repro-pipeline verify`` alike."""
+checks and by ``repro-pipeline verify`` alike.
+
+They compare the target with one snapshot of the source and the closure computed in it. In a run, that is
+the load's own snapshot: the originals are read before the load releases it (``read_originals``), so a row
+changed on the source since is compared as it was copied.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,15 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.config import ReproConfig
+from repro_pipeline.engine.load.plan import SubsetPlan
 from repro_pipeline.engine.repro_databases.manifest import (
     REQUIRED_CHECKS,
     planned_row_counts,
     recorded_organization,
 )
-from repro_pipeline.engine.source.catalog import read_catalog
+from repro_pipeline.engine.source.catalog import Catalog, read_catalog
 from repro_pipeline.engine.verify.counts import count_rows
-from repro_pipeline.engine.verify.leaks import find_leaks, original_values, sensitive_fields
+from repro_pipeline.engine.verify.leaks import Originals, find_leaks, original_values, sensitive_fields
 from repro_pipeline.engine.verify.orphans import count_orphans, expected_foreign_keys
 
 ZERO_FK_ORPHANS, ROW_COUNTS_MATCH_CLOSURE, NO_ORIGINAL_PII = REQUIRED_CHECKS  # recorded under these names
@@ -30,9 +36,32 @@ class Verdict:
     found: dict[str, Any] = field(default_factory=dict)  # JSON-ready: counts and names, never a value
 
 
-def zero_fk_orphans(source: psycopg.Connection[TupleRow], target: psycopg.Connection[TupleRow]) -> Verdict:
+def read_originals(source: psycopg.Connection[TupleRow], plan: SubsetPlan, config: ReproConfig) -> Originals:
+    """What ``no_original_pii`` searches for: read in the plan's snapshot, before the load releases it."""
+    return original_values(
+        source,
+        plan.catalog,
+        sensitive_fields(config, plan.catalog),
+        lambda table: plan.closure.row_conditions(table, plan.organization_id, _ORIGINALS_BATCH_ROWS),
+    )
+
+
+_ORIGINALS_BATCH_ROWS = 10_000
+
+
+def verify_repro(
+    plan: SubsetPlan, originals: Originals, target: psycopg.Connection[TupleRow]
+) -> tuple[Verdict, Verdict, Verdict]:
+    return (
+        zero_fk_orphans(plan.catalog, target),
+        row_counts_match_closure(target),
+        no_original_pii(originals, target),
+    )
+
+
+def zero_fk_orphans(source_catalog: Catalog, target: psycopg.Connection[TupleRow]) -> Verdict:
     """Every FK of the source between copied tables is on the target, and no row points at a missing parent."""
-    expected = expected_foreign_keys(read_catalog(source), read_catalog(target))
+    expected = expected_foreign_keys(source_catalog, read_catalog(target))
     results = count_orphans(target, (*expected.present, *expected.missing))
     failing = {str(result.foreign_key): result.orphans for result in results if result.orphans}
     return Verdict(
@@ -65,12 +94,8 @@ def row_counts_match_closure(target: psycopg.Connection[TupleRow]) -> Verdict:
     )
 
 
-def no_original_pii(
-    source: psycopg.Connection[TupleRow], target: psycopg.Connection[TupleRow], config: ReproConfig
-) -> Verdict:
+def no_original_pii(originals: Originals, target: psycopg.Connection[TupleRow]) -> Verdict:
     """No original value of a masked column or JSON path appears anywhere in the target."""
-    source_catalog = read_catalog(source)
-    originals = original_values(source, target, source_catalog, sensitive_fields(config, source_catalog))
     leaks = find_leaks(target, read_catalog(target), originals)
     return Verdict(
         NO_ORIGINAL_PII,

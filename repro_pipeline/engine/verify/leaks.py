@@ -1,7 +1,7 @@
 """The leak scan: no original value of a masked column or JSON path may appear anywhere in the target.
 
-The originals are read back from the source for exactly the rows the target holds (by primary key), so
-the scan does not trust the masker. Every masked column counts, whatever its action: for ``regex_mask`` the
+The originals are read from the source for the closure's rows, in the load's own snapshot (the rows it
+copied, as it copied them), so the scan does not trust the masker. Every masked column counts, whatever its action: for ``regex_mask`` the
 parts its pattern matched, and every value when the pattern matched none of them (a rule that masks
 nothing). Then every text and JSON value of every target table, JSON keys included, is searched for them
 at once (Aho-Corasick), case-insensitively, as whole values or inside longer text at word boundaries.
@@ -24,8 +24,8 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.config import PassthroughAction, RegexMaskAction, ReproConfig, StaticAction
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
-from repro_pipeline.engine.source.catalog import Catalog, TableName
-from repro_pipeline.engine.subset.keyset import batches, column_list, match_keys
+from repro_pipeline.engine.source.catalog import Catalog, Table, TableName
+from repro_pipeline.engine.subset.keyset import column_list
 
 
 @dataclass(frozen=True)
@@ -115,37 +115,35 @@ def _too_plain(value: str) -> str:
 _BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
 
 
+RowConditions = Callable[[Table], Iterable[tuple[sql.Composable, dict[str, Any]]]]
+"""The WHERE conditions (with their parameters) that select a table's copied rows on the source."""
+
+
 def original_values(
     source: psycopg.Connection[TupleRow],
-    target: psycopg.Connection[TupleRow],
-    source_catalog: Catalog,
+    catalog: Catalog,
     fields: Mapping[TableName, SensitiveFields],
+    copied_rows: RowConditions,
 ) -> Originals:
-    """The source's values of the sensitive fields, for the rows present in the target.
+    """The source's values of the sensitive fields, for the copied rows.
 
-    Tables without a primary key are not read back (their rows cannot be matched); their masks still apply.
+    Given the closure's own row conditions and read inside the load's snapshot, these are exactly the rows
+    the load copied, tables without a primary key included; the masker's output is never consulted.
     """
     originals = Originals()
     for name, wanted in sorted(fields.items()):
-        table = source_catalog.tables[name]
+        table = catalog.tables[name]
         json_columns = tuple(dict.fromkeys(field.column for field in wanted.json_paths))
         read = tuple(dict.fromkeys((*(column.name for column in wanted.columns), *json_columns)))
-        if not read or not table.primary_key:
-            continue  # without a key, a target row cannot be matched to its source row
+        if not read:
+            continue
         readers = [(field, path_reader(field.path)) for field in wanted.json_paths]
         regex_columns = {column.name: _RegexOriginals() for column in wanted.columns if column.pattern}
-        keys = [
-            row[0] if len(row) == 1 else row
-            for row in target.execute(
-                sql.SQL("SELECT {} FROM {}").format(column_list(table.primary_key), name.identifier)
-            )
-        ]
-        for batch in batches(keys):
-            condition, params = match_keys(table, table.primary_key, batch)
+        for condition, params in copied_rows(table):
             query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
                 column_list(read), name.identifier, condition
             )
-            for row in source.execute(query, params):
+            for row in source.cursor().stream(query, params):
                 values = dict(zip(read, row, strict=True))
                 for column in wanted.columns:
                     value = values[column.name]

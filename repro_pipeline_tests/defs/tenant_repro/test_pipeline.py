@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,10 +19,10 @@ from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.defs.run_results import step_failure_messages
+from repro_pipeline_tests.defs.tenant_repro.conftest import SLACK_TOKEN
 from repro_pipeline_tests.slack_api import SlackApi, SlackMessage
 
 ORGANIZATION = 451
-SLACK_TOKEN = "xoxb-test-" + "0" * 12
 
 ORPHAN_QUERY = """
 SELECT COUNT(*) AS orphan_line_items
@@ -67,26 +66,9 @@ def _materialized_database(result: dg.JobExecutionResult) -> str:
 
 
 @pytest.fixture(scope="module")
-def slack_api() -> Iterator[SlackApi]:
-    with SlackApi(token=SLACK_TOKEN) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
 def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as test_instance:
         yield test_instance
-
-
-@pytest.fixture(scope="module")
-def slack_environment(pipeline_environment: dict[str, str], slack_api: SlackApi) -> Iterator[None]:
-    added = {"SLACK_BOT_TOKEN": SLACK_TOKEN, "REPRO_SLACK_API_URL": slack_api.base_url}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
 
 
 def _run(instance: dg.DagsterInstance, stack: Stack, slack_api: SlackApi) -> TenantRun:

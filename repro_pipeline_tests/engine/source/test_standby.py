@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -11,13 +12,18 @@ from psycopg.conninfo import make_conninfo
 
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
 from repro_pipeline.embedded.synthetic import SourceSummary
+from repro_pipeline.engine.config import ReproConfig, load_config
 from repro_pipeline.engine.errors import StandbyNotReady
+from repro_pipeline.engine.load.plan import plan_subset
+from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.source.standby import (
     LagLimits,
     StandbyHealth,
     read_standby_health,
     require_ready_standby,
 )
+from repro_pipeline_tests.conftest import PROJECT_ROOT
 
 
 def _health(dsn: str) -> StandbyHealth:
@@ -116,3 +122,29 @@ def test_a_superuser_source_role_is_warned_about(stack: Stack, source: SourceSum
     assert health.superuser
     (warning,) = health.warnings()
     assert warning.startswith(f"the source role {health.role} is a superuser") and "pg_monitor" in warning
+
+
+def _config(tmp_path: Path, extra: str = "") -> ReproConfig:
+    (tmp_path / "mask-rules.yaml").write_text(
+        (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text() + extra
+    )
+    return load_config(tmp_path / "mask-rules.yaml", PROJECT_ROOT / "config" / "commercial-extensions.yaml")
+
+
+def test_a_plan_as_superuser_is_warned_about_or_refused_when_least_privilege_is_required(
+    stack: Stack, reader: str, tmp_path: Path
+) -> None:
+    salt = Secret("s" * 32)
+    with open_source_snapshot(stack.standby_dsn) as snapshot:
+        warned = plan_subset(snapshot, _config(tmp_path), salt, 451)
+    assert warned.warnings[0].startswith("the source role postgres is a superuser")
+    strict = _config(tmp_path, "\nrequire_least_privilege: true\n")
+    with open_source_snapshot(stack.standby_dsn) as snapshot, pytest.raises(StandbyNotReady) as refused:
+        plan_subset(snapshot, strict, salt, 451)
+    assert "the source role postgres is a superuser, and mask-rules.yaml sets require_least_privilege" in str(
+        refused.value
+    )
+    with open_source_snapshot(reader) as snapshot:
+        least = plan_subset(snapshot, strict, salt, 451)
+    assert least.closure.total_rows == warned.closure.total_rows
+    assert not any("superuser" in warning for warning in least.warnings)

@@ -33,7 +33,7 @@ SCHEMA = """
 CREATE TABLE users (id int PRIMARY KEY, full_name text, email text, notes text, last_four text, code char(12));
 CREATE TABLE events (id int PRIMARY KEY, payload jsonb);
 CREATE TABLE comments (id int PRIMARY KEY, body text);
-CREATE TABLE keyless (full_name text);
+CREATE TABLE keyless (organization_id int, full_name text);
 """
 USERS = TableName("public", "users")
 EVENTS = TableName("public", "events")
@@ -46,8 +46,13 @@ class Pair:
     source: Connection
     target: Connection
 
-    def scan(self, fields: dict[TableName, SensitiveFields]) -> tuple[Originals, Counter[str]]:
-        originals = original_values(self.source, self.target, read_catalog(self.source), fields)
+    def scan(
+        self, fields: dict[TableName, SensitiveFields], copied: str = "true"
+    ) -> tuple[Originals, Counter[str]]:
+        """``copied``: the condition that selects the copied rows of every table on the source."""
+        originals = original_values(
+            self.source, read_catalog(self.source), fields, lambda _: [(sql.SQL(copied), {})]
+        )
         return originals, find_leaks(self.target, read_catalog(self.target), originals)
 
 
@@ -134,6 +139,33 @@ def test_a_json_path_original_is_found_elsewhere(pair: Pair) -> None:
     originals, leaks = pair.scan(fields)
     assert originals.values == {"zorblat@acme.example"}
     assert leaks == Counter({"public.comments.body": 1})
+
+
+def test_a_table_without_primary_key_is_read_by_its_copied_rows(pair: Pair) -> None:
+    pair.source.execute("INSERT INTO keyless VALUES (1, 'Zorblat Quenwick'), (2, 'Other Tenant')")
+    pair.target.execute("INSERT INTO keyless VALUES (1, 'Zorblat Quenwick')")
+    pair.target.execute("INSERT INTO comments VALUES (1, 'mentions Other Tenant')")
+    keyless = {TableName("public", "keyless"): SensitiveFields((SensitiveColumn("full_name"),), ())}
+    originals, leaks = pair.scan(keyless, copied="organization_id = 1")
+    assert originals.values == {"Zorblat Quenwick"}
+    assert leaks == Counter({"public.keyless.full_name": 1})
+
+
+def test_originals_are_read_in_the_given_snapshot(pair: Pair, stack: Stack) -> None:
+    _user(pair.source, "Zorblat Quenwick")
+    _user(pair.target, "Zorblat Quenwick")
+    source_dsn = pair.source.info.dsn
+    with psycopg.connect(source_dsn, password=stack.password) as snapshot:
+        snapshot.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        snapshot.execute("SELECT 1")  # the snapshot is taken here
+        pair.source.execute("UPDATE users SET full_name = 'Renamed Since' WHERE id = 1")
+        originals = original_values(
+            snapshot, read_catalog(snapshot), NAMES, lambda _: [(sql.SQL("true"), {})]
+        )
+    assert originals.values == {"Zorblat Quenwick"}
+    assert find_leaks(pair.target, read_catalog(pair.target), originals) == Counter(
+        {"public.users.full_name": 1}
+    )
 
 
 def test_a_word_that_only_starts_like_an_original_is_no_leak(pair: Pair) -> None:

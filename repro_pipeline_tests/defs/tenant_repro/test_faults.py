@@ -1,0 +1,242 @@
+"""Faults on the embedded stack: a server that crashes or a worker that is killed mid-load, Slack down.
+
+Each shows that nothing is handed off, that what the fault left behind is gone after the next TTL sweep,
+and that the partition's next run succeeds. To be sure the fault strikes mid-load, every database the
+target server creates meanwhile holds its load at its first DDL statement (an event trigger copied from
+template1) until the test releases it: the repro database exists, its status is ``loading``, and the
+load's snapshot of the standby is open.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import psutil
+import psycopg
+import pytest
+
+from repro_pipeline.cli.launch import hand_off_again, materialize_tenant, run_ttl_sweep
+from repro_pipeline.cli.main import main
+from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
+from repro_pipeline.embedded.stack import Stack, up
+from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline_tests.defs.run_results import step_failure_messages
+from repro_pipeline_tests.slack_api import ScriptedReply, SlackApi
+
+ORGANIZATION = 451
+HOLD_ROLE = "repro_test_hold_the_load"  # a shared catalog row: every database sees it go
+HOLD = f"""
+CREATE FUNCTION repro_test_hold() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+    WHILE EXISTS (SELECT FROM pg_roles WHERE rolname = '{HOLD_ROLE}') LOOP
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END $$;
+CREATE EVENT TRIGGER repro_test_hold ON ddl_command_start EXECUTE FUNCTION repro_test_hold();
+"""
+UNHOLD = "DROP EVENT TRIGGER IF EXISTS repro_test_hold; DROP FUNCTION IF EXISTS repro_test_hold();"
+
+
+@dataclass
+class HeldRun:
+    """A tenant run started in the background, whose load waits at its first DDL statement."""
+
+    stack: Stack
+    thread: threading.Thread | None = None
+    result: list[dg.JobExecutionResult] = field(default_factory=list)
+
+    def start(self, instance: dg.DagsterInstance) -> str:
+        """Starts the run and returns its repro database's name once its load is held."""
+        self.thread = threading.Thread(
+            target=lambda: self.result.append(materialize_tenant(ORGANIZATION, instance))
+        )
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            held = self._held_database()
+            if held is not None:
+                return held
+            assert self.thread.is_alive(), "the run ended before its load was held"
+            time.sleep(0.1)
+        raise AssertionError("the load was never held")
+
+    def release(self) -> None:
+        with psycopg.connect(self.stack.target_admin_dsn, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE IF EXISTS {HOLD_ROLE}")
+
+    def finish(self) -> dg.JobExecutionResult:
+        assert self.thread is not None
+        self.thread.join(timeout=300)
+        assert not self.thread.is_alive() and self.result, "the run did not end"
+        return self.result[0]
+
+    def loader_pid(self) -> int:
+        """The run worker's process: the client of the held backend."""
+        with psycopg.connect(self.stack.target_admin_dsn, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT client_port FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname LIKE 'repro_org%'"
+            ).fetchone()
+        assert row is not None
+        for process in psutil.Process().children(recursive=True):
+            if any(conn.laddr.port == row[0] for conn in process.net_connections(kind="tcp")):
+                return process.pid
+        raise AssertionError("no run worker holds the load's connection")
+
+    def _held_database(self) -> str | None:
+        with psycopg.connect(self.stack.target_admin_dsn, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT datname FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname LIKE 'repro_org%'"
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+
+@pytest.fixture
+def held(stack: Stack, slack_environment: None) -> Iterator[HeldRun]:
+    template1 = with_database(stack.target_admin_dsn, "template1")
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {HOLD_ROLE}")
+    with psycopg.connect(template1, autocommit=True) as conn:
+        conn.execute(HOLD)
+    run = HeldRun(stack)
+    try:
+        yield run
+    finally:
+        up(stack.root)  # a server the test crashed is started again
+        run.release()
+        with psycopg.connect(template1, autocommit=True) as conn:
+            conn.execute(UNHOLD)
+
+
+def _crash(data_dir: Path) -> None:
+    """Kill a server's postmaster, as a power cut would: its backends exit on their own."""
+    os.kill(int((data_dir / "postmaster.pid").read_text().split()[0]), signal.SIGKILL)
+
+
+def _repro_databases(stack: Stack) -> dict[str, lifecycle.ReproDatabase]:
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        return {database.name: database for database in lifecycle.list_repro_databases(admin)}
+
+
+def _sweep_then_rerun(stack: Stack, instance: dg.DagsterInstance, slack_api: SlackApi, leftover: str) -> None:
+    """The next sweep leaves nothing of the failed run, and the partition's next run is handed off."""
+    run_ttl_sweep(instance)
+    assert leftover not in _repro_databases(stack)
+    before = len(slack_api.messages)
+    with materialize_tenant(ORGANIZATION, instance) as rerun:
+        assert rerun.success
+    assert len(slack_api.messages) == before + 1
+
+
+def test_a_target_that_crashes_mid_load_fails_the_run_with_the_loads_own_error(
+    held: HeldRun, instance: dg.DagsterInstance, stack: Stack, slack_api: SlackApi
+) -> None:
+    before = len(slack_api.messages)
+    database = held.start(instance)
+    _crash(stack.target.data_dir)
+    result = held.finish()
+    assert not result.success
+    message = step_failure_messages(result)
+    assert "creating the tables failed" in message  # the load's own error comes first...
+    assert f"{database} could not be dropped after the failed load" in message  # ...the cleanup's added
+    assert stack.password not in message
+    assert len(slack_api.messages) == before
+    up(stack.root)
+    assert _repro_databases(stack)[database].status == "loading"  # left behind by the crash
+    held.release()
+    _sweep_then_rerun(stack, instance, slack_api, database)
+
+
+def test_a_standby_that_crashes_mid_load_leaves_nothing(
+    held: HeldRun, instance: dg.DagsterInstance, stack: Stack, slack_api: SlackApi
+) -> None:
+    before = len(slack_api.messages)
+    database = held.start(instance)
+    _crash(stack.standby.data_dir)
+    held.release()
+    result = held.finish()
+    assert not result.success
+    assert "the standby's connection was lost mid-load" in step_failure_messages(result)
+    assert len(slack_api.messages) == before
+    assert database not in _repro_databases(stack)  # the failed load dropped it
+    up(stack.root)
+    _sweep_then_rerun(stack, instance, slack_api, database)
+
+
+def test_a_run_worker_killed_mid_load_leaves_a_database_the_sweep_drops(
+    held: HeldRun, instance: dg.DagsterInstance, stack: Stack, slack_api: SlackApi
+) -> None:
+    before = len(slack_api.messages)
+    database = held.start(instance)
+    os.kill(held.loader_pid(), signal.SIGKILL)
+    result = held.finish()
+    assert not result.success
+    assert len(slack_api.messages) == before
+    assert _repro_databases(stack)[database].status == "loading"
+    held.release()
+    _sweep_then_rerun(stack, instance, slack_api, database)
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+
+
+@pytest.mark.parametrize("fault", ["down", "rate-limited", "garbage"])
+def test_a_handoff_slack_did_not_take_is_posted_again_by_the_cli(
+    fault: str,
+    slack_environment: None,
+    slack_api: SlackApi,
+    stack: Stack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    if fault == "down":
+        monkeypatch.setenv("REPRO_SLACK_API_URL", _closed_port_url())
+    elif fault == "rate-limited":
+        slack_api.answer_next(ScriptedReply(429, b"", (("Retry-After", "3600"),)))
+    else:
+        slack_api.answer_next(ScriptedReply(200, b"<html>captive portal</html>"))
+    before = len(slack_api.messages)
+    with dg.DagsterInstance.get() as instance, materialize_tenant(ORGANIZATION, instance) as run:
+        assert not run.success
+        (database,) = [
+            str(event.step_materialization_data.materialization.metadata["database"].value)
+            for event in run.get_asset_materialization_events()
+            if event.asset_key == dg.AssetKey("repro_database")
+        ]
+        assert all(check.passed for check in run.get_asset_check_evaluations())
+        assert "Slack" in step_failure_messages(run)
+        run_ttl_sweep(instance)
+    assert len(slack_api.messages) == before
+    assert _repro_databases(stack)[database].status == "loaded"  # checked, so the sweep keeps it
+
+    monkeypatch.setenv("REPRO_SLACK_API_URL", slack_api.base_url)  # Slack is back
+    try:
+        assert main(["handoff", database]) == 0
+        assert f"handed off {database}" in capsys.readouterr().out
+        (message,) = slack_api.messages[before:]
+        assert f"database `{database}`" in message.text
+        assert _repro_databases(stack)[database].status == "ready"
+        assert main(["handoff", "repro_org451_00000000"]) == TargetError.exit_code
+        assert "no repro database 'repro_org451_00000000'" in capsys.readouterr().err
+        with dg.DagsterInstance.get() as instance:
+            instance.add_dynamic_partitions(ORGANIZATIONS, ["452"])
+            other = hand_off_again(452, database, instance)
+            assert not other.success
+            assert f"no repro database '{database}' of organization 452" in step_failure_messages(other)
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            lifecycle.drop_repro_database(admin, database)
