@@ -74,12 +74,12 @@ def post_message(*, token: str, api_url: str, channel: str, text: str) -> str:
             wait = retry_after(dict(exc.response.headers))
             raise ReproError(
                 f"Slack rate-limited the handoff message (Retry-After {wait:g} s)",
-                "run the repro_handoff asset of this partition again once Slack accepts messages",
+                "wait until Slack accepts messages",
             ) from None
         if not _SLACK_ERROR.fullmatch(error):  # not a Slack API reply: a proxy's page, a broken body
             raise ReproError(
                 f"Slack at {where} answered HTTP {exc.response.status_code} without a Slack API reply",
-                "check REPRO_SLACK_API_URL; run the repro_handoff asset of this partition again later",
+                "check REPRO_SLACK_API_URL",
             ) from None
         raise ReproError(
             f"Slack refused the handoff message: {error}",
@@ -88,7 +88,7 @@ def post_message(*, token: str, api_url: str, channel: str, text: str) -> str:
     except ValueError:
         raise ReproError(
             f"Slack at {where} answered with a body that is not JSON",
-            "check REPRO_SLACK_API_URL; run the repro_handoff asset of this partition again later",
+            "check REPRO_SLACK_API_URL",
         ) from None
     except OSError as exc:
         raise ReproError(

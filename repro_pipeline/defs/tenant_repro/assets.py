@@ -12,7 +12,7 @@ from repro_pipeline.defs.resources import MaskingConfig, SlackHandoff, SourceSta
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS, check_results
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, TENANT_CLOSURE, repro_database_of
-from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.errors import ReproError, TargetError
 from repro_pipeline.engine.load.loader import LoadReport, load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.report import plan_summary
@@ -236,7 +236,13 @@ def repro_handoff(
             f"DSN in {slack.where_the_dsn_is}. TTL: expires {database.expires_at:%Y-%m-%d %H:%M} UTC."
         )
         if slack.enabled:
-            slack.post(text)
+            try:
+                slack.post(text)
+            except ReproError as error:
+                raise ReproError(
+                    f"{name} is checked but was not handed off: {error.problem}",
+                    f"{error.remedy}; then post it again with `repro-pipeline handoff {name}`",
+                ) from None
             context.log.info(f"posted the handoff to {slack.destination}")
         else:
             context.log.warning(

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import dagster as dg
 import psutil
 import psycopg
 import pytest
+import yaml
 
 from repro_pipeline.cli.launch import hand_off_again, materialize_tenant, run_ttl_sweep
 from repro_pipeline.cli.main import main
@@ -30,6 +33,7 @@ from repro_pipeline.embedded.stack import Stack, up
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.defs.run_results import step_failure_messages
 from repro_pipeline_tests.slack_api import ScriptedReply, SlackApi
 
@@ -61,12 +65,15 @@ class HeldRun:
             target=lambda: self.result.append(materialize_tenant(ORGANIZATION, instance))
         )
         self.thread.start()
+        return self.wait_until_held(self.thread.is_alive)
+
+    def wait_until_held(self, running: Callable[[], bool]) -> str:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             held = self._held_database()
             if held is not None:
                 return held
-            assert self.thread.is_alive(), "the run ended before its load was held"
+            assert running(), "the run ended before its load was held"
             time.sleep(0.1)
         raise AssertionError("the load was never held")
 
@@ -218,7 +225,9 @@ def test_a_handoff_slack_did_not_take_is_posted_again_by_the_cli(
             if event.asset_key == dg.AssetKey("repro_database")
         ]
         assert all(check.passed for check in run.get_asset_check_evaluations())
-        assert "Slack" in step_failure_messages(run)
+        failure = step_failure_messages(run)
+        assert f"{database} is checked but was not handed off: Slack" in failure
+        assert f"then post it again with `repro-pipeline handoff {database}`" in failure
         run_ttl_sweep(instance)
     assert len(slack_api.messages) == before
     assert _repro_databases(stack)[database].status == "loaded"  # checked, so the sweep keeps it
@@ -240,3 +249,69 @@ def test_a_handoff_slack_did_not_take_is_posted_again_by_the_cli(
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             lifecycle.drop_repro_database(admin, database)
+
+
+def test_replay_paused_before_the_run_is_refused_and_the_run_after_resume_succeeds(
+    slack_environment: None, instance: dg.DagsterInstance, stack: Stack, slack_api: SlackApi
+) -> None:
+    before = len(slack_api.messages)
+    existing = set(_repro_databases(stack))
+    with psycopg.connect(stack.standby_dsn, autocommit=True) as standby:
+        standby.execute("SELECT pg_wal_replay_pause()")
+        try:
+            with materialize_tenant(ORGANIZATION, instance) as refused:
+                assert not refused.success
+                assert "WAL replay is paused" in step_failure_messages(refused)
+        finally:
+            standby.execute("SELECT pg_wal_replay_resume()")
+    assert set(_repro_databases(stack)) == existing and len(slack_api.messages) == before
+    with materialize_tenant(ORGANIZATION, instance) as rerun:
+        assert rerun.success
+    assert len(slack_api.messages) == before + 1
+
+
+def test_a_killed_launchers_run_is_failed_by_run_monitoring_and_its_database_swept(
+    held: HeldRun, stack: Stack, slack_api: SlackApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = yaml.safe_load((PROJECT_ROOT / "dagster_home" / "dagster.yaml").read_text())
+    monitoring = settings["run_monitoring"]
+    assert monitoring["enabled"] and 0 < monitoring["max_runtime_seconds"] <= 24 * 3600
+    settings["run_monitoring"] |= {"max_runtime_seconds": 30, "poll_interval_seconds": 1}
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(settings))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    bin_dir = Path(sys.executable).parent
+    with (
+        (tmp_path / "daemon.log").open("w") as daemon_log,
+        (tmp_path / "launcher.log").open("w") as launcher_log,
+    ):
+        daemon = subprocess.Popen(
+            [bin_dir / "dagster-daemon", "run", "-w", PROJECT_ROOT / "workspace.yaml"],
+            cwd=PROJECT_ROOT,
+            stdout=daemon_log,
+            stderr=subprocess.STDOUT,
+        )
+        launcher = subprocess.Popen(
+            [bin_dir / "repro-pipeline", "materialize", str(ORGANIZATION)],
+            stdout=launcher_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            database = held.wait_until_held(lambda: launcher.poll() is None)
+            os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and its step workers
+            launcher.wait()
+            with dg.DagsterInstance.get() as instance:
+                (run,) = instance.get_runs()
+                deadline = time.monotonic() + 120
+                while run.status != dg.DagsterRunStatus.FAILURE and time.monotonic() < deadline:
+                    time.sleep(1)
+                    run = instance.get_run_by_id(run.run_id) or run
+                assert run.status == dg.DagsterRunStatus.FAILURE, (tmp_path / "daemon.log").read_text()[
+                    -2000:
+                ]
+                assert _repro_databases(stack)[database].status == "loading"
+                held.release()
+                _sweep_then_rerun(stack, instance, slack_api, database)
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
