@@ -1,6 +1,7 @@
 """The tenant repro assets: standby health, closure, masked repro database, Slack handoff."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,21 +101,16 @@ def tenant_closure_and_repro_database(
             originals = read_originals(snapshot.conn, plan, config) if checks else None
             if loads:
                 database = _new_repro_database(context, target, organization_id, started_at)
-                loaded = (
-                    database,
-                    _loaded_or_dropped(
-                        target,
-                        database,
-                        lambda: load_repro(
-                            snapshot,
-                            target.database_dsn(database.name),
-                            plan,
-                            run_id=context.run.run_id,
-                            started_at=started_at,
-                            batch_size=config.mask_rules.batch_size,
-                        ),
-                    ),
-                )
+                with _dropped_on_failure(target, database):
+                    report = load_repro(
+                        snapshot,
+                        target.database_dsn(database.name),
+                        plan,
+                        run_id=context.run.run_id,
+                        started_at=started_at,
+                        batch_size=config.mask_rules.batch_size,
+                    )
+                loaded = database, report
         if loaded is not None:
             checked, report = loaded
             with target.admin() as admin:
@@ -137,13 +133,12 @@ def _new_repro_database(
         )
 
 
-def _loaded_or_dropped(
-    target: TargetServer, database: lifecycle.ReproDatabase, load: Callable[[], LoadReport]
-) -> LoadReport:
-    """The load's report; on any error the half-built database is dropped and the load's own error raised,
-    with a failure to drop it added (the database stays ``loading``, and the next TTL sweep retires it)."""
+@contextmanager
+def _dropped_on_failure(target: TargetServer, database: lifecycle.ReproDatabase) -> Iterator[None]:
+    """On any error the half-built database is dropped and the load's own error raised, with a failure to
+    drop it added (the database then stays ``loading``, and the next TTL sweep retires it)."""
     try:
-        return load()
+        yield
     except BaseException as load_error:
         try:
             with target.admin() as admin:

@@ -29,7 +29,7 @@ import yaml
 from repro_pipeline.cli.launch import hand_off_again, materialize_tenant, run_ttl_sweep
 from repro_pipeline.cli.main import main
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
-from repro_pipeline.embedded.stack import Stack, up
+from repro_pipeline.embedded.stack import Stack, up, wait_for_standby_replay
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
@@ -315,3 +315,53 @@ def test_a_killed_launchers_run_is_failed_by_run_monitoring_and_its_database_swe
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
+
+
+def test_a_source_row_changed_mid_load_is_checked_as_it_was_copied(
+    held: HeldRun,
+    instance: dg.DagsterInstance,
+    stack: Stack,
+    slack_api: SlackApi,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rule that masks nothing leaks the names; renamed on the source while the load runs, they must still be
+    found: the check compares the target with the snapshot the load copied, not with the source as it is now."""
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    leaky = tmp_path / "mask-rules.yaml"
+    leaky.write_text(
+        rules.replace(
+            "full_name: { action: fake, provider: full_name }",
+            'full_name: { action: regex_mask, pattern: "ZZZZ", replace: "Y" }',
+        )
+    )
+    monkeypatch.setenv("REPRO_MASK_RULES", str(leaky))
+    before = len(slack_api.messages)
+    with psycopg.connect(stack.primary_dsn, autocommit=True) as primary:
+        names = primary.execute(
+            "SELECT id, full_name FROM users WHERE organization_id = %s", (ORGANIZATION,)
+        ).fetchall()
+        database = held.start(instance)
+        try:
+            primary.execute(
+                "UPDATE users SET full_name = 'Renamed Since ' || id WHERE organization_id = %s",
+                (ORGANIZATION,),
+            )
+            wait_for_standby_replay(stack)
+            held.release()
+            result = held.finish()
+        finally:
+            with primary.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE users SET full_name = %s WHERE id = %s", [(n, i) for i, n in names]
+                )
+            wait_for_standby_replay(stack)
+    assert not result.success
+    (leaks,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "no_original_pii"]
+    assert not leaks.passed
+    assert leaks.metadata["regex_masks_that_masked_nothing"].value == ["public.users.full_name"]
+    assert leaks.metadata["leaking_columns"].value["public.users.full_name"] == len(names)
+    assert len(slack_api.messages) == before
+    assert _repro_databases(stack)[database].status == "failed"  # retired at once, for the sweep
+    run_ttl_sweep(instance)
+    assert database not in _repro_databases(stack)

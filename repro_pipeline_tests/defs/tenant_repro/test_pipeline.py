@@ -378,6 +378,10 @@ def test_checks_launched_on_their_own_verify_the_partitions_latest_database_and_
     verdicts = dict(_query(run.target_dsn, "SELECT check_name, passed FROM _repro_pipeline.checks"))
     assert verdicts["zero_fk_orphans"] is False and verdicts["row_counts_match_closure"] is False
     assert _query(run.target_dsn, "SELECT status FROM _repro_pipeline.runs") == [("failed",)]
+    posted = len(slack_api.messages)
+    handoff = _handoff_alone(first_run.instance)  # the database is not retired, but its checks failed
+    assert not handoff.success and len(slack_api.messages) == posted
+    assert "have not passed on it" in step_failure_messages(handoff)
     with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
         lifecycle.drop_repro_database(admin, run.database)
     gone = _checks_on_their_own(first_run.instance, "row_counts_match_closure")
