@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from psycopg import sql
 
-from repro_pipeline.engine.source.catalog import Catalog, Column, Partition, Table
+from repro_pipeline.engine.source.catalog import Catalog, Column, Partition, Table, TableName
 
 Statement = sql.SQL | sql.Composed
 _NEXTVAL = re.compile(r"nextval\('(?P<sequence>.+)'::regclass\)")
@@ -49,7 +49,7 @@ def post_data(catalog: Catalog, tables: Iterable[Table], *, all_indexes: bool = 
     statements: list[Statement] = []
     for kind in ("p", "u"):
         statements.extend(
-            _add_constraint(table, constraint.name, constraint.definition)
+            _add_constraint(table.name, constraint.name, constraint.definition)
             for table in tables
             for constraint in table.constraints
             if constraint.kind == kind
@@ -60,9 +60,12 @@ def post_data(catalog: Catalog, tables: Iterable[Table], *, all_indexes: bool = 
         sql.SQL(definition.replace(" ON ONLY ", " ON ", 1)) for table, definition in indexes if table in names
     )
     statements.extend(
-        _add_constraint(catalog.tables[fk.child], fk.name, fk.definition)
-        for fk in catalog.foreign_keys
-        if fk.child in names and fk.parent in names
+        _add_constraint(fk.child, fk.name, fk.definition)
+        for fk in (
+            *(fk for fk in catalog.foreign_keys if not fk.declared_on_partitions),
+            *catalog.partition_foreign_keys,
+        )
+        if _root(catalog, fk.child) in names and fk.parent in names
     )
     for table in tables:
         statements.extend(_reset_sequence(table, column) for column in table.columns if _has_sequence(column))
@@ -109,10 +112,18 @@ def _column_definition(column: Column) -> sql.Composed:
     return sql.SQL(" ").join(parts)
 
 
-def _add_constraint(table: Table, name: str, definition: str) -> sql.Composed:
+def _add_constraint(table: TableName, name: str, definition: str) -> sql.Composed:
     return sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-        table.name.identifier, sql.Identifier(name), sql.SQL(definition)
+        table.identifier, sql.Identifier(name), sql.SQL(definition)
     )
+
+
+def _root(catalog: Catalog, name: TableName) -> TableName:
+    """The table a partition belongs to (itself for a table)."""
+    for table in catalog.tables.values():
+        if any(partition.name == name for partition in table.partitions):
+            return table.name
+    return name
 
 
 def _serial_sequence(column: Column) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import psycopg
@@ -60,6 +60,8 @@ class ForeignKey:
     parent: TableName
     parent_columns: tuple[str, ...]
     definition: str
+    # A partitioned table's reference that its partitions declare (each its own constraint), not it itself.
+    declared_on_partitions: bool = False
 
     def __str__(self) -> str:
         return f"{self.child}({', '.join(self.child_columns)}) -> {self.parent}({', '.join(self.parent_columns)})"
@@ -100,9 +102,13 @@ class Table:
 @dataclass(frozen=True)
 class Catalog:
     tables: Mapping[TableName, Table]
+    # The references between tables: a FK declared on partitions (and not on their partitioned table) is a
+    # reference of the partitioned table, once, named after its first partition's constraint.
     foreign_keys: tuple[ForeignKey, ...]
     unique_indexes: tuple[tuple[TableName, str], ...]  # (table, CREATE UNIQUE INDEX) not backing a constraint
     other_indexes: tuple[tuple[TableName, str], ...] = ()  # (table, CREATE INDEX) of the non-unique ones
+    # The FK constraints declared on partitions themselves, as declared (``child`` is the partition).
+    partition_foreign_keys: tuple[ForeignKey, ...] = ()
 
     def find(self, text: str) -> Table | None:
         return self.tables.get(TableName.parse(text))
@@ -207,6 +213,8 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
     unique_indexes = tuple((table, definition) for table, definition, unique in indexes if unique)
     other_indexes = tuple((table, definition) for table, definition, unique in indexes if not unique)
     partitions = _partitions(cur, names)
+    partition_foreign_keys = _partition_foreign_keys(cur, names)
+    foreign_keys.extend(_as_references(partition_foreign_keys, partitions, foreign_keys))
     return Catalog(
         tables={
             name: Table(
@@ -222,7 +230,62 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
         foreign_keys=tuple(foreign_keys),
         unique_indexes=unique_indexes,
         other_indexes=other_indexes,
+        partition_foreign_keys=partition_foreign_keys,
     )
+
+
+def _partition_foreign_keys(
+    cur: psycopg.Cursor[TupleRow], names: Mapping[object, TableName]
+) -> tuple[ForeignKey, ...]:
+    """FK constraints declared on a partition itself (not inherited from its parent's), to a table of ``names``."""
+    rows = cur.execute(
+        """
+        SELECT con.conname, n.nspname, c.relname, con.confrelid, pg_get_constraintdef(con.oid),
+               ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(num, i)
+                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.i),
+               ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(num, i)
+                     JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.i)
+        FROM pg_constraint con
+        JOIN pg_class c ON c.oid = con.conrelid AND c.relispartition
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE con.contype = 'f' AND con.conparentid = 0 AND con.confrelid = ANY(%s)
+        ORDER BY n.nspname, c.relname, con.conname
+        """,
+        (list(names),),
+    ).fetchall()
+    return tuple(
+        ForeignKey(
+            name=str(conname),
+            child=TableName(str(schema), str(relname)),
+            child_columns=tuple(str(column) for column in child_columns),
+            parent=names[frelid],
+            parent_columns=tuple(str(column) for column in parent_columns),
+            definition=str(definition),
+        )
+        for conname, schema, relname, frelid, definition, child_columns, parent_columns in rows
+    )
+
+
+def _as_references(
+    partition_foreign_keys: Iterable[ForeignKey],
+    partitions: Mapping[TableName, tuple[Partition, ...]],
+    declared: Iterable[ForeignKey],
+) -> list[ForeignKey]:
+    """Each distinct reference the partitions of a partitioned table declare, as the partitioned table's,
+    unless the partitioned table declares it itself."""
+
+    def reference(fk: ForeignKey) -> tuple[object, ...]:
+        return (fk.child, fk.child_columns, fk.parent, fk.parent_columns)
+
+    root_of = {partition.name: root for root, members in partitions.items() for partition in members}
+    known = {reference(fk) for fk in declared}
+    references: dict[tuple[object, ...], ForeignKey] = {}
+    for fk in partition_foreign_keys:
+        if fk.child in root_of:
+            as_root = replace(fk, child=root_of[fk.child], declared_on_partitions=True)
+            if reference(as_root) not in known:
+                references.setdefault(reference(as_root), as_root)
+    return list(references.values())
 
 
 def _partitions(
