@@ -279,13 +279,25 @@ class ForeignKeyRule(_Strict):
     from_pulled_up_parents: bool = False
 
 
+class TenantRule(_Strict):
+    """Which table holds the tenants (our addition; the guide's tenant is ``public.organizations``)."""
+
+    table: str = "public.organizations"
+    key: str = "id"
+    # refuse: a closure that reaches another tenant's row fails at plan time; allow: it is copied, and the
+    # plan says which tenants came and through which references.
+    cross_tenant_references: Literal["refuse", "allow"] = "refuse"
+
+
 class CommercialExtensions(_Strict):
-    """``commercial-extensions.yaml``: subset roots and JSONB path rules, plus per-FK closure rules."""
+    """``commercial-extensions.yaml``: subset roots and JSONB path rules, plus per-FK closure rules and the
+    tenant table."""
 
     version: str
     subset: list[SubsetRoot] = Field(default_factory=list)
     json_mask: list[JsonMask] = Field(default_factory=list)
     foreign_keys: list[ForeignKeyRule] = Field(default_factory=list)
+    tenant: TenantRule | None = None
 
     _version = field_validator("version", mode="before")(_check_version)
 

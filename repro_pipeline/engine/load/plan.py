@@ -25,7 +25,7 @@ from repro_pipeline.engine.subset.roots import (
     configured_roots,
     uses_tenant_placeholder,
 )
-from repro_pipeline.engine.subset.tenant import require_no_other_tenant, require_tenant_roots
+from repro_pipeline.engine.subset.tenant import configured_tenant, other_tenants, require_tenant_roots
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def plan_subset(
                 f"remove the root of {root.table}, or give the table strategy transform",
             )
     has_placeholder = uses_tenant_placeholder(roots)
+    tenant = configured_tenant(config, catalog)
     closure = compute_closure(
         snapshot.conn,
         catalog,
@@ -79,10 +80,10 @@ def plan_subset(
         copied_tables=copied,
         edge_policies=configured_edge_policies(config, catalog),
         check_roots=lambda root_keys: require_tenant_roots(
-            config, root_keys, organization_id, has_placeholder
+            config, tenant, root_keys, organization_id, has_placeholder
         ),
     )
-    require_no_other_tenant(closure, organization_id)
+    tenant_warnings = other_tenants(closure, organization_id, tenant)
     return SubsetPlan(
         organization_id=organization_id,
         catalog=catalog,
@@ -92,6 +93,7 @@ def plan_subset(
         salt_fingerprint=salt.fingerprint(),
         warnings=(
             *([superuser_warning(role)] if superuser else []),
+            *tenant_warnings,
             *_warnings(catalog, mask_plan, closure, roots),
         ),
         replicate_all_indexes=config.mask_rules.replicate_all_indexes,

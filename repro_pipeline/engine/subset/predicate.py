@@ -13,12 +13,12 @@ from psycopg import sql
 PLACEHOLDER = "organization_id"
 
 # String literals, quoted identifiers, dollar quotes and comments are copied as they are; a
-# ``:organization_id`` outside of them is the placeholder (``::`` casts are not).
+# ``:organization_id`` (or its alias ``:tenant_id``) outside of them is the placeholder (``::`` casts are not).
 _TOKENS = re.compile(
     r"""
     (?P<quoted>'(?:[^']|'')*'|"(?:[^"]|"")*"|\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$|--[^\n]*|/\*.*?\*/)
     | (?P<cast>::)
-    | (?P<placeholder>:organization_id\b)
+    | (?P<placeholder>:(?:organization_id|tenant_id)\b)
     | (?P<percent>%)
     """,
     re.VERBOSE | re.DOTALL,

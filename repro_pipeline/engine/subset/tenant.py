@@ -1,18 +1,50 @@
-"""The tenant: its key, a numeric organization id validated before it reaches any database, and the guard
-that a closure holds this organization's rows and no other's."""
+"""The tenant: its table (configurable, the guide's ``public.organizations`` by default), a numeric
+organization id validated before it reaches any database, and the guard that a closure holds this
+organization's rows and no other's."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from repro_pipeline.engine.config import ReproConfig
+from repro_pipeline.engine.config import ReproConfig, TenantRule
 from repro_pipeline.engine.errors import ClosureError, ConfigError, TenantError
-from repro_pipeline.engine.source.catalog import TableName
+from repro_pipeline.engine.source.catalog import Catalog, TableName
 from repro_pipeline.engine.subset.closure import Closure
 
-TENANT_TABLE = TableName("public", "organizations")
+
+@dataclass(frozen=True)
+class Tenant:
+    table: TableName
+    cross_tenant_references: Literal["refuse", "allow"] = "refuse"
+    present: bool = True  # False: the default tenant table is not on the source, and nothing is guarded
+
+
+def configured_tenant(config: ReproConfig, catalog: Catalog) -> Tenant:
+    """The tenant table ``tenant:`` names (by default the guide's ``public.organizations``, ``id``); its
+    key must be the table's one-column primary key, the ids the partitions are named by."""
+    rule = config.extensions.tenant
+    where = config.extensions_doc.where(["tenant"])
+    given = rule or TenantRule()
+    table = catalog.find(given.table)
+    if table is None:
+        if rule is None:
+            return Tenant(TableName.parse(given.table), present=False)
+        raise ConfigError(
+            f"{where}: tenant.table: the source has no table {given.table}",
+            "name the table whose rows are the tenants, as schema.table",
+        )
+    if table.primary_key != (given.key,):
+        raise ConfigError(
+            f"{where}: tenant.key: {given.key} is not the primary key of {table.name} "
+            f"(which is {', '.join(table.primary_key) or 'none'})",
+            "name the tenant table's one-column primary key, whose values are the organization ids",
+        )
+    return Tenant(table.name, given.cross_tenant_references)
+
+
 _MAX_BIGINT = 2**63 - 1
 _DIGITS = re.compile(r"[1-9][0-9]{0,18}")
 
@@ -36,26 +68,27 @@ def parse_organization_id(key: object) -> int:
 
 def require_tenant_roots(
     config: ReproConfig,
+    tenant: Tenant,
     root_keys: Mapping[TableName, tuple[Any, ...]],
     organization_id: int,
     has_placeholder: bool,
 ) -> None:
     """The tenant root must select exactly the organization asked for, never another one."""
     where = config.extensions_doc.path
-    selected = root_keys.get(TENANT_TABLE)
+    selected = root_keys.get(tenant.table)
     if selected is None:
         if not has_placeholder:
             raise ConfigError(
-                f"{where}: no predicate uses :organization_id and none is on {TENANT_TABLE}, so the config "
+                f"{where}: no predicate uses :organization_id and none is on {tenant.table}, so the config "
                 f"cannot be tied to organization {organization_id}",
-                f"add a root - table: {TENANT_TABLE} / predicate: id = :organization_id",
+                f"add a root - table: {tenant.table} / predicate: id = :organization_id",
             )
         return
     if selected == (organization_id,):
         return
     if not selected:
         raise ClosureError(
-            f"{where}: the root predicate of {TENANT_TABLE} matched no rows for organization {organization_id}",
+            f"{where}: the root predicate of {tenant.table} matched no rows for organization {organization_id}",
             "check the organization id: it does not exist on the source (or the predicate excludes it)",
         )
     shown = _some(selected)
@@ -66,24 +99,38 @@ def require_tenant_roots(
             "write the tenant as a parameter: id = :organization_id and organization_id = :organization_id",
         )
     raise ClosureError(
-        f"{where}: the root predicate of {TENANT_TABLE} selects organization(s) {shown}, "
+        f"{where}: the root predicate of {tenant.table} selects organization(s) {shown}, "
         f"not only {organization_id}",
         "make the predicate select exactly one organization: id = :organization_id",
     )
 
 
-def require_no_other_tenant(closure: Closure, organization_id: int) -> None:
-    """No other organization's row may reach the copy, whatever brought it (a root, an FK edge)."""
-    others = tuple(key for key in closure.keys.get(TENANT_TABLE, ()) if key != organization_id)
-    if others:
-        edges = ", ".join(
-            reason for reason in closure.reasons.get(TENANT_TABLE, {}) if reason != "root predicate"
-        )
-        raise ClosureError(
-            f"the closure of organization {organization_id} reaches organization(s) {_some(others)} of "
-            f"{TENANT_TABLE} ({edges or 'through a root predicate'})",
-            "make every root predicate select only this organization's rows (use :organization_id in each)",
-        )
+def other_tenants(closure: Closure, organization_id: int, tenant: Tenant) -> list[str]:
+    """No other tenant's row may reach the copy, whatever brought it (a root, an FK edge): refused, or with
+    ``cross_tenant_references: allow`` reported (the warnings returned). Without a tenant table on the
+    source, a warning that nothing is guarded."""
+    if not tenant.present:
+        return [
+            f"the source has no {tenant.table}: the closure is not checked for other tenants' rows; name the "
+            "tenant table in commercial-extensions.yaml (tenant: table, key)"
+        ]
+    others = tuple(key for key in closure.keys.get(tenant.table, ()) if key != organization_id)
+    if not others:
+        return []
+    edges = ", ".join(
+        reason for reason in closure.reasons.get(tenant.table, {}) if reason != "root predicate"
+    )
+    reached = (
+        f"the closure of organization {organization_id} reaches other tenant(s) {_some(others)} "
+        f"of {tenant.table} ({edges or 'through a root predicate'})"
+    )
+    if tenant.cross_tenant_references == "allow":
+        return [f"{reached}: their rows are copied, masked, as tenant.cross_tenant_references: allow says"]
+    raise ClosureError(
+        reached,
+        "make every root predicate select only this organization's rows (use :organization_id in each), or "
+        "set tenant.cross_tenant_references: allow in commercial-extensions.yaml to copy them",
+    )
 
 
 def _some(keys: tuple[Any, ...]) -> str:

@@ -20,6 +20,7 @@ from repro_pipeline.engine.errors import ClosureError, ConfigError
 from repro_pipeline.engine.load.loader import load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline_tests.conftest import FIXTURES, PROJECT_ROOT
 
@@ -354,7 +355,7 @@ def test_a_root_written_for_another_organization_is_refused(
         .read_text()
         .replace("organization_id = :organization_id AND", "organization_id = 451 AND")
     )
-    with pytest.raises(ClosureError, match=r"reaches organization\(s\) 451"):
+    with pytest.raises(ClosureError, match=r"reaches other tenant\(s\) 451 of public.organizations"):
         _plan(stack, _configs(tmp_path, extensions=mixed), secrets.token_hex(32), 452)
 
 
@@ -531,3 +532,49 @@ def test_replicate_all_indexes_brings_the_other_indexes(build_into: Any, tmp_pat
         "organization_id" in row[0]
         for row in _rows(plain, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
     )
+
+
+TENANTS = """
+tenant:
+  table: Billing.Tenants
+  key: id
+"""
+OTHER_TENANTS_ACCOUNT = """
+  - table: Billing.accounts
+    predicate: "tenant_id = 1 AND account_no = 1"
+"""
+
+
+def test_the_tenant_table_is_configuration_and_guards_the_closure(edge_source: str, tmp_path: Path) -> None:
+    unguarded = _edge_plan(edge_source, tmp_path, 'version: "1.0"\n', EDGE_EXTENSIONS, 2)
+    assert any("the source has no public.organizations" in warning for warning in unguarded.warnings)
+
+    aliased = EDGE_EXTENSIONS.replace(":organization_id", ":tenant_id") + TENANTS
+    guarded = _edge_plan(edge_source, tmp_path, 'version: "1.0"\n', aliased, 2)
+    assert not any("other tenant" in w or "has no public.organizations" in w for w in guarded.warnings)
+    assert guarded.closure.keys[TableName("Billing", "Tenants")] == (2,)
+
+    leaking = EDGE_EXTENSIONS + OTHER_TENANTS_ACCOUNT + TENANTS
+    with pytest.raises(ClosureError, match=r"reaches other tenant\(s\) 1 of Billing.Tenants") as refused:
+        _edge_plan(edge_source, tmp_path, 'version: "1.0"\n', leaking, 2)
+    assert "cross_tenant_references: allow" in refused.value.remedy
+
+    allowed = _edge_plan(
+        edge_source, tmp_path, 'version: "1.0"\n', leaking + "  cross_tenant_references: allow\n", 2
+    )
+    assert sorted(allowed.closure.keys[TableName("Billing", "Tenants")]) == [1, 2]
+    assert any("other tenant(s) 1 of Billing.Tenants" in warning for warning in allowed.warnings)
+
+
+@pytest.mark.parametrize(
+    ("tenant", "says"),
+    [
+        ("tenant:\n  table: Billing.Missing\n", "tenant.table: the source has no table Billing.Missing"),
+        ("tenant:\n  table: Billing.Tenants\n  key: code\n", "tenant.key: code is not the primary key"),
+    ],
+)
+def test_a_tenant_table_or_key_the_source_lacks_is_refused(
+    edge_source: str, tmp_path: Path, tenant: str, says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says):
+        _edge_plan(edge_source, tmp_path, 'version: "1.0"\n', EDGE_EXTENSIONS + tenant, 2)
