@@ -279,6 +279,29 @@ class ForeignKeyRule(_Strict):
     from_pulled_up_parents: bool = False
 
 
+class ReferencedColumns(_Strict):
+    table: str
+    columns: list[str] = Field(min_length=1)
+
+
+class VirtualForeignKey(_Strict):
+    """A reference the schema does not declare (our addition): followed both ways like a declared FK, and
+    checked for orphans, but never created as a constraint on the target."""
+
+    table: str
+    columns: list[str] = Field(min_length=1)
+    references: ReferencedColumns
+
+    @model_validator(mode="after")
+    def _as_many_columns_as_referenced(self) -> VirtualForeignKey:
+        if len(self.columns) != len(self.references.columns):
+            raise ValueError(
+                f"{len(self.columns)} column(s) {self.columns} reference {len(self.references.columns)} "
+                f"column(s) {self.references.columns}: give as many on each side"
+            )
+        return self
+
+
 class TenantRule(_Strict):
     """Which table holds the tenants (our addition; the guide's tenant is ``public.organizations``)."""
 
@@ -298,6 +321,7 @@ class CommercialExtensions(_Strict):
     json_mask: list[JsonMask] = Field(default_factory=list)
     foreign_keys: list[ForeignKeyRule] = Field(default_factory=list)
     tenant: TenantRule | None = None
+    virtual_foreign_keys: list[VirtualForeignKey] = Field(default_factory=list)
 
     _version = field_validator("version", mode="before")(_check_version)
 

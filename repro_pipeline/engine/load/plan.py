@@ -26,6 +26,7 @@ from repro_pipeline.engine.subset.roots import (
     uses_tenant_placeholder,
 )
 from repro_pipeline.engine.subset.tenant import configured_tenant, other_tenants, require_tenant_roots
+from repro_pipeline.engine.subset.virtual_references import with_virtual_foreign_keys
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def plan_subset(
             "connect as a role with SELECT on the tenant's tables and pg_monitor (not a superuser), or set "
             "require_least_privilege: false",
         )
-    catalog = read_catalog(snapshot.conn)
+    catalog = with_virtual_foreign_keys(config, read_catalog(snapshot.conn))
     mask_plan = _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
     _require_consistent_references(config, catalog, mask_plan)
     if config.mask_rules.strict_autodetect:

@@ -62,7 +62,7 @@ def post_data(catalog: Catalog, tables: Iterable[Table], *, all_indexes: bool = 
     statements.extend(
         _add_constraint(fk.child, fk.name, fk.definition)
         for fk in (
-            *(fk for fk in catalog.foreign_keys if not fk.declared_on_partitions),
+            *(fk for fk in catalog.foreign_keys if not (fk.declared_on_partitions or fk.virtual)),
             *catalog.partition_foreign_keys,
         )
         if _root(catalog, fk.child) in names and fk.parent in names

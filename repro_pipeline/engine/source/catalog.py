@@ -62,6 +62,7 @@ class ForeignKey:
     definition: str
     # A partitioned table's reference that its partitions declare (each its own constraint), not it itself.
     declared_on_partitions: bool = False
+    virtual: bool = False  # declared in commercial-extensions.yaml, not by the schema: no constraint
 
     def __str__(self) -> str:
         return f"{self.child}({', '.join(self.child_columns)}) -> {self.parent}({', '.join(self.parent_columns)})"

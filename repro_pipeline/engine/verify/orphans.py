@@ -26,12 +26,13 @@ class ExpectedForeignKeys:
 
 
 def expected_foreign_keys(source: Catalog, target: Catalog) -> ExpectedForeignKeys:
-    """Every FK of the source whose two tables are in the target should be in the target too."""
+    """Every FK of the source whose two tables are in the target should be in the target too; a virtual one
+    is no constraint anywhere, and is checked for orphans all the same."""
     on_target = {(fk.child, fk.name) for fk in target.foreign_keys}
     expected = [fk for fk in source.foreign_keys if fk.child in target.tables and fk.parent in target.tables]
     return ExpectedForeignKeys(
-        present=tuple(fk for fk in expected if (fk.child, fk.name) in on_target),
-        missing=tuple(fk for fk in expected if (fk.child, fk.name) not in on_target),
+        present=tuple(fk for fk in expected if fk.virtual or (fk.child, fk.name) in on_target),
+        missing=tuple(fk for fk in expected if not fk.virtual and (fk.child, fk.name) not in on_target),
     )
 
 

@@ -10,17 +10,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
+from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.config import load_config
-from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.load.loader import load_repro
 from repro_pipeline.engine.load.plan import plan_subset
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.verify.checks import zero_fk_orphans
+from repro_pipeline_tests.engine.load.databases import empty_target, source_database
 
 SCHEMA = """
 CREATE TABLE stores (id int PRIMARY KEY, name text NOT NULL);
@@ -51,26 +50,14 @@ PAYMENTS = TableName("public", "payments")
 
 @pytest.fixture(scope="module")
 def partitioned_source(stack: Stack) -> Iterator[str]:
-    with psycopg.connect(stack.primary_dsn, autocommit=True) as admin:
-        admin.execute("DROP DATABASE IF EXISTS partition_fks")
-        admin.execute("CREATE DATABASE partition_fks")
-    with psycopg.connect(stack.dsn("primary", "partition_fks"), autocommit=True) as conn:
-        conn.execute(SCHEMA)
-    wait_for_standby_replay(stack, timeout=30)
-    yield stack.dsn("standby", "partition_fks")
-    with psycopg.connect(stack.primary_dsn, autocommit=True) as admin:
-        admin.execute("DROP DATABASE partition_fks WITH (FORCE)")
+    with source_database(stack, "partition_fks", SCHEMA) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def target(stack: Stack) -> Iterator[str]:
-    name = f"partition_fks_{secrets.token_hex(4)}"
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield with_database(stack.target_admin_dsn, name)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with empty_target(stack, "partition_fks") as dsn:
+        yield dsn
 
 
 def test_a_partitioned_table_is_reached_through_the_foreign_keys_of_its_partitions(
