@@ -117,6 +117,10 @@ def _warnings(catalog: Catalog, mask_plan: MaskPlan, closure: Closure, roots: li
             for column in masking.columns
             if column.action.startswith("null (")
         )
+    found.extend(
+        f"{len(values)} value(s) of {child} via {name} reference no row on the source: copied as they are"
+        for (child, name), values in sorted(closure.dangling.items())
+    )
     return tuple(found)
 
 

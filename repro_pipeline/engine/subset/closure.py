@@ -119,6 +119,9 @@ class Closure:
     passes: int
     root_keys: Mapping[TableName, tuple[Key, ...]]  # the rows each root predicate selected
     keyless: Mapping[TableName, KeylessRows] = field(default_factory=dict)
+    # References of copied rows to no row of the parent on the source (a virtual foreign key, or a NOT VALID
+    # constraint, enforces nothing): copied as they are, so the orphan check expects exactly these.
+    dangling: Mapping[EdgeKey, frozenset[Key]] = field(default_factory=dict)
 
     @property
     def row_counts(self) -> dict[TableName, int]:
@@ -192,6 +195,7 @@ class _Walk:
         self.root_rows: Counter[TableName] = Counter()
         self.roots = roots
         self.keyless_parents: dict[TableName, dict[ForeignKey, set[Key]]] = defaultdict(dict)
+        self.dangling: dict[EdgeKey, set[Key]] = defaultdict(set)
         for fk in catalog.foreign_keys:
             if fk.child in copied_tables and fk.parent in copied_tables:
                 _require_primary_key(catalog.tables[fk.parent], because=f"{fk} references it")
@@ -267,8 +271,12 @@ class _Walk:
         if fk.parent_columns == parent.primary_key:
             known = self.included[fk.parent]
             values = [value for value in values if value not in known]
+        referenced = _key_getter(self._key_columns(parent), fk.parent_columns)
         for batch in batches(values):
             rows = self._fetch(parent, fk.parent_columns, batch)
+            if len(rows) < len(batch):
+                found = {referenced(row) for row in rows}
+                self.dangling[(fk.child, fk.name)].update(value for value in batch if value not in found)
             self.add(fk.parent, rows, expands_down=False, reason=f"up from {fk.child} via {fk.name}")
 
     def _expand_down(
@@ -332,7 +340,12 @@ class _Walk:
         }
         reasons = {name: dict(self.reasons.get(name, {})) for name in sorted(self.copied)}
         return Closure(
-            keys=keys, reasons=reasons, passes=self.passes, root_keys=self.root_keys, keyless=keyless
+            keys=keys,
+            reasons=reasons,
+            passes=self.passes,
+            root_keys=self.root_keys,
+            keyless=keyless,
+            dangling={edge: frozenset(values) for edge, values in self.dangling.items() if values},
         )
 
     def _keyless_rows(self, table: Table, organization_id: int) -> KeylessRows:

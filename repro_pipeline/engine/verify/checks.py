@@ -21,7 +21,7 @@ from repro_pipeline.engine.repro_databases.manifest import (
     planned_row_counts,
     recorded_organization,
 )
-from repro_pipeline.engine.source.catalog import Catalog, read_catalog
+from repro_pipeline.engine.source.catalog import read_catalog
 from repro_pipeline.engine.verify.counts import count_rows
 from repro_pipeline.engine.verify.leaks import Originals, find_leaks, original_values, sensitive_fields
 from repro_pipeline.engine.verify.orphans import count_orphans, expected_foreign_keys
@@ -53,17 +53,19 @@ def verify_repro(
     plan: SubsetPlan, originals: Originals, target: psycopg.Connection[TupleRow]
 ) -> tuple[Verdict, Verdict, Verdict]:
     return (
-        zero_fk_orphans(plan.catalog, target),
+        zero_fk_orphans(plan, target),
         row_counts_match_closure(target),
         no_original_pii(originals, target),
     )
 
 
-def zero_fk_orphans(source_catalog: Catalog, target: psycopg.Connection[TupleRow]) -> Verdict:
-    """Every FK of the source between copied tables is on the target, and no row points at a missing parent."""
-    expected = expected_foreign_keys(source_catalog, read_catalog(target))
-    results = count_orphans(target, (*expected.present, *expected.missing))
+def zero_fk_orphans(plan: SubsetPlan, target: psycopg.Connection[TupleRow]) -> Verdict:
+    """Every FK of the source between copied tables is on the target, and no row points at a missing parent
+    but those whose reference has no parent on the source either (which the closure found so)."""
+    expected = expected_foreign_keys(plan.catalog, read_catalog(target))
+    results = count_orphans(target, (*expected.present, *expected.missing), plan.closure.dangling)
     failing = {str(result.foreign_key): result.orphans for result in results if result.orphans}
+    dangling = {str(r.foreign_key): r.dangling_on_source for r in results if r.dangling_on_source}
     return Verdict(
         ZERO_FK_ORPHANS,
         passed=not failing and not expected.missing,
@@ -72,6 +74,7 @@ def zero_fk_orphans(source_catalog: Catalog, target: psycopg.Connection[TupleRow
             "orphans": sum(failing.values()),
             "failing_foreign_keys": failing,
             "missing_foreign_keys": [str(fk) for fk in expected.missing],
+            "dangling_on_source": dangling,
         },
     )
 

@@ -3,20 +3,24 @@ between copied tables must be on the target, and no row may point at a missing p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.source.catalog import Catalog, ForeignKey
+from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, TableName
 
 
 @dataclass(frozen=True)
 class OrphanCount:
     foreign_key: ForeignKey
-    orphans: int
+    orphans: int  # rows pointing at a missing parent that the source's parent has (or that the closure
+    # did not find dangling there): a broken copy
+    dangling_on_source: int = 0  # rows whose reference has no parent on the source either, copied as is
 
 
 @dataclass(frozen=True)
@@ -37,13 +41,23 @@ def expected_foreign_keys(source: Catalog, target: Catalog) -> ExpectedForeignKe
 
 
 def count_orphans(
-    conn: psycopg.Connection[TupleRow], foreign_keys: Iterable[ForeignKey]
+    conn: psycopg.Connection[TupleRow],
+    foreign_keys: Iterable[ForeignKey],
+    dangling: Mapping[tuple[TableName, str], frozenset[Any]] | None = None,
 ) -> list[OrphanCount]:
-    """Rows whose (non-NULL) key has no parent row, for each FK, whether or not the target enforces it."""
-    return [OrphanCount(fk, _orphans(conn, fk)) for fk in foreign_keys]
+    """Rows whose (non-NULL) key has no parent row, for each FK, whether or not the target enforces it;
+    those whose key is among the references ``dangling`` on the source (the closure's) are counted apart."""
+    counts = []
+    for fk in foreign_keys:
+        expected = (dangling or {}).get((fk.child, fk.name), frozenset())
+        orphaned = _orphans(conn, fk)
+        on_source = sum(rows for value, rows in orphaned.items() if value in expected)
+        counts.append(OrphanCount(fk, sum(orphaned.values()) - on_source, on_source))
+    return counts
 
 
-def _orphans(conn: psycopg.Connection[TupleRow], fk: ForeignKey) -> int:
+def _orphans(conn: psycopg.Connection[TupleRow], fk: ForeignKey) -> Counter[Any]:
+    """The rows of each key value that has no parent row."""
     not_null = sql.SQL(" AND ").join(
         sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(column)) for column in fk.child_columns
     )
@@ -51,8 +65,18 @@ def _orphans(conn: psycopg.Connection[TupleRow], fk: ForeignKey) -> int:
         sql.SQL("p.{} = c.{}").format(sql.Identifier(parent), sql.Identifier(child))
         for parent, child in zip(fk.parent_columns, fk.child_columns, strict=True)
     )
+    values = sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(column)) for column in fk.child_columns)
     query = sql.SQL(
-        "SELECT count(*) FROM {child} c WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {matches})"
-    ).format(child=fk.child.identifier, parent=fk.parent.identifier, not_null=not_null, matches=matches)
-    row = conn.execute(query).fetchone()
-    return int(str(row[0])) if row else 0
+        "SELECT {values}, count(*) FROM {child} c WHERE {not_null} "
+        "AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {matches}) GROUP BY {values}"
+    ).format(
+        values=values,
+        child=fk.child.identifier,
+        parent=fk.parent.identifier,
+        not_null=not_null,
+        matches=matches,
+    )
+    orphaned: Counter[Any] = Counter()
+    for *key, rows in conn.execute(query):
+        orphaned[key[0] if len(key) == 1 else tuple(key)] += int(rows)
+    return orphaned

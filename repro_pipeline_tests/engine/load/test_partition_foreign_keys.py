@@ -85,14 +85,14 @@ def test_a_partitioned_table_is_reached_through_the_foreign_keys_of_its_partitio
             ("payments_2026", "payments_2026_customer_id_fkey"),
         ]
         assert conn.execute("SELECT count(*) FROM payments").fetchone() == (expected,)
-        clean = zero_fk_orphans(plan.catalog, conn)
+        clean = zero_fk_orphans(plan, conn)
         assert (
             clean.passed and clean.found["foreign_keys_checked"] == 2
         )  # customers->stores, payments->customers
 
         conn.execute("SET session_replication_role = replica")  # as a careless restore would
         conn.execute("INSERT INTO payments VALUES (999, 999, '2026-03-01', 1)")
-        orphaned = zero_fk_orphans(plan.catalog, conn)
+        orphaned = zero_fk_orphans(plan, conn)
     assert not orphaned.passed
     assert orphaned.found["failing_foreign_keys"] == {
         "public.payments(customer_id) -> public.customers(id)": 1

@@ -25,11 +25,12 @@ from repro_pipeline_tests.engine.load.databases import empty_target, source_data
 # As a Rails app keeps it: every reference is a plain *_id column, without a constraint.
 SCHEMA = """
 CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);
-CREATE TABLE members (id int PRIMARY KEY, account_id int NOT NULL, email text NOT NULL);
+CREATE TABLE members (id int PRIMARY KEY, account_id int NOT NULL, invited_by int, email text NOT NULL);
 CREATE TABLE notes (id int PRIMARY KEY, member_id int, body text NOT NULL);
 CREATE TABLE labels (code text PRIMARY KEY);
 INSERT INTO accounts SELECT g, 'account ' || g FROM generate_series(1, 3) g;
-INSERT INTO members SELECT g, 1 + g % 3, 'm' || g || '@app.test' FROM generate_series(1, 12) g;
+INSERT INTO members  -- members 4, 8 and 12 were invited by members deleted since: a dangling reference
+    SELECT g, 1 + g % 3, CASE WHEN g % 4 = 0 THEN 900 + g END, 'm' || g || '@app.test' FROM generate_series(1, 12) g;
 INSERT INTO notes SELECT g, CASE WHEN g % 5 = 0 THEN NULL ELSE 1 + g % 12 END, 'note ' || g
     FROM generate_series(1, 40) g;
 """
@@ -41,6 +42,9 @@ virtual_foreign_keys:
     references: {table: public.accounts, columns: [id]}
   - table: public.notes
     columns: [member_id]
+    references: {table: public.members, columns: [id]}
+  - table: public.members
+    columns: [invited_by]
     references: {table: public.members, columns: [id]}
 """
 ROOT = """
@@ -86,6 +90,9 @@ def test_virtual_foreign_keys_are_followed_both_ways_and_checked_for_orphans(
     plan = _plan(app_source, tmp_path, ROOT + REFERENCES)
     assert set(plan.closure.keys[MEMBERS]) == members
     assert set(plan.closure.keys[NOTES]) == notes
+    assert "1 value(s) of public.members via virtual public.members(invited_by) reference no row" in " ".join(
+        plan.warnings
+    )
     assert plan.closure.reasons[NOTES] == {
         "down from public.members via virtual public.notes(member_id)": len(notes)
     }
@@ -107,10 +114,14 @@ def test_virtual_foreign_keys_are_followed_both_ways_and_checked_for_orphans(
         with psycopg.connect(target, autocommit=True) as conn:
             constraints = "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace"
             assert conn.execute(constraints).fetchone() == (0,)
-            clean = zero_fk_orphans(plan.catalog, conn)
-            assert clean.passed and clean.found["foreign_keys_checked"] == 2
+            clean = zero_fk_orphans(plan, conn)
+            assert clean.passed and clean.found["foreign_keys_checked"] == 3
+            # Member 4 of account 2 is copied with its dangling reference, as the source has it.
+            assert clean.found["dangling_on_source"] == {
+                "public.members(invited_by) -> public.members(id)": 1
+            }
             conn.execute("UPDATE notes SET member_id = 999 WHERE id = %s", (min(notes),))
-            orphaned = zero_fk_orphans(plan.catalog, conn)
+            orphaned = zero_fk_orphans(plan, conn)
     assert not orphaned.passed
     assert orphaned.found["failing_foreign_keys"] == {"public.notes(member_id) -> public.members(id)": 1}
 
