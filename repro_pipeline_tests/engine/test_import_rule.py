@@ -118,7 +118,7 @@ def test_the_engine_keeps_its_import_rule() -> None:
             "def f():\n    from repro_pipeline.engine.verify import leaks",
             "stage order",
         ),
-        (f"{ENGINE}.verify.leaks", "from ..load.schema import pre_data", None),
+        (f"{ENGINE}.verify.leaks", "from ..load.schema import sequence_positions", None),
         (f"{ENGINE}.subset.closure", "from ..verify.orphans import count_orphans", "stage order"),
         (
             f"{ENGINE}.repro_databases.lifecycle",

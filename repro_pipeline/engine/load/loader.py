@@ -1,5 +1,5 @@
-"""The masked load into a repro database: schema, rows and constraints in one target transaction, then
-the run's record."""
+"""The masked load into a repro database: the schema's pre-data (by pg_dump), the rows, its post-data, all in
+one target transaction, then the run's record."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import StandbyNotReady, TargetError
 from repro_pipeline.engine.load import schema
 from repro_pipeline.engine.load.plan import SubsetPlan
+from repro_pipeline.engine.load.schema_dump import dump_schema, find_dump_tools, runnable
 from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
 from repro_pipeline.engine.source.catalog import TableName
@@ -61,9 +62,19 @@ def load_repro(
     table_seconds: dict[TableName, float] = {}
     with dsn.connect(target_dsn, role="repro database") as target:
         cur = target.cursor()
-        with _without_values("creating the tables"):
-            for statement in schema.pre_data(created):
-                cur.execute(statement)
+        tools = find_dump_tools(
+            snapshot.conn.info.server_version // 10000, target.info.server_version // 10000
+        )
+        scripts = dump_schema(
+            snapshot.conn,
+            snapshot.dsn,
+            tools,
+            excluded_tables=[name for name in catalog.tables if name not in plan.created_tables],
+            all_indexes=plan.replicate_all_indexes,
+        )
+        target_settings = {str(name) for (name,) in cur.execute("SELECT name FROM pg_settings")}
+        with _without_values("creating the schema (pg_dump's pre-data section)"):
+            cur.execute(runnable(scripts.pre_data, target_settings))
         for name in plan.created_tables:
             masking = plan.mask_plan.for_table(name)
             batches = plan.closure.row_conditions(
@@ -80,8 +91,10 @@ def load_repro(
         # Every row is read: end the source transaction now, so the standby's snapshot is not held (and
         # not cut off by idle_in_transaction_session_timeout) while the target builds keys and indexes.
         snapshot.conn.rollback()
-        with _without_values("adding keys, constraints and sequence positions"):
-            for statement in schema.post_data(catalog, created, all_indexes=plan.replicate_all_indexes):
+        with _without_values("adding keys, constraints, indexes and triggers (pg_dump's post-data section)"):
+            cur.execute(runnable(scripts.post_data, target_settings))
+        with _without_values("setting sequence positions"):
+            for statement in schema.sequence_positions(created):
                 cur.execute(statement)
         write_manifest(
             target,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
@@ -23,6 +23,7 @@ class SourceSnapshot:
     source: str  # host:port/dbname
     snapshot_at: datetime
     replay_lsn: str | None
+    dsn: str = field(default="", repr=False)  # for pg_dump, which reads this snapshot in its own session
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def open_source_snapshot(
         row = conn.execute("SELECT now(), pg_last_wal_replay_lsn()::text").fetchone()
         assert row is not None
         try:
-            yield SourceSnapshot(conn, source, row[0], row[1])
+            yield SourceSnapshot(conn, source, row[0], row[1], source_dsn)
         except psycopg.errors.SerializationFailure as exc:
             raise StandbyNotReady(
                 f"the standby {source} cancelled the read: {exc.diag.message_primary}",

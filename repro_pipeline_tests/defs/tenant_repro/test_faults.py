@@ -153,7 +153,7 @@ def test_a_target_that_crashes_mid_load_fails_the_run_with_the_loads_own_error(
     result = held.finish()
     assert not result.success
     message = step_failure_messages(result)
-    assert "creating the tables failed" in message  # the load's own error comes first...
+    assert "creating the schema (pg_dump's pre-data section) failed" in message  # the load's own error...
     assert f"{database} could not be dropped after the failed load" in message  # ...the cleanup's added
     assert stack.password not in message
     assert len(slack_api.messages) == before

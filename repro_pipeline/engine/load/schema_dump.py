@@ -1,0 +1,276 @@
+"""Schema replication by pg_dump itself, from the load's own snapshot of the standby.
+
+One ``pg_dump --schema-only`` of the source (custom format, ``--snapshot`` of the load's transaction, no
+owners, privileges, tablespaces, publications or subscriptions) gives the two scripts the load runs in its
+target transaction: the pre-data section (extensions, types, domains, functions, sequences with their
+options, tables, views) before the rows, the post-data section (keys, unique and exclusion constraints,
+indexes, foreign keys, triggers, rules, policies) after them, so no trigger fires on the load's rows.
+
+Limited to what the repro gets: a table with strategy ``exclude`` is left out with the views that depend on
+it, and foreign keys to it; event triggers are left out; indexes that back no constraint only with
+``replicate_all_indexes``. The dump's entries are chosen by their catalog ids, read in the same snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow
+
+from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.source.catalog import MANIFEST_SCHEMA, TableName
+
+_TIMEOUT_SECONDS = 900
+_PG_CLASS, _PG_CONSTRAINT, _PG_EVENT_TRIGGER = 1259, 2606, 3466  # catalog ids in a dump's table of contents
+_TOC_LINE = re.compile(r"^(?P<dump_id>\d+); (?P<catalog>\d+) (?P<oid>\d+) ")
+_UNKNOWN_SET = re.compile(r"^SET (?P<name>[a-z_]+) = .*;$")
+
+
+@dataclass(frozen=True)
+class DumpTools:
+    pg_dump: Path
+    pg_restore: Path
+    major: int
+
+
+@dataclass(frozen=True)
+class SchemaScripts:
+    pre_data: str
+    post_data: str
+
+
+def find_dump_tools(
+    source_major: int, target_major: int, environ: Mapping[str, str] | None = None
+) -> DumpTools:
+    """A pg_dump (with its pg_restore) no older than the source server, the oldest such one, so that what it
+    writes also suits the target; from ``REPRO_PG_BIN`` if set, else the system's and the wheels' binaries."""
+    env = os.environ if environ is None else environ
+    found: dict[int, DumpTools] = {}
+    tried = []
+    for bin_dir in _candidate_bin_dirs(env):
+        tools = _tools_in(bin_dir)
+        tried.append(f"{bin_dir}" + ("" if tools else " (no pg_dump and pg_restore)"))
+        if tools is not None:
+            found.setdefault(tools.major, tools)
+    usable = sorted(major for major in found if major >= source_major)
+    if not usable:
+        raise TargetError(
+            f"no pg_dump for PostgreSQL {source_major} or newer was found (tried {', '.join(tried) or 'nothing'}"
+            f"; found {', '.join(str(major) for major in sorted(found)) or 'none'})",
+            f"install the PostgreSQL {source_major} client programs (pg_dump, pg_restore), or point REPRO_PG_BIN "
+            "at their bin folder",
+        )
+    fitting = [major for major in usable if major <= target_major]
+    return found[(fitting or usable)[0]]
+
+
+def dump_schema(
+    conn: psycopg.Connection[TupleRow],
+    source_dsn: str,
+    tools: DumpTools,
+    *,
+    excluded_tables: Collection[TableName],
+    all_indexes: bool,
+) -> SchemaScripts:
+    """The two scripts, from the snapshot of ``conn`` (a REPEATABLE READ transaction on the source, which
+    stays open while pg_dump reads it)."""
+    row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    left_out_views = _views_depending_on(conn, excluded_tables)
+    with tempfile.TemporaryDirectory(prefix="repro-schema-") as folder:
+        archive = Path(folder) / "schema.dump"
+        _run(
+            [
+                tools.pg_dump,
+                "--schema-only",
+                "--format=custom",
+                f"--snapshot={row[0]}",
+                "--no-owner",
+                "--no-privileges",
+                "--no-tablespaces",
+                "--no-publications",
+                "--no-subscriptions",
+                "--no-security-labels",
+                f"--exclude-schema={MANIFEST_SCHEMA}",
+                *(f"--exclude-table={_pattern(name)}" for name in (*excluded_tables, *left_out_views)),
+                f"--file={archive}",
+            ],
+            source_dsn,
+        )
+        listing = _run([tools.pg_restore, "--list", str(archive)], source_dsn)
+        left_out = _left_out_entries(conn, listing, excluded_tables, all_indexes=all_indexes)
+        chosen = Path(folder) / "entries.list"
+        chosen.write_text(
+            "".join(line + "\n" for line in listing.splitlines() if not _is_left_out(line, left_out))
+        )
+        return SchemaScripts(
+            pre_data=_run(
+                [tools.pg_restore, "--section=pre-data", f"--use-list={chosen}", "--file=-", str(archive)], ""
+            ),
+            post_data=_run(
+                [tools.pg_restore, "--section=post-data", f"--use-list={chosen}", "--file=-", str(archive)],
+                "",
+            ),
+        )
+
+
+def runnable(script: str, target_settings: Collection[str]) -> str:
+    """The script as one string the target runs: without psql's ``\\restrict`` meta-commands, and without the
+    session settings a newer pg_dump writes that the target server does not have (any other line kept)."""
+    kept = []
+    for line in script.splitlines():
+        if line.startswith("\\"):
+            if not line.startswith(("\\restrict ", "\\unrestrict ")):
+                raise TargetError(f"pg_dump wrote a psql command the load cannot run: {line.split()[0]}")
+            continue
+        setting = _UNKNOWN_SET.match(line)
+        if setting and setting.group("name") not in target_settings:
+            continue
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def _views_depending_on(conn: psycopg.Connection[TupleRow], tables: Collection[TableName]) -> list[TableName]:
+    """Views and materialized views that read one of ``tables``, directly or through other views."""
+    if not tables:
+        return []
+    rows = conn.execute(
+        """
+        WITH RECURSIVE left_out(oid) AS (
+            SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+          UNION
+            SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+            JOIN left_out ON d.refobjid = left_out.oid
+            WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+              AND r.ev_class <> left_out.oid
+        )
+        SELECT n.nspname, c.relname FROM left_out JOIN pg_class c ON c.oid = left_out.oid
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('v', 'm')
+        """,
+        ([t.schema for t in tables], [t.name for t in tables]),
+    ).fetchall()
+    return [TableName(str(schema), str(name)) for schema, name in rows]
+
+
+def _left_out_entries(
+    conn: psycopg.Connection[TupleRow],
+    listing: str,
+    excluded_tables: Collection[TableName],
+    *,
+    all_indexes: bool,
+) -> set[tuple[int, int]]:
+    """(catalog, oid) of the entries left out: foreign keys to an excluded table, event triggers, and indexes
+    that back no constraint unless ``all_indexes``."""
+    matches = (_TOC_LINE.match(line) for line in listing.splitlines())
+    entries = [(int(match["catalog"]), int(match["oid"])) for match in matches if match]
+    constraints = [oid for catalog, oid in entries if catalog == _PG_CONSTRAINT]
+    classes = [oid for catalog, oid in entries if catalog == _PG_CLASS]
+    left_out = {(catalog, oid) for catalog, oid in entries if catalog == _PG_EVENT_TRIGGER}
+    for (oid,) in conn.execute(
+        """
+        SELECT con.oid FROM pg_constraint con JOIN pg_class p ON p.oid = con.confrelid
+        JOIN pg_namespace n ON n.oid = p.relnamespace
+        WHERE con.oid = ANY(%s) AND con.contype = 'f'
+          AND (n.nspname, p.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+        """,
+        (constraints, [t.schema for t in excluded_tables], [t.name for t in excluded_tables]),
+    ):
+        left_out.add((_PG_CONSTRAINT, int(oid)))
+    if not all_indexes:
+        for (oid,) in conn.execute(
+            """
+            SELECT i.indexrelid FROM pg_index i WHERE i.indexrelid = ANY(%s) AND NOT i.indisunique
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+            """,
+            (classes,),
+        ):
+            left_out.add((_PG_CLASS, int(oid)))
+    return left_out
+
+
+def _is_left_out(line: str, left_out: set[tuple[int, int]]) -> bool:
+    match = _TOC_LINE.match(line)
+    return match is not None and (int(match["catalog"]), int(match["oid"])) in left_out
+
+
+def _pattern(name: TableName) -> str:
+    """A pg_dump table pattern matching exactly ``name`` (quoted: no wildcard, case kept)."""
+    return '"{}"."{}"'.format(name.schema.replace('"', '""'), name.name.replace('"', '""'))
+
+
+def _run(command: Sequence[str | Path], source_dsn: str) -> str:
+    """Run a pg_dump tool (connected to ``source_dsn`` when given); its output, or a TargetError with its
+    message, which names the server and never a password."""
+    environment = dict(os.environ)
+    arguments = [str(part) for part in command]
+    password = ""
+    if source_dsn:
+        parameters = conninfo_to_dict(source_dsn)
+        password = str(parameters.pop("password", "") or "")
+        if password:
+            environment["PGPASSWORD"] = password
+        arguments.append(f"--dbname={make_conninfo('', **parameters)}")
+    try:
+        result = subprocess.run(
+            arguments, capture_output=True, text=True, env=environment, timeout=_TIMEOUT_SECONDS
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TargetError(f"{Path(arguments[0]).name} could not run: {exc}") from None
+    if result.returncode != 0:
+        message = " ".join(result.stderr.split())
+        if password:
+            message = message.replace(password, "***")
+        raise TargetError(
+            f"{Path(arguments[0]).name} failed replicating the schema: {message or f'exit {result.returncode}'}",
+            "the repro database was not handed off; fix what the message names and launch again",
+        )
+    return result.stdout
+
+
+def _candidate_bin_dirs(env: Mapping[str, str]) -> list[Path]:
+    explicit = env.get("REPRO_PG_BIN", "").strip()
+    if explicit:
+        return [Path(explicit)]
+    candidates = sorted(
+        (path for path in Path("/usr/lib/postgresql").glob("*/bin") if path.parent.name.isdigit()),
+        key=lambda path: int(path.parent.name),
+    )
+    for directory in env.get("PATH", "").split(os.pathsep):
+        if directory and (Path(directory) / "pg_dump").exists():
+            candidates.append(Path(directory).resolve())
+    wheel = _pgserver_bin_dir()
+    if wheel is not None:
+        candidates.append(wheel)
+    return list(dict.fromkeys(candidates))
+
+
+def _pgserver_bin_dir() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _tools_in(bin_dir: Path) -> DumpTools | None:
+    pg_dump, pg_restore = bin_dir / "pg_dump", bin_dir / "pg_restore"
+    if not (os.access(pg_dump, os.X_OK) and os.access(pg_restore, os.X_OK)):
+        return None
+    try:
+        version = subprocess.run(
+            [str(pg_dump), "--version"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"\) (\d+)", version)
+    return DumpTools(pg_dump, pg_restore, int(match.group(1))) if match else None
