@@ -93,9 +93,11 @@ def load_repro(
         snapshot.conn.rollback()
         with _without_values("adding keys, constraints, indexes and triggers (pg_dump's post-data section)"):
             cur.execute(runnable(scripts.post_data, target_settings))
-        with _without_values("setting sequence positions"):
+        with _without_values("setting sequence positions and refreshing materialized views"):
             for statement in schema.sequence_positions(created):
                 cur.execute(statement)
+            for (view,) in cur.execute(schema.MATERIALIZED_VIEWS).fetchall():
+                cur.execute(schema.refresh(str(view)))
         write_manifest(
             target,
             RunRecord(

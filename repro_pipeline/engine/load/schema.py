@@ -1,5 +1,6 @@
-"""Sequence positions after the load: pg_dump (``schema_dump.py``) replicates the schema, and each sequence
-is then set past the largest value the load wrote, so the next insert does not collide."""
+"""What follows pg_dump's post-data section (``schema_dump.py``): each sequence set past the largest value the
+load wrote, so the next insert does not collide, and the materialized views refreshed over the loaded rows
+(a schema-only dump creates them empty)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,18 @@ def sequence_positions(tables: Iterable[Table]) -> list[Statement]:
         for column in table.columns
         if _has_sequence(column)
     ]
+
+
+# In creation order, which pg_dump made the order of their dependencies.
+MATERIALIZED_VIEWS = sql.SQL(
+    "SELECT oid::regclass::text FROM pg_class WHERE relkind = 'm' "
+    "AND relnamespace <> 'pg_catalog'::regnamespace ORDER BY oid"
+)
+
+
+def refresh(materialized_view: str) -> sql.Composed:
+    """``materialized_view`` as ``regclass`` writes it: already quoted and schema-qualified."""
+    return sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.SQL(materialized_view))
 
 
 def _serial_sequence(column: Column) -> str | None:

@@ -43,6 +43,7 @@ CREATE TABLE app.secrets (id int PRIMARY KEY, account_id int REFERENCES app.acco
 CREATE TABLE app.audit (id int PRIMARY KEY, secret_id int REFERENCES app.secrets (id), note text);
 CREATE INDEX bookings_account ON app.bookings (account_id);
 CREATE VIEW app.pro_accounts AS SELECT id FROM app.accounts WHERE plan = 'pro';
+CREATE MATERIALIZED VIEW app.booking_counts AS SELECT account_id, count(*) AS bookings FROM app.bookings GROUP BY 1;
 CREATE VIEW app.secret_tokens AS SELECT token FROM app.secrets;
 CREATE VIEW app.secret_count AS SELECT count(*) FROM app.secret_tokens;
 CREATE FUNCTION app.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -126,6 +127,9 @@ def test_the_schema_arrives_as_pg_dump_writes_it_without_what_is_left_out(
             assert _one(conn, "SELECT to_regclass('app.secrets')") is None
             # The exclusion constraint and the trigger arrive after the rows: the trigger never saw them.
             assert _one(conn, "SELECT count(*) FROM app.bookings") == 2
+            assert (
+                _one(conn, "SELECT bookings FROM app.booking_counts") == 2
+            )  # refreshed over the loaded rows
             assert _one(conn, "SELECT count(*) FROM pg_constraint WHERE contype = 'x'") == 1
             with pytest.raises(psycopg.errors.RaiseException, match="bookings are read only"):
                 conn.execute(
