@@ -101,7 +101,14 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
         return dsn.connect(self.admin_dsn, role="target server (REPRO_TARGET_DSN)", autocommit=True)
 
     def connect_database(self, database: str) -> psycopg.Connection[TupleRow]:
-        return dsn.connect(self.database_dsn(database), role=f"repro database {database}", autocommit=True)
+        """A session that sees every row or errors: row-level security replicated from the source never
+        hides rows from the checks (``row_security = off`` refuses a query a policy would filter)."""
+        return dsn.connect(
+            self.database_dsn(database),
+            role=f"repro database {database}",
+            autocommit=True,
+            options="-c row_security=off",
+        )
 
     def database_dsn(self, database: str) -> str:
         return dsn.with_database(self.admin_dsn, database)

@@ -19,7 +19,7 @@ from repro_pipeline.engine.load.plan import SubsetPlan
 from repro_pipeline.engine.load.schema_dump import dump_schema, find_dump_tools, runnable
 from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
-from repro_pipeline.engine.source.catalog import TableName
+from repro_pipeline.engine.source.catalog import Catalog, TableName
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
 
 
@@ -69,7 +69,9 @@ def load_repro(
             snapshot.conn,
             snapshot.dsn,
             tools,
-            excluded_tables=[name for name in catalog.tables if name not in plan.created_tables],
+            excluded_tables=_with_partitions(
+                catalog, [n for n in catalog.tables if n not in plan.created_tables]
+            ),
             all_indexes=plan.replicate_all_indexes,
         )
         target_settings = {str(name) for (name,) in cur.execute("SELECT name FROM pg_settings")}
@@ -125,6 +127,11 @@ def load_repro(
         )
     loaded = {name: rows.written for name, rows in copied.items()}
     return LoadReport(loaded_rows=loaded, seconds=time.perf_counter() - began, table_seconds=table_seconds)
+
+
+def _with_partitions(catalog: Catalog, tables: list[TableName]) -> list[TableName]:
+    """``tables`` and their partitions, which pg_dump would otherwise dump and attach to an absent table."""
+    return [*tables, *(partition.name for name in tables for partition in catalog.tables[name].partitions)]
 
 
 @contextmanager

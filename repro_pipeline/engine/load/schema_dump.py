@@ -25,12 +25,12 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.errors import StandbyNotReady, TargetError
 from repro_pipeline.engine.source.catalog import MANIFEST_SCHEMA, TableName
 
 _TIMEOUT_SECONDS = 900
 _PG_CLASS, _PG_CONSTRAINT, _PG_EVENT_TRIGGER = 1259, 2606, 3466  # catalog ids in a dump's table of contents
-_TOC_LINE = re.compile(r"^(?P<dump_id>\d+); (?P<catalog>\d+) (?P<oid>\d+) ")
+_TOC_LINE = re.compile(r"^\d+; (?P<catalog>\d+) (?P<oid>\d+) ")
 _UNKNOWN_SET = re.compile(r"^SET (?P<name>[a-z_]+) = .*;$")
 
 
@@ -99,13 +99,14 @@ def dump_schema(
                 "--no-publications",
                 "--no-subscriptions",
                 "--no-security-labels",
+                "--encoding=UTF8",
                 f"--exclude-schema={MANIFEST_SCHEMA}",
                 *(f"--exclude-table={_pattern(name)}" for name in (*excluded_tables, *left_out_views)),
                 f"--file={archive}",
             ],
             source_dsn,
         )
-        listing = _run([tools.pg_restore, "--list", str(archive)], source_dsn)
+        listing = _run([tools.pg_restore, "--list", str(archive)], "")
         left_out = _left_out_entries(conn, listing, excluded_tables, all_indexes=all_indexes)
         chosen = Path(folder) / "entries.list"
         chosen.write_text(
@@ -123,17 +124,23 @@ def dump_schema(
 
 
 def runnable(script: str, target_settings: Collection[str]) -> str:
-    """The script as one string the target runs: without psql's ``\\restrict`` meta-commands, and without the
-    session settings a newer pg_dump writes that the target server does not have (any other line kept)."""
+    """The script as one string the target runs: without psql's ``\\restrict`` / ``\\unrestrict`` lines around
+    it, and without the session settings of its header that the target server does not have (a newer
+    pg_dump's ``transaction_timeout``); the entries themselves are kept as they are."""
+    lines = script.rstrip("\n").splitlines()
+    if lines and lines[-1].startswith("\\unrestrict "):
+        lines = lines[:-1]
+    header = next((index for index, line in enumerate(lines) if line.startswith("-- Name: ")), len(lines))
     kept = []
-    for line in script.splitlines():
-        if line.startswith("\\"):
-            if not line.startswith(("\\restrict ", "\\unrestrict ")):
+    for index, line in enumerate(lines):
+        if index < header:
+            if line.startswith("\\restrict "):
+                continue
+            if line.startswith("\\"):
                 raise TargetError(f"pg_dump wrote a psql command the load cannot run: {line.split()[0]}")
-            continue
-        setting = _UNKNOWN_SET.match(line)
-        if setting and setting.group("name") not in target_settings:
-            continue
+            setting = _UNKNOWN_SET.match(line)
+            if setting and setting.group("name") not in target_settings:
+                continue
         kept.append(line)
     return "\n".join(kept) + "\n"
 
@@ -161,45 +168,68 @@ def _views_depending_on(conn: psycopg.Connection[TupleRow], tables: Collection[T
     return [TableName(str(schema), str(name)) for schema, name in rows]
 
 
+@dataclass(frozen=True)
+class _LeftOut:
+    objects: frozenset[tuple[int, int]]  # (catalog, oid) of the entries left out
+    attached: frozenset[str]  # what the entries without a catalog id (0 0) say of those objects
+
+
 def _left_out_entries(
     conn: psycopg.Connection[TupleRow],
     listing: str,
     excluded_tables: Collection[TableName],
     *,
     all_indexes: bool,
-) -> set[tuple[int, int]]:
-    """(catalog, oid) of the entries left out: foreign keys to an excluded table, event triggers, and indexes
-    that back no constraint unless ``all_indexes``."""
+) -> _LeftOut:
+    """The entries left out: foreign keys to an excluded table, event triggers, and indexes that back no
+    constraint unless ``all_indexes``; with the comments on them and the attachments of such indexes."""
     matches = (_TOC_LINE.match(line) for line in listing.splitlines())
     entries = [(int(match["catalog"]), int(match["oid"])) for match in matches if match]
     constraints = [oid for catalog, oid in entries if catalog == _PG_CONSTRAINT]
     classes = [oid for catalog, oid in entries if catalog == _PG_CLASS]
-    left_out = {(catalog, oid) for catalog, oid in entries if catalog == _PG_EVENT_TRIGGER}
-    for (oid,) in conn.execute(
+    triggers = [oid for catalog, oid in entries if catalog == _PG_EVENT_TRIGGER]
+    objects: set[tuple[int, int]] = set()
+    attached: set[str] = set()
+    for oid, name in conn.execute(
+        "SELECT oid, evtname FROM pg_event_trigger WHERE oid = ANY(%s)", (triggers,)
+    ):
+        objects.add((_PG_EVENT_TRIGGER, int(oid)))
+        attached.add(f"COMMENT - EVENT TRIGGER {name} ")
+    for oid, schema, name, table in conn.execute(
         """
-        SELECT con.oid FROM pg_constraint con JOIN pg_class p ON p.oid = con.confrelid
-        JOIN pg_namespace n ON n.oid = p.relnamespace
+        SELECT con.oid, n.nspname, con.conname, c.relname FROM pg_constraint con
+        JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = con.connamespace
+        JOIN pg_class p ON p.oid = con.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
         WHERE con.oid = ANY(%s) AND con.contype = 'f'
-          AND (n.nspname, p.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+          AND (pn.nspname, p.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
         """,
         (constraints, [t.schema for t in excluded_tables], [t.name for t in excluded_tables]),
     ):
-        left_out.add((_PG_CONSTRAINT, int(oid)))
+        objects.add((_PG_CONSTRAINT, int(oid)))
+        attached.add(f"COMMENT {schema} CONSTRAINT {name} ON {table} ")
     if not all_indexes:
-        for (oid,) in conn.execute(
+        for oid, schema, name in conn.execute(
             """
-            SELECT i.indexrelid FROM pg_index i WHERE i.indexrelid = ANY(%s) AND NOT i.indisunique
+            SELECT i.indexrelid, n.nspname, c.relname FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE i.indexrelid = ANY(%s) AND NOT i.indisunique
               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
             """,
             (classes,),
         ):
-            left_out.add((_PG_CLASS, int(oid)))
-    return left_out
+            objects.add((_PG_CLASS, int(oid)))
+            attached.update((f"INDEX ATTACH {schema} {name} ", f"COMMENT {schema} INDEX {name} "))
+    return _LeftOut(frozenset(objects), frozenset(attached))
 
 
-def _is_left_out(line: str, left_out: set[tuple[int, int]]) -> bool:
+def _is_left_out(line: str, left_out: _LeftOut) -> bool:
     match = _TOC_LINE.match(line)
-    return match is not None and (int(match["catalog"]), int(match["oid"])) in left_out
+    if match is None:
+        return False
+    if (int(match["catalog"]), int(match["oid"])) in left_out.objects:
+        return True
+    described = line[match.end() :]
+    return match["catalog"] == "0" and any(described.startswith(entry) for entry in left_out.attached)
 
 
 def _pattern(name: TableName) -> str:
@@ -219,18 +249,29 @@ def _run(command: Sequence[str | Path], source_dsn: str) -> str:
         if password:
             environment["PGPASSWORD"] = password
         arguments.append(f"--dbname={make_conninfo('', **parameters)}")
+    tool = Path(arguments[0]).name
     try:
         result = subprocess.run(
-            arguments, capture_output=True, text=True, env=environment, timeout=_TIMEOUT_SECONDS
+            arguments,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            env=environment,
+            timeout=_TIMEOUT_SECONDS,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TargetError(f"{Path(arguments[0]).name} could not run: {exc}") from None
+        raise TargetError(f"{tool} could not run: {exc}") from None
     if result.returncode != 0:
-        message = " ".join(result.stderr.split())
+        message = " ".join(result.stderr.split()) or f"exit {result.returncode}"
         if password:
             message = message.replace(password, "***")
+        if source_dsn:  # pg_dump reading the source: the standby's side
+            raise StandbyNotReady(
+                f"{tool} could not read the source's schema: {message}",
+                "nothing was handed off; check the standby and its role's privileges, then launch again",
+            )
         raise TargetError(
-            f"{Path(arguments[0]).name} failed replicating the schema: {message or f'exit {result.returncode}'}",
+            f"{tool} failed replicating the schema: {message}",
             "the repro database was not handed off; fix what the message names and launch again",
         )
     return result.stdout

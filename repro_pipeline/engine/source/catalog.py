@@ -60,8 +60,6 @@ class ForeignKey:
     parent: TableName
     parent_columns: tuple[str, ...]
     definition: str
-    # A partitioned table's reference that its partitions declare (each its own constraint), not it itself.
-    declared_on_partitions: bool = False
     virtual: bool = False  # declared in commercial-extensions.yaml, not by the schema: no constraint
 
     def __str__(self) -> str:
@@ -107,9 +105,6 @@ class Catalog:
     # reference of the partitioned table, once, named after its first partition's constraint.
     foreign_keys: tuple[ForeignKey, ...]
     unique_indexes: tuple[tuple[TableName, str], ...]  # (table, CREATE UNIQUE INDEX) not backing a constraint
-    other_indexes: tuple[tuple[TableName, str], ...] = ()  # (table, CREATE INDEX) of the non-unique ones
-    # The FK constraints declared on partitions themselves, as declared (``child`` is the partition).
-    partition_foreign_keys: tuple[ForeignKey, ...] = ()
 
     def find(self, text: str) -> Table | None:
         return self.tables.get(TableName.parse(text))
@@ -212,7 +207,6 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
         )
     ]
     unique_indexes = tuple((table, definition) for table, definition, unique in indexes if unique)
-    other_indexes = tuple((table, definition) for table, definition, unique in indexes if not unique)
     partitions = _partitions(cur, names)
     partition_foreign_keys = _partition_foreign_keys(cur, names)
     foreign_keys.extend(_as_references(partition_foreign_keys, partitions, foreign_keys))
@@ -230,8 +224,6 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
         },
         foreign_keys=tuple(foreign_keys),
         unique_indexes=unique_indexes,
-        other_indexes=other_indexes,
-        partition_foreign_keys=partition_foreign_keys,
     )
 
 
@@ -283,7 +275,7 @@ def _as_references(
     references: dict[tuple[object, ...], ForeignKey] = {}
     for fk in partition_foreign_keys:
         if fk.child in root_of:
-            as_root = replace(fk, child=root_of[fk.child], declared_on_partitions=True)
+            as_root = replace(fk, child=root_of[fk.child])
             if reference(as_root) not in known:
                 references.setdefault(reference(as_root), as_root)
     return list(references.values())

@@ -4,6 +4,7 @@ the closure follows them both ways and the orphan check covers them."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from repro_pipeline.engine.config import ReproConfig, VirtualForeignKey
@@ -28,11 +29,11 @@ def _checked(rule: VirtualForeignKey, catalog: Catalog, where: str) -> ForeignKe
     for column, referenced in zip(rule.columns, rule.references.columns, strict=True):
         child_column = _column(child, column, where, "columns")
         parent_column = _column(parent, referenced, where, "references.columns")
-        if child_column.type != parent_column.type:
+        if _base_type(child_column.type) != _base_type(parent_column.type):
             raise ConfigError(
                 f"{where}: {child.name}.{column} is {child_column.type} but {parent.name}.{referenced} is "
-                f"{parent_column.type}: a reference joins columns of one type",
-                "reference a column of the same type",
+                f"{parent_column.type}: the closure sends one column's values as the other's type",
+                "declare only references between columns of one type (their lengths may differ)",
             )
     referenced_columns = tuple(rule.references.columns)
     unique = {constraint.columns for constraint in parent.constraints if constraint.kind in ("p", "u")}
@@ -62,6 +63,11 @@ def _checked(rule: VirtualForeignKey, catalog: Catalog, where: str) -> ForeignKe
                 "remove this virtual_foreign_keys entry",
             )
     return fk
+
+
+def _base_type(type_name: str) -> str:
+    """``character varying(36)`` and ``character varying(255)`` are one type: the length is a limit."""
+    return re.sub(r"\(\d+(?:,\d+)?\)", "", type_name)
 
 
 def _table(catalog: Catalog, name: str, where: str, key: str) -> Table:

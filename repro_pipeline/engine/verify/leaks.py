@@ -1,12 +1,19 @@
 """The leak scan: no original value of a masked column or JSON path may appear anywhere in the target.
 
 The originals are read from the source for the closure's rows, in the load's own snapshot (the rows it
-copied, as it copied them), so the scan does not trust the masker. Every masked column counts, whatever its action: for ``regex_mask`` the
-parts its pattern matched, and every value when the pattern matched none of them (a rule that masks
-nothing). Then every text and JSON value of every target table, JSON keys included, is searched for them
-at once (Aho-Corasick), case-insensitively, as whole values or inside longer text at word boundaries.
-Originals too short to search for without matching everywhere (one or two characters, bare numbers) are
-counted and reported, not searched.
+copied, as it copied them), so the scan does not trust the masker. Every masked column counts, whatever its
+action: for ``regex_mask`` the parts its pattern matched, and every value when the pattern matched none of
+them (a rule that masks nothing). Two searches follow:
+
+- Every text and JSON value of every target table, JSON keys included, is searched for the originals at once
+  (Aho-Corasick), case-insensitively, as whole values or inside longer text at word boundaries. An original
+  of one word of letters (``Mary``, ``Charlotte``) is also an ordinary word of other columns (the city
+  ``Charlotte Amalie``) and of fakes: where it is found is counted and reported, not failed on. Originals too
+  short to search for (one or two characters, bare numbers) are counted, not searched.
+- Each masked column of a table with a primary key is compared row by row with its own originals, whatever
+  their length: a column in which most of its rows (two at least) still hold their originals (a mask that
+  did nothing) leaks them all; a few such rows elsewhere are fakes drawn equal to their originals by chance,
+  and are reported.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import ahocorasick
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
+from pyroaring import BitMap64
 
 from repro_pipeline.engine.config import PassthroughAction, RegexMaskAction, ReproConfig, StaticAction
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
@@ -87,11 +95,18 @@ def sensitive_fields(config: ReproConfig, catalog: Catalog) -> dict[TableName, S
 
 @dataclass
 class Originals:
-    """The source's sensitive values for the target's rows, and what was set aside."""
+    """The source's sensitive values for the copied rows, and what was set aside."""
 
-    values: set[str] = field(default_factory=set)
+    distinctive: set[str] = field(default_factory=set)  # failed on wherever found
+    common_words: set[str] = field(default_factory=set)  # one word of letters: found ones are reported
     not_searched: Counter[str] = field(default_factory=Counter)  # reason -> originals
     masked_nothing: list[str] = field(default_factory=list)  # regex_mask columns whose pattern never matched
+    own: BitMap64 = field(default_factory=BitMap64)  # each masked row's (table, column, key, original)
+    own_columns: dict[TableName, set[str]] = field(default_factory=dict)
+
+    @property
+    def values(self) -> set[str]:
+        return self.distinctive | self.common_words
 
     def add(self, value: str) -> None:
         value = value.rstrip(" ")  # char(n) pads with spaces
@@ -100,8 +115,24 @@ class Originals:
         reason = _too_plain(value)
         if reason:
             self.not_searched[reason] += 1
+        elif _ONE_WORD.fullmatch(value):
+            self.common_words.add(value)
         else:
-            self.values.add(value)
+            self.distinctive.add(value)
+
+    def add_own(self, table: TableName, column: str, key: Any, value: str) -> None:
+        """``value`` is the original of ``column`` in the row ``key``: the target's row must not hold it."""
+        if value.rstrip(" "):
+            self.own_columns.setdefault(table, set()).add(column)
+            self.own.add(_row_value(table, column, key, value))
+
+
+def _row_value(table: TableName, column: str, key: Any, value: str) -> int:
+    return hash((table, column, key, value.rstrip(" ").casefold())) & _SIXTY_FOUR_BITS
+
+
+_SIXTY_FOUR_BITS = (1 << 64) - 1
+_ONE_WORD = re.compile(r"[^\W\d_]{3,15}")  # longer runs of letters are tokens, not words
 
 
 def _too_plain(value: str) -> str:
@@ -134,9 +165,11 @@ def original_values(
     for name, wanted in sorted(fields.items()):
         table = catalog.tables[name]
         json_columns = tuple(dict.fromkeys(field.column for field in wanted.json_paths))
-        read = tuple(dict.fromkeys((*(column.name for column in wanted.columns), *json_columns)))
-        if not read:
+        masked = tuple(dict.fromkeys((*(column.name for column in wanted.columns), *json_columns)))
+        if not masked:
             continue
+        read = tuple(dict.fromkeys((*table.primary_key, *masked)))
+        key_of = _key_getter(read, table.primary_key)
         readers = [(field, path_reader(field.path)) for field in wanted.json_paths]
         regex_columns = {column.name: _RegexOriginals() for column in wanted.columns if column.pattern}
         for condition, params in copied_rows(table):
@@ -145,15 +178,18 @@ def original_values(
             )
             for row in source.cursor().stream(query, params):
                 values = dict(zip(read, row, strict=True))
+                key = key_of(row)
                 for column in wanted.columns:
                     value = values[column.name]
                     if value is None:
                         continue
                     text = str(value)
                     if column.pattern is not None:
-                        regex_columns[column.name].read(text, column.pattern, originals)
+                        regex_columns[column.name].read(text, key, column.pattern, originals)
                     elif text != column.kept:
                         originals.add(text)
+                        if key is not None:
+                            originals.add_own(name, column.name, key, text)
                 for json_field, read_path in readers:
                     for found in read_path(values[json_field.column]):
                         for leaf in _json_originals(found):
@@ -162,8 +198,10 @@ def original_values(
         for column_name, regex_originals in regex_columns.items():
             if regex_originals.masked_nothing():
                 originals.masked_nothing.append(f"{name}.{column_name}")
-                for value in regex_originals.unmatched:
+                for key, value in regex_originals.unmatched:
                     originals.add(value)
+                    if key is not None:
+                        originals.add_own(name, column_name, key, value)
     return originals
 
 
@@ -183,68 +221,130 @@ class _RegexOriginals:
     (originals only if it matched none at all)."""
 
     matched_values: int = 0
-    unmatched: list[str] = field(default_factory=list)
+    unmatched: list[tuple[Any, str]] = field(default_factory=list)  # (row key, value)
 
-    def read(self, text: str, pattern: re.Pattern[str], originals: Originals) -> None:
+    def read(self, text: str, key: Any, pattern: re.Pattern[str], originals: Originals) -> None:
         parts = [match.group(0) for match in pattern.finditer(text) if match.group(0)]
         if parts:
             self.matched_values += 1
             for part in parts:
                 originals.add(part)
         elif text.strip():
-            self.unmatched.append(text)
+            self.unmatched.append((key, text))
 
     def masked_nothing(self) -> bool:
         return self.matched_values == 0 and bool(self.unmatched)
 
 
-def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals: Originals) -> Counter[str]:
+@dataclass(frozen=True)
+class LeakScan:
+    leaks: Counter[str]  # schema.table.column -> values holding an original: each a failure
+    common_words: Counter[str]  # schema.table.column -> values holding a one-word original elsewhere
+    kept_by_chance: Counter[str]  # schema.table.column -> masked rows equal to their original, a few
+
+
+def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals: Originals) -> LeakScan:
     """How many target values of each ``schema.table.column`` contain an original sensitive value.
 
     Every column that can hold text is read (as text, or parsed for json/jsonb, whose keys count too).
     """
-    hits: Counter[str] = Counter()
-    contains_original = _matcher(originals.values)
-    if contains_original is None:
-        return hits
+    leaks: Counter[str] = Counter()
+    common_words: Counter[str] = Counter()
+    kept: Counter[str] = Counter()  # masked rows still holding their own original
+    kept_only: Counter[str] = Counter()  # of those, the ones no distinctive original made a leak already
+    checked: Counter[str] = Counter()
+    find = _matcher(originals)
     for table in catalog.tables.values():
         columns = [column for column in table.columns if not column.type.startswith(_NEVER_TEXT)]
-        if not columns:
+        own = originals.own_columns.get(table.name, set())
+        if not columns or (find is None and not own):
             continue
+        key = table.primary_key if own else ()
         selected = sql.SQL(", ").join(
-            sql.Identifier(c.name)
-            if c.type in ("json", "jsonb")
-            else sql.SQL("{}::text").format(sql.Identifier(c.name))
-            for c in columns
+            [
+                *(sql.Identifier(c) for c in key),
+                *(
+                    sql.Identifier(c.name)
+                    if c.type in ("json", "jsonb")
+                    else sql.SQL("{}::text").format(sql.Identifier(c.name))
+                    for c in columns
+                ),
+            ]
         )
+        key_of = _key_getter((*key, *(c.name for c in columns)), key)
         for row in target.cursor().stream(
             sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
         ):
-            for column, value in zip(columns, row, strict=True):
-                if value is not None and any(contains_original(text) for text in _texts(value)):
-                    hits[f"{table.name}.{column.name}"] += 1
-    return hits
+            row_key = key_of(row)
+            for column, value in zip(columns, row[len(key) :], strict=True):
+                if value is None:
+                    continue
+                where = f"{table.name}.{column.name}"
+                found = (
+                    _NOTHING
+                    if find is None
+                    else max((find(text) for text in _texts(value)), default=_NOTHING)
+                )
+                if found == _DISTINCTIVE:
+                    leaks[where] += 1
+                elif found == _COMMON_WORD:
+                    common_words[where] += 1
+                if column.name in own and isinstance(value, str):
+                    checked[where] += 1
+                    if _row_value(table.name, column.name, row_key, value) in originals.own:
+                        kept[where] += 1
+                        # Counted once: a leak already if it is a distinctive original.
+                        kept_only[where] += found != _DISTINCTIVE
+    # One row alike may be chance (a tenant's one row faked to its own first name); most of several is not.
+    failing = Counter(
+        {
+            column: kept_only[column]
+            for column in kept
+            if kept[column] >= 2 and kept[column] * 2 > checked[column]
+        }
+    )
+    by_chance = Counter({column: rows for column, rows in kept.items() if column not in failing})
+    return LeakScan(leaks + failing, common_words, by_chance)
 
 
-def _matcher(originals: Iterable[str]) -> Callable[[str], bool] | None:
-    """A test of whether a text holds any of ``originals``, case-insensitively, at word boundaries."""
+_NOTHING, _COMMON_WORD, _DISTINCTIVE = 0, 1, 2
+
+
+def _matcher(originals: Originals) -> Callable[[str], int] | None:
+    """What a text holds of ``originals``, case-insensitively, at word boundaries: ``_DISTINCTIVE`` if one
+    of those, else ``_COMMON_WORD`` if one of those, else ``_NOTHING``."""
     automaton = ahocorasick.Automaton()
-    for original in originals:
-        folded = original.casefold()
-        automaton.add_word(folded, folded)
+    for kind, words in ((_COMMON_WORD, originals.common_words), (_DISTINCTIVE, originals.distinctive)):
+        for original in words:
+            folded = original.casefold()
+            known = automaton.get(folded, (_NOTHING, folded))[0]  # "MARY" and "Mary" fold alike
+            automaton.add_word(folded, (max(kind, known), folded))
     if not len(automaton):
         return None
     automaton.make_automaton()
 
-    def contains_original(text: str) -> bool:
+    def holds(text: str) -> int:
         folded = text.rstrip(" ").casefold()
-        for end, found in automaton.iter(folded):
-            start = end - len(found) + 1
-            if _bounded(folded, start, end, found):
-                return True
-        return False
+        found = _NOTHING
+        for end, (kind, word) in automaton.iter(folded):
+            if kind > found and _bounded(folded, end - len(word) + 1, end, word):
+                found = kind
+                if found == _DISTINCTIVE:
+                    break
+        return found
 
-    return contains_original
+    return holds
+
+
+def _key_getter(columns: tuple[str, ...], key: tuple[str, ...]) -> Callable[[Any], Any]:
+    """The row's key (a value, a tuple for several columns, None without a key) from a row of ``columns``."""
+    if not key:
+        return lambda row: None
+    positions = [columns.index(column) for column in key]
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda row: row[only]
+    return lambda row: tuple(row[position] for position in positions)
 
 
 def _bounded(text: str, start: int, end: int, found: str) -> bool:

@@ -42,6 +42,14 @@ CREATE TABLE app.bookings (
 CREATE TABLE app.secrets (id int PRIMARY KEY, account_id int REFERENCES app.accounts (id), token text);
 CREATE TABLE app.audit (id int PRIMARY KEY, secret_id int REFERENCES app.secrets (id), note text);
 CREATE INDEX bookings_account ON app.bookings (account_id);
+CREATE TABLE app.visits (
+    id int, account_id int NOT NULL REFERENCES app.accounts (id), at date NOT NULL, PRIMARY KEY (id, at)
+) PARTITION BY RANGE (at);
+CREATE TABLE app.visits_2025 PARTITION OF app.visits FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE INDEX visits_account ON app.visits (account_id);
+COMMENT ON INDEX app.visits_account IS 'left out with its index, and the partition index attached to it';
+CREATE TABLE app.logs (id int, at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE app.logs_2025 PARTITION OF app.logs FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 CREATE VIEW app.pro_accounts AS SELECT id FROM app.accounts WHERE plan = 'pro';
 CREATE MATERIALIZED VIEW app.booking_counts AS SELECT account_id, count(*) AS bookings FROM app.bookings GROUP BY 1;
 CREATE VIEW app.secret_tokens AS SELECT token FROM app.secrets;
@@ -58,6 +66,7 @@ INSERT INTO app.accounts (plan, founded, balance, tags)
 INSERT INTO app.bookings (account_id, during)
     SELECT 1000 + 10 * (g % 4), tstzrange(now() + g * interval '1 day', now() + g * interval '1 day' + interval '1 hour')
     FROM generate_series(1, 8) g;
+INSERT INTO app.visits SELECT g, 1000 + 10 * (g % 4), date '2025-03-01' + g FROM generate_series(1, 8) g;
 INSERT INTO app.secrets SELECT g, 1000 + 10 * (g % 4), 'token' || g FROM generate_series(1, 4) g;
 INSERT INTO app.audit SELECT g, 1 + g % 4, 'note' || g FROM generate_series(1, 4) g;
 ALTER TABLE app.bookings ENABLE TRIGGER bookings_read_only;
@@ -66,6 +75,8 @@ RULES = """
 version: "1.0"
 tables:
   app.secrets:
+    strategy: exclude
+  app.logs:
     strategy: exclude
 """
 EXTENSIONS = """
@@ -125,6 +136,8 @@ def test_the_schema_arrives_as_pg_dump_writes_it_without_what_is_left_out(
                 _one(conn, "SELECT count(*) FROM pg_constraint WHERE conname = 'audit_secret_id_fkey'") == 0
             )
             assert _one(conn, "SELECT to_regclass('app.secrets')") is None
+            assert _one(conn, "SELECT to_regclass('app.logs_2025')") is None  # an excluded table's partition
+            assert _one(conn, "SELECT count(*) FROM app.visits") == 2
             # The exclusion constraint and the trigger arrive after the rows: the trigger never saw them.
             assert _one(conn, "SELECT count(*) FROM app.bookings") == 2
             assert (
@@ -138,6 +151,13 @@ def test_the_schema_arrives_as_pg_dump_writes_it_without_what_is_left_out(
             assert _one(conn, "SELECT count(*) FROM pg_event_trigger") == 0
             # Indexes backing no constraint come with replicate_all_indexes only.
             assert _one(conn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'bookings_account'") == 0
+            assert (
+                _one(
+                    conn,
+                    "SELECT count(*) FROM pg_indexes WHERE tablename LIKE 'visits%' AND indexname NOT LIKE '%pkey'",
+                )
+                == 0
+            )
     with empty_target(stack, "schema_dump") as target:
         _plan_and_load(
             app_source,
@@ -147,6 +167,7 @@ def test_the_schema_arrives_as_pg_dump_writes_it_without_what_is_left_out(
         )
         with psycopg.connect(target, autocommit=True) as conn:
             assert _one(conn, "SELECT count(*) FROM pg_indexes WHERE indexname = 'bookings_account'") == 1
+            assert _one(conn, "SELECT obj_description('app.visits_account'::regclass)") is not None
 
 
 def test_a_pg_dump_older_than_the_source_is_never_used(tmp_path: Path) -> None:
@@ -164,7 +185,15 @@ def test_the_oldest_pg_dump_that_reads_the_source_is_chosen() -> None:
 
 
 def test_a_script_keeps_its_statements_and_drops_what_the_target_cannot_run() -> None:
-    script = "\\restrict abc\nSET transaction_timeout = 0;\nSET statement_timeout = 0;\nCREATE TABLE t ();\n\\unrestrict abc\n"
-    assert runnable(script, {"statement_timeout"}) == "SET statement_timeout = 0;\nCREATE TABLE t ();\n"
+    script = (
+        "--\n-- dump\n--\n\n\\restrict abc\n\nSET transaction_timeout = 0;\nSET statement_timeout = 0;\n"
+        "-- Name: f; Type: FUNCTION\nCREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$\n"
+        "SET transaction_timeout = 1;\n\\x\n$$;\n--\n\n\\unrestrict abc\n"
+    )
+    assert runnable(script, {"statement_timeout"}) == (
+        "--\n-- dump\n--\n\n\nSET statement_timeout = 0;\n"
+        "-- Name: f; Type: FUNCTION\nCREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$\n"
+        "SET transaction_timeout = 1;\n\\x\n$$;\n--\n\n"
+    )
     with pytest.raises(TargetError, match=r"a psql command the load cannot run: \\connect"):
         runnable("\\connect other\n", set())
