@@ -18,6 +18,7 @@ from repro_pipeline.engine.subset.closure import Closure
 @dataclass(frozen=True)
 class Tenant:
     table: TableName
+    key: str = "id"
     cross_tenant_references: Literal["refuse", "allow"] = "refuse"
     present: bool = True  # False: the default tenant table is not on the source, and nothing is guarded
 
@@ -42,7 +43,17 @@ def configured_tenant(config: ReproConfig, catalog: Catalog) -> Tenant:
             f"(which is {', '.join(table.primary_key) or 'none'})",
             "name the tenant table's one-column primary key, whose values are the organization ids",
         )
-    return Tenant(table.name, given.cross_tenant_references)
+    column = table.column(given.key)
+    if column is None or column.type not in _INTEGER_TYPES:
+        raise ConfigError(
+            f"{where}: tenant.key: {table.name}.{given.key} is {column.type if column else 'missing'}, but "
+            "partitions are named by numeric organization ids",
+            "name a tenant table whose primary key is an integer column",
+        )
+    return Tenant(table.name, given.key, given.cross_tenant_references)
+
+
+_INTEGER_TYPES = ("smallint", "integer", "bigint")
 
 
 _MAX_BIGINT = 2**63 - 1
@@ -81,7 +92,7 @@ def require_tenant_roots(
             raise ConfigError(
                 f"{where}: no predicate uses :organization_id and none is on {tenant.table}, so the config "
                 f"cannot be tied to organization {organization_id}",
-                f"add a root - table: {tenant.table} / predicate: id = :organization_id",
+                f"add a root - table: {tenant.table} / predicate: {tenant.key} = :organization_id",
             )
         return
     if selected == (organization_id,):
@@ -96,12 +107,13 @@ def require_tenant_roots(
         raise ConfigError(
             f"{where}: the predicates are written for organization {shown} (no :organization_id placeholder); "
             f"running them for organization {organization_id} would copy organization {shown}",
-            "write the tenant as a parameter: id = :organization_id and organization_id = :organization_id",
+            f"write the tenant as a parameter: {tenant.key} = :organization_id in the root of {tenant.table}, "
+            "and :organization_id in every other predicate",
         )
     raise ClosureError(
         f"{where}: the root predicate of {tenant.table} selects organization(s) {shown}, "
         f"not only {organization_id}",
-        "make the predicate select exactly one organization: id = :organization_id",
+        f"make the predicate select exactly one organization: {tenant.key} = :organization_id",
     )
 
 

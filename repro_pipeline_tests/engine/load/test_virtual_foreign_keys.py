@@ -154,3 +154,11 @@ def test_a_virtual_foreign_key_the_schema_cannot_hold_is_refused_naming_it(
     with pytest.raises(ConfigError, match=says) as refused:
         _plan(app_source, tmp_path, ROOT + "virtual_foreign_keys:\n" + entry)
     assert "commercial-extensions.yaml:" in str(refused.value)
+
+
+def test_a_tenant_key_that_is_not_an_integer_is_refused(app_source: str, tmp_path: Path) -> None:
+    labels = ROOT.replace("table: public.accounts\n  key: id", "table: public.labels\n  key: code")
+    with pytest.raises(
+        ConfigError, match=r"tenant\.key: public\.labels\.code is text, but partitions are named"
+    ):
+        _plan(app_source, tmp_path, labels)
