@@ -131,7 +131,7 @@ def load_repro(
 
 def _with_partitions(catalog: Catalog, tables: list[TableName]) -> list[TableName]:
     """``tables`` and their partitions, which pg_dump would otherwise dump and attach to an absent table."""
-    return [*tables, *(partition.name for name in tables for partition in catalog.tables[name].partitions)]
+    return [*tables, *(partition for name in tables for partition in catalog.tables[name].partitions)]
 
 
 @contextmanager

@@ -601,7 +601,7 @@ def _row_estimates(conn: psycopg.Connection[TupleRow]) -> dict[TableName, float]
 
 def _estimate(table: Table, estimates: Mapping[TableName, float]) -> float:
     if table.partitions:
-        return sum(max(estimates.get(partition.name, 0.0), 0.0) for partition in table.partitions)
+        return sum(max(estimates.get(partition, 0.0), 0.0) for partition in table.partitions)
     return estimates.get(table.name, -1.0)
 
 

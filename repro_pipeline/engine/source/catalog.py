@@ -67,14 +67,6 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
-class Partition:
-    name: TableName
-    parent: TableName  # the partitioned table (or partition) it is attached to
-    bound: str  # e.g. FOR VALUES FROM ('2026-01-01') TO ('2026-02-01'), or DEFAULT
-    partition_by: str | None  # set when the partition is itself partitioned
-
-
-@dataclass(frozen=True)
 class Table:
     """An ordinary table, or a partitioned one with its partitions (copied through the parent)."""
 
@@ -83,7 +75,7 @@ class Table:
     primary_key: tuple[str, ...]
     constraints: tuple[Constraint, ...] = field(default=())
     partition_by: str | None = None  # e.g. RANGE (occurred_at)
-    partitions: tuple[Partition, ...] = ()  # parents before their children
+    partitions: tuple[TableName, ...] = ()  # at every level, parents before their children
 
     @cached_property
     def column_names(self) -> tuple[str, ...]:
@@ -261,7 +253,7 @@ def _partition_foreign_keys(
 
 def _as_references(
     partition_foreign_keys: Iterable[ForeignKey],
-    partitions: Mapping[TableName, tuple[Partition, ...]],
+    partitions: Mapping[TableName, tuple[TableName, ...]],
     declared: Iterable[ForeignKey],
 ) -> list[ForeignKey]:
     """Each distinct reference the partitions of a partitioned table declare, as the partitioned table's,
@@ -270,7 +262,7 @@ def _as_references(
     def reference(fk: ForeignKey) -> tuple[object, ...]:
         return (fk.child, fk.child_columns, fk.parent, fk.parent_columns)
 
-    root_of = {partition.name: root for root, members in partitions.items() for partition in members}
+    root_of = {partition: root for root, members in partitions.items() for partition in members}
     known = {reference(fk) for fk in declared}
     references: dict[tuple[object, ...], ForeignKey] = {}
     for fk in partition_foreign_keys:
@@ -283,37 +275,28 @@ def _as_references(
 
 def _partitions(
     cur: psycopg.Cursor[TupleRow], tables: Mapping[object, TableName]
-) -> dict[TableName, tuple[Partition, ...]]:
+) -> dict[TableName, tuple[TableName, ...]]:
     """Each partitioned table's partitions at every level, parents listed before their children."""
     rows = cur.execute(
         """
         WITH RECURSIVE tree AS (
-            SELECT i.inhrelid AS oid, i.inhparent AS parent, i.inhparent AS root, 1 AS depth
+            SELECT i.inhrelid AS oid, i.inhparent AS root, 1 AS depth
             FROM pg_inherits i WHERE i.inhparent = ANY(%s)
             UNION ALL
-            SELECT i.inhrelid, i.inhparent, tree.root, tree.depth + 1
+            SELECT i.inhrelid, tree.root, tree.depth + 1
             FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid
         )
-        SELECT tree.root, n.nspname, c.relname, pn.nspname, p.relname, pg_get_expr(c.relpartbound, c.oid),
-               CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END
+        SELECT tree.root, n.nspname, c.relname
         FROM tree
         JOIN pg_class c ON c.oid = tree.oid AND c.relispartition
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        JOIN pg_class p ON p.oid = tree.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace
         ORDER BY tree.root, tree.depth, n.nspname, c.relname
         """,
         (list(tables),),
     ).fetchall()
-    found: dict[TableName, list[Partition]] = {}
-    for root, schema, name, parent_schema, parent_name, bound, partition_by in rows:
-        found.setdefault(tables[root], []).append(
-            Partition(
-                name=TableName(str(schema), str(name)),
-                parent=TableName(str(parent_schema), str(parent_name)),
-                bound=str(bound),
-                partition_by=None if partition_by is None else str(partition_by),
-            )
-        )
+    found: dict[TableName, list[TableName]] = {}
+    for root, schema, name in rows:
+        found.setdefault(tables[root], []).append(TableName(str(schema), str(name)))
     return {table: tuple(partitions) for table, partitions in found.items()}
 
 

@@ -23,7 +23,7 @@ class SourceSnapshot:
     source: str  # host:port/dbname
     snapshot_at: datetime
     replay_lsn: str | None
-    dsn: str = field(default="", repr=False)  # for pg_dump, which reads this snapshot in its own session
+    dsn: str = field(repr=False)  # for pg_dump, which reads this snapshot in its own session
 
 
 @dataclass(frozen=True)

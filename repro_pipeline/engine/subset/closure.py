@@ -29,7 +29,7 @@ from pyroaring import BitMap64
 
 from repro_pipeline.engine.errors import ClosureError
 from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, Table, TableName
-from repro_pipeline.engine.subset.keyset import batches, column_list, match_keys
+from repro_pipeline.engine.subset.keyset import batches, column_list, key_getter, match_keys
 from repro_pipeline.engine.subset.predicate import PLACEHOLDER, Predicate
 
 Key = Any  # a scalar for one-column primary keys, a tuple for composite ones
@@ -222,7 +222,7 @@ class _Walk:
         table = self.catalog.tables[name]
         self.root_rows[name] += len(rows)
         if table.primary_key:
-            key_of = _key_getter(self._key_columns(table), table.primary_key)
+            key_of = key_getter(self._key_columns(table), table.primary_key)
             self.root_keys[name] = tuple(sorted(key_of(row) for row in rows))
         self.add(name, rows, expands_down=True, reason="root predicate")
 
@@ -234,7 +234,7 @@ class _Walk:
             # Nothing references a keyless table: its rows only need their parents pulled up.
             self.pending[name].extend((False, *row) for row in rows)
             return
-        key_of = _key_getter(self._key_columns(table), table.primary_key)
+        key_of = key_getter(self._key_columns(table), table.primary_key)
         included, pending = self.included[name], self.pending[name]
         added = 0
         for row in rows:
@@ -271,7 +271,7 @@ class _Walk:
         if fk.parent_columns == parent.primary_key:
             known = self.included[fk.parent]
             values = [value for value in values if value not in known]
-        referenced = _key_getter(self._key_columns(parent), fk.parent_columns)
+        referenced = key_getter(self._key_columns(parent), fk.parent_columns)
         for batch in batches(values):
             rows = self._fetch(parent, fk.parent_columns, batch)
             if len(rows) < len(batch):
@@ -372,15 +372,6 @@ def _require_primary_key(table: Table, *, because: str) -> None:
             f"table {table.name} has no primary key, which is needed because {because}",
             f"add a primary key to {table.name}, or give it strategy empty or exclude in mask-rules.yaml",
         )
-
-
-def _key_getter(columns: tuple[str, ...], key: tuple[str, ...]) -> Any:
-    # ``entries`` carry the expand flag first, so row positions here are the key columns' positions.
-    positions = [columns.index(column) for column in key]
-    if len(positions) == 1:
-        (only,) = positions
-        return lambda row: row[only]
-    return lambda row: tuple(row[position] for position in positions)
 
 
 def _distinct_values(

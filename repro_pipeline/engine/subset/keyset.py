@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from psycopg import sql
@@ -50,3 +50,14 @@ def _column_type(table: Table, name: str) -> str:
     if column is None:
         raise KeyError(f"{table.name} has no column {name}")
     return column.type
+
+
+def key_getter(columns: Sequence[str], key: Sequence[str]) -> Callable[[Sequence[Any]], Any]:
+    """A row's ``key`` from a row of ``columns``: a value for one column, a tuple for several, None for none."""
+    positions = [list(columns).index(column) for column in key]
+    if not positions:
+        return lambda row: None
+    if len(positions) == 1:
+        (only,) = positions
+        return lambda row: row[only]
+    return lambda row: tuple(row[position] for position in positions)

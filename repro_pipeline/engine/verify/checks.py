@@ -27,6 +27,7 @@ from repro_pipeline.engine.verify.leaks import Originals, find_leaks, original_v
 from repro_pipeline.engine.verify.orphans import count_orphans, expected_foreign_keys
 
 ZERO_FK_ORPHANS, ROW_COUNTS_MATCH_CLOSURE, NO_ORIGINAL_PII = REQUIRED_CHECKS  # recorded under these names
+_ORIGINALS_BATCH_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,10 @@ def read_originals(source: psycopg.Connection[TupleRow], plan: SubsetPlan, confi
     )
 
 
-_ORIGINALS_BATCH_ROWS = 10_000
-
-
 def verify_repro(
     plan: SubsetPlan, originals: Originals, target: psycopg.Connection[TupleRow]
 ) -> tuple[Verdict, Verdict, Verdict]:
+    """The three verdicts on ``target``, against the plan and the originals read in its snapshot."""
     return (
         zero_fk_orphans(plan, target),
         row_counts_match_closure(target),

@@ -33,7 +33,7 @@ from pyroaring import BitMap64
 from repro_pipeline.engine.config import PassthroughAction, RegexMaskAction, ReproConfig, StaticAction
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
 from repro_pipeline.engine.source.catalog import Catalog, Table, TableName
-from repro_pipeline.engine.subset.keyset import column_list
+from repro_pipeline.engine.subset.keyset import column_list, key_getter
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def original_values(
         if not masked:
             continue
         read = tuple(dict.fromkeys((*table.primary_key, *masked)))
-        key_of = _key_getter(read, table.primary_key)
+        key_of = key_getter(read, table.primary_key)
         readers = [(field, path_reader(field.path)) for field in wanted.json_paths]
         regex_columns = {column.name: _RegexOriginals() for column in wanted.columns if column.pattern}
         for condition, params in copied_rows(table):
@@ -271,7 +271,7 @@ def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals
                 ),
             ]
         )
-        key_of = _key_getter((*key, *(c.name for c in columns)), key)
+        key_of = key_getter((*key, *(c.name for c in columns)), key)
         for row in target.cursor().stream(
             sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
         ):
@@ -334,17 +334,6 @@ def _matcher(originals: Originals) -> Callable[[str], int] | None:
         return found
 
     return holds
-
-
-def _key_getter(columns: tuple[str, ...], key: tuple[str, ...]) -> Callable[[Any], Any]:
-    """The row's key (a value, a tuple for several columns, None without a key) from a row of ``columns``."""
-    if not key:
-        return lambda row: None
-    positions = [columns.index(column) for column in key]
-    if len(positions) == 1:
-        (only,) = positions
-        return lambda row: row[only]
-    return lambda row: tuple(row[position] for position in positions)
 
 
 def _bounded(text: str, start: int, end: int, found: str) -> bool:

@@ -279,6 +279,8 @@ def test_a_killed_launchers_run_is_failed_by_run_monitoring_and_its_database_swe
     settings["run_monitoring"] |= {"max_runtime_seconds": 30, "poll_interval_seconds": 1}
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(settings))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get():
+        pass  # its SQLite storage made now: the daemon and the launcher's steps would race to create it
     bin_dir = Path(sys.executable).parent
     with (
         (tmp_path / "daemon.log").open("w") as daemon_log,
@@ -297,7 +299,10 @@ def test_a_killed_launchers_run_is_failed_by_run_monitoring_and_its_database_swe
             start_new_session=True,
         )
         try:
-            database = held.wait_until_held(lambda: launcher.poll() is None)
+            try:
+                database = held.wait_until_held(lambda: launcher.poll() is None)
+            except AssertionError as failed:
+                raise AssertionError((tmp_path / "launcher.log").read_text()[-3000:]) from failed
             os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and its step workers
             launcher.wait()
             with dg.DagsterInstance.get() as instance:
