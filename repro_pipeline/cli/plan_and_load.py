@@ -66,7 +66,8 @@ def _load(arguments: argparse.Namespace) -> int:
         )
     for table, rows in sorted(report.loaded_rows.items()):
         print(f"{table!s:<36} {rows:>9}")
-    print(f"loaded {sum(report.loaded_rows.values())} rows in {report.seconds:.1f} s")
+    phases = ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in report.phase_seconds.items())
+    print(f"loaded {sum(report.loaded_rows.values())} rows in {report.seconds:.1f} s ({phases})")
     return 0
 
 

@@ -307,9 +307,17 @@ class TenantRule(_Strict):
 
     table: str = "public.organizations"
     key: str = "id"
-    # refuse: a closure that reaches another tenant's row fails at plan time; allow: it is copied, and the
-    # plan says which tenants came and through which references.
-    cross_tenant_references: Literal["refuse", "allow"] = "refuse"
+    # refuse: a closure that reaches another tenant's row fails at plan time; "null": other tenants' rows are
+    # left out and the references that lead to them written as NULL; allow: they are copied, and the plan
+    # says which tenants came and through which references.
+    cross_tenant_references: Literal["refuse", "null", "allow"] = "refuse"
+
+    @field_validator("cross_tenant_references", mode="before")
+    @classmethod
+    def _null_in_quotes(cls, value: object) -> object:
+        if value is None:
+            raise ValueError('write "null" in quotes: unquoted, YAML reads null as no value at all')
+        return value
 
 
 class CommercialExtensions(_Strict):

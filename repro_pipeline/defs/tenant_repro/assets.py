@@ -163,6 +163,10 @@ def _repro_metadata(database: lifecycle.ReproDatabase, report: LoadReport) -> di
             )
         ),
         "load_seconds": round(report.seconds, 3),
+        **{
+            f"{phase}_seconds".replace("-", "_"): round(seconds, 3)
+            for phase, seconds in report.phase_seconds.items()
+        },
     }
 
 

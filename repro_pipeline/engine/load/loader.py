@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -19,7 +20,7 @@ from repro_pipeline.engine.load.plan import SubsetPlan
 from repro_pipeline.engine.load.schema_dump import dump_schema, find_dump_tools, runnable
 from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
-from repro_pipeline.engine.source.catalog import Catalog, TableName
+from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, TableName
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
 
 
@@ -43,6 +44,8 @@ class LoadReport:
     loaded_rows: dict[TableName, int]
     seconds: float
     table_seconds: dict[TableName, float]  # streaming and masking each table's rows
+    # pg_dump and its pre-data section; the rows; the post-data section, sequences and materialized views
+    phase_seconds: dict[str, float]
 
 
 def load_repro(
@@ -77,6 +80,7 @@ def load_repro(
         target_settings = {str(name) for (name,) in cur.execute("SELECT name FROM pg_settings")}
         with _without_values("creating the schema (pg_dump's pre-data section)"):
             cur.execute(runnable(scripts.pre_data, target_settings))
+        rows_began = time.perf_counter()
         for name in plan.created_tables:
             masking = plan.mask_plan.for_table(name)
             batches = plan.closure.row_conditions(
@@ -85,7 +89,7 @@ def load_repro(
             table_began = time.perf_counter()
             with _without_values(f"loading {name}", source=snapshot.conn):
                 copied[name] = (
-                    copy_table(snapshot.conn, target, masking, batches)
+                    copy_table(snapshot.conn, target, masking, batches, _nulled_of(plan, name))
                     if masking.copies_rows
                     else CopiedRows(0, 0)
                 )
@@ -93,6 +97,7 @@ def load_repro(
         # Every row is read: end the source transaction now, so the standby's snapshot is not held (and
         # not cut off by idle_in_transaction_session_timeout) while the target builds keys and indexes.
         snapshot.conn.rollback()
+        post_data_began = time.perf_counter()
         with _without_values("adding keys, constraints, indexes and triggers (pg_dump's post-data section)"):
             cur.execute(runnable(scripts.post_data, target_settings))
         with _without_values("setting sequence positions and refreshing materialized views"):
@@ -100,6 +105,7 @@ def load_repro(
                 cur.execute(statement)
             for (view,) in cur.execute(schema.MATERIALIZED_VIEWS).fetchall():
                 cur.execute(schema.refresh(str(view)))
+        post_data_ended = time.perf_counter()
         write_manifest(
             target,
             RunRecord(
@@ -126,7 +132,20 @@ def load_repro(
             ),
         )
     loaded = {name: rows.written for name, rows in copied.items()}
-    return LoadReport(loaded_rows=loaded, seconds=time.perf_counter() - began, table_seconds=table_seconds)
+    return LoadReport(
+        loaded_rows=loaded,
+        seconds=time.perf_counter() - began,
+        table_seconds=table_seconds,
+        phase_seconds={
+            "schema": rows_began - began,
+            "rows": post_data_began - rows_began,
+            "post-data": post_data_ended - post_data_began,
+        },
+    )
+
+
+def _nulled_of(plan: SubsetPlan, table: TableName) -> dict[ForeignKey, frozenset[Any]]:
+    return {fk: values for fk, values in plan.closure.nulled.items() if fk.child == table}
 
 
 def _with_partitions(catalog: Catalog, tables: list[TableName]) -> list[TableName]:

@@ -8,6 +8,7 @@ these two.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.errors import ConfigError, StandbyNotReady
@@ -19,13 +20,20 @@ from repro_pipeline.engine.source.catalog import Catalog, TableName, read_catalo
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
 from repro_pipeline.engine.source.standby import source_role, superuser_warning
 from repro_pipeline.engine.subset.closure import Closure, Root, compute_closure
+from repro_pipeline.engine.subset.cross_tenant import OtherTenant
 from repro_pipeline.engine.subset.predicate_functions import require_selecting_functions
 from repro_pipeline.engine.subset.roots import (
     configured_edge_policies,
     configured_roots,
     uses_tenant_placeholder,
 )
-from repro_pipeline.engine.subset.tenant import configured_tenant, other_tenants, require_tenant_roots
+from repro_pipeline.engine.subset.tenant import (
+    configured_tenant,
+    other_tenants,
+    require_nullable,
+    require_tenant_roots,
+    tenant_warnings,
+)
 from repro_pipeline.engine.subset.virtual_references import with_virtual_foreign_keys
 
 
@@ -39,6 +47,7 @@ class SubsetPlan:
     salt_fingerprint: str
     warnings: tuple[str, ...] = ()
     replicate_all_indexes: bool = False
+    other_tenants: tuple[OtherTenant, ...] = ()  # reached by the closure, copied or left out by the policy
 
     @property
     def created_tables(self) -> list[TableName]:
@@ -73,7 +82,8 @@ def plan_subset(
             )
     has_placeholder = uses_tenant_placeholder(roots)
     tenant = configured_tenant(config, catalog)
-    closure = compute_closure(
+    walk = partial(
+        compute_closure,
         snapshot.conn,
         catalog,
         roots,
@@ -84,7 +94,12 @@ def plan_subset(
             config, tenant, root_keys, organization_id, has_placeholder
         ),
     )
-    tenant_warnings = other_tenants(closure, organization_id, tenant)
+    closure = walk()
+    crossing = other_tenants(snapshot.conn, catalog, closure, organization_id, tenant)
+    if crossing.left_out and tenant.cross_tenant_references == "null":
+        # Walked again without those rows: what only they brought (their parents) is not copied either.
+        closure = walk(left_out=crossing.left_out)
+        require_nullable(catalog, closure)
     return SubsetPlan(
         organization_id=organization_id,
         catalog=catalog,
@@ -94,10 +109,11 @@ def plan_subset(
         salt_fingerprint=salt.fingerprint(),
         warnings=(
             *([superuser_warning(role)] if superuser else []),
-            *tenant_warnings,
+            *tenant_warnings(closure, organization_id, tenant, crossing),
             *_warnings(catalog, mask_plan, closure, roots),
         ),
         replicate_all_indexes=config.mask_rules.replicate_all_indexes,
+        other_tenants=crossing.others,
     )
 
 

@@ -8,7 +8,8 @@ from repro_pipeline.engine.load.plan import SubsetPlan
 
 
 def plan_summary(plan: SubsetPlan) -> dict[str, Any]:
-    """JSON-ready: ``{"organization_id", "passes", "total_rows", "tables": [...], "warnings": [...]}``."""
+    """JSON-ready: ``{"organization_id", "passes", "total_rows", "tables": [...], "other_tenants": [...],
+    "nulled_references": {...}, "warnings": [...]}``."""
     closure = plan.closure
     tables = []
     for name in sorted(plan.mask_plan.tables):
@@ -27,6 +28,18 @@ def plan_summary(plan: SubsetPlan) -> dict[str, Any]:
         "passes": closure.passes,
         "total_rows": closure.total_rows,
         "tables": tables,
+        "other_tenants": [
+            {
+                "tenant_id": other.tenant_id,
+                "rows": {str(table): rows for table, rows in sorted(other.rows.items())},
+                "references": dict(sorted(other.references.items())),
+                "chain": other.chain,
+            }
+            for other in plan.other_tenants
+        ],
+        "nulled_references": {
+            str(fk): len(values) for fk, values in sorted(closure.nulled.items(), key=lambda i: str(i[0]))
+        },
         "warnings": list(plan.warnings),
     }
 

@@ -7,7 +7,7 @@ COPY data, without parsing rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,8 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.masking.plan import TableMasking
-from repro_pipeline.engine.subset.keyset import column_list
+from repro_pipeline.engine.source.catalog import ForeignKey, Table
+from repro_pipeline.engine.subset.keyset import column_list, match_keys
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,13 @@ def copy_table(
     target: psycopg.Connection[TupleRow],
     masking: TableMasking,
     batches: Iterable[tuple[sql.Composed, dict[str, Any]]],
+    nulled: Mapping[ForeignKey, Collection[Any]] | None = None,
 ) -> CopiedRows:
-    """Copy the rows each ``(condition, params)`` batch selects into the target table."""
+    """Copy the rows each ``(condition, params)`` batch selects into the target table; the ``nulled`` values
+    of a reference (to another tenant's rows left out) are written as NULL."""
     table = masking.table
     columns = [column.name for column in table.copy_columns]
+    selected, nulled_params = _selected_columns(masking.table, columns, nulled or {})
     source_cur, target_cur = source.cursor(), target.cursor()
     # FREEZE: the table was created in this transaction, so its rows can be written already frozen
     # (PostgreSQL allows it on ordinary tables only; a partitioned table routes rows to its partitions).
@@ -46,9 +50,9 @@ def copy_table(
     with target_cur.copy(copy_in) as sink:
         for condition, params in batches:
             copy_out = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {condition}) TO STDOUT").format(
-                columns=column_list(columns), table=table.name.identifier, condition=condition
+                columns=selected, table=table.name.identifier, condition=condition
             )
-            with source_cur.copy(copy_out, params) as stream:
+            with source_cur.copy(copy_out, params | nulled_params) as stream:
                 if masking.is_passthrough:
                     for block in stream:
                         sink.write(block)
@@ -57,3 +61,26 @@ def copy_table(
                         sink.write_row(masking.mask_row(row))
             read += source_cur.rowcount
     return CopiedRows(read=read, written=target_cur.rowcount)
+
+
+def _selected_columns(
+    table: Table, columns: list[str], nulled: Mapping[ForeignKey, Collection[Any]]
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """The COPY's select list: each column, or NULL where its reference leads to a row left out."""
+    conditions: dict[str, list[sql.Composable]] = {}
+    params: dict[str, Any] = {}
+    for index, (fk, values) in enumerate(nulled.items()):
+        condition, fk_params = match_keys(table, fk.child_columns, list(values), name=f"nulled{index}")
+        params |= fk_params
+        for column in fk.child_columns:
+            conditions.setdefault(column, []).append(condition)
+    if not conditions:
+        return column_list(columns), params
+    return sql.SQL(", ").join(
+        sql.SQL("CASE WHEN {any} THEN NULL ELSE {column} END AS {column}").format(
+            any=sql.SQL(" OR ").join(conditions[column]), column=sql.Identifier(column)
+        )
+        if column in conditions
+        else sql.Identifier(column)
+        for column in columns
+    ), params

@@ -122,6 +122,9 @@ class Closure:
     # References of copied rows to no row of the parent on the source (a virtual foreign key, or a NOT VALID
     # constraint, enforces nothing): copied as they are, so the orphan check expects exactly these.
     dangling: Mapping[EdgeKey, frozenset[Key]] = field(default_factory=dict)
+    # References of copied rows to rows left out as another tenant's (cross_tenant_references: "null"): the
+    # values of the FK's columns that the load writes as NULL.
+    nulled: Mapping[ForeignKey, frozenset[Key]] = field(default_factory=dict)
 
     @property
     def row_counts(self) -> dict[TableName, int]:
@@ -153,9 +156,11 @@ def compute_closure(
     copied_tables: Iterable[TableName],
     edge_policies: Mapping[EdgeKey, EdgePolicy] | None = None,
     check_roots: Callable[[Mapping[TableName, tuple[Key, ...]]], None] = lambda _: None,
+    left_out: Mapping[TableName, frozenset[Key]] | None = None,
 ) -> Closure:
-    """``check_roots`` sees the rows each root selected before the walk starts, and may refuse them."""
-    walk = _Walk(conn, catalog, roots, frozenset(copied_tables), edge_policies or {})
+    """``check_roots`` sees the rows each root selected before the walk starts, and may refuse them.
+    Rows in ``left_out`` (by primary key) are never included: references to them are noted as nulled."""
+    walk = _Walk(conn, catalog, roots, frozenset(copied_tables), edge_policies or {}, left_out or {})
     for root in roots:
         walk.add_root(root.table, walk.select_root(root, organization_id))
     check_roots(walk.root_keys)
@@ -181,8 +186,11 @@ class _Walk:
         roots: Sequence[Root],
         copied_tables: frozenset[TableName],
         edge_policies: Mapping[EdgeKey, EdgePolicy],
+        left_out: Mapping[TableName, frozenset[Key]],
     ) -> None:
         self.cur = conn.cursor()
+        self.left_out = left_out
+        self.nulled: dict[ForeignKey, set[Key]] = defaultdict(set)
         self.policies = edge_policies
         self.catalog = catalog
         self.root_tables = frozenset(root.table for root in roots)
@@ -236,9 +244,12 @@ class _Walk:
             return
         key_of = key_getter(self._key_columns(table), table.primary_key)
         included, pending = self.included[name], self.pending[name]
+        left_out = self.left_out.get(name, frozenset())
         added = 0
         for row in rows:
             key = key_of(row)
+            if key in left_out:
+                continue
             known = included.get(key)
             if known is None or (expands_down and not known):
                 included[key] = expands_down
@@ -272,11 +283,15 @@ class _Walk:
             known = self.included[fk.parent]
             values = [value for value in values if value not in known]
         referenced = key_getter(self._key_columns(parent), fk.parent_columns)
+        left_out = self.left_out.get(fk.parent)
         for batch in batches(values):
             rows = self._fetch(parent, fk.parent_columns, batch)
             if len(rows) < len(batch):
                 found = {referenced(row) for row in rows}
                 self.dangling[(fk.child, fk.name)].update(value for value in batch if value not in found)
+            if left_out:
+                key_of = key_getter(self._key_columns(parent), parent.primary_key)
+                self.nulled[fk].update(referenced(row) for row in rows if key_of(row) in left_out)
             self.add(fk.parent, rows, expands_down=False, reason=f"up from {fk.child} via {fk.name}")
 
     def _expand_down(
@@ -346,6 +361,7 @@ class _Walk:
             root_keys=self.root_keys,
             keyless=keyless,
             dangling={edge: frozenset(values) for edge, values in self.dangling.items() if values},
+            nulled={fk: frozenset(values) for fk, values in self.nulled.items() if values},
         )
 
     def _keyless_rows(self, table: Table, organization_id: int) -> KeylessRows:

@@ -9,17 +9,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import psycopg
+from psycopg.rows import TupleRow
+
 from repro_pipeline.engine.config import ReproConfig, TenantRule
 from repro_pipeline.engine.errors import ClosureError, ConfigError, TenantError
 from repro_pipeline.engine.source.catalog import Catalog, TableName
 from repro_pipeline.engine.subset.closure import Closure
+from repro_pipeline.engine.subset.cross_tenant import CrossTenantRows, cross_tenant_rows
 
 
 @dataclass(frozen=True)
 class Tenant:
     table: TableName
     key: str = "id"
-    cross_tenant_references: Literal["refuse", "allow"] = "refuse"
+    cross_tenant_references: Literal["refuse", "null", "allow"] = "refuse"
     present: bool = True  # False: the default tenant table is not on the source, and nothing is guarded
 
 
@@ -117,32 +121,78 @@ def require_tenant_roots(
     )
 
 
-def other_tenants(closure: Closure, organization_id: int, tenant: Tenant) -> list[str]:
-    """No other tenant's row may reach the copy, whatever brought it (a root, an FK edge): refused, or with
-    ``cross_tenant_references: allow`` reported (the warnings returned). Without a tenant table on the
-    source, a warning that nothing is guarded."""
+def other_tenants(
+    conn: psycopg.Connection[TupleRow],
+    catalog: Catalog,
+    closure: Closure,
+    organization_id: int,
+    tenant: Tenant,
+) -> CrossTenantRows:
+    """Other tenants' rows the closure reached, whatever brought them (a root, an FK edge): refused with the
+    references that lead to them, unless ``cross_tenant_references`` is ``allow`` or ``"null"``."""
+    if not tenant.present or all(key == organization_id for key in closure.keys.get(tenant.table, ())):
+        return CrossTenantRows((), {})
+    crossing = cross_tenant_rows(conn, catalog, closure, tenant.table, organization_id)
+    if tenant.cross_tenant_references != "refuse":
+        return crossing
+    raise ClosureError(
+        f"{_reached(organization_id, tenant, crossing)}: "
+        + "; ".join(other.chain for other in crossing.others[:3]),
+        "make every root predicate select only this organization's rows (use :organization_id in each), or "
+        'set tenant.cross_tenant_references in commercial-extensions.yaml: "null" writes the references '
+        "that lead out of the tenant as NULL, allow copies those rows",
+    )
+
+
+def require_nullable(catalog: Catalog, closure: Closure) -> None:
+    """With ``cross_tenant_references: "null"``, every reference that leads out of the tenant is written as
+    NULL: one its column forbids is refused before anything is written."""
+    for fk, values in closure.nulled.items():
+        table = catalog.tables[fk.child]
+        not_null = [name for name in fk.child_columns if (column := table.column(name)) and column.not_null]
+        if not_null:
+            raise ClosureError(
+                f"{len(values)} value(s) of {fk.child}.{', '.join(not_null)} lead to other tenants' rows "
+                f'({fk}), and the column is NOT NULL: cross_tenant_references: "null" cannot write them as NULL',
+                "set tenant.cross_tenant_references: allow to copy those rows masked, or make the root "
+                "predicates select fewer rows",
+            )
+
+
+def tenant_warnings(
+    closure: Closure, organization_id: int, tenant: Tenant, crossing: CrossTenantRows
+) -> list[str]:
+    """What the plan says of other tenants: the rows copied (``allow``) or left out (``"null"``) for each, and
+    through which references; without a tenant table on the source, that nothing is guarded."""
     if not tenant.present:
         return [
             f"the source has no {tenant.table}: the closure is not checked for other tenants' rows; name the "
             "tenant table in commercial-extensions.yaml (tenant: table, key)"
         ]
-    others = tuple(key for key in closure.keys.get(tenant.table, ()) if key != organization_id)
-    if not others:
+    if not crossing.others:
         return []
-    edges = ", ".join(
-        reason for reason in closure.reasons.get(tenant.table, {}) if reason != "root predicate"
-    )
-    reached = (
-        f"the closure of organization {organization_id} reaches other tenant(s) {_some(others)} "
-        f"of {tenant.table} ({edges or 'through a root predicate'})"
-    )
+    reached = _reached(organization_id, tenant, crossing)
     if tenant.cross_tenant_references == "allow":
-        return [f"{reached}: their rows are copied, masked, as tenant.cross_tenant_references: allow says"]
-    raise ClosureError(
-        reached,
-        "make every root predicate select only this organization's rows (use :organization_id in each), or "
-        "set tenant.cross_tenant_references: allow in commercial-extensions.yaml to copy them",
-    )
+        return [
+            f"{reached}: their rows are copied, masked, as tenant.cross_tenant_references: allow says",
+            *(f"other tenant {other.tenant_id}: {other.describe()}" for other in crossing.others),
+        ]
+    nulled = sum(len(values) for values in closure.nulled.values())
+    return [
+        f"{reached}: their rows are left out and {nulled} value(s) of references to them written as NULL, as "
+        'tenant.cross_tenant_references: "null" says',
+        *(f"other tenant {other.tenant_id}: left out {other.describe()}" for other in crossing.others),
+        *(
+            f"{len(values)} value(s) of {fk.child}({', '.join(fk.child_columns)}) lead to other tenants' rows: "
+            "written as NULL"
+            for fk, values in sorted(closure.nulled.items(), key=lambda item: str(item[0]))
+        ),
+    ]
+
+
+def _reached(organization_id: int, tenant: Tenant, crossing: CrossTenantRows) -> str:
+    ids = tuple(other.tenant_id for other in crossing.others)
+    return f"the closure of organization {organization_id} reaches other tenant(s) {_some(ids)} of {tenant.table}"
 
 
 def _some(keys: tuple[Any, ...]) -> str:

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
 from repro_pipeline.engine.config import load_config
+from repro_pipeline.engine.errors import ClosureError
 from repro_pipeline.engine.load.loader import load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.secrets import Secret
@@ -229,3 +230,15 @@ def test_pagila_is_copied_for_one_tenant_exactly_with_its_schema(
         assert verdicts[2].found["original_values_checked"] > 0
         tools = str(Path(stack.binaries.tool("pg_dump")).parent)
         assert _schema(target, tools) == _schema(pagila, tools)
+
+
+def test_a_store_is_refused_by_default_and_with_null_since_its_rentals_need_their_customers(
+    pagila: str, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        ClosureError, match=r"reaches other tenant\(s\) 2, [0-9, ]+ of public\.store: "
+    ) as refused:
+        _plan(pagila, tmp_path, "public.store", "store_id", 1, "refuse")
+    assert "-> public.customer(store_id) -> public.store 2" in str(refused.value)
+    with pytest.raises(ClosureError, match=r"\.customer_id lead to other tenants' rows .* NOT NULL"):
+        _plan(pagila, tmp_path, "public.store", "store_id", 1, '"null"')
