@@ -113,7 +113,11 @@ def test_schema_prints_the_json_schema_of_both_files() -> None:
     assert {"version", "global_salt", "strict_autodetect", "auto_detect", "tables"} <= set(
         rules["properties"]
     )
-    assert {"version", "subset", "json_mask", "foreign_keys"} <= set(extensions["properties"])
+    assert {"version", "subset", "json_mask", "foreign_keys", "tenant", "virtual_foreign_keys"} <= set(
+        extensions["properties"]
+    )
+    tenant = extensions["$defs"]["TenantRule"]["properties"]
+    assert tenant["cross_tenant_references"]["enum"] == ["refuse", "null", "allow"]
     assert rules["additionalProperties"] is False and rules["required"] == ["version"]
 
 
