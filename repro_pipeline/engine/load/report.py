@@ -8,7 +8,8 @@ from repro_pipeline.engine.load.plan import SubsetPlan
 
 
 def plan_summary(plan: SubsetPlan) -> dict[str, Any]:
-    """JSON-ready: ``{"organization_id", "passes", "total_rows", "tables": [...], "warnings": [...]}``."""
+    """JSON-ready: ``{"organization_id", "passes", "total_rows", "tables": [...], "warnings": [...],
+    "json_values_not_fitting_their_key": {reference: rows}}``."""
     closure = plan.closure
     tables = []
     for name in sorted(plan.mask_plan.tables):
@@ -28,6 +29,9 @@ def plan_summary(plan: SubsetPlan) -> dict[str, Any]:
         "total_rows": closure.total_rows,
         "tables": tables,
         "warnings": list(plan.warnings),
+        "json_values_not_fitting_their_key": {
+            str(fk): rows for fk, rows in plan.json_values_not_fitting.items()
+        },
     }
 
 

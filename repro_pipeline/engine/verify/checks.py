@@ -65,6 +65,7 @@ def zero_fk_orphans(plan: SubsetPlan, target: psycopg.Connection[TupleRow]) -> V
     results = count_orphans(target, (*expected.present, *expected.missing), plan.closure.dangling)
     failing = {str(result.foreign_key): result.orphans for result in results if result.orphans}
     dangling = {str(r.foreign_key): r.dangling_on_source for r in results if r.dangling_on_source}
+    not_fitting = {str(r.foreign_key): r.not_fitting_the_key for r in results if r.foreign_key.json_path}
     return Verdict(
         ZERO_FK_ORPHANS,
         passed=not failing and not expected.missing,
@@ -74,6 +75,7 @@ def zero_fk_orphans(plan: SubsetPlan, target: psycopg.Connection[TupleRow]) -> V
             "failing_foreign_keys": failing,
             "missing_foreign_keys": [str(fk) for fk in expected.missing],
             "dangling_on_source": dangling,
+            "json_values_not_fitting_the_key": not_fitting,
         },
     )
 
