@@ -110,7 +110,7 @@ def plan_subset(
             *tenant_warnings,
             *_warnings(catalog, mask_plan, closure, roots),
             *(
-                f"{rows} row(s) of {fk.child} hold a value at {fk.json_path} that is not a {fk.parent} key "
+                f"{rows} row(s) of {fk.child} hold a value in {fk.json_path} that is not a {fk.parent} key "
                 f"({fk.json_path.key_type}): not followed, copied as they are"
                 for fk, rows in not_fitting.items()
                 if rows and fk.json_path
