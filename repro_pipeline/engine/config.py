@@ -284,22 +284,70 @@ class ReferencedColumns(_Strict):
     columns: list[str] = Field(min_length=1)
 
 
+_DOTTED_JSON_PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_-]*)+")
+
+
 class VirtualForeignKey(_Strict):
     """A reference the schema does not declare (our addition): followed both ways like a declared FK, and
-    checked for orphans, but never created as a constraint on the target."""
+    checked for orphans, but never created as a constraint on the target. Held in ``columns``, or in JSON:
+    the value at ``json_path`` (a dotted path such as ``$.actor.user_id``) of the json/jsonb ``column``."""
 
     table: str
-    columns: list[str] = Field(min_length=1)
+    columns: list[str] | None = Field(default=None, min_length=1)
+    column: str | None = None
+    json_path: str | None = None
     references: ReferencedColumns
 
     @model_validator(mode="after")
-    def _as_many_columns_as_referenced(self) -> VirtualForeignKey:
-        if len(self.columns) != len(self.references.columns):
+    def _one_form(self) -> VirtualForeignKey:
+        held_in_json = self.column is not None or self.json_path is not None
+        if self.columns is not None and held_in_json:
+            raise ValueError(
+                "give either columns (a reference held in columns) or column and json_path (a reference "
+                "held in JSON), not both"
+            )
+        if self.columns is None and not held_in_json:
+            raise ValueError(
+                "give columns (a reference held in columns), or column and json_path (a reference held in "
+                "JSON)"
+            )
+        if self.columns is not None and len(self.columns) != len(self.references.columns):
             raise ValueError(
                 f"{len(self.columns)} column(s) {self.columns} reference {len(self.references.columns)} "
                 f"column(s) {self.references.columns}: give as many on each side"
             )
+        if held_in_json:
+            self._check_json_form()
         return self
+
+    def _check_json_form(self) -> None:
+        if self.column is None or self.json_path is None:
+            given, missing = ("column", "json_path") if self.json_path is None else ("json_path", "column")
+            raise ValueError(
+                f"{given} needs {missing}: a reference held in JSON names its json/jsonb column and the "
+                "path of the value in it"
+            )
+        if not _DOTTED_JSON_PATH.fullmatch(self.json_path):
+            raise ValueError(
+                f"json_path {self.json_path!r} is not supported: a reference is read at a plain dotted path "
+                "such as $.actor.user_id (no array index, wildcard, filter, quoted key or recursive descent)"
+            )
+        if len(self.references.columns) != 1:
+            raise ValueError(
+                f"a reference held in JSON is one value, but references.columns names "
+                f"{len(self.references.columns)} columns: reference the parent's one-column key"
+            )
+
+    @property
+    def json_keys(self) -> tuple[str, ...]:
+        """The keys of ``json_path`` (``$.actor.user_id``: actor, user_id); empty for the column form."""
+        return tuple(self.json_path[2:].split(".")) if self.json_path else ()
+
+    @model_serializer(mode="wrap")
+    def _only_the_given_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The keys of the other form are left out of dumps, so fingerprints of existing files stay."""
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
 
 
 class TenantRule(_Strict):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from repro_pipeline.engine.config import (
+    CommercialExtensions,
     FakeAction,
     HashAction,
     RegexMaskAction,
@@ -1234,3 +1235,87 @@ def test_a_config_file_over_one_mib_is_refused_unread(tmp_path: Path) -> None:
 def test_a_numeric_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="it must be a quoted string"):
         _load_with(tmp_path, mask_rules=_yaml('version: 1.0\nglobal_salt: "${ANONYMIZATION_SALT}"\n'))
+
+
+# --- virtual foreign keys: a reference held in columns or in JSON ----------------------------------------
+
+JSON_REFERENCE = """
+  - table: public.audit_events
+    column: payload
+    json_path: $.actor.user_id
+    references: {table: public.users, columns: [id]}
+"""
+
+
+def _virtual_foreign_keys(tmp_path: Path, entries: str) -> ReproConfig:
+    return _load_with(tmp_path, extensions='version: "1.0"\nvirtual_foreign_keys:\n' + entries.lstrip("\n"))
+
+
+def test_a_reference_held_in_json_loads_with_its_path(tmp_path: Path) -> None:
+    (reference,) = _virtual_foreign_keys(tmp_path, JSON_REFERENCE).extensions.virtual_foreign_keys
+    assert (reference.column, reference.json_keys, reference.columns) == (
+        "payload",
+        ("actor", "user_id"),
+        None,
+    )
+
+
+def test_a_column_reference_dumps_as_before_the_json_form_existed(tmp_path: Path) -> None:
+    config = _virtual_foreign_keys(
+        tmp_path,
+        "  - {table: public.users, columns: [organization_id], references: {table: public.organizations, columns: [id]}}\n",
+    )
+    assert config.extensions.model_dump(mode="json")["virtual_foreign_keys"] == [
+        {
+            "table": "public.users",
+            "columns": ["organization_id"],
+            "references": {"table": "public.organizations", "columns": ["id"]},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        (
+            JSON_REFERENCE + "    columns: [actor_id]\n",
+            "give either columns .* or column and json_path .*, not both",
+        ),
+        (JSON_REFERENCE.replace("    column: payload\n    json_path: $.actor.user_id\n", ""), "give columns"),
+        (JSON_REFERENCE.replace("    json_path: $.actor.user_id\n", ""), "column needs json_path"),
+        (JSON_REFERENCE.replace("    column: payload\n", ""), "json_path needs column"),
+        (JSON_REFERENCE.replace("$.actor.user_id", "actor.user_id"), "'actor.user_id' is not supported"),
+        (
+            JSON_REFERENCE.replace("$.actor.user_id", "$.actors[0].id"),
+            "is not supported: .* plain dotted path",
+        ),
+        (JSON_REFERENCE.replace("$.actor.user_id", "$..user_id"), "is not supported"),
+        (JSON_REFERENCE.replace("$.actor.user_id", "$.actor.*"), "is not supported"),
+        (JSON_REFERENCE.replace("columns: [id]", "columns: [id, organization_id]"), "one-column key"),
+    ],
+    ids=[
+        "both-forms",
+        "neither",
+        "no-path",
+        "no-column",
+        "no-dollar",
+        "array-index",
+        "descent",
+        "wildcard",
+        "two-keys",
+    ],
+)
+def test_a_virtual_foreign_key_gives_exactly_one_form(tmp_path: Path, entry: str, says: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        _virtual_foreign_keys(tmp_path, entry)
+    position, rest = _error_about(refused.value, tmp_path / "config" / "commercial-extensions.yaml")
+    assert position == "3", "the error names the entry's line"
+    assert rest.startswith("virtual_foreign_keys.0: ")
+    assert re.search(says, rest), rest
+
+
+def test_the_config_schema_describes_the_json_form() -> None:
+    schema = CommercialExtensions.model_json_schema()
+    properties = schema["$defs"]["VirtualForeignKey"]["properties"]
+    assert {"table", "columns", "column", "json_path", "references"} <= set(properties)
+    assert "json_path" in schema["$defs"]["VirtualForeignKey"]["description"]

@@ -7,20 +7,24 @@ these two.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.errors import ConfigError, StandbyNotReady
 from repro_pipeline.engine.masking.autodetect import detect, require_covered
-from repro_pipeline.engine.masking.plan import MaskPlan, build_mask_plan
+from repro_pipeline.engine.masking.plan import MaskPlan, TableMasking, build_mask_plan
 from repro_pipeline.engine.masking.values import ValueMasker
 from repro_pipeline.engine.secrets import Secret
-from repro_pipeline.engine.source.catalog import Catalog, TableName, read_catalog
+from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, JsonPath, TableName, read_catalog
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
 from repro_pipeline.engine.source.standby import source_role, superuser_warning
 from repro_pipeline.engine.subset.closure import Closure, Root, compute_closure
 from repro_pipeline.engine.subset.cross_tenant import OtherTenant
+from repro_pipeline.engine.subset.json_references import count_not_fitting
 from repro_pipeline.engine.subset.predicate_functions import require_selecting_functions
 from repro_pipeline.engine.subset.roots import (
     configured_edge_policies,
@@ -34,7 +38,7 @@ from repro_pipeline.engine.subset.tenant import (
     require_tenant_roots,
     tenant_warnings,
 )
-from repro_pipeline.engine.subset.virtual_references import with_virtual_foreign_keys
+from repro_pipeline.engine.subset.virtual_references import declared_at, with_virtual_foreign_keys
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class SubsetPlan:
     warnings: tuple[str, ...] = ()
     replicate_all_indexes: bool = False
     other_tenants: tuple[OtherTenant, ...] = ()  # reached by the closure, copied or left out by the policy
+    # For each reference held in JSON, the rows of the closure whose value at its path is no key of the
+    # referenced type (a non-uuid string for a uuid key): followed nowhere, copied as they are.
+    json_values_not_fitting: Mapping[ForeignKey, int] = field(default_factory=dict)
 
     @property
     def created_tables(self) -> list[TableName]:
@@ -100,6 +107,12 @@ def plan_subset(
         # Walked again without those rows: what only they brought (their parents) is not copied either.
         closure = walk(left_out=crossing.left_out)
         require_nullable(catalog, closure)
+    not_fitting = count_not_fitting(
+        snapshot.conn,
+        catalog,
+        copied,
+        lambda table: closure.row_conditions(table, organization_id, config.mask_rules.batch_size),
+    )
     return SubsetPlan(
         organization_id=organization_id,
         catalog=catalog,
@@ -111,9 +124,16 @@ def plan_subset(
             *([superuser_warning(role)] if superuser else []),
             *tenant_warnings(closure, organization_id, tenant, crossing),
             *_warnings(catalog, mask_plan, closure, roots),
+            *(
+                f"{rows} row(s) of {fk.child} hold a value in {fk.json_path} that is not a {fk.parent} key "
+                f"({fk.json_path.key_type}): not followed, copied as they are"
+                for fk, rows in not_fitting.items()
+                if rows and fk.json_path
+            ),
         ),
         replicate_all_indexes=config.mask_rules.replicate_all_indexes,
         other_tenants=crossing.others,
+        json_values_not_fitting=not_fitting,
     )
 
 
@@ -148,6 +168,14 @@ def _without_dangling_references(config: ReproConfig, catalog: Catalog, mask_pla
         child, parent = tables[fk.child], mask_plan.for_table(fk.parent)
         if not child.copies_rows or parent.copies_rows:
             continue
+        if fk.json_path:
+            raise ConfigError(
+                f"{declared_at(config, catalog, fk)}: {fk.parent} has strategy {parent.strategy}, but "
+                f"{fk.child} is copied and its {fk.json_path} references it: the copies would reference "
+                "rows the repro database does not have",
+                f"copy {fk.parent} (strategy transform), give {fk.child} strategy {parent.strategy} too, or "
+                "remove this virtual_foreign_keys entry",
+            )
         not_null = [
             name for name in fk.child_columns if (column := child.table.column(name)) and column.not_null
         ]
@@ -176,6 +204,9 @@ def _require_consistent_references(config: ReproConfig, catalog: Catalog, mask_p
         child, parent = mask_plan.for_table(fk.child), mask_plan.for_table(fk.parent)
         if not (child.copies_rows and parent.copies_rows):
             continue
+        if fk.json_path:
+            _require_unmasked_json_reference(config, catalog, fk, fk.json_path, (child, parent))
+            continue
         for child_column, parent_column in zip(fk.child_columns, fk.parent_columns, strict=True):
             child_mask, parent_mask = child.masker_for(child_column), parent.masker_for(parent_column)
             if child_mask is parent_mask is None:
@@ -186,6 +217,52 @@ def _require_consistent_references(config: ReproConfig, catalog: Catalog, mask_p
                     f"are masked differently, but {fk.name} joins them: the copy's foreign key would break",
                     "give both columns the same rule with a shared seed_alias (or neither a rule)",
                 )
+
+
+def _require_unmasked_json_reference(
+    config: ReproConfig,
+    catalog: Catalog,
+    fk: ForeignKey,
+    path: JsonPath,
+    maskings: tuple[TableMasking, TableMasking],
+) -> None:
+    """A reference held in JSON is copied as it is, so neither the value at its path nor the key it
+    references may be masked (keys are not, unless a rule says so): probes through both maskers show it.
+    A rule that writes the whole document as NULL is fine: the copy then holds no reference."""
+    (child, parent), (key,) = maskings, fk.parent_columns
+    document_masker, key_masker = child.masker_for(path.column), parent.masker_for(key)
+    for probe in _JSON_PROBES:
+        document: Any = probe
+        for name in reversed(path.keys):
+            document = {name: document}
+        masked = _masked(document_masker, json.dumps(document))
+        if masked is not None and _value_at(json.loads(masked), path.keys) != probe:
+            described = ", ".join(c.action for c in child.columns if c.column == path.column)
+            raise ConfigError(
+                f"{declared_at(config, catalog, fk)}: {fk.child}.{path.column} is masked ({described}) in a "
+                f"way that changes or removes the value at $.{'.'.join(path.keys)}, which references "
+                f"{fk.parent}({key}): the copies would reference rows that do not exist",
+                "leave the reference unmasked: remove the json_mask path (or the column rule) that covers "
+                "it, or remove this virtual_foreign_keys entry",
+            )
+    if any(_masked(key_masker, str(probe)) != str(probe) for probe in _JSON_PROBES):
+        raise ConfigError(
+            f"{declared_at(config, catalog, fk)}: {fk.parent}.{key} is masked, but the references to it in "
+            f"{fk.child}.{path} are copied as they are: they would reference rows that do not exist",
+            f"remove the rule on {fk.parent}.{key} in mask-rules.yaml (keys are not masked), or remove this "
+            "virtual_foreign_keys entry",
+        )
+
+
+_JSON_PROBES: tuple[Any, ...] = ("repro-probe", 4242, "00000000-0000-4000-8000-000000004242")
+
+
+def _value_at(document: Any, keys: tuple[str, ...]) -> Any:
+    for name in keys:
+        if not isinstance(document, dict) or name not in document:
+            return None
+        document = document[name]
+    return document
 
 
 def _masked(masker: ValueMasker | None, value: str) -> str | None:

@@ -9,7 +9,7 @@ from repro_pipeline.engine.load.plan import SubsetPlan
 
 def plan_summary(plan: SubsetPlan) -> dict[str, Any]:
     """JSON-ready: ``{"organization_id", "passes", "total_rows", "tables": [...], "other_tenants": [...],
-    "nulled_references": {...}, "warnings": [...]}``."""
+    "nulled_references": {...}, "warnings": [...], "json_values_not_fitting_their_key": {reference: rows}}``."""
     closure = plan.closure
     tables = []
     for name in sorted(plan.mask_plan.tables):
@@ -41,6 +41,9 @@ def plan_summary(plan: SubsetPlan) -> dict[str, Any]:
             str(fk): len(values) for fk, values in sorted(closure.nulled.items(), key=lambda i: str(i[0]))
         },
         "warnings": list(plan.warnings),
+        "json_values_not_fitting_their_key": {
+            str(fk): rows for fk, rows in plan.json_values_not_fitting.items()
+        },
     }
 
 

@@ -53,6 +53,18 @@ class Constraint:
 
 
 @dataclass(frozen=True)
+class JsonPath:
+    """A reference held inside a json/jsonb column, at a dotted path (``$.actor.user_id``)."""
+
+    column: str
+    keys: tuple[str, ...]  # ("actor", "user_id")
+    key_type: str  # the referenced column's type: a value at the path that is not one is no reference
+
+    def __str__(self) -> str:
+        return f"{self.column} at $.{'.'.join(self.keys)}"
+
+
+@dataclass(frozen=True)
 class ForeignKey:
     name: str
     child: TableName
@@ -61,9 +73,16 @@ class ForeignKey:
     parent_columns: tuple[str, ...]
     definition: str
     virtual: bool = False  # declared in commercial-extensions.yaml, not by the schema: no constraint
+    json_path: JsonPath | None = None  # a virtual reference held in JSON; child_columns is its json column
+
+    @property
+    def child_terms(self) -> tuple[str | JsonPath, ...]:
+        """What holds the reference in each child row: its columns, or the value at its JSON path."""
+        return (self.json_path,) if self.json_path else self.child_columns
 
     def __str__(self) -> str:
-        return f"{self.child}({', '.join(self.child_columns)}) -> {self.parent}({', '.join(self.parent_columns)})"
+        child = str(self.json_path) if self.json_path else ", ".join(self.child_columns)
+        return f"{self.child}({child}) -> {self.parent}({', '.join(self.parent_columns)})"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pyroaring import BitMap64
 
 from repro_pipeline.engine.errors import ClosureError
 from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, Table, TableName
-from repro_pipeline.engine.subset.keyset import batches, column_list, key_getter, match_keys
+from repro_pipeline.engine.subset.keyset import Term, batches, column_list, key_getter, match_keys
 from repro_pipeline.engine.subset.predicate import PLACEHOLDER, Predicate
 
 Key = Any  # a scalar for one-column primary keys, a tuple for composite ones
@@ -68,7 +68,7 @@ class KeylessRows:
         parts: list[sql.Composable] = [root.predicate.as_sql() for root in self.roots]
         params: dict[str, Any] = {PLACEHOLDER: organization_id} if self.roots else {}
         for index, (fk, values) in enumerate(self.parents):
-            condition, fk_params = match_keys(table, fk.child_columns, values, name=f"fk{index}")
+            condition, fk_params = match_keys(table, fk.child_terms, values, name=f"fk{index}")
             parts.append(condition)
             params |= fk_params
         return sql.SQL(" OR ").join(parts or [sql.SQL("false")]), params
@@ -276,9 +276,9 @@ class _Walk:
                 if parents:
                     self._expand_down(fk, columns, parents, policy.max_rows_per_parent)
 
-    def _pull_up(self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]]) -> None:
+    def _pull_up(self, fk: ForeignKey, columns: tuple[Term, ...], entries: list[tuple[Any, ...]]) -> None:
         parent = self.catalog.tables[fk.parent]
-        values = _distinct_values(entries, columns, fk.child_columns)
+        values = _distinct_values(entries, columns, fk.child_terms)
         if fk.parent_columns == parent.primary_key:
             known = self.included[fk.parent]
             values = [value for value in values if value not in known]
@@ -295,7 +295,7 @@ class _Walk:
             self.add(fk.parent, rows, expands_down=False, reason=f"up from {fk.child} via {fk.name}")
 
     def _expand_down(
-        self, fk: ForeignKey, columns: tuple[str, ...], entries: list[tuple[Any, ...]], limit: int | None
+        self, fk: ForeignKey, columns: tuple[Term, ...], entries: list[tuple[Any, ...]], limit: int | None
     ) -> None:
         child = self.catalog.tables[fk.child]
         values = _distinct_values(entries, columns, fk.parent_columns)
@@ -307,11 +307,16 @@ class _Walk:
             known.update(values)
         reason = f"down from {fk.parent} via {fk.name}" + (f" (at most {limit} per parent)" if limit else "")
         for batch in batches(values):
-            rows = self._fetch(child, fk.child_columns, batch, limit=limit)
+            rows = self._fetch(child, fk.child_terms, batch, limit=limit)
             self.add(fk.child, rows, expands_down=True, reason=reason)
 
     def _fetch(
-        self, table: Table, match_columns: tuple[str, ...], values: Sequence[Key], *, limit: int | None = None
+        self,
+        table: Table,
+        match_columns: tuple[Term, ...],
+        values: Sequence[Key],
+        *,
+        limit: int | None = None,
     ) -> list[tuple[Any, ...]]:
         condition, params = match_keys(table, match_columns, values)
         columns = column_list(self._key_columns(table))
@@ -336,11 +341,12 @@ class _Walk:
             )
         return self.cur.execute(query, params).fetchall()
 
-    def _key_columns(self, table: Table) -> tuple[str, ...]:
-        """Primary key, then every column an FK of the table uses or an FK into the table references."""
-        columns = list(table.primary_key)
+    def _key_columns(self, table: Table) -> tuple[Term, ...]:
+        """Primary key, then every column (or JSON path) an FK of the table uses or an FK into the table
+        references."""
+        columns: list[Term] = list(table.primary_key)
         for fk in self.catalog.referenced_by(table.name):
-            columns.extend(fk.child_columns)
+            columns.extend(fk.child_terms)
         for fk in self.catalog.referencing(table.name):
             columns.extend(fk.parent_columns)
         return tuple(dict.fromkeys(columns))
@@ -391,7 +397,7 @@ def _require_primary_key(table: Table, *, because: str) -> None:
 
 
 def _distinct_values(
-    entries: list[tuple[Any, ...]], columns: tuple[str, ...], wanted: tuple[str, ...]
+    entries: list[tuple[Any, ...]], columns: tuple[Term, ...], wanted: tuple[Term, ...]
 ) -> list[Key]:
     positions = [1 + columns.index(column) for column in wanted]
     if len(positions) == 1:

@@ -23,7 +23,7 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, Table, TableName
 from repro_pipeline.engine.subset.closure import Closure, Key
-from repro_pipeline.engine.subset.keyset import batches, column_list, key_getter, match_keys
+from repro_pipeline.engine.subset.keyset import Term, batches, column_list, key_getter, match_keys
 
 Row = tuple[TableName, Key]
 
@@ -89,7 +89,7 @@ def cross_tenant_rows(
 
 
 def _reference(fk: ForeignKey) -> str:
-    return f"{fk.child}({', '.join(fk.child_columns)})"
+    return f"{fk.child}({', '.join(map(str, fk.child_terms))})"
 
 
 class _ReferenceGraph:
@@ -108,7 +108,7 @@ class _ReferenceGraph:
     def _read(self, fk: ForeignKey) -> None:
         child, parent = self.catalog.tables[fk.child], self.catalog.tables[fk.parent]
         parent_key_of = self._parent_keys(parent, fk.parent_columns)
-        for child_key, referenced in self._rows(child, fk.child_columns):
+        for child_key, referenced in self._rows(child, fk.child_terms):
             parent_key = parent_key_of.get(referenced)
             if parent_key is not None:
                 edge_parent, edge_child = (fk.parent, parent_key), (fk.child, child_key)
@@ -121,7 +121,7 @@ class _ReferenceGraph:
             return {key: key for key in self.closure.keys[parent.name]}
         return {referenced: key for key, referenced in self._rows(parent, columns)}
 
-    def _rows(self, table: Table, columns: tuple[str, ...]) -> Iterable[tuple[Key, Any]]:
+    def _rows(self, table: Table, columns: tuple[Term, ...]) -> Iterable[tuple[Key, Any]]:
         selected = (*table.primary_key, *(c for c in columns if c not in table.primary_key))
         key_of = key_getter(selected, table.primary_key)
         value_of = key_getter(selected, columns)

@@ -1,4 +1,7 @@
-"""Rows by key: the ``WHERE`` condition that matches a batch of key values sent as array parameters."""
+"""Rows by key: the ``WHERE`` condition that matches a batch of key values sent as array parameters.
+
+A term is a column, or the value at a JSON path (a reference held in JSON), read as its key's type.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,15 @@ from typing import Any
 
 from psycopg import sql
 
-from repro_pipeline.engine.source.catalog import Table
+from repro_pipeline.engine.source.catalog import JsonPath, Table
+from repro_pipeline.engine.subset.json_references import json_value
 
 KEY_BATCH = 20_000
+Term = str | JsonPath
 
 
 def match_keys(
-    table: Table, columns: Sequence[str], values: Sequence[Any], *, name: str = "keys"
+    table: Table, columns: Sequence[Term], values: Sequence[Any], *, name: str = "keys"
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """``columns`` equal one of ``values`` (scalars for one column, tuples for several).
 
@@ -23,7 +28,7 @@ def match_keys(
     placeholders = [sql.Placeholder(f"{name}_{index}") for index in range(len(columns))]
     if len(columns) == 1:
         condition = sql.SQL("{column} = ANY({values}::{type}[])").format(
-            column=sql.Identifier(columns[0]), values=placeholders[0], type=sql.SQL(types[0])
+            column=term_sql(columns[0]), values=placeholders[0], type=sql.SQL(types[0])
         )
         return condition, {f"{name}_0": list(values)}
     condition = sql.SQL("({columns}) IN (SELECT * FROM unnest({arrays}))").format(
@@ -41,18 +46,26 @@ def batches(values: Sequence[Any], size: int = KEY_BATCH) -> Iterator[Sequence[A
         yield values[start : start + size]
 
 
-def column_list(columns: Sequence[str]) -> sql.Composed:
-    return sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+def column_list(columns: Sequence[Term]) -> sql.Composed:
+    return sql.SQL(", ").join(term_sql(column) for column in columns)
 
 
-def _column_type(table: Table, name: str) -> str:
+def term_sql(term: Term, qualifier: str | None = None) -> sql.Composable:
+    if isinstance(term, JsonPath):
+        return json_value(term, qualifier)
+    return sql.Identifier(qualifier, term) if qualifier else sql.Identifier(term)
+
+
+def _column_type(table: Table, name: Term) -> str:
+    if isinstance(name, JsonPath):
+        return name.key_type
     column = table.column(name)
     if column is None:
         raise KeyError(f"{table.name} has no column {name}")
     return column.type
 
 
-def key_getter(columns: Sequence[str], key: Sequence[str]) -> Callable[[Sequence[Any]], Any]:
+def key_getter(columns: Sequence[Term], key: Sequence[Term]) -> Callable[[Sequence[Any]], Any]:
     """A row's ``key`` from a row of ``columns``: a value for one column, a tuple for several, None for none."""
     positions = [list(columns).index(column) for column in key]
     if not positions:

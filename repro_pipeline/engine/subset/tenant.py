@@ -148,6 +148,13 @@ def require_nullable(catalog: Catalog, closure: Closure) -> None:
     """With ``cross_tenant_references: "null"``, every reference that leads out of the tenant is written as
     NULL: one its column forbids is refused before anything is written."""
     for fk, values in closure.nulled.items():
+        if fk.json_path:
+            raise ClosureError(
+                f"{len(values)} value(s) of {fk.child}.{fk.child_columns[0]} at {fk.json_path} lead to other "
+                'tenants\' rows: cross_tenant_references: "null" writes no value inside a JSON document',
+                "set tenant.cross_tenant_references: allow to copy those rows masked, or make the root "
+                "predicates select fewer rows",
+            )
         table = catalog.tables[fk.child]
         not_null = [name for name in fk.child_columns if (column := table.column(name)) and column.not_null]
         if not_null:

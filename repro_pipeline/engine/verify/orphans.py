@@ -12,7 +12,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, TableName
+from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, JsonPath, TableName
+from repro_pipeline.engine.subset.json_references import not_fitting_the_key
+from repro_pipeline.engine.subset.keyset import term_sql
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class OrphanCount:
     orphans: int  # rows pointing at a missing parent that the source's parent has (or that the closure
     # did not find dangling there): a broken copy
     dangling_on_source: int = 0  # rows whose reference has no parent on the source either, copied as is
+    not_fitting_the_key: int = 0  # rows of a JSON reference whose value is no key of the referenced type
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,21 @@ def count_orphans(
         expected = (dangling or {}).get((fk.child, fk.name), frozenset())
         orphaned = _orphans(conn, fk)
         on_source = sum(rows for value, rows in orphaned.items() if value in expected)
-        counts.append(OrphanCount(fk, sum(orphaned.values()) - on_source, on_source))
+        unfit = _not_fitting(conn, fk.child, fk.json_path) if fk.json_path else 0
+        counts.append(OrphanCount(fk, sum(orphaned.values()) - on_source, on_source, unfit))
     return counts
 
 
 def _orphans(conn: psycopg.Connection[TupleRow], fk: ForeignKey) -> Counter[Any]:
-    """The rows of each key value that has no parent row."""
-    not_null = sql.SQL(" AND ").join(
-        sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(column)) for column in fk.child_columns
-    )
+    """The rows of each key value that has no parent row (a value at a JSON path that is no key of the
+    referenced type references nothing, and is counted by ``_not_fitting`` instead)."""
+    terms = [term_sql(term, "c") for term in fk.child_terms]
+    not_null = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(term) for term in terms)
     matches = sql.SQL(" AND ").join(
-        sql.SQL("p.{} = c.{}").format(sql.Identifier(parent), sql.Identifier(child))
-        for parent, child in zip(fk.parent_columns, fk.child_columns, strict=True)
+        sql.SQL("p.{} = {}").format(sql.Identifier(parent), child)
+        for parent, child in zip(fk.parent_columns, terms, strict=True)
     )
-    values = sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(column)) for column in fk.child_columns)
+    values = sql.SQL(", ").join(terms)
     query = sql.SQL(
         "SELECT {values}, count(*) FROM {child} c WHERE {not_null} "
         "AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {matches}) GROUP BY {values}"
@@ -80,3 +84,11 @@ def _orphans(conn: psycopg.Connection[TupleRow], fk: ForeignKey) -> Counter[Any]
     for *key, rows in conn.execute(query):
         orphaned[key[0] if len(key) == 1 else tuple(key)] += int(rows)
     return orphaned
+
+
+def _not_fitting(conn: psycopg.Connection[TupleRow], child: TableName, path: JsonPath) -> int:
+    query = sql.SQL("SELECT count(*) FROM {} c WHERE {}").format(
+        child.identifier, not_fitting_the_key(path, "c")
+    )
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
