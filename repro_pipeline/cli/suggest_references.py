@@ -18,10 +18,12 @@ from repro_pipeline.engine.source.reference_suggestions import ColumnRef, Refere
 DESCRIPTION = """\
 Lists the references the source keeps without a foreign key: a <name>_id column with no declared (or
 already virtual) foreign key, whose non-null values ALL exist in the one-column primary key or unique
-key, of the same type, of a table named <name>s, <name>es, <name> or <app>_<name> in any schema. Each
-candidate is one read-only anti-join that stops at the first missing value. The output is YAML to paste
-into commercial-extensions.yaml as it is (or JSON with --json). Review each entry before pasting: matching
-values make a reference likely, not certain."""
+key, of the same type, of a table named <name>s, <name>es (category_id: categories), <name> or
+<app>_<name> (Django), in any schema; best name match first. Each candidate is one read-only anti-join
+that stops at the first missing value, all in one snapshot. The output is YAML to paste into
+commercial-extensions.yaml as it is, with the distinct values checked per entry and, as comments, the
+columns left out and why (or JSON with --json). Review each entry before pasting: values that all match
+make a reference likely, not certain."""
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:

@@ -109,51 +109,70 @@ def suggest_references(
     statement_timeout_seconds: float,
 ) -> ReferenceSuggestions:
     """Check each candidate of each undeclared ``<name>_id`` column in the current transaction of ``conn``
-    (read only, one snapshot); the suggestions come best name match first."""
-    # Local to the caller's transaction: each check stops after the timeout, and a row-level security policy
-    # makes a check fail rather than hide rows from it.
-    conn.execute(
-        "SELECT set_config('statement_timeout', %s, true), set_config('row_security', 'off', true)",
-        (str(math.ceil(statement_timeout_seconds * 1000)),),
-    )
+    (read only, one snapshot), which is left as it was; the suggestions come best name match first."""
+    columns = list(_undeclared_reference_columns(catalog, declared_virtual))
     suggestions: list[Suggestion] = []
     not_suggested: list[NotSuggested] = []
-    columns = list(_undeclared_reference_columns(catalog, declared_virtual))
-    for child, child_column in columns:
-        candidates = sorted(_candidates(catalog, child, child_column), key=lambda found: found.rank)
-        if not candidates:
-            continue
-        found_in: list[Candidate] = []
-        checks = _Checks(conn, child.name, child_column.name)
-        try:
-            if not checks.has_values():
-                not_suggested.append(NotSuggested(candidates[0].child, None, "no values to check"))
-                continue
+    # In a savepoint rolled back at the end, so that these settings end with it: each check stops after the
+    # timeout, and a row-level security policy makes a check fail rather than hide rows from it.
+    with conn.transaction(force_rollback=True):
+        conn.execute(
+            "SELECT set_config('statement_timeout', %s, true), set_config('row_security', 'off', true)",
+            (str(math.ceil(statement_timeout_seconds * 1000)),),
+        )
+        for child, child_column in columns:
+            candidates = sorted(_candidates(catalog, child, child_column), key=lambda found: found.rank)
+            same_type: list[Candidate] = []
             for candidate in candidates:
-                parent_column = _column(catalog, candidate.key)
-                if _base_type(parent_column.type) != _base_type(child_column.type):
-                    reason = f"{child_column.type}, but {candidate.key} is {parent_column.type}"
-                    not_suggested.append(NotSuggested(candidate.child, candidate.key, reason))
-                elif checks.all_found_in(candidate.key):
-                    found_in.append(candidate)
+                parent_type = _column(catalog, candidate.key).type
+                if _base_type(parent_type) == _base_type(child_column.type):
+                    same_type.append(candidate)
                 else:
-                    reason = f"some values have no row in {candidate.key}"
+                    reason = f"{child_column.type}, but {candidate.key} is {parent_type}"
                     not_suggested.append(NotSuggested(candidate.child, candidate.key, reason))
-            if found_in:
-                best = found_in[0]
-                suggestions.append(
-                    Suggestion(
-                        child=best.child,
-                        key=best.key,
-                        name_match=best.name_match,
-                        distinct_values=checks.distinct_values(),
-                        alternatives=tuple(other.key for other in found_in[1:]),
-                    )
-                )
-        except _NotChecked as not_checked:
-            not_suggested.append(NotSuggested(candidates[0].child, None, f"not checked: {not_checked}"))
+            if same_type:
+                suggestion, left_out = _checked(_Checks(conn, child.name, child_column.name), same_type)
+                suggestions.extend([suggestion] if suggestion else [])
+                not_suggested.extend(left_out)
     ranked = sorted(suggestions, key=lambda s: (s.name_match, str(s.child)))
     return ReferenceSuggestions(tuple(ranked), tuple(not_suggested), len(columns))
+
+
+def _checked(checks: _Checks, candidates: list[Candidate]) -> tuple[Suggestion | None, list[NotSuggested]]:
+    """The best of ``candidates`` (of one column) that all the column's values satisfy, and the candidates
+    left out with the reason (or the column, when it has no values)."""
+    column = candidates[0].child
+    try:
+        if not checks.has_values():
+            return None, [NotSuggested(column, None, "no values to check")]
+    except _NotChecked as not_checked:
+        return None, [NotSuggested(column, None, f"not checked: {not_checked}")]
+    not_suggested: list[NotSuggested] = []
+    found_in: list[Candidate] = []
+    for candidate in candidates:
+        try:
+            if checks.all_found_in(candidate.key):
+                found_in.append(candidate)
+            else:
+                reason = f"some values have no row in {candidate.key}"
+                not_suggested.append(NotSuggested(column, candidate.key, reason))
+        except _NotChecked as not_checked:
+            not_suggested.append(NotSuggested(column, candidate.key, f"not checked: {not_checked}"))
+    if not found_in:
+        return None, not_suggested
+    try:
+        distinct_values = checks.distinct_values()
+    except _NotChecked as not_checked:
+        reason = f"all found, then not counted: {not_checked}"
+        return None, [*not_suggested, NotSuggested(column, found_in[0].key, reason)]
+    suggestion = Suggestion(
+        child=column,
+        key=found_in[0].key,
+        name_match=found_in[0].name_match,
+        distinct_values=distinct_values,
+        alternatives=tuple(other.key for other in found_in[1:]),
+    )
+    return suggestion, not_suggested
 
 
 def _undeclared_reference_columns(
@@ -233,7 +252,6 @@ class _Checks:
         self._conn = conn
         self._table = table.identifier
         self._column = sql.Identifier(column)
-        self._distinct_values: int | None = None
 
     def has_values(self) -> bool:
         query = sql.SQL("SELECT EXISTS (SELECT FROM {table} WHERE {column} IS NOT NULL)")
@@ -257,10 +275,8 @@ class _Checks:
         )
 
     def distinct_values(self) -> int:
-        if self._distinct_values is None:
-            query = sql.SQL("SELECT count(DISTINCT {column}) FROM {table}")
-            self._distinct_values = int(self._one(query.format(table=self._table, column=self._column)))
-        return self._distinct_values
+        query = sql.SQL("SELECT count(DISTINCT {column}) FROM {table}")
+        return int(self._one(query.format(table=self._table, column=self._column)))
 
     def _one(self, query: sql.Composed) -> Any:
         try:

@@ -79,13 +79,17 @@ def _suggest(
     source: str, extensions: CommercialExtensions | None, timeout: float = 60.0
 ) -> ReferenceSuggestions:
     with open_source_snapshot(source) as snapshot:
+        settings = "SELECT current_setting('statement_timeout'), current_setting('row_security')"
+        before = snapshot.conn.execute(settings).fetchone()
         found = suggest_references(
             snapshot.conn,
             read_catalog(snapshot.conn),
             declared_virtual_columns(extensions),
             statement_timeout_seconds=timeout,
         )
-        snapshot.conn.execute("SELECT 1")  # the snapshot's transaction is still usable
+        # The snapshot's transaction (now() is its start) is usable still, with its own settings.
+        assert snapshot.conn.execute(settings).fetchone() == before
+        assert snapshot.conn.execute("SELECT now()").fetchone() == (snapshot.snapshot_at,)
         return found
 
 
