@@ -84,6 +84,7 @@ def test_the_suggestions_paste_into_a_config_that_validates_and_plans(
         ("app.sessions", "device_id", "app.devices", "id"),
         ("app.sessions", "member_id", "app.members", "id"),
         ("billing.invoices", "currency_id", "billing.currencies", "code"),
+        ("billing.shipments", "order_id", "billing.orders", "no"),
         ("public.polls_choice", "question_id", "public.polls_question", "id"),
     ]
     assert (
@@ -91,6 +92,7 @@ def test_the_suggestions_paste_into_a_config_that_validates_and_plans(
     )
     assert "# not suggested: app.comments.member_id -> app.members.id: some values have no row" in run.stdout
     assert "# not suggested: app.notes.category_id: no values to check" in run.stdout
+    assert 'references: {table: billing.orders, columns: ["no"]}' in run.stdout  # a string, not false
 
     # Pasted as it is into a config without virtual_foreign_keys, and under the ones a config has.
     environment = {**os.environ, "ANONYMIZATION_SALT": salt}
@@ -134,7 +136,7 @@ def test_json_holds_the_entries_and_the_values_checked(app_source: str, tmp_path
             "references": {"table": "app.accounts", "columns": ["id"]},
         },
     }
-    assert len(found["suggestions"]) == 5
+    assert len(found["suggestions"]) == 6
     assert {
         "table": "app.comments",
         "column": "member_id",

@@ -31,7 +31,7 @@ class NameMatch(IntEnum):
 
     PLURAL = 0  # member_id -> members (also -es, and category_id -> categories): Rails
     SINGULAR = 1  # member_id -> member
-    APP_PREFIXED = 2  # question_id -> polls_question: Django's <app>_<model>
+    APP_PREFIXED = 2  # question_id -> polls_question: Django's <app>_<model> (or a prefixed plural)
 
     @property
     def label(self) -> str:
@@ -124,8 +124,14 @@ def suggest_references(
             candidates = sorted(_candidates(catalog, child, child_column), key=lambda found: found.rank)
             same_type: list[Candidate] = []
             for candidate in candidates:
+                parent = catalog.tables[candidate.key.table]
                 parent_type = _column(catalog, candidate.key).type
-                if _base_type(parent_type) == _base_type(child_column.type):
+                if not parent.primary_key:
+                    reason = (
+                        f"{parent.name} has no primary key, which the closure needs of a referenced table"
+                    )
+                    not_suggested.append(NotSuggested(candidate.child, candidate.key, reason))
+                elif _base_type(parent_type) == _base_type(child_column.type):
                     same_type.append(candidate)
                 else:
                     reason = f"{child_column.type}, but {candidate.key} is {parent_type}"
@@ -216,7 +222,7 @@ def _name_match(stem: str, table_name: str) -> NameMatch | None:
         return NameMatch.PLURAL
     if name == stem:
         return NameMatch.SINGULAR
-    if name.endswith(f"_{stem}"):
+    if any(name.endswith(f"_{form}") for form in (stem, *plurals)):
         return NameMatch.APP_PREFIXED
     return None
 

@@ -32,7 +32,14 @@ CREATE TABLE app.comments (id int PRIMARY KEY, note_id int NOT NULL REFERENCES a
 CREATE TABLE app.devices (id uuid PRIMARY KEY, label text NOT NULL);
 CREATE TABLE app.sessions (id int PRIMARY KEY, device_id uuid NOT NULL, member_id int NOT NULL);
 CREATE TABLE billing.currencies (code text PRIMARY KEY);
-CREATE TABLE billing.invoices (id int PRIMARY KEY, account_id bigint NOT NULL, currency_id text NOT NULL);
+CREATE TABLE billing.invoices (
+    id int PRIMARY KEY, account_id bigint NOT NULL, currency_id text NOT NULL, region_id text NOT NULL
+);
+-- Orders are referenced by their unique number (not their primary key), a column YAML reads as false unquoted.
+CREATE TABLE billing.orders (id int PRIMARY KEY, no int NOT NULL UNIQUE, placed_on date NOT NULL);
+-- Unique codes but no primary key, which the closure needs of a referenced table.
+CREATE TABLE billing.regions (code text NOT NULL UNIQUE);
+CREATE TABLE billing.shipments (id int PRIMARY KEY, order_id int NOT NULL);
 CREATE TABLE polls_question (id int PRIMARY KEY, text text NOT NULL);
 CREATE TABLE polls_choice (id int PRIMARY KEY, question_id int NOT NULL);
 INSERT INTO app.accounts SELECT g, 'account ' || g FROM generate_series(1, 3) g;
@@ -46,7 +53,11 @@ INSERT INTO app.comments SELECT g, 1 + g % 40, CASE WHEN g = 17 THEN 999 ELSE 1 
 INSERT INTO app.devices SELECT md5('device' || g)::uuid, 'device ' || g FROM generate_series(1, 5) g;
 INSERT INTO app.sessions SELECT g, md5('device' || (1 + g % 5))::uuid, 1 + g % 12 FROM generate_series(1, 20) g;
 INSERT INTO billing.currencies VALUES ('EUR'), ('USD'), ('JPY');
-INSERT INTO billing.invoices SELECT g, 1 + g % 3, (ARRAY['EUR', 'USD'])[1 + g % 2] FROM generate_series(1, 10) g;
+INSERT INTO billing.regions VALUES ('eu'), ('us');
+INSERT INTO billing.invoices SELECT g, 1 + g % 3, (ARRAY['EUR', 'USD'])[1 + g % 2], (ARRAY['eu', 'us'])[1 + g % 2]
+    FROM generate_series(1, 10) g;
+INSERT INTO billing.orders SELECT g, 100 + g, date '2024-01-01' + g FROM generate_series(1, 5) g;
+INSERT INTO billing.shipments SELECT g, 100 + 1 + g % 5 FROM generate_series(1, 8) g;
 INSERT INTO polls_question SELECT g, 'question ' || g FROM generate_series(1, 3) g;
 INSERT INTO polls_choice SELECT g, 1 + g % 3 FROM generate_series(1, 9) g;
 """
@@ -102,6 +113,7 @@ def test_only_references_every_value_satisfies_are_suggested(app_source: str) ->
         ("app.sessions.device_id", "app.devices.id"),  # a uuid key
         ("app.sessions.member_id", "app.members.id"),
         ("billing.invoices.currency_id", "billing.currencies.code"),  # a text key
+        ("billing.shipments.order_id", "billing.orders.no"),  # a unique key
         ("public.polls_choice.question_id", "public.polls_question.id"),  # Django's <app>_<model>
     }
     accounts = suggested["app.members.account_id", "app.accounts.id"]
@@ -120,6 +132,11 @@ def test_only_references_every_value_satisfies_are_suggested(app_source: str) ->
         ("app.notes.category_id", None): "no values to check",
         ("billing.invoices.account_id", "app.accounts.id"): "bigint, but app.accounts.id is integer",
         ("billing.invoices.account_id", "archive.accounts.id"): "bigint, but archive.accounts.id is integer",
+        ("billing.invoices.region_id", "billing.regions.code"): (
+            "billing.regions has no primary key, which the closure needs of a referenced table"
+        ),
+        # Shipments name orders by number: the primary key, checked first, lacks them.
+        ("billing.shipments.order_id", "billing.orders.id"): "some values have no row in billing.orders.id",
     }
     # app.comments.note_id has a foreign key, app.notes.member_id a virtual one: neither is considered.
     considered = {str(s.child) for s in found.suggestions} | {str(n.child) for n in found.not_suggested}
