@@ -75,8 +75,8 @@ class Suggestion:
 
 @dataclass(frozen=True)
 class NotSuggested:
-    """A column left out, with why: no values, a key missing some of its values, another type, a check
-    that could not run."""
+    """A column left out, with why: no values, a key missing some of its values, another type, a parent
+    without a primary key, a check that could not run."""
 
     child: ColumnRef
     key: ColumnRef | None
@@ -97,7 +97,7 @@ def declared_virtual_columns(extensions: CommercialExtensions | None) -> frozens
     return frozenset(
         ColumnRef(TableName.parse(rule.table), column)
         for rule in extensions.virtual_foreign_keys
-        for column in rule.columns or ()
+        for column in rule.columns or ()  # a reference held in JSON (issue 9) names no columns
     )
 
 
