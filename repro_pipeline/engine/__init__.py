@@ -4,7 +4,7 @@ The stages, in the order a run goes through them:
 
     source  ->  subset  ->  masking  ->  load  ->  verify
 
-- ``source``: the standby's health, the one read snapshot, the catalog.
+- ``source``: the standby's health, the one read snapshot, the catalog, and the references it lacks.
 - ``subset``: the tenant key, root predicates, the FK closure and its key sets.
 - ``masking``: the rules' maskers, providers, JSON paths, uniqueness, and PII auto-detection.
 - ``load``: the plan, schema replication (pre-data / post-data), the masked row transfer, the load.
