@@ -68,6 +68,7 @@ CREATE TABLE billing.invoices (
     amount_with_tax numeric GENERATED ALWAYS AS (amount_cents * 1.2) STORED
 );
 CREATE TABLE billing.invoice_lines (invoice_id bigint NOT NULL, line text NOT NULL);
+CREATE TABLE billing.events (id bigint PRIMARY KEY, invoice_id bigint, payload jsonb NOT NULL);
 CREATE FUNCTION billing.closed_books() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'the books are closed'; END $$;
 
@@ -87,6 +88,9 @@ INSERT INTO app.bookings (workspace_id, room_code, member_id, during)
     FROM generate_series(1, 12) m;
 INSERT INTO billing.invoices SELECT i, 1 + (i - 1) % 3, CASE WHEN i % 5 = 0 THEN NULL ELSE md5('member' || (4 * ((i - 1) % 3) + 1 + (i - 1) / 3 % 4))::uuid END, 100 * i
     FROM generate_series(1, 24) i;
+INSERT INTO billing.events SELECT m, NULL, jsonb_build_object('member_id', md5('member' || m)::uuid, 'kind', 'login')
+    FROM generate_series(1, 12) m;
+INSERT INTO billing.events VALUES (13, 1, '{"member_id": "legacy-42", "kind": "import"}');
 INSERT INTO billing.invoice_lines SELECT i, 'line ' || l FROM generate_series(1, 24) i, generate_series(1, 2) l;
 CREATE TRIGGER closed_books BEFORE INSERT ON billing.invoices FOR EACH ROW EXECUTE FUNCTION billing.closed_books();
 """
@@ -118,11 +122,19 @@ virtual_foreign_keys:
   - table: billing.invoice_lines
     columns: [invoice_id]
     references: {{table: billing.invoices, columns: [id]}}
+  - table: billing.events
+    columns: [invoice_id]
+    references: {{table: billing.invoices, columns: [id]}}
+  - table: billing.events
+    column: payload
+    json_path: $.member_id
+    references: {{table: app.members, columns: [id]}}
 """
 WORKSPACE = 1
 WORKSPACES, MEMBERS = TableName("app", "workspaces"), TableName("app", "members")
 ROOMS, BOOKINGS = TableName("app", "rooms"), TableName("app", "bookings")
 INVOICES, LINES = TableName("billing", "invoices"), TableName("billing", "invoice_lines")
+EVENTS = TableName("billing", "events")
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +161,8 @@ def _oracle(source: str, *, mentor_tenant: bool) -> dict[TableName, set[Any]]:
         BOOKINGS: "SELECT id FROM app.bookings WHERE workspace_id = 1",
         INVOICES: "SELECT id FROM billing.invoices WHERE workspace_id = 1 OR member_id IN "
         "(SELECT id FROM app.members WHERE workspace_id = 1)",
+        EVENTS: "SELECT id FROM billing.events WHERE invoice_id = 1 OR payload ->> 'member_id' IN "
+        "(SELECT id::text FROM app.members WHERE workspace_id = 1)",
         LINES: "SELECT line || invoice_id FROM billing.invoice_lines WHERE invoice_id IN (SELECT id FROM "
         "billing.invoices WHERE workspace_id = 1 OR member_id IN (SELECT id FROM app.members WHERE workspace_id = 1))",
     }
@@ -216,6 +230,15 @@ def test_null_leaves_the_other_tenant_out_and_writes_the_reference_as_null(
     ]
     assert (
         "1 value(s) of app.members(mentor_id) lead to other tenants' rows: written as NULL" in plan.warnings
+    )
+    assert (
+        plan.closure.reasons[EVENTS][
+            "down from app.members via virtual billing.events(payload at $.member_id)"
+        ]
+        == 4
+    )
+    assert any(
+        "1 row(s) of billing.events hold a value in payload at $.member_id" in w for w in plan.warnings
     )
     mentor, report = _load_and_verify(saas, stack, plan, config)
     assert mentor is None
