@@ -6,17 +6,22 @@ Kinds:
   into (schema-qualified: domains, enums, extension types; the target checks those at load); ``length``
   is n for character varying(n), character(n) and name (63).
 - ``json``, ``uuid``, ``date`` (date and timestamps), ``inet`` (inet, cidr), ``number`` (integers,
-  numeric, floating point, money), ``array``, and ``other`` (every other built-in type: boolean, bytea,
-  interval, time, xml, ...).
+  numeric, floating point, money), ``array``, ``enum`` (its labels known), and ``other`` (every other
+  built-in type: boolean, bytea, interval, time, xml, ...).
+
+A domain is what its base type is (``app.year``, a domain over integer, is a number), so a rule on it is
+checked as on its base type.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-Kind = Literal["text", "json", "uuid", "date", "inet", "number", "array", "other"]
+from repro_pipeline.engine.source.catalog import Column
+
+Kind = Literal["text", "json", "uuid", "date", "inet", "number", "array", "enum", "other"]
 
 _VARCHAR = re.compile(r"character varying\((\d+)\)")
 _CHAR = re.compile(r"character\((\d+)\)")
@@ -36,10 +41,22 @@ class ColumnType:
     length: int | None = None  # most characters a text kind holds (None: unbounded)
     padded: bool = False  # character(n): values come blank-padded to n
     case_insensitive: bool = False  # citext
+    labels: tuple[str, ...] = ()  # an enum's
 
     @property
     def integer_range(self) -> tuple[int, int] | None:
         return _INTEGER_RANGES.get(self.text)
+
+
+def type_of(column: Column) -> ColumnType:
+    """What ``column`` holds: an enum with its labels, a domain as its base type (named after the domain)."""
+    if column.enum_labels:
+        return ColumnType(column.type, "enum", labels=column.enum_labels)
+    if column.base_type:
+        return replace(
+            column_type(column.base_type), text=f"{column.type} (a domain over {column.base_type})"
+        )
+    return column_type(column.type)
 
 
 def column_type(text: str) -> ColumnType:

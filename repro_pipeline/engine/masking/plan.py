@@ -52,7 +52,7 @@ from repro_pipeline.engine.config import (
 )
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.masking import values
-from repro_pipeline.engine.masking.column_types import ColumnType, column_type
+from repro_pipeline.engine.masking.column_types import ColumnType, type_of
 from repro_pipeline.engine.masking.json_paths import (
     JsonPathAction,
     compile_document_masker,
@@ -279,7 +279,7 @@ def _aliases(
 def _column_masker(
     rule: _ColumnRule, tagged_aliases: Mapping[str, str], salt: Secret
 ) -> tuple[ValueMasker | None, str]:
-    action, kind = rule.action, column_type(rule.column.type)
+    action, kind = rule.action, type_of(rule.column)
     is_type = f"{rule.qualified} is {kind.text}"
     if isinstance(action, PassthroughAction):
         return None, action.action
@@ -343,7 +343,7 @@ def _fake_masker(
     tagged = why_tagged is not None and provider not in values.UNTAGGED_PROVIDERS
     is_type = f"{rule.qualified} is {kind.text}"
     expected = {"uuid": "uuid", "date": "dob", "inet": "ip_address"}.get(kind.kind)
-    if kind.kind in ("number", "array", "other") or (expected is not None and provider != expected):
+    if kind.kind in ("number", "array", "enum", "other") or (expected is not None and provider != expected):
         fitting = f"only provider {expected} fits it" if expected else "no provider gives values of that type"
         raise rule.refuse(
             f"fake {provider} gives text that does not fit the column: {is_type}, and {fitting}",
@@ -461,6 +461,8 @@ def _static_misfit(value: str, kind: ColumnType) -> str | None:
             return "it is not a uuid"
     if kind.kind == "number":
         return _number_misfit(value.strip(), kind)
+    if kind.kind == "enum" and value not in kind.labels:
+        return f"it is not a label of the enum ({', '.join(kind.labels)})"
     return None
 
 

@@ -41,6 +41,8 @@ class Column:
     default: str | None
     identity: str  # 'a' (ALWAYS), 'd' (BY DEFAULT) or ''
     generated: str  # 's' (STORED generated column) or ''
+    base_type: str = ""  # for a column of a domain, the domain's base type (``integer`` for app.year)
+    enum_labels: tuple[str, ...] = ()  # for a column of an enum, its labels in order
 
 
 @dataclass(frozen=True)
@@ -159,11 +161,27 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
     oids = list(names)
     columns: dict[TableName, list[Column]] = {name: [] for name in names.values()}
     attnames: dict[tuple[object, object], str] = {}
-    for relid, attnum, attname, type_name, not_null, default, identity, generated in cur.execute(
+    for (
+        relid,
+        attnum,
+        attname,
+        type_name,
+        not_null,
+        default,
+        identity,
+        generated,
+        base_type,
+        enum_labels,
+    ) in cur.execute(
         """
         SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-               pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated
-        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+               pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+               CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
+               CASE WHEN t.typtype = 'e' THEN ARRAY(
+                   SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder
+               ) END
+        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
         ORDER BY a.attrelid, a.attnum
         """,
@@ -178,6 +196,8 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
                 default=None if default is None else str(default),
                 identity=str(identity),
                 generated=str(generated),
+                base_type="" if base_type is None else str(base_type),
+                enum_labels=tuple(str(label) for label in enum_labels or ()),
             )
         )
     constraints: dict[TableName, list[Constraint]] = {name: [] for name in names.values()}

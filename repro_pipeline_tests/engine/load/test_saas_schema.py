@@ -34,6 +34,7 @@ CREATE SCHEMA app;
 CREATE SCHEMA billing;
 CREATE TYPE app.role AS ENUM ('owner', 'member', 'guest');
 CREATE DOMAIN app.email AS citext CHECK (VALUE ~ '^[^@]+@[^@]+$');
+CREATE DOMAIN app.seats AS integer CHECK (VALUE > 0);
 CREATE TABLE app.workspaces (id bigint PRIMARY KEY, name text NOT NULL, settings hstore);
 CREATE TABLE app.members (
     id uuid PRIMARY KEY,
@@ -46,7 +47,7 @@ CREATE TABLE app.members (
     nicknames text[] NOT NULL DEFAULT '{}'
 );
 CREATE TABLE app.rooms (
-    workspace_id bigint NOT NULL REFERENCES app.workspaces, code text, seats int NOT NULL,
+    workspace_id bigint NOT NULL REFERENCES app.workspaces, code text, seats app.seats NOT NULL,
     PRIMARY KEY (workspace_id, code)
 );
 CREATE TABLE app.bookings (
@@ -195,7 +196,9 @@ def _load_and_verify(source: str, stack: Stack, plan: SubsetPlan, config: Any) -
                 conn.execute(
                     "INSERT INTO billing.invoices (id, workspace_id, amount_cents) VALUES (99, 1, 1)"
                 )
-            assert conn.execute("SELECT nextval('app.bookings_id_seq')").fetchone() == (1120,)
+            # The source's own position (as the standby sees it: logged up to 32 values ahead), not the
+            # largest id copied (1030 for workspace 1): the next insert never meets a later source id.
+            assert conn.execute("SELECT nextval('app.bookings_id_seq')").fetchone() == _next_on(source)
             assert conn.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'x'").fetchone() == (1,)
             assert conn.execute(
                 "SELECT relrowsecurity FROM pg_class WHERE oid = 'app.bookings'::regclass"
@@ -205,6 +208,13 @@ def _load_and_verify(source: str, stack: Stack, plan: SubsetPlan, config: Any) -
                 "SELECT count(*) FROM pg_extension WHERE extname IN ('citext', 'hstore', 'btree_gist')"
             ).fetchone() == (3,)
     return (mentor[0] if mentor else "no member 2"), report
+
+
+def _next_on(source: str) -> tuple[int] | None:
+    with psycopg.connect(source) as conn:
+        return conn.execute(
+            "SELECT last_value + increment_by FROM pg_sequences WHERE sequencename = 'bookings_id_seq'"
+        ).fetchone()
 
 
 def test_a_reference_across_the_tenant_boundary_is_refused_by_default_naming_its_chain(
@@ -283,3 +293,55 @@ def test_null_is_refused_where_the_reference_leading_out_is_not_null(
 def test_an_unquoted_null_policy_is_refused_with_how_to_write_it(saas: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r'write "null" in quotes'):
         _plan(saas, tmp_path, "null")
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        (
+            "app.members: {columns: {role: {action: fake, provider: full_name}}}",
+            "app.members.role is app.role, and no provider gives values of that type",
+        ),
+        (
+            "app.members: {columns: {role: {action: static, value: admin}}}",
+            r"static value 'admin' does not fit: it is not a label of the enum \(owner, member, guest\)",
+        ),
+        (
+            "app.rooms: {columns: {seats: {action: fake, provider: city}}}",
+            r"app.rooms.seats is app.seats \(a domain over integer\), and no provider",
+        ),
+        (
+            "app.members: {columns: {email: {action: hash}}}",
+            None,
+        ),
+    ],
+    ids=["fake-on-enum", "static-not-a-label", "fake-on-integer-domain", "hash-on-text-domain"],
+)
+def test_a_rule_on_an_enum_or_a_domain_is_checked_against_what_it_holds(
+    saas: str, tmp_path: Path, rule: str, says: str | None
+) -> None:
+    (tmp_path / "mask-rules.yaml").write_text(f'version: "1.0"\ntables:\n  {rule}\n')
+    (tmp_path / "commercial-extensions.yaml").write_text(EXTENSIONS.format(policy="allow"))
+    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+    with open_source_snapshot(saas) as snapshot:
+        if says is None:
+            plan_subset(snapshot, config, Secret(secrets.token_hex(32)), WORKSPACE)
+            return
+        with pytest.raises(ConfigError, match=says):
+            plan_subset(snapshot, config, Secret(secrets.token_hex(32)), WORKSPACE)
+
+
+def test_a_static_label_is_written_to_an_enum_column(saas: str, stack: Stack, tmp_path: Path) -> None:
+    rules = RULES + "      role: { action: static, value: guest }\n"
+    (tmp_path / "mask-rules.yaml").write_text(rules)
+    (tmp_path / "commercial-extensions.yaml").write_text(EXTENSIONS.format(policy="allow"))
+    config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+    with open_source_snapshot(saas) as snapshot:
+        plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), WORKSPACE)
+    with empty_target(stack, "saas") as target:
+        with open_source_snapshot(saas) as snapshot:
+            load_repro(snapshot, target, plan, run_id="saas", started_at=datetime.now(UTC), batch_size=5)
+        with psycopg.connect(target) as conn:
+            assert conn.execute("SELECT array_agg(DISTINCT role::text) FROM app.members").fetchone() == (
+                ["guest"],
+            )
