@@ -58,19 +58,18 @@ def find_dump_tools(
     no older than the source."""
     env = os.environ if environ is None else environ
     found: dict[int, DumpTools] = {}
-    tried = []
+    tried: dict[Path, str] = {}
     for candidate in pg_binaries.candidates(env, "pg_dump"):
-        if candidate.bin_dir is None:
+        if candidate.bin_dir is None or candidate.bin_dir in tried:
             continue
-        tools, remark = _tools_in(candidate.bin_dir)
-        tried.append(f"{candidate.bin_dir}{remark}")
+        tools, tried[candidate.bin_dir] = _tools_in(candidate.bin_dir)
         if tools is not None:
             found.setdefault(tools.major, tools)
     usable = sorted(major for major in found if major >= source_major)
     if not usable:
         raise TargetError(
             f"the source server is PostgreSQL {source_major}, and no pg_dump for PostgreSQL {source_major} or "
-            f"newer was found (tried {', '.join(dict.fromkeys(tried)) or 'nothing'}; found "
+            f"newer was found (tried {', '.join(f'{path}{remark}' for path, remark in tried.items()) or 'nothing'}; found "
             f"{', '.join(str(major) for major in sorted(found)) or 'none'}): pg_dump reads only servers no "
             "newer than itself",
             f"install the PostgreSQL {source_major} client programs (pg_dump, pg_restore) or newer ones, "
