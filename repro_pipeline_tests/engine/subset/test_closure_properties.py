@@ -2,14 +2,15 @@
 
 Each example is a small schema (2-5 tables; ``id`` or composite ``(a, b)`` primary keys of type integer,
 bigint (negative ones too), text or uuid, or no primary key at all; an optional extra unique column ``u``;
-FKs to primary keys, to reversed composite keys, to ``u``, self-references and cycles, NULL or NOT NULL, each
-with an FK rule of commercial-extensions.yaml: follow, ``down: skip``, ``max_rows_per_parent``,
-``from_pulled_up_parents``) with a few rows and one or two root predicates. It is created in its own schema of
-the scratch database ``props`` on the primary; the closure is computed on the hot standby from the example's
-config files and compared, table by table and row by row, with ``closure_oracle``, which applies README.md's
-"Closure semantics" and FK rules literally to the full table contents until nothing changes. A table without a
-primary key is compared by the rows its closure condition selects on the source. A second test loads the
-closure into a target database and checks that every FK of the source is there and has no orphans.
+FKs to primary keys, to reversed composite keys, to ``u``, self-references and cycles, NULL or NOT NULL; each
+FK between two tables with a rule of commercial-extensions.yaml: follow, ``down: skip``,
+``max_rows_per_parent``, ``from_pulled_up_parents``) with a few rows and one or two root predicates. It is
+created in its own schema of the scratch database ``props`` on the primary; the closure is computed on the hot
+standby from the example's config files and compared, table by table and row by row, with ``closure_oracle``,
+which applies README.md's "Closure semantics" and FK rules literally to the full table contents until nothing
+changes. A table without a primary key is compared by the rows its closure condition selects on the source. A
+second test loads the closure into a target database and checks that every FK of the source is there, has no
+orphans, and that the target holds exactly the closure's rows.
 
 FK constraints are added after all rows are inserted (Postgres checks them then), so cycles and
 self-references load whatever their nullability, NOT NULL cycles included. A few hand-written examples that
@@ -67,7 +68,8 @@ KEYLESS_VALUES = 6  # column n of a table without a primary key holds 1..6: rows
 KEY_TYPES = ("integer", "bigint", "text", "uuid")
 # Text keys start with their number (so they are unique) and end with what SQL literals and array parameters
 # must escape. The stack's databases use the C collation (initdb --locale=C): Postgres orders text by its
-# UTF-8 bytes, which is Python's order of str; it orders uuid by its 16 bytes, which is Python's order of UUID.
+# UTF-8 bytes, which is Python's order of str; it orders uuid by its 16 bytes, which is Python's order of
+# UUID. So the oracle can tell the newest rows (highest primary key) in Python.
 TEXT_TAILS = ("", " x", "'", '"', ",", "{}", "\\", "é", "%", " :tenant_id", " NULL")
 
 
@@ -376,6 +378,7 @@ def schemas(draw: st.DrawFn) -> SchemaSpec:
                 parent_columns,
                 draw(st.booleans()),
                 draw(st.booleans()),
+                # On a self-reference a rule seldom shows: its table is a root, or expands no row.
                 draw(foreign_key_rules(keyless[child])) if child != parent else FOLLOW,
             )
         )
@@ -414,8 +417,8 @@ def schemas(draw: st.DrawFn) -> SchemaSpec:
             row.update(zip(fk.columns, draw(fk_values), strict=True))
 
     with_rows = [index for index in range(count) if keys[index]] or list(range(count))
-    # A rule only shows when its FK's parent table expands down and its child table is no root: the first
-    # root is often such a parent, the second root never such a child.
+    # A rule only shows when its FK's parent table expands down and its referencing table is no root: roots
+    # are drawn from the parents of ruled FKs and from the tables no ruled FK starts from.
     ruled = [fk for fk in foreign_keys if fk.rule != FOLLOW]
     not_ruled_children = [
         index for index in with_rows if index not in {fk.child for fk in ruled}
@@ -732,7 +735,7 @@ def record_features(spec: SchemaSpec) -> None:
 def record_rule_effects(
     spec: SchemaSpec, contents: Sequence[Sequence[Row]], positions: list[set[int]]
 ) -> None:
-    """Shown by ``--hypothesis-show-statistics``: which FK rules changed the oracle's rows (and so are tested)."""
+    """For ``--hypothesis-show-statistics``: the FK rules that changed the oracle's rows."""
     for fk in spec.foreign_keys:
         if fk.rule == FOLLOW:
             continue
@@ -804,7 +807,8 @@ REVERSED_COMPOSITE_KEY = SchemaSpec(
 )
 
 # Four text keys of one parent, max_rows_per_parent 2: the newest are the highest in text order,
-# '9 :tenant_id' and '30%' (not 30 and 10, nor the oldest '10 NULL' and '2''').
+# '9 :tenant_id' and '30%' (not 30 and 10, nor the oldest '10 NULL' and '2'''). Like any down rows, they
+# expand down: to the keyless rows that reference them, and not to the one referencing '10 NULL'.
 NEWEST_IN_TEXT_ORDER = encoded(
     SchemaSpec(
         tables=(
@@ -816,8 +820,18 @@ NEWEST_IN_TEXT_ORDER = encoded(
                 ({"id": 10, "fk0": 1}, {"id": 2, "fk0": 1}, {"id": 9, "fk0": 1}, {"id": 30, "fk0": 1}),
                 key_type="text",
             ),
+            TableSpec(
+                "order",
+                False,
+                "",
+                ({"n": 1, "fk1": 9}, {"n": 2, "fk1": 10}, {"n": 3, "fk1": 30}),
+                keyless=True,
+            ),
         ),
-        foreign_keys=(ForeignKeySpec("fk0", 1, 0, ("fk0",), ("id",), True, rule=newest(2)),),
+        foreign_keys=(
+            ForeignKeySpec("fk0", 1, 0, ("fk0",), ("id",), True, rule=newest(2)),
+            ForeignKeySpec("fk1", 2, 1, ("fk1",), ("id",), False),
+        ),
         roots=(RootSpec(0, ("id",), "=", (1,)),),
         organization_id=1,
     )
