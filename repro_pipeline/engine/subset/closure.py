@@ -17,6 +17,7 @@ snapshot the load will also read.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -105,7 +106,8 @@ class IncludedKeys:
             self._other[key] = expands_down
 
     def sorted_keys(self) -> tuple[Key, ...]:
-        return (*self._all, *sorted(self._other))
+        # Integer keys outside the bitmaps' range (negative, or 2**64 and above) are in the dict: merged.
+        return tuple(heapq.merge(self._all, sorted(self._other)))
 
 
 def _bitmap_key(key: Key) -> bool:
