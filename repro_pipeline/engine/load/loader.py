@@ -16,7 +16,13 @@ from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import StandbyNotReady, TargetError
 from repro_pipeline.engine.load import schema
 from repro_pipeline.engine.load.plan import SubsetPlan
-from repro_pipeline.engine.load.schema_dump import dump_schema, find_dump_tools, runnable
+from repro_pipeline.engine.load.schema_dump import (
+    DumpTools,
+    SchemaScripts,
+    dump_schema,
+    find_dump_tools,
+    runnable,
+)
 from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
 from repro_pipeline.engine.source.catalog import Catalog, TableName
@@ -39,10 +45,37 @@ def require_empty_target(target_dsn: str) -> None:
 
 
 @dataclass(frozen=True)
+class ReplicatedSchema:
+    """The source's schema as the load applies it, and the pg_dump that wrote it, which dumps the repro
+    database to compare with it."""
+
+    scripts: SchemaScripts
+    tools: DumpTools
+
+
+@dataclass(frozen=True)
 class LoadReport:
     loaded_rows: dict[TableName, int]
     seconds: float
     table_seconds: dict[TableName, float]  # streaming and masking each table's rows
+    schema: ReplicatedSchema  # the one applied, from the load's snapshot
+
+
+def replicated_schema(snapshot: SourceSnapshot, plan: SubsetPlan, target_version: int) -> ReplicatedSchema:
+    """pg_dump's scripts of the source's schema in the snapshot, limited to what the plan copies, by a pg_dump
+    that suits the source and the target server (``server_version`` numbers, as 150004)."""
+    catalog = plan.catalog
+    tools = find_dump_tools(snapshot.conn.info.server_version // 10000, target_version // 10000)
+    scripts = dump_schema(
+        snapshot.conn,
+        snapshot.dsn,
+        tools,
+        excluded_tables=_with_partitions(
+            catalog, [n for n in catalog.tables if n not in plan.created_tables]
+        ),
+        all_indexes=plan.replicate_all_indexes,
+    )
+    return ReplicatedSchema(scripts, tools)
 
 
 def load_repro(
@@ -62,18 +95,8 @@ def load_repro(
     table_seconds: dict[TableName, float] = {}
     with dsn.connect(target_dsn, role="repro database") as target:
         cur = target.cursor()
-        tools = find_dump_tools(
-            snapshot.conn.info.server_version // 10000, target.info.server_version // 10000
-        )
-        scripts = dump_schema(
-            snapshot.conn,
-            snapshot.dsn,
-            tools,
-            excluded_tables=_with_partitions(
-                catalog, [n for n in catalog.tables if n not in plan.created_tables]
-            ),
-            all_indexes=plan.replicate_all_indexes,
-        )
+        applied = replicated_schema(snapshot, plan, target.info.server_version)
+        scripts = applied.scripts
         target_settings = {str(name) for (name,) in cur.execute("SELECT name FROM pg_settings")}
         with _without_values("creating the schema (pg_dump's pre-data section)"):
             cur.execute(runnable(scripts.pre_data, target_settings))
@@ -126,7 +149,9 @@ def load_repro(
             ),
         )
     loaded = {name: rows.written for name, rows in copied.items()}
-    return LoadReport(loaded_rows=loaded, seconds=time.perf_counter() - began, table_seconds=table_seconds)
+    return LoadReport(
+        loaded_rows=loaded, seconds=time.perf_counter() - began, table_seconds=table_seconds, schema=applied
+    )
 
 
 def _with_partitions(catalog: Catalog, tables: list[TableName]) -> list[TableName]:
