@@ -318,7 +318,7 @@ def test_the_repro_database_records_its_run_without_values(
     )
     assert columns[("public.users", "email")] == ("fake:email (seed_alias user_email)", 60)
     assert columns[("public.payment_methods", "last_four")][0] == "static"
-    assert _query(dsn, "SELECT count(*) FROM _repro_pipeline.checks WHERE passed") == [(3,)]
+    assert _query(dsn, "SELECT count(*) FROM _repro_pipeline.checks WHERE passed") == [(4,)]
     counts = _query(
         dsn, "SELECT table_name, closure_rows, source_rows, loaded_rows FROM _repro_pipeline.tables"
     )
