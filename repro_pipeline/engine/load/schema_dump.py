@@ -130,11 +130,15 @@ def dump_database_schema(dsn: str, tools: DumpTools) -> SchemaScripts:
 
 
 def _scripts(tools: DumpTools, archive: Path, entries: Path | None) -> SchemaScripts:
-    """The pre-data and post-data sections of ``archive`` as SQL, limited to the ``entries`` list if given."""
+    """The pre-data and post-data sections of ``archive`` as SQL, limited to the ``entries`` list if given;
+    without owners, which an archive keeps whatever pg_dump was told (the target has none of the source's
+    roles, and its objects belong to the role that loads them)."""
     chosen = [f"--use-list={entries}"] if entries is not None else []
 
     def section(name: str) -> str:
-        return _run([tools.pg_restore, f"--section={name}", *chosen, "--file=-", str(archive)], "")
+        return _run(
+            [tools.pg_restore, f"--section={name}", "--no-owner", *chosen, "--file=-", str(archive)], ""
+        )
 
     return SchemaScripts(pre_data=section("pre-data"), post_data=section("post-data"))
 
