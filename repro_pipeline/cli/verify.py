@@ -1,14 +1,16 @@
-"""``verify``: the checks of a loaded repro database (orphans, counts, leaks), outside Dagster. It reads
-and never writes: verdicts go to the terminal (or ``--json``), not into the database's record.
+"""``verify``: the checks of a loaded repro database (orphans, counts, leaks, schema), outside Dagster. It
+reads and never writes: verdicts go to the terminal (or ``--json``), not into the database's record.
 
-It computes the closure again, in one fresh snapshot of the source, with the configuration (and salt) the
-load used; a source row changed since the load is compared as it is now.
+It computes the closure and dumps the source's schema again, in one fresh snapshot of the source, with the
+configuration (and salt) the load used; a source row or table changed since the load is compared as it is
+now.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from repro_pipeline.engine.config import default_config_paths
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     verify = commands.add_parser(
         "verify",
-        help="the checks of a loaded repro database: FK orphans, row counts, original PII (no Dagster)",
+        help="the checks of a loaded repro database: FK orphans, row counts, original PII, schema (no Dagster)",
     )
     verify.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
     verify.add_argument("--target", required=True, help="libpq URL of the repro database to check")
@@ -35,6 +37,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 def _verify(arguments: argparse.Namespace) -> int:
     from repro_pipeline.engine import dsn
     from repro_pipeline.engine.errors import ChecksFailed, TargetError
+    from repro_pipeline.engine.load.loader import replicated_schema
     from repro_pipeline.engine.load.plan import plan_subset
     from repro_pipeline.engine.repro_databases.manifest import recorded_organization
     from repro_pipeline.engine.verify.checks import read_originals, verify_repro
@@ -51,14 +54,19 @@ def _verify(arguments: argparse.Namespace) -> int:
         with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
             plan = plan_subset(snapshot, config, salt, organization_id)
             originals = read_originals(snapshot.conn, plan, config)
-        verdicts = verify_repro(plan, originals, target)
+            schema = replicated_schema(snapshot, plan, target.info.server_version)
+        verdicts = verify_repro(plan, originals, schema, target, arguments.target)
     if arguments.json:
         print(json.dumps({v.check: {"passed": v.passed, **v.found} for v in verdicts}, indent=2))
     else:
         for verdict in verdicts:
             print(f"{verdict.check:<28} {'PASSED' if verdict.passed else 'FAILED'}")
             for key, value in verdict.found.items():
-                print(f"    {key}: {json.dumps(value)}")
+                if isinstance(value, str) and "\n" in value:  # a diff, line by line
+                    print(f"    {key}:")
+                    print(textwrap.indent(value, "      "))
+                else:
+                    print(f"    {key}: {json.dumps(value)}")
     failed = [verdict.check for verdict in verdicts if not verdict.passed]
     if failed:
         raise ChecksFailed(

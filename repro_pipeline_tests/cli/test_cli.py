@@ -290,6 +290,7 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
         verdicts = json.loads(clean.stdout)
         assert all(verdict["passed"] for verdict in verdicts.values())
         assert verdicts["zero_fk_orphans"]["foreign_keys_checked"] == 6
+        assert set(verdicts) >= {"schema_matches_source"} and verdicts["schema_matches_source"]["diff"] == ""
 
         with psycopg.connect(stack.standby_dsn) as standby:
             (original,) = standby.execute(
@@ -307,6 +308,15 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
             '"public.invoice_line_items.sku": 1' in leaking.stdout and original.upper() not in leaking.stdout
         )
         assert "failed no_original_pii" in leaking.stderr and "Traceback" not in leaking.stderr
+
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("CREATE INDEX users_email_idx ON users (email)")
+        changed = _cli("verify", *common, "--target", target, env=environment)
+        assert changed.returncode == 5, changed.stderr
+        assert "schema_matches_source        FAILED" in changed.stdout
+        assert "      +CREATE INDEX users_email_idx ON public.users USING btree (email);" in changed.stdout
+        assert "failed no_original_pii, schema_matches_source" in changed.stderr
+        assert stack.password not in changed.stdout + changed.stderr
 
         other = _cli(
             "verify",

@@ -14,7 +14,7 @@ from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS, check_results
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, TENANT_CLOSURE, repro_database_of
 from repro_pipeline.engine.errors import ReproError, TargetError
-from repro_pipeline.engine.load.loader import LoadReport, load_repro
+from repro_pipeline.engine.load.loader import LoadReport, ReplicatedSchema, load_repro, replicated_schema
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.report import plan_summary
 from repro_pipeline.engine.load.target_fit import read_target_server
@@ -92,6 +92,7 @@ def tenant_closure_and_repro_database(
         if loads:  # the plan refuses a schema the target server cannot take, before anything is written
             with target.admin() as admin:
                 target_server = read_target_server(admin)
+        schema: ReplicatedSchema | None = None
         with open_source_snapshot(standby.dsn, standby.session_limits) as snapshot:
             # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
             require_ready_standby(
@@ -104,6 +105,9 @@ def tenant_closure_and_repro_database(
                     asset_key=TENANT_CLOSURE, metadata=_closure_metadata(plan, snapshot.source)
                 )
             originals = read_originals(snapshot.conn, plan, config) if checks else None
+            if checked is not None:  # the checks alone: the source's schema now, as a load would apply it
+                with target.admin() as admin:
+                    schema = replicated_schema(snapshot, plan, admin.info.server_version)
             if loads:
                 database = _new_repro_database(context, target, organization_id, started_at)
                 with _dropped_on_failure(target, database):
@@ -118,11 +122,12 @@ def tenant_closure_and_repro_database(
                 loaded = database, report
         if loaded is not None:
             checked, report = loaded
+            schema = report.schema
             with target.admin() as admin:
                 lifecycle.mark(admin, checked, "loaded")
             yield dg.MaterializeResult(asset_key=REPRO_DATABASE, metadata=_repro_metadata(checked, report))
-        if originals is not None and checked is not None:
-            yield from check_results(context, target, checked, plan, originals)
+        if originals is not None and checked is not None and schema is not None:
+            yield from check_results(context, target, checked, plan, originals, schema)
 
 
 def _new_repro_database(

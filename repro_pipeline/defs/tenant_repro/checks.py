@@ -16,6 +16,7 @@ import dagster as dg
 
 from repro_pipeline.defs.resources import TargetServer
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
+from repro_pipeline.engine.load.loader import ReplicatedSchema
 from repro_pipeline.engine.load.plan import SubsetPlan
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.manifest import record_check
@@ -41,6 +42,12 @@ CHECK_SPECS = [
         blocking=True,
         description="No original value of a masked column or JSON path appears anywhere in the target",
     ),
+    dg.AssetCheckSpec(
+        checks.SCHEMA_MATCHES_SOURCE,
+        asset=REPRO_DATABASE,
+        blocking=True,
+        description="The target's pg_dump --schema-only is the source's for everything copied",
+    ),
 ]
 
 
@@ -50,11 +57,16 @@ def check_results(
     database: lifecycle.ReproDatabase,
     plan: SubsetPlan,
     originals: Originals,
+    schema: ReplicatedSchema,
 ) -> Iterator[dg.AssetCheckResult]:
     """The selected checks' verdicts on ``database``, each recorded in its manifest first."""
     selected = {key.name for key in context.selected_asset_check_keys}
     with target.connect_database(database.name) as conn:
-        verdicts = [v for v in checks.verify_repro(plan, originals, conn) if v.check in selected]
+        verdicts = [
+            v
+            for v in checks.verify_repro(plan, originals, schema, conn, target.database_dsn(database.name))
+            if v.check in selected
+        ]
         for verdict in verdicts:
             record_check(conn, verdict.check, passed=verdict.passed)
     if any(v.check == checks.NO_ORIGINAL_PII and not v.passed for v in verdicts):
@@ -73,7 +85,12 @@ def check_results(
 
 
 def _metadata(found: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: dg.MetadataValue.json(value) if isinstance(value, dict | list) else value
-        for key, value in found.items()
-    }
+    return {key: _metadata_value(value) for key, value in found.items()}
+
+
+def _metadata_value(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return dg.MetadataValue.json(value)
+    if isinstance(value, str) and "\n" in value:  # a diff: shown as it is, not run together
+        return dg.MetadataValue.md(f"```diff\n{value}\n```")
+    return value

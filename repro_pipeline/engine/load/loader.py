@@ -17,7 +17,13 @@ from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import StandbyNotReady, TargetError
 from repro_pipeline.engine.load import schema
 from repro_pipeline.engine.load.plan import SubsetPlan
-from repro_pipeline.engine.load.schema_dump import dump_schema, runnable
+from repro_pipeline.engine.load.schema_dump import (
+    DumpTools,
+    SchemaScripts,
+    dump_schema,
+    find_dump_tools,
+    runnable,
+)
 from repro_pipeline.engine.load.target_fit import read_target_server, require_schema_fits
 from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
@@ -41,12 +47,39 @@ def require_empty_target(target_dsn: str) -> None:
 
 
 @dataclass(frozen=True)
+class ReplicatedSchema:
+    """The source's schema as the load applies it, and the pg_dump that wrote it, which dumps the repro
+    database to compare with it."""
+
+    scripts: SchemaScripts
+    tools: DumpTools
+
+
+@dataclass(frozen=True)
 class LoadReport:
     loaded_rows: dict[TableName, int]
     seconds: float
     table_seconds: dict[TableName, float]  # streaming and masking each table's rows
     # pg_dump and its pre-data section; the rows; the post-data section, sequences and materialized views
     phase_seconds: dict[str, float]
+    schema: ReplicatedSchema  # the one applied, from the load's snapshot
+
+
+def replicated_schema(snapshot: SourceSnapshot, plan: SubsetPlan, target_version: int) -> ReplicatedSchema:
+    """pg_dump's scripts of the source's schema in the snapshot, limited to what the plan copies, by a pg_dump
+    that suits the source and the target server (``server_version`` numbers, as 150004)."""
+    catalog = plan.catalog
+    tools = find_dump_tools(snapshot.conn.info.server_version // 10000, target_version // 10000)
+    scripts = dump_schema(
+        snapshot.conn,
+        snapshot.dsn,
+        tools,
+        excluded_tables=_with_partitions(
+            catalog, [n for n in catalog.tables if n not in plan.created_tables]
+        ),
+        all_indexes=plan.replicate_all_indexes,
+    )
+    return ReplicatedSchema(scripts, tools)
 
 
 def load_repro(
@@ -60,21 +93,13 @@ def load_repro(
 ) -> LoadReport:
     """Create and fill the repro database's tables in one transaction: on error nothing is left half done."""
     began = time.perf_counter()
-    catalog = plan.catalog
     copied: dict[TableName, CopiedRows] = {}
     table_seconds: dict[TableName, float] = {}
     with dsn.connect(target_dsn, role="repro database") as target:
         cur = target.cursor()
-        tools = require_schema_fits(snapshot.conn, read_target_server(target))
-        scripts = dump_schema(
-            snapshot.conn,
-            snapshot.dsn,
-            tools,
-            excluded_tables=_with_partitions(
-                catalog, [n for n in catalog.tables if n not in plan.created_tables]
-            ),
-            all_indexes=plan.replicate_all_indexes,
-        )
+        require_schema_fits(snapshot.conn, read_target_server(target))
+        applied = replicated_schema(snapshot, plan, target.info.server_version)
+        scripts = applied.scripts
         target_settings = {str(name) for (name,) in cur.execute("SELECT name FROM pg_settings")}
         with _without_values("creating the schema (pg_dump's pre-data section)"):
             cur.execute(runnable(scripts.pre_data, target_settings))
@@ -142,6 +167,7 @@ def load_repro(
             "rows": post_data_began - rows_began,
             "post-data": post_data_ended - post_data_began,
         },
+        schema=applied,
     )
 
 

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -33,6 +34,18 @@ _TIMEOUT_SECONDS = 900
 _PG_CLASS, _PG_CONSTRAINT, _PG_EVENT_TRIGGER = 1259, 2606, 3466  # catalog ids in a dump's table of contents
 _TOC_LINE = re.compile(r"^\d+; (?P<catalog>\d+) (?P<oid>\d+) ")
 _UNKNOWN_SET = re.compile(r"^SET (?P<name>[a-z_]+) = .*;$")
+_DUMP_OPTIONS = (  # the source's dump and a repro database's, to compare with it
+    "--schema-only",
+    "--format=custom",
+    "--no-owner",
+    "--no-privileges",
+    "--no-tablespaces",
+    "--no-publications",
+    "--no-subscriptions",
+    "--no-security-labels",
+    "--encoding=UTF8",
+    f"--exclude-schema={MANIFEST_SCHEMA}",
+)
 
 
 @dataclass(frozen=True)
@@ -97,17 +110,8 @@ def dump_schema(
         _run(
             [
                 tools.pg_dump,
-                "--schema-only",
-                "--format=custom",
+                *_DUMP_OPTIONS,
                 f"--snapshot={row[0]}",
-                "--no-owner",
-                "--no-privileges",
-                "--no-tablespaces",
-                "--no-publications",
-                "--no-subscriptions",
-                "--no-security-labels",
-                "--encoding=UTF8",
-                f"--exclude-schema={MANIFEST_SCHEMA}",
                 *(f"--exclude-table={_pattern(name)}" for name in (*excluded_tables, *left_out_views)),
                 f"--file={archive}",
             ],
@@ -119,15 +123,31 @@ def dump_schema(
         chosen.write_text(
             "".join(line + "\n" for line in listing.splitlines() if not _is_left_out(line, left_out))
         )
-        return SchemaScripts(
-            pre_data=_run(
-                [tools.pg_restore, "--section=pre-data", f"--use-list={chosen}", "--file=-", str(archive)], ""
-            ),
-            post_data=_run(
-                [tools.pg_restore, "--section=post-data", f"--use-list={chosen}", "--file=-", str(archive)],
-                "",
-            ),
+        return _scripts(tools, archive, chosen)
+
+
+def dump_database_schema(dsn: str, tools: DumpTools) -> SchemaScripts:
+    """The two scripts of the database at ``dsn`` (a loaded repro database), dumped with the source's options
+    but whole and as it is now, and written out as ``dump_schema`` writes the source's: the two compare line
+    by line. repro_pipeline's own record is left out."""
+    with tempfile.TemporaryDirectory(prefix="repro-schema-") as folder:
+        archive = Path(folder) / "schema.dump"
+        _run([tools.pg_dump, *_DUMP_OPTIONS, f"--file={archive}"], dsn, server="target")
+        return _scripts(tools, archive, None)
+
+
+def _scripts(tools: DumpTools, archive: Path, entries: Path | None) -> SchemaScripts:
+    """The pre-data and post-data sections of ``archive`` as SQL, limited to the ``entries`` list if given;
+    without owners, which an archive keeps whatever pg_dump was told (the target has none of the source's
+    roles, and its objects belong to the role that loads them)."""
+    chosen = [f"--use-list={entries}"] if entries is not None else []
+
+    def section(name: str) -> str:
+        return _run(
+            [tools.pg_restore, f"--section={name}", "--no-owner", *chosen, "--file=-", str(archive)], ""
         )
+
+    return SchemaScripts(pre_data=section("pre-data"), post_data=section("post-data"))
 
 
 def runnable(script: str, target_settings: Collection[str]) -> str:
@@ -244,14 +264,14 @@ def _pattern(name: TableName) -> str:
     return '"{}"."{}"'.format(name.schema.replace('"', '""'), name.name.replace('"', '""'))
 
 
-def _run(command: Sequence[str | Path], source_dsn: str) -> str:
-    """Run a pg_dump tool (connected to ``source_dsn`` when given); its output, or a TargetError with its
-    message, which names the server and never a password."""
+def _run(command: Sequence[str | Path], dsn: str, *, server: Literal["source", "target"] = "source") -> str:
+    """Run a pg_dump tool (connected to ``dsn`` of the ``server`` when given); its output, or an error with
+    its message, which names the server and never a password."""
     environment = dict(os.environ)
     arguments = [str(part) for part in command]
     password = ""
-    if source_dsn:
-        parameters = conninfo_to_dict(source_dsn)
+    if dsn:
+        parameters = conninfo_to_dict(dsn)
         password = str(parameters.pop("password", "") or "")
         if password:
             environment["PGPASSWORD"] = password
@@ -272,7 +292,12 @@ def _run(command: Sequence[str | Path], source_dsn: str) -> str:
         message = " ".join(result.stderr.split()) or f"exit {result.returncode}"
         if password:
             message = message.replace(password, "***")
-        if source_dsn:  # pg_dump reading the source: the standby's side
+        if dsn and server == "target":
+            raise TargetError(
+                f"{tool} could not read the repro database's schema: {message}",
+                "check the target server and its role's privileges, then run the checks again",
+            )
+        if dsn:  # pg_dump reading the source: the standby's side
             raise StandbyNotReady(
                 f"{tool} could not read the source's schema: {message}",
                 "nothing was handed off; check the standby and its role's privileges, then launch again",

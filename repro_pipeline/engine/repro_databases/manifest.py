@@ -19,7 +19,7 @@ from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.source.catalog import MANIFEST_SCHEMA, TableName
 
 SCHEMA = MANIFEST_SCHEMA
-REQUIRED_CHECKS = ("zero_fk_orphans", "row_counts_match_closure", "no_original_pii")
+REQUIRED_CHECKS = ("zero_fk_orphans", "row_counts_match_closure", "no_original_pii", "schema_matches_source")
 
 _DDL = f"""
 CREATE SCHEMA {SCHEMA};

@@ -1,9 +1,10 @@
-"""The three checks of a loaded repro database, each a verdict with what it found: run by the Dagster asset
+"""The four checks of a loaded repro database, each a verdict with what it found: run by the Dagster asset
 checks and by ``repro-pipeline verify`` alike.
 
 They compare the target with one snapshot of the source and the closure computed in it. In a run, that is
 the load's own snapshot: the originals are read before the load releases it (``read_originals``), so a row
-changed on the source since is compared as it was copied.
+changed on the source since is compared as it was copied, and the schema is compared with the one the load
+applied.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.config import ReproConfig
+from repro_pipeline.engine.load.loader import ReplicatedSchema
 from repro_pipeline.engine.load.plan import SubsetPlan
+from repro_pipeline.engine.load.schema_dump import dump_database_schema
 from repro_pipeline.engine.repro_databases.manifest import (
     REQUIRED_CHECKS,
     planned_row_counts,
@@ -25,8 +28,10 @@ from repro_pipeline.engine.source.catalog import read_catalog
 from repro_pipeline.engine.verify.counts import count_rows
 from repro_pipeline.engine.verify.leaks import Originals, find_leaks, original_values, sensitive_fields
 from repro_pipeline.engine.verify.orphans import count_orphans, expected_foreign_keys
+from repro_pipeline.engine.verify.schema import compare_schemas
 
-ZERO_FK_ORPHANS, ROW_COUNTS_MATCH_CLOSURE, NO_ORIGINAL_PII = REQUIRED_CHECKS  # recorded under these names
+# recorded under these names
+ZERO_FK_ORPHANS, ROW_COUNTS_MATCH_CLOSURE, NO_ORIGINAL_PII, SCHEMA_MATCHES_SOURCE = REQUIRED_CHECKS
 _ORIGINALS_BATCH_ROWS = 10_000
 
 
@@ -48,13 +53,19 @@ def read_originals(source: psycopg.Connection[TupleRow], plan: SubsetPlan, confi
 
 
 def verify_repro(
-    plan: SubsetPlan, originals: Originals, target: psycopg.Connection[TupleRow]
-) -> tuple[Verdict, Verdict, Verdict]:
-    """The three verdicts on ``target``, against the plan and the originals read in its snapshot."""
+    plan: SubsetPlan,
+    originals: Originals,
+    schema: ReplicatedSchema,
+    target: psycopg.Connection[TupleRow],
+    target_dsn: str,
+) -> tuple[Verdict, Verdict, Verdict, Verdict]:
+    """The four verdicts on ``target`` (connected to ``target_dsn``, which pg_dump reads), against the plan,
+    the originals and the schema read in its snapshot."""
     return (
         zero_fk_orphans(plan, target),
         row_counts_match_closure(target),
         no_original_pii(originals, target),
+        schema_matches_source(schema, target_dsn),
     )
 
 
@@ -113,5 +124,21 @@ def no_original_pii(originals: Originals, target: psycopg.Connection[TupleRow]) 
             "leaking_columns": dict(scan.leaks),
             "one_word_originals_found": dict(scan.common_words),
             "rows_masked_to_their_original_by_chance": dict(scan.kept_by_chance),
+        },
+    )
+
+
+def schema_matches_source(schema: ReplicatedSchema, target_dsn: str) -> Verdict:
+    """The target's schema, dumped by the pg_dump that wrote the source's, is the source's as the load applied
+    it (what the repro leaves out is no difference), line for line apart from comments."""
+    comparison = compare_schemas(schema.scripts, dump_database_schema(target_dsn, schema.tools))
+    return Verdict(
+        SCHEMA_MATCHES_SOURCE,
+        passed=comparison.differing_lines == 0 and comparison.lines_compared > 0,
+        found={
+            "pg_dump_version": schema.tools.major,
+            "lines_compared": comparison.lines_compared,
+            "differing_lines": comparison.differing_lines,
+            "diff": comparison.diff,
         },
     )

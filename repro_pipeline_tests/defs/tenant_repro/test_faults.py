@@ -78,8 +78,14 @@ class HeldRun:
         raise AssertionError("the load was never held")
 
     def release(self) -> None:
+        """The held load goes on, and the databases made next hold nothing of the test's: their schema is the
+        source's (``schema_matches_source``)."""
         with psycopg.connect(self.stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute(f"DROP ROLE IF EXISTS {HOLD_ROLE}")
+        with psycopg.connect(
+            with_database(self.stack.target_admin_dsn, "template1"), autocommit=True
+        ) as conn:
+            conn.execute(UNHOLD)
 
     def finish(self) -> dg.JobExecutionResult:
         assert self.thread is not None

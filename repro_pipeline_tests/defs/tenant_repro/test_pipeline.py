@@ -104,10 +104,17 @@ def _query(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
 def test_partition_materializes_end_to_end_with_every_check_passing(first_run: TenantRun) -> None:
     assert first_run.result.success
     checks = {check.check_name: check.passed for check in first_run.result.get_asset_check_evaluations()}
-    assert checks == {"zero_fk_orphans": True, "row_counts_match_closure": True, "no_original_pii": True}
+    assert checks == {
+        "zero_fk_orphans": True,
+        "row_counts_match_closure": True,
+        "no_original_pii": True,
+        "schema_matches_source": True,
+    }
     evaluations = {check.check_name: check for check in first_run.result.get_asset_check_evaluations()}
     assert evaluations["zero_fk_orphans"].metadata["foreign_keys_checked"].value == 6
     assert evaluations["no_original_pii"].metadata["original_values_checked"].value > 1000
+    schema = evaluations["schema_matches_source"].metadata
+    assert schema["lines_compared"].value > 100 and schema["differing_lines"].value == 0
     materialized = {
         event.step_materialization_data.materialization.asset_key.to_user_string()
         for event in first_run.result.get_asset_materialization_events()
@@ -311,7 +318,7 @@ def test_the_repro_database_records_its_run_without_values(
     )
     assert columns[("public.users", "email")] == ("fake:email (seed_alias user_email)", 60)
     assert columns[("public.payment_methods", "last_four")][0] == "static"
-    assert _query(dsn, "SELECT count(*) FROM _repro_pipeline.checks WHERE passed") == [(3,)]
+    assert _query(dsn, "SELECT count(*) FROM _repro_pipeline.checks WHERE passed") == [(4,)]
     counts = _query(
         dsn, "SELECT table_name, closure_rows, source_rows, loaded_rows FROM _repro_pipeline.tables"
     )
@@ -341,7 +348,8 @@ def test_an_excluded_table_is_left_out_and_the_handoff_still_happens(
     monkeypatch.setenv("REPRO_MASK_RULES", str(excluding))
     run = _run(first_run.instance, stack, slack_api)
     assert run.result.success
-    assert all(check.passed for check in run.result.get_asset_check_evaluations())
+    evaluations = run.result.get_asset_check_evaluations()
+    assert len(evaluations) == 4 and all(check.passed for check in evaluations)  # the schema's too
     assert len(run.slack_messages) == 1
     assert _query(run.target_dsn, "SELECT to_regclass('public.payment_methods')") == [(None,)]
 
@@ -368,15 +376,24 @@ def test_checks_launched_on_their_own_verify_the_partitions_latest_database_and_
         # Without FK triggers, as a careless restore would: an orphaned line item and a missing invoice.
         conn.execute("SET session_replication_role = replica")
         conn.execute("DELETE FROM invoices WHERE id = (SELECT min(invoice_id) FROM invoice_line_items)")
-    result = _checks_on_their_own(first_run.instance, "zero_fk_orphans", "row_counts_match_closure")
+        conn.execute("ALTER TABLE invoices ALTER COLUMN currency SET DEFAULT 'EUR'")
+    result = _checks_on_their_own(
+        first_run.instance, "zero_fk_orphans", "row_counts_match_closure", "schema_matches_source"
+    )
     assert result.get_asset_materialization_events() == []
     evaluations = {check.check_name: check for check in result.get_asset_check_evaluations()}
     assert not evaluations["zero_fk_orphans"].passed
     assert evaluations["zero_fk_orphans"].metadata["orphans"].value > 0
     assert not evaluations["row_counts_match_closure"].passed
     assert "public.invoices" in evaluations["row_counts_match_closure"].metadata["mismatches"].value
+    schema = evaluations["schema_matches_source"]
+    assert not schema.passed and schema.metadata["differing_lines"].value == 2
+    diff = str(schema.metadata["diff"].value).splitlines()
+    assert "-    currency character(3) DEFAULT 'USD'::bpchar NOT NULL" in diff
+    assert "+    currency character(3) DEFAULT 'EUR'::bpchar NOT NULL" in diff
     verdicts = dict(_query(run.target_dsn, "SELECT check_name, passed FROM _repro_pipeline.checks"))
     assert verdicts["zero_fk_orphans"] is False and verdicts["row_counts_match_closure"] is False
+    assert verdicts["schema_matches_source"] is False
     assert _query(run.target_dsn, "SELECT status FROM _repro_pipeline.runs") == [("failed",)]
     posted = len(slack_api.messages)
     handoff = _handoff_alone(first_run.instance)  # the database is not retired, but its checks failed

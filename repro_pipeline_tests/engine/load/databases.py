@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
+from repro_pipeline.engine import dsn
 from repro_pipeline.engine.dsn import with_database
 
 
@@ -35,6 +36,21 @@ def empty_target(stack: Stack, prefix: str) -> Iterator[str]:
     name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield with_database(stack.target_admin_dsn, name)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def copy_of(stack: Stack, database_dsn: str) -> Iterator[str]:
+    """A copy of a database on the target server (which no session may use meanwhile), dropped afterwards."""
+    original = dsn.parameter(database_dsn, "dbname") or ""
+    name = f"{original[:40]}_copy_{secrets.token_hex(4)}"
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(original))
+        )
         try:
             yield with_database(stack.target_admin_dsn, name)
         finally:

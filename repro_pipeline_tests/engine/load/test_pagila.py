@@ -21,14 +21,14 @@ from psycopg import sql
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
 from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.errors import ClosureError
-from repro_pipeline.engine.load.loader import load_repro
+from repro_pipeline.engine.load.loader import ReplicatedSchema, load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
-from repro_pipeline.engine.verify.checks import read_originals, verify_repro
+from repro_pipeline.engine.verify.checks import Verdict, read_originals, schema_matches_source, verify_repro
 from repro_pipeline_tests.conftest import FIXTURES
-from repro_pipeline_tests.engine.load.databases import empty_target
+from repro_pipeline_tests.engine.load.databases import copy_of, empty_target
 
 PAGILA = FIXTURES / "pagila"
 RULES = """
@@ -169,9 +169,9 @@ def oracle(
 
 
 def _plan(
-    source: str, tmp_path: Path, table: str, key: str, tenant: int, policy: str
+    source: str, tmp_path: Path, table: str, key: str, tenant: int, policy: str, rules: str = RULES
 ) -> tuple[SubsetPlan, Any]:
-    (tmp_path / "mask-rules.yaml").write_text(RULES)
+    (tmp_path / "mask-rules.yaml").write_text(rules)
     (tmp_path / "commercial-extensions.yaml").write_text(
         f'version: "1.0"\nsubset:\n  - table: {table}\n    predicate: "{key} = :organization_id"\n'
         f"tenant:\n  table: {table}\n  key: {key}\n  cross_tenant_references: {policy}\n"
@@ -223,9 +223,11 @@ def test_pagila_is_copied_for_one_tenant_exactly_with_its_schema(
     with empty_target(stack, "pagila") as target:
         with open_source_snapshot(pagila) as snapshot:
             originals = read_originals(snapshot.conn, plan, config)
-            load_repro(snapshot, target, plan, run_id="pagila", started_at=datetime.now(UTC), batch_size=1000)
+            report = load_repro(
+                snapshot, target, plan, run_id="pagila", started_at=datetime.now(UTC), batch_size=1000
+            )
         with psycopg.connect(target, autocommit=True) as conn:
-            verdicts = verify_repro(plan, originals, conn)
+            verdicts = verify_repro(plan, originals, report.schema, conn, target)
         assert all(verdict.passed for verdict in verdicts), [v.found for v in verdicts if not v.passed]
         assert verdicts[2].found["original_values_checked"] > 0
         tools = str(Path(stack.binaries.tool("pg_dump")).parent)
@@ -242,3 +244,85 @@ def test_a_store_is_refused_by_default_and_with_null_since_its_rentals_need_thei
     assert "-> public.customer(store_id) -> public.store 2" in str(refused.value)
     with pytest.raises(ClosureError, match=r"\.customer_id lead to other tenants' rows .* NOT NULL"):
         _plan(pagila, tmp_path, "public.store", "store_id", 1, '"null"')
+
+
+# The default: indexes that back no constraint are left out; payment is left out too, with the views that
+# read it (sales_by_film_category, sales_by_store), and the foreign keys of its partitions.
+DEFAULT_RULES = (
+    RULES.replace("replicate_all_indexes: true\n", "") + "  public.payment:\n    strategy: exclude\n"
+)
+SCHEMA_CHANGES = {
+    "trigger dropped": (
+        "DROP TRIGGER last_updated ON public.film",
+        "-CREATE TRIGGER last_updated BEFORE UPDATE ON public.film FOR EACH ROW "
+        "EXECUTE FUNCTION public.last_updated();",
+        1,
+    ),
+    "foreign key dropped": (
+        "ALTER TABLE public.rental DROP CONSTRAINT rental_customer_id_fkey",
+        "-    ADD CONSTRAINT rental_customer_id_fkey FOREIGN KEY (customer_id) "
+        "REFERENCES public.customer(customer_id) ON UPDATE CASCADE ON DELETE RESTRICT;",
+        2,  # its ALTER TABLE line too
+    ),
+    "default changed": (
+        "ALTER TABLE public.customer ALTER COLUMN active SET DEFAULT 7",
+        "+    active integer DEFAULT 7",
+        2,  # the line as it was, and as it is
+    ),
+    "index added": (
+        "CREATE INDEX film_title_idx ON public.film (title)",
+        "+CREATE INDEX film_title_idx ON public.film USING btree (title);",
+        1,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    dsn: str
+    schema: ReplicatedSchema
+    verdicts: tuple[Verdict, ...]
+
+
+@pytest.fixture(scope="module")
+def default_load(pagila: str, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    """The customer tenant loaded with the default rules, checked in the load's snapshot."""
+    plan, config = _plan(
+        pagila, tmp_path_factory.mktemp("default"), *TENANTS["customer"], rules=DEFAULT_RULES
+    )
+    assert TableName("public", "payment") not in plan.created_tables
+    with empty_target(stack, "pagila_default") as target:
+        with open_source_snapshot(pagila) as snapshot:
+            originals = read_originals(snapshot.conn, plan, config)
+            report = load_repro(
+                snapshot, target, plan, run_id="pagila", started_at=datetime.now(UTC), batch_size=1000
+            )
+        with psycopg.connect(target, autocommit=True) as conn:
+            verdicts = verify_repro(plan, originals, report.schema, conn, target)
+        yield Loaded(target, report.schema, verdicts)
+
+
+def test_the_schema_check_passes_on_pagila_with_what_the_default_leaves_out(default_load: Loaded) -> None:
+    assert all(verdict.passed for verdict in default_load.verdicts), [
+        v.found for v in default_load.verdicts if not v.passed
+    ]
+    schema = default_load.verdicts[3]
+    assert schema.check == "schema_matches_source"
+    assert schema.found["lines_compared"] > 500 and schema.found["differing_lines"] == 0
+    assert "CREATE TABLE public.payment " not in default_load.schema.scripts.pre_data  # no difference
+    assert "CREATE INDEX idx_fk_" not in default_load.schema.scripts.post_data
+
+
+@pytest.mark.parametrize("change", sorted(SCHEMA_CHANGES))
+def test_the_schema_check_fails_with_the_diff_when_the_loaded_schema_is_changed(
+    default_load: Loaded, stack: Stack, change: str
+) -> None:
+    statement, diff_line, differing_lines = SCHEMA_CHANGES[change]
+    with copy_of(stack, default_load.dsn) as changed:
+        with psycopg.connect(changed, autocommit=True) as conn:
+            conn.execute(statement)
+        verdict = schema_matches_source(default_load.schema, changed)
+    assert not verdict.passed
+    assert diff_line in verdict.found["diff"].splitlines(), verdict.found["diff"]
+    assert verdict.found["differing_lines"] == differing_lines
+    assert stack.password not in verdict.found["diff"]
