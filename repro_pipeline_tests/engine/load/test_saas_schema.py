@@ -187,8 +187,9 @@ def _load_and_verify(source: str, stack: Stack, plan: SubsetPlan, config: Any) -
                 snapshot, target, plan, run_id="saas", started_at=datetime.now(UTC), batch_size=5
             )
         with psycopg.connect(target, autocommit=True) as conn:
-            verdicts = verify_repro(plan, originals, conn)
+            verdicts = verify_repro(plan, originals, report.schema, conn, target)
             assert all(verdict.passed for verdict in verdicts), [v.found for v in verdicts if not v.passed]
+            assert len(verdicts) == 4
             mentor = conn.execute(
                 "SELECT mentor_id::text FROM app.members WHERE nicknames = '{nick2}'"
             ).fetchone()
