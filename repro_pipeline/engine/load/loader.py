@@ -27,7 +27,7 @@ from repro_pipeline.engine.load.schema_dump import (
 from repro_pipeline.engine.load.target_fit import read_target_server, require_schema_fits
 from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
-from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, TableName
+from repro_pipeline.engine.source.catalog import ForeignKey, TableName
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
 
 
@@ -68,15 +68,12 @@ class LoadReport:
 def replicated_schema(snapshot: SourceSnapshot, plan: SubsetPlan, target_version: int) -> ReplicatedSchema:
     """pg_dump's scripts of the source's schema in the snapshot, limited to what the plan copies, by a pg_dump
     that suits the source and the target server (``server_version`` numbers, as 150004)."""
-    catalog = plan.catalog
     tools = find_dump_tools(snapshot.conn.info.server_version // 10000, target_version // 10000)
     scripts = dump_schema(
         snapshot.conn,
         snapshot.dsn,
         tools,
-        excluded_tables=_with_partitions(
-            catalog, [n for n in catalog.tables if n not in plan.created_tables]
-        ),
+        excluded_tables=plan.excluded_tables,
         all_indexes=plan.replicate_all_indexes,
     )
     return ReplicatedSchema(scripts, tools)
@@ -173,11 +170,6 @@ def load_repro(
 
 def _nulled_of(plan: SubsetPlan, table: TableName) -> dict[ForeignKey, frozenset[Any]]:
     return {fk: values for fk, values in plan.closure.nulled.items() if fk.child == table}
-
-
-def _with_partitions(catalog: Catalog, tables: list[TableName]) -> list[TableName]:
-    """``tables`` and their partitions, which pg_dump would otherwise dump and attach to an absent table."""
-    return [*tables, *(partition for name in tables for partition in catalog.tables[name].partitions)]
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from typing import Any
 
 from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.errors import ConfigError, StandbyNotReady
+from repro_pipeline.engine.load.schema_dump import objects_depending_on
 from repro_pipeline.engine.load.target_fit import TargetServerFacts, require_schema_fits
 from repro_pipeline.engine.masking.autodetect import detect, require_covered
 from repro_pipeline.engine.masking.plan import MaskPlan, TableMasking, build_mask_plan
@@ -62,6 +63,12 @@ class SubsetPlan:
         """Every table the target gets: all but those with strategy ``exclude``."""
         return [name for name, masking in self.mask_plan.tables.items() if masking.strategy != "exclude"]
 
+    @property
+    def excluded_tables(self) -> list[TableName]:
+        """The tables with strategy ``exclude``, and their partitions (which pg_dump would otherwise dump and
+        attach to an absent table)."""
+        return _excluded_tables(self.catalog, self.mask_plan)
+
 
 def plan_subset(
     snapshot: SourceSnapshot,
@@ -83,6 +90,7 @@ def plan_subset(
     catalog = with_virtual_foreign_keys(config, read_catalog(snapshot.conn))
     mask_plan = _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
     _require_consistent_references(config, catalog, mask_plan)
+    _require_nothing_kept_depends_on_excluded(snapshot, config, _excluded_tables(catalog, mask_plan))
     if config.mask_rules.strict_autodetect:
         require_covered(detect(snapshot.conn, catalog, config), config)
     roots = configured_roots(config, catalog)
@@ -143,6 +151,28 @@ def plan_subset(
         other_tenants=crossing.others,
         json_values_not_fitting=not_fitting,
     )
+
+
+def _excluded_tables(catalog: Catalog, mask_plan: MaskPlan) -> list[TableName]:
+    excluded = [name for name, masking in mask_plan.tables.items() if masking.strategy == "exclude"]
+    return [*excluded, *(partition for name in excluded for partition in catalog.tables[name].partitions)]
+
+
+def _require_nothing_kept_depends_on_excluded(
+    snapshot: SourceSnapshot, config: ReproConfig, excluded: list[TableName]
+) -> None:
+    """A table left out takes its views and the foreign keys to it along; anything else of the schema that
+    needs it (a function of its row type, a policy reading it) would fail the load, so it is refused now."""
+    dependents = objects_depending_on(snapshot.conn, excluded)
+    if dependents:
+        shown = "; ".join(dependents[:5]) + (
+            f"; and {len(dependents) - 5} more" if len(dependents) > 5 else ""
+        )
+        raise ConfigError(
+            f"{config.mask_rules_doc.path}: the schema has objects that need a table with strategy exclude, "
+            f"which the repro could not create without it: {shown}",
+            "give that table strategy empty instead (it is created, without rows), or copy it",
+        )
 
 
 def _warnings(catalog: Catalog, mask_plan: MaskPlan, closure: Closure, roots: list[Root]) -> tuple[str, ...]:

@@ -195,6 +195,43 @@ def _views_depending_on(conn: psycopg.Connection[TupleRow], tables: Collection[T
     return [TableName(str(schema), str(name)) for schema, name in rows]
 
 
+def objects_depending_on(conn: psycopg.Connection[TupleRow], tables: Collection[TableName]) -> list[str]:
+    """What the repro would keep that depends on one of ``tables`` (left out) and could not be created without
+    it: a function taking or returning its rows, a column of its row type, a policy or an SQL-standard
+    function body reading it. Views that read it are left out with it, and foreign keys to it, so they are
+    not listed; neither is what belongs to the left-out tables themselves."""
+    if not tables:
+        return []
+    left_out = [*tables, *_views_depending_on(conn, tables)]
+    rows = conn.execute(
+        """
+        WITH left_out AS (
+            SELECT c.oid, c.reltype FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+        )
+        SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid),
+               pg_describe_object(d.refclassid, d.refobjid, 0)
+        FROM pg_depend d
+        WHERE d.deptype = 'n'
+          AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT oid FROM left_out))
+            OR (d.refclassid = 'pg_type'::regclass AND d.refobjid IN (SELECT reltype FROM left_out)))
+          AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM left_out))
+          AND NOT (d.classid = 'pg_rewrite'::regclass
+                   AND (SELECT ev_class FROM pg_rewrite WHERE oid = d.objid) IN (SELECT oid FROM left_out))
+          AND NOT (d.classid = 'pg_constraint'::regclass
+                   AND (SELECT contype = 'f' OR conrelid IN (SELECT oid FROM left_out)
+                        FROM pg_constraint WHERE oid = d.objid))
+          AND NOT (d.classid = 'pg_policy'::regclass
+                   AND (SELECT polrelid FROM pg_policy WHERE oid = d.objid) IN (SELECT oid FROM left_out))
+          AND NOT (d.classid = 'pg_type'::regclass
+                   AND (SELECT typrelid FROM pg_type WHERE oid = d.objid) IN (SELECT oid FROM left_out))
+        ORDER BY 1, 2
+        """,
+        ([t.schema for t in left_out], [t.name for t in left_out]),
+    ).fetchall()
+    return [f"{dependent} depends on {referenced}" for dependent, referenced in rows]
+
+
 @dataclass(frozen=True)
 class _LeftOut:
     objects: frozenset[tuple[int, int]]  # (catalog, oid) of the entries left out

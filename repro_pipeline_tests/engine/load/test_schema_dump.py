@@ -13,7 +13,7 @@ import pytest
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.config import load_config
-from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.errors import ConfigError, TargetError
 from repro_pipeline.engine.load.loader import load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.schema_dump import find_dump_tools, runnable
@@ -197,3 +197,32 @@ def test_a_script_keeps_its_statements_and_drops_what_the_target_cannot_run() ->
     )
     with pytest.raises(TargetError, match=r"a psql command the load cannot run: \\connect"):
         runnable("\\connect other\n", set())
+
+
+NEEDING_SECRETS = """
+CREATE FUNCTION app.all_secrets() RETURNS SETOF app.secrets LANGUAGE sql AS 'SELECT * FROM app.secrets';
+ALTER TABLE app.accounts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY with_a_secret ON app.accounts USING (EXISTS (SELECT 1 FROM app.secrets s WHERE s.account_id = id));
+CREATE TABLE app.archive (id int PRIMARY KEY, kept app.secrets);
+"""
+
+
+def test_what_needs_an_excluded_table_is_refused_at_plan_time_and_strategy_empty_keeps_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    with source_database(stack, "schema_dump_needs", SCHEMA + NEEDING_SECRETS) as source:
+        with pytest.raises(ConfigError, match="objects that need a table with strategy exclude") as refused:
+            _plan_and_load(source, "", tmp_path)
+        assert str(refused.value).count("depends on") == 3
+        for dependent in (
+            "function app.all_secrets() depends on type app.secrets",
+            "policy with_a_secret on table app.accounts depends on table app.secrets",
+            "column kept of table app.archive depends on type app.secrets",
+        ):
+            assert dependent in str(refused.value)
+        assert "strategy empty" in refused.value.remedy
+        with empty_target(stack, "schema_dump") as target:
+            _plan_and_load(source, target, tmp_path, RULES.replace("strategy: exclude", "strategy: empty", 1))
+            with psycopg.connect(target, autocommit=True) as conn:
+                assert _one(conn, "SELECT count(*) FROM app.secrets") == 0
+                assert _one(conn, "SELECT count(*) FROM pg_policy WHERE polname = 'with_a_secret'") == 1
