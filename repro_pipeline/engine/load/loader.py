@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -25,10 +24,11 @@ from repro_pipeline.engine.load.schema_dump import (
     runnable,
 )
 from repro_pipeline.engine.load.target_fit import read_target_server, require_schema_fits
-from repro_pipeline.engine.load.transfer import CopiedRows, copy_table
+from repro_pipeline.engine.load.transfer import CopiedRows, NulledReference, copy_table
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
-from repro_pipeline.engine.source.catalog import ForeignKey, TableName
+from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
+from repro_pipeline.engine.subset.tenant import columns_to_null
 
 
 def require_empty_target(target_dsn: str) -> None:
@@ -102,7 +102,8 @@ def load_repro(
             cur.execute(runnable(scripts.pre_data, target_settings))
         # Read while the source session is open (it ends after the rows). Sequences are not transactional:
         # this is where they stand now, at or past where they stood in the snapshot.
-        positions = schema.source_positions(snapshot.conn, schema.sequences(target))
+        with _without_values("reading the source's sequence positions", source=snapshot.conn):
+            positions = schema.source_positions(snapshot.conn, schema.sequences(target))
         rows_began = time.perf_counter()
         for name in plan.created_tables:
             masking = plan.mask_plan.for_table(name)
@@ -168,8 +169,12 @@ def load_repro(
     )
 
 
-def _nulled_of(plan: SubsetPlan, table: TableName) -> dict[ForeignKey, frozenset[Any]]:
-    return {fk: values for fk, values in plan.closure.nulled.items() if fk.child == table}
+def _nulled_of(plan: SubsetPlan, table: TableName) -> list[NulledReference]:
+    return [
+        NulledReference(fk, columns_to_null(plan.catalog, fk), values)
+        for fk, values in plan.closure.nulled.items()
+        if fk.child == table
+    ]
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from repro_pipeline.engine.subset.roots import (
 from repro_pipeline.engine.subset.tenant import (
     configured_tenant,
     other_tenants,
-    require_nullable,
+    require_left_out_cleanly,
     require_tenant_roots,
     tenant_warnings,
 )
@@ -122,7 +122,7 @@ def plan_subset(
     if crossing.left_out and tenant.cross_tenant_references == "null":
         # Walked again without those rows: what only they brought (their parents) is not copied either.
         closure = walk(left_out=crossing.left_out)
-        require_nullable(catalog, closure)
+        require_left_out_cleanly(catalog, closure, organization_id, tenant)
     not_fitting = count_not_fitting(
         snapshot.conn,
         catalog,

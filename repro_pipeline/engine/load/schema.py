@@ -36,6 +36,7 @@ def sequences(conn: psycopg.Connection[TupleRow]) -> list[TableName]:
 def source_positions(source: psycopg.Connection[TupleRow], names: list[TableName]) -> list[SequencePosition]:
     """Where each of the source's sequences ``names`` stands (its ``last_value`` and ``is_called``), read
     by the load's source session; a sequence the source role may not read is refused, naming the grant."""
+    names = _permanent_on_source(source, names)
     if not names:
         return []
     unreadable = [
@@ -66,6 +67,22 @@ def source_positions(source: psycopg.Connection[TupleRow], names: list[TableName
         SequencePosition(name, int(last_value), bool(is_called))
         for name, (_, last_value, is_called) in zip(names, rows, strict=True)
     ]
+
+
+def _permanent_on_source(source: psycopg.Connection[TupleRow], names: list[TableName]) -> list[TableName]:
+    """Those of ``names`` that are logged sequences of the source: a standby cannot read an unlogged one (nor
+    the rows of the unlogged table it numbers), and one the source lacks (made by the target's template)
+    keeps the start pg_dump gave it."""
+    if not names:
+        return []
+    rows = source.execute(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'S' AND c.relpersistence = 'p' "
+        "AND (n.nspname, c.relname) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+        ([name.schema for name in names], [name.name for name in names]),
+    ).fetchall()
+    found = {TableName(str(schema), str(name)) for schema, name in rows}
+    return [name for name in names if name in found]
 
 
 def set_position(position: SequencePosition) -> sql.Composed:

@@ -7,7 +7,7 @@ COPY data, without parsing rows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,15 @@ from repro_pipeline.engine.subset.keyset import column_list, match_keys
 
 
 @dataclass(frozen=True)
+class NulledReference:
+    """Where ``fk`` holds one of ``values`` (a row left out as another tenant's), ``columns`` are NULL."""
+
+    fk: ForeignKey
+    columns: tuple[str, ...]
+    values: frozenset[Any]
+
+
+@dataclass(frozen=True)
 class CopiedRows:
     read: int  # the source server's own count (COPY's command tag), in the load's snapshot
     written: int  # the target server's count of rows it stored
@@ -31,13 +40,13 @@ def copy_table(
     target: psycopg.Connection[TupleRow],
     masking: TableMasking,
     batches: Iterable[tuple[sql.Composed, dict[str, Any]]],
-    nulled: Mapping[ForeignKey, Collection[Any]] | None = None,
+    nulled: Collection[NulledReference] = (),
 ) -> CopiedRows:
     """Copy the rows each ``(condition, params)`` batch selects into the target table; the ``nulled`` values
     of a reference (to another tenant's rows left out) are written as NULL."""
     table = masking.table
     columns = [column.name for column in table.copy_columns]
-    selected, nulled_params = _selected_columns(masking.table, columns, nulled or {})
+    selected, nulled_params = _selected_columns(masking.table, columns, nulled)
     source_cur, target_cur = source.cursor(), target.cursor()
     # FREEZE: the table was created in this transaction, so its rows can be written already frozen
     # (PostgreSQL allows it on ordinary tables only; a partitioned table routes rows to its partitions).
@@ -64,15 +73,17 @@ def copy_table(
 
 
 def _selected_columns(
-    table: Table, columns: list[str], nulled: Mapping[ForeignKey, Collection[Any]]
+    table: Table, columns: list[str], nulled: Collection[NulledReference]
 ) -> tuple[sql.Composable, dict[str, Any]]:
     """The COPY's select list: each column, or NULL where its reference leads to a row left out."""
     conditions: dict[str, list[sql.Composable]] = {}
     params: dict[str, Any] = {}
-    for index, (fk, values) in enumerate(nulled.items()):
-        condition, fk_params = match_keys(table, fk.child_columns, list(values), name=f"nulled{index}")
+    for index, reference in enumerate(nulled):
+        condition, fk_params = match_keys(
+            table, reference.fk.child_columns, list(reference.values), name=f"nulled{index}"
+        )
         params |= fk_params
-        for column in fk.child_columns:
+        for column in reference.columns:
             conditions.setdefault(column, []).append(condition)
     if not conditions:
         return column_list(columns), params

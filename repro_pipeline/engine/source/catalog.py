@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -129,6 +130,11 @@ class Catalog:
         return tuple(fk for fk in self.foreign_keys if fk.child == child)
 
 
+def base_type(type_name: str) -> str:
+    """``character varying(36)`` and ``character varying(255)`` are one type: the length is a limit."""
+    return re.sub(r"\(\d+(?:,\d+)?\)", "", type_name)
+
+
 def read_catalog(conn: psycopg.Connection[TupleRow]) -> Catalog:
     """Every ordinary table of every user schema, with its columns, keys and constraints.
 
@@ -176,12 +182,22 @@ def _read_catalog(cur: psycopg.Cursor[TupleRow]) -> Catalog:
         """
         SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-               CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
-               CASE WHEN t.typtype = 'e' THEN ARRAY(
-                   SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder
+               format_type(base.oid, base.typmod),
+               CASE WHEN (SELECT typtype FROM pg_type WHERE oid = coalesce(base.oid, t.oid)) = 'e' THEN ARRAY(
+                   SELECT e.enumlabel::text FROM pg_enum e
+                   WHERE e.enumtypid = coalesce(base.oid, t.oid) ORDER BY e.enumsortorder
                ) END
         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        LEFT JOIN LATERAL (  -- a domain's base type, through domains over domains
+            WITH RECURSIVE chain(oid, typmod, depth) AS (
+                SELECT t.typbasetype, t.typtypmod, 1 WHERE t.typtype = 'd'
+              UNION ALL
+                SELECT b.typbasetype, b.typtypmod, chain.depth + 1
+                FROM chain JOIN pg_type b ON b.oid = chain.oid WHERE b.typtype = 'd'
+            )
+            SELECT oid, typmod FROM chain ORDER BY depth DESC LIMIT 1
+        ) base ON true
         WHERE a.attrelid = ANY(%s) AND a.attnum > 0 AND NOT a.attisdropped
         ORDER BY a.attrelid, a.attnum
         """,

@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.config import CommercialExtensions
-from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
+from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName, base_type
 
 _REFERENCE_COLUMN = re.compile(r"(?P<stem>[a-z][a-z0-9_]*?)_id")
 
@@ -131,7 +131,7 @@ def suggest_references(
                         f"{parent.name} has no primary key, which the closure needs of a referenced table"
                     )
                     not_suggested.append(NotSuggested(candidate.child, candidate.key, reason))
-                elif _base_type(parent_type) == _base_type(child_column.type):
+                elif base_type(parent_type) == base_type(child_column.type):
                     same_type.append(candidate)
                 else:
                     reason = f"{child_column.type}, but {candidate.key} is {parent_type}"
@@ -240,11 +240,6 @@ def _column(catalog: Catalog, ref: ColumnRef) -> Column:
     column = catalog.tables[ref.table].column(ref.column)
     assert column is not None, f"{ref} is a key column of the catalog"
     return column
-
-
-def _base_type(type_name: str) -> str:
-    """``character varying(36)`` and ``character varying(255)`` are one type: the length is a limit."""
-    return re.sub(r"\(\d+(?:,\d+)?\)", "", type_name)
 
 
 class _NotChecked(Exception):

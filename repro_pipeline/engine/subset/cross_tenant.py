@@ -1,11 +1,12 @@
 """Other tenants' rows in a closure: which rows belong to another tenant only, which references of the
 tenant's own rows lead to them, and what each other tenant brought.
 
-A row belongs to a tenant when its references, followed upward, reach that tenant's row. A row that reaches
-another tenant and not the one copied is that tenant's alone; a row that reaches both (a rental of this
-store's inventory by another store's customer) is the copied tenant's, and its references to rows of the
-other tenant alone are the ones that *lead out* of the tenant. Rows that reach no tenant (lookup tables) are
-everyone's.
+A row belongs to the tenant it references directly (its tenant column); a row without such a reference
+belongs to the tenants its references, followed upward, reach, never through another tenant's row. A row
+that belongs to another tenant and not to the one copied is that tenant's alone; a row that belongs to both
+(a rental of this store's inventory by another store's customer) is the copied tenant's, and its references
+to rows of the other tenant alone are the ones that *lead out* of the tenant. Rows that reach no tenant
+(lookup tables) are everyone's.
 
 Read from the closure's own rows in its snapshot, and only when the closure reached another tenant.
 """
@@ -58,10 +59,10 @@ def cross_tenant_rows(
     tenant_table: TableName,
     organization_id: int,
 ) -> CrossTenantRows:
-    graph = _ReferenceGraph(conn, catalog, closure)
-    ours = graph.reaching((tenant_table, organization_id))
+    graph = _ReferenceGraph(conn, catalog, closure, tenant_table)
+    ours = graph.belonging_to(organization_id)
     theirs = {
-        tenant_id: graph.reaching((tenant_table, tenant_id)) - ours
+        tenant_id: graph.belonging_to(tenant_id) - ours
         for tenant_id in closure.keys.get(tenant_table, ())
         if tenant_id != organization_id
     }
@@ -95,8 +96,11 @@ def _reference(fk: ForeignKey) -> str:
 class _ReferenceGraph:
     """The references between the closure's rows (of tables with a primary key), both ways."""
 
-    def __init__(self, conn: psycopg.Connection[TupleRow], catalog: Catalog, closure: Closure) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[TupleRow], catalog: Catalog, closure: Closure, tenant_table: TableName
+    ) -> None:
         self.cur = conn.cursor()
+        self.tenant_table = tenant_table
         self.catalog = catalog
         self.closure = closure
         self.parents: dict[Row, list[tuple[ForeignKey, Row]]] = defaultdict(list)
@@ -135,22 +139,35 @@ class _ReferenceGraph:
                 if value is not None and not (isinstance(value, tuple) and None in value):
                     yield key_of(row), value
 
-    def reaching(self, start: Row) -> set[Row]:
-        """``start`` and every row whose references, followed upward, reach it."""
-        found = {start} if start[1] in self.closure.keys.get(start[0], ()) else set()
+    def belonging_to(self, tenant_id: Key) -> set[Row]:
+        """The tenant's row and every row whose references, followed upward, reach it without passing
+        through another tenant's row, except rows that reference another tenant directly and not this one."""
+        start = (self.tenant_table, tenant_id)
+        found = {start} if tenant_id in self.closure.keys.get(self.tenant_table, ()) else set()
         queue = deque(found)
         while queue:
             for _, child in self.children.get(queue.popleft(), ()):
-                if child not in found:
+                if (
+                    child not in found
+                    and child[0] != self.tenant_table
+                    and self._may_belong(child, tenant_id)
+                ):
                     found.add(child)
                     queue.append(child)
         return found
+
+    def _may_belong(self, row: Row, tenant_id: Key) -> bool:
+        tenants = {parent[1] for _, parent in self.parents.get(row, ()) if parent[0] == self.tenant_table}
+        return not tenants or tenant_id in tenants
 
     def chain(self, crossings: list[tuple[Row, ForeignKey, Row]], tenant_row: Row) -> str:
         """``a(x) -> b(y) -> tenant 2``: from one of the tenant's rows, the references up to the other
         tenant's row (the shortest path from the first crossing)."""
         if not crossings:
-            return f"{tenant_row[0]} {tenant_row[1]} (its rows selected by a root predicate)"
+            return (
+                f"{tenant_row[0]} {tenant_row[1]} (no reference from this tenant's rows leads there: a root "
+                "predicate selected its rows, or a table without a primary key references them)"
+            )
         _, first_fk, first_row = min(crossings, key=lambda crossing: str(crossing[1]))
         path = self._path_up(first_row, tenant_row)
         steps = [_reference(first_fk), *(_reference(fk) for fk in path)]

@@ -14,7 +14,7 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.config import ReproConfig, TenantRule
 from repro_pipeline.engine.errors import ClosureError, ConfigError, TenantError
-from repro_pipeline.engine.source.catalog import Catalog, TableName
+from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, TableName
 from repro_pipeline.engine.subset.closure import Closure
 from repro_pipeline.engine.subset.cross_tenant import CrossTenantRows, cross_tenant_rows
 
@@ -144,26 +144,52 @@ def other_tenants(
     )
 
 
-def require_nullable(catalog: Catalog, closure: Closure) -> None:
-    """With ``cross_tenant_references: "null"``, every reference that leads out of the tenant is written as
-    NULL: one its column forbids is refused before anything is written."""
+def require_left_out_cleanly(
+    catalog: Catalog, closure: Closure, organization_id: int, tenant: Tenant
+) -> None:
+    """With ``cross_tenant_references: "null"``, the closure walked without other tenants' rows holds no
+    other tenant, and every reference that leads out of the tenant can be written as NULL: one whose columns
+    all forbid it is refused before anything is written."""
+    others = [key for key in closure.keys.get(tenant.table, ()) if key != organization_id]
+    if others:
+        raise ClosureError(
+            f"other tenant(s) {_some(tuple(others))} of {tenant.table} are still reached after their rows were "
+            'left out (cross_tenant_references: "null")',
+            "set tenant.cross_tenant_references: allow to copy those rows masked, or make the root predicates "
+            "select fewer rows",
+        )
     for fk, values in closure.nulled.items():
         if fk.json_path:
             raise ClosureError(
-                f"{len(values)} value(s) of {fk.child}.{fk.child_columns[0]} at {fk.json_path} lead to other "
+                f"{len(values)} value(s) of {fk.child}({fk.json_path}) lead to other "
                 'tenants\' rows: cross_tenant_references: "null" writes no value inside a JSON document',
                 "set tenant.cross_tenant_references: allow to copy those rows masked, or make the root "
                 "predicates select fewer rows",
             )
-        table = catalog.tables[fk.child]
-        not_null = [name for name in fk.child_columns if (column := table.column(name)) and column.not_null]
-        if not_null:
+        if not columns_to_null(catalog, fk):
             raise ClosureError(
-                f"{len(values)} value(s) of {fk.child}.{', '.join(not_null)} lead to other tenants' rows "
-                f'({fk}), and the column is NOT NULL: cross_tenant_references: "null" cannot write them as NULL',
+                f"{len(values)} value(s) of {fk.child}.{', '.join(fk.child_columns)} lead to other tenants' "
+                f'rows ({fk}), and the column is NOT NULL: cross_tenant_references: "null" cannot write them as '
+                "NULL",
                 "set tenant.cross_tenant_references: allow to copy those rows masked, or make the root "
                 "predicates select fewer rows",
             )
+
+
+def columns_to_null(catalog: Catalog, fk: ForeignKey) -> tuple[str, ...]:
+    """The columns of ``fk`` written as NULL where it leads out of the tenant: one NULL column is enough for
+    a MATCH SIMPLE key, so the nullable ones that no primary key or other reference of the table uses (a
+    shared tenant column stays), else every nullable one outside the primary key."""
+    table = catalog.tables[fk.child]
+    nullable = [
+        name
+        for name in fk.child_columns
+        if (column := table.column(name)) and not column.not_null and name not in table.primary_key
+    ]
+    shared = {
+        name for other in catalog.referenced_by(fk.child) if other != fk for name in other.child_columns
+    }
+    return tuple(name for name in nullable if name not in shared) or tuple(nullable)
 
 
 def tenant_warnings(

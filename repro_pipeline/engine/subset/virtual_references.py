@@ -4,12 +4,11 @@ added to the catalog's references, so the closure follows them both ways and the
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from repro_pipeline.engine.config import ReproConfig, VirtualForeignKey
 from repro_pipeline.engine.errors import ConfigError
-from repro_pipeline.engine.source.catalog import Catalog, Column, ForeignKey, JsonPath, Table
+from repro_pipeline.engine.source.catalog import Catalog, Column, ForeignKey, JsonPath, Table, base_type
 from repro_pipeline.engine.subset.json_references import SUPPORTED_KEY_TYPES, supports_key_type
 
 
@@ -82,7 +81,7 @@ def _check_column_types(
     for column, referenced in zip(columns, referenced_columns, strict=True):
         child_column = _column(child, column, where, "columns")
         parent_column = _column(parent, referenced, where, "references.columns")
-        if _base_type(child_column.type) != _base_type(parent_column.type):
+        if base_type(child_column.type) != base_type(parent_column.type):
             raise ConfigError(
                 f"{where}: {child.name}.{column} is {child_column.type} but {parent.name}.{referenced} is "
                 f"{parent_column.type}: the closure sends one column's values as the other's type",
@@ -110,11 +109,6 @@ def _json_path(rule: VirtualForeignKey, column: str, child: Table, parent: Table
             "reference a key of one of those types, or leave this reference out",
         )
     return JsonPath(column, rule.json_keys, key.type)
-
-
-def _base_type(type_name: str) -> str:
-    """``character varying(36)`` and ``character varying(255)`` are one type: the length is a limit."""
-    return re.sub(r"\(\d+(?:,\d+)?\)", "", type_name)
 
 
 def _table(catalog: Catalog, name: str, where: str, key: str) -> Table:

@@ -87,7 +87,7 @@ def zero_fk_orphans(plan: SubsetPlan, target: psycopg.Connection[TupleRow]) -> V
             "failing_foreign_keys": failing,
             "missing_foreign_keys": [str(fk) for fk in expected.missing],
             "dangling_on_source": dangling,
-            "json_values_not_fitting_the_key": not_fitting,
+            "json_values_not_fitting_their_key": not_fitting,
         },
     )
 

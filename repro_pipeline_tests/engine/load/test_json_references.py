@@ -117,7 +117,7 @@ def test_events_naming_the_tenants_users_come_down_and_are_checked_for_orphans(
         with psycopg.connect(target, autocommit=True) as conn:
             clean = zero_fk_orphans(plan, conn)
             assert clean.passed, clean.found
-            assert clean.found["json_values_not_fitting_the_key"] == {ACTOR: 0}
+            assert clean.found["json_values_not_fitting_their_key"] == {ACTOR: 0}
             # The actor's email is masked and the reference kept: it still finds its user.
             user, events = conn.execute(
                 "SELECT (payload #>> '{actor,user_id}')::bigint, count(*) FROM audit_events "
@@ -231,7 +231,7 @@ def test_uuid_and_text_keys_in_json_are_followed_and_values_of_another_type_coun
             clean = zero_fk_orphans(plan, conn)
             assert clean.passed, clean.found
             assert clean.found["foreign_keys_checked"] == 5
-            assert clean.found["json_values_not_fitting_the_key"] == {MEMBER: 3, ITEM: 0, LOGGED: 0}
+            assert clean.found["json_values_not_fitting_their_key"] == {MEMBER: 3, ITEM: 0, LOGGED: 0}
             assert clean.found["dangling_on_source"] == {MEMBER: 1, ITEM: 1}  # events 104 and 101
             member = conn.execute("SELECT id FROM members ORDER BY id LIMIT 1").fetchone()
             assert member is not None

@@ -35,19 +35,21 @@ CREATE SCHEMA billing;
 CREATE TYPE app.role AS ENUM ('owner', 'member', 'guest');
 CREATE DOMAIN app.email AS citext CHECK (VALUE ~ '^[^@]+@[^@]+$');
 CREATE DOMAIN app.seats AS integer CHECK (VALUE > 0);
+CREATE DOMAIN app.room_seats AS app.seats CHECK (VALUE < 1000);
+CREATE DOMAIN app.member_role AS app.role;
 CREATE TABLE app.workspaces (id bigint PRIMARY KEY, name text NOT NULL, settings hstore);
 CREATE TABLE app.members (
     id uuid PRIMARY KEY,
     workspace_id bigint NOT NULL REFERENCES app.workspaces,
     email app.email NOT NULL UNIQUE,
     full_name text NOT NULL,
-    role app.role NOT NULL,
+    role app.member_role NOT NULL,
     mentor_id uuid REFERENCES app.members,
     avatar bytea,
     nicknames text[] NOT NULL DEFAULT '{}'
 );
 CREATE TABLE app.rooms (
-    workspace_id bigint NOT NULL REFERENCES app.workspaces, code text, seats app.seats NOT NULL,
+    workspace_id bigint NOT NULL REFERENCES app.workspaces, code text, seats app.room_seats NOT NULL,
     PRIMARY KEY (workspace_id, code)
 );
 CREATE TABLE app.bookings (
@@ -77,7 +79,7 @@ INSERT INTO app.workspaces SELECT w, 'workspace ' || w, hstore('plan', CASE WHEN
     FROM generate_series(1, 3) w;
 INSERT INTO app.members (id, workspace_id, email, full_name, role, avatar, nicknames)
     SELECT md5('member' || m)::uuid, 1 + (m - 1) / 4, 'Person' || m || '@Example.com', 'Zorbla Quenwick' || m,
-           (ARRAY['owner', 'member', 'guest'])[1 + m % 3]::app.role, decode(md5('a' || m), 'hex'), ARRAY['nick' || m]
+           (ARRAY['owner', 'member', 'guest'])[1 + m % 3]::app.member_role, decode(md5('a' || m), 'hex'), ARRAY['nick' || m]
     FROM generate_series(1, 12) m;
 -- Member 2 of workspace 1 is mentored by member 5, of workspace 2: a reference across the tenant boundary.
 UPDATE app.members SET mentor_id = md5('member5')::uuid WHERE id = md5('member2')::uuid;
@@ -291,6 +293,33 @@ def test_null_is_refused_where_the_reference_leading_out_is_not_null(
         wait_for_standby_replay(stack, timeout=30)
 
 
+def test_null_leaves_out_another_tenants_row_that_references_this_tenant(
+    saas: str, stack: Stack, tmp_path: Path
+) -> None:
+    """Member 6 of workspace 2 is mentored by member 1 of workspace 1: the walk down reaches it, but it holds
+    workspace 2's id, so it is workspace 2's row, left out with what it would bring."""
+    with psycopg.connect(stack.dsn("primary", "saas"), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE app.members SET mentor_id = md5('member1')::uuid WHERE id = md5('member6')::uuid"
+        )
+    try:
+        wait_for_standby_replay(stack, timeout=30)
+        plan, _ = _plan(saas, tmp_path, '"null"')
+        expected = _oracle(saas, mentor_tenant=False)
+        for table in (WORKSPACES, MEMBERS, BOOKINGS, INVOICES):
+            assert _closure_keys(plan, table) == expected[table], table
+        # Member 6 and what the walk down brought with it: its booking, room, invoice and event.
+        assert [(other.tenant_id, dict(other.rows)) for other in plan.other_tenants] == [
+            (2, {MEMBERS: 2, WORKSPACES: 1, BOOKINGS: 1, ROOMS: 1, INVOICES: 1, EVENTS: 1})
+        ]
+        with pytest.raises(ClosureError, match=r"reaches other tenant\(s\) 2 of app\.workspaces"):
+            _plan(saas, tmp_path, "refuse")
+    finally:
+        with psycopg.connect(stack.dsn("primary", "saas"), autocommit=True) as conn:
+            conn.execute("UPDATE app.members SET mentor_id = NULL WHERE id = md5('member6')::uuid")
+        wait_for_standby_replay(stack, timeout=30)
+
+
 def test_an_unquoted_null_policy_is_refused_with_how_to_write_it(saas: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r'write "null" in quotes'):
         _plan(saas, tmp_path, "null")
@@ -301,7 +330,7 @@ def test_an_unquoted_null_policy_is_refused_with_how_to_write_it(saas: str, tmp_
     [
         (
             "app.members: {columns: {role: {action: fake, provider: full_name}}}",
-            "app.members.role is app.role, and no provider gives values of that type",
+            "app.members.role is app.member_role, and no provider gives values of that type",
         ),
         (
             "app.members: {columns: {role: {action: static, value: admin}}}",
@@ -309,7 +338,7 @@ def test_an_unquoted_null_policy_is_refused_with_how_to_write_it(saas: str, tmp_
         ),
         (
             "app.rooms: {columns: {seats: {action: fake, provider: city}}}",
-            r"app.rooms.seats is app.seats \(a domain over integer\), and no provider",
+            r"app.rooms.seats is app.room_seats \(a domain over integer\), and no provider",
         ),
         (
             "app.members: {columns: {email: {action: hash}}}",
