@@ -5,13 +5,19 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
 
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
 from repro_pipeline.engine import dsn
+from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.load.loader import LoadReport, load_repro
+from repro_pipeline.engine.load.plan import SubsetPlan
+from repro_pipeline.engine.source.snapshot import open_source_snapshot
+from repro_pipeline.engine.verify.checks import Verdict, read_originals, verify_repro
 
 
 @contextmanager
@@ -55,3 +61,17 @@ def copy_of(stack: Stack, database_dsn: str) -> Iterator[str]:
             yield with_database(stack.target_admin_dsn, name)
         finally:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def load_and_verify(
+    source: str, target: str, plan: SubsetPlan, config: ReproConfig, batch_size: int
+) -> tuple[LoadReport, tuple[Verdict, ...]]:
+    """Load ``plan`` into ``target`` as the load's step does (the originals read in the load's snapshot), then
+    the four verdicts."""
+    with open_source_snapshot(source) as snapshot:
+        originals = read_originals(snapshot.conn, plan, config)
+        report = load_repro(
+            snapshot, target, plan, run_id="test", started_at=datetime.now(UTC), batch_size=batch_size
+        )
+    with psycopg.connect(target, autocommit=True) as conn:
+        return report, verify_repro(plan, originals, report.schema, conn, target)

@@ -10,7 +10,6 @@ import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,14 @@ from psycopg import sql
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
 from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.errors import ClosureError
-from repro_pipeline.engine.load.loader import ReplicatedSchema, load_repro
+from repro_pipeline.engine.load.loader import ReplicatedSchema
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
-from repro_pipeline.engine.verify.checks import Verdict, read_originals, schema_matches_source, verify_repro
+from repro_pipeline.engine.verify.checks import Verdict, schema_matches_source
 from repro_pipeline_tests.conftest import FIXTURES
-from repro_pipeline_tests.engine.load.databases import copy_of, empty_target
+from repro_pipeline_tests.engine.load.databases import copy_of, empty_target, load_and_verify
 
 PAGILA = FIXTURES / "pagila"
 RULES = """
@@ -221,13 +220,7 @@ def test_pagila_is_copied_for_one_tenant_exactly_with_its_schema(
     )
 
     with empty_target(stack, "pagila") as target:
-        with open_source_snapshot(pagila) as snapshot:
-            originals = read_originals(snapshot.conn, plan, config)
-            report = load_repro(
-                snapshot, target, plan, run_id="pagila", started_at=datetime.now(UTC), batch_size=1000
-            )
-        with psycopg.connect(target, autocommit=True) as conn:
-            verdicts = verify_repro(plan, originals, report.schema, conn, target)
+        _, verdicts = load_and_verify(pagila, target, plan, config, batch_size=1000)
         assert all(verdict.passed for verdict in verdicts), [v.found for v in verdicts if not v.passed]
         assert verdicts[2].found["original_values_checked"] > 0
         tools = str(Path(stack.binaries.tool("pg_dump")).parent)
@@ -292,13 +285,7 @@ def default_load(pagila: str, stack: Stack, tmp_path_factory: pytest.TempPathFac
     )
     assert TableName("public", "payment") not in plan.created_tables
     with empty_target(stack, "pagila_default") as target:
-        with open_source_snapshot(pagila) as snapshot:
-            originals = read_originals(snapshot.conn, plan, config)
-            report = load_repro(
-                snapshot, target, plan, run_id="pagila", started_at=datetime.now(UTC), batch_size=1000
-            )
-        with psycopg.connect(target, autocommit=True) as conn:
-            verdicts = verify_repro(plan, originals, report.schema, conn, target)
+        report, verdicts = load_and_verify(pagila, target, plan, config, batch_size=1000)
         yield Loaded(target, report.schema, verdicts)
 
 

@@ -23,8 +23,7 @@ from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
-from repro_pipeline.engine.verify.checks import read_originals, verify_repro
-from repro_pipeline_tests.engine.load.databases import empty_target, source_database
+from repro_pipeline_tests.engine.load.databases import empty_target, load_and_verify, source_database
 
 SCHEMA = """
 CREATE EXTENSION citext;
@@ -183,13 +182,8 @@ def _closure_keys(plan: SubsetPlan, table: TableName) -> set[Any]:
 
 def _load_and_verify(source: str, stack: Stack, plan: SubsetPlan, config: Any) -> tuple[str, LoadReport]:
     with empty_target(stack, "saas") as target:
-        with open_source_snapshot(source) as snapshot:
-            originals = read_originals(snapshot.conn, plan, config)
-            report = load_repro(
-                snapshot, target, plan, run_id="saas", started_at=datetime.now(UTC), batch_size=5
-            )
+        report, verdicts = load_and_verify(source, target, plan, config, batch_size=5)
         with psycopg.connect(target, autocommit=True) as conn:
-            verdicts = verify_repro(plan, originals, report.schema, conn, target)
             assert all(verdict.passed for verdict in verdicts), [v.found for v in verdicts if not v.passed]
             assert len(verdicts) == 4
             mentor = conn.execute(
