@@ -1,0 +1,137 @@
+"""The ticket hears how its run ended: ready (database, where its DSN is kept, expiry; the label swapped for
+``repro-db-ready``) or failed (the one-line reason). Runs without a ticket's tags are left alone.
+
+A run-status sensor's cursor moves past a run even when its tick fails, so a comment the tracker refused is
+logged and named in the skip reason, not retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from repro_pipeline.defs.resources import SlackHandoff, SourceStandby, TargetServer
+from repro_pipeline.defs.tenant_repro.jobs import tenant_repro_job
+from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
+from repro_pipeline.defs.tickets import comments
+from repro_pipeline.defs.tickets.github_api import TicketApi, TicketApiError
+from repro_pipeline.defs.tickets.label_sensor import TICKET_NUMBER_TAG, TICKET_REPOSITORY_TAG
+from repro_pipeline.defs.tickets.settings import READY_LABEL, TicketSettings
+from repro_pipeline.engine import dsn
+from repro_pipeline.engine.errors import ReproError
+
+PARTITION_TAG = "dagster/partition"
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[tenant_repro_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Tells a ticket its repro database is ready, and swaps its label for repro-db-ready",
+)
+def ticket_ready_comment(context: dg.RunStatusSensorContext, slack: SlackHandoff) -> dg.SkipReason | None:
+    run = context.dagster_run
+    ticket = _ticket_of(run)
+    if isinstance(ticket, dg.SkipReason):
+        return ticket
+    settings, number = ticket
+    database, expires_at = _repro_database(context.instance, run.run_id)
+    text = comments.ready(
+        int(run.tags[PARTITION_TAG]),
+        database,
+        slack.where_the_dsn_is,
+        expires_at,
+        _run_link(settings, run.run_id),
+    )
+    try:
+        with TicketApi(settings) as api:
+            api.comment(number, text)
+            api.swap_label(number, settings.label, READY_LABEL)
+    except TicketApiError as error:
+        context.log.warning(f"ticket #{number} was not told {database} is ready: {error}")
+        return dg.SkipReason(f"ticket #{number} was not told {database} is ready: {error.problem}")
+    return None
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[tenant_repro_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Tells a ticket why its repro run failed, in one line without secrets",
+)
+def ticket_failure_comment(
+    context: dg.RunFailureSensorContext, standby: SourceStandby, target: TargetServer
+) -> dg.SkipReason | None:
+    run = context.dagster_run
+    ticket = _ticket_of(run)
+    if isinstance(ticket, dg.SkipReason):
+        return ticket
+    settings, number = ticket
+    secrets = [settings.token, os.environ.get("SLACK_BOT_TOKEN", "")]
+    secrets += [dsn.parameter(url, "password") or "" for url in (standby.dsn, target.admin_dsn)]
+    reason = _without(one_line_reason(context), secrets)
+    text = comments.failed(
+        int(run.tags[PARTITION_TAG]), reason, settings.label, _run_link(settings, run.run_id)
+    )
+    try:
+        with TicketApi(settings) as api:
+            api.comment(number, text)
+    except TicketApiError as error:
+        context.log.warning(f"ticket #{number} was not told its run failed: {error}")
+        return dg.SkipReason(f"ticket #{number} was not told its run failed: {error.problem}")
+    return None
+
+
+def one_line_reason(context: dg.RunFailureSensorContext) -> str:
+    """The first failed step and the first line of its error (a ``ReproError``'s problem, as
+    ``reported_as_failure`` raised it); the run's own failure message when no step failed."""
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        if data.error is not None:
+            first = data.error.message.strip().split("\n", 1)[0]
+            return f"{event.step_key}: {first}"
+    return context.failure_event.message.strip().split("\n", 1)[0] if context.failure_event.message else ""
+
+
+def _without(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _ticket_of(run: dg.DagsterRun) -> tuple[TicketSettings, int] | dg.SkipReason:
+    number = run.tags.get(TICKET_NUMBER_TAG)
+    if number is None or PARTITION_TAG not in run.tags:
+        return dg.SkipReason(f"run {run.run_id} was not launched for a ticket")
+    try:
+        settings = TicketSettings.from_environment()
+    except ReproError as error:
+        return dg.SkipReason(str(error))
+    if settings is None:
+        return dg.SkipReason(
+            f"run {run.run_id} is for ticket #{number}, but REPRO_GITHUB_REPOSITORY is unset: set it"
+        )
+    repository = run.tags.get(TICKET_REPOSITORY_TAG, settings.repository)
+    return dataclasses.replace(settings, repository=repository), int(number)
+
+
+def _repro_database(instance: dg.DagsterInstance, run_id: str) -> tuple[str, datetime]:
+    """The database the run materialized, and its expiry, from its ``repro_database`` materialization."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is not None and materialization.asset_key == REPRO_DATABASE:
+            metadata = materialization.metadata
+            expires_at = datetime.fromtimestamp(float(str(metadata["expires_at"].value)), UTC)
+            return str(metadata["database"].value), expires_at
+    raise ReproError(
+        f"run {run_id} succeeded without a {REPRO_DATABASE.to_user_string()} materialization",
+        "look at the run in the UI",
+    )
+
+
+def _run_link(settings: TicketSettings, run_id: str) -> str:
+    return comments.run_link(settings.ui_base_url, run_id) if settings.ui_base_url else ""
