@@ -64,9 +64,8 @@ class LabelEvent:
 class TicketApi:
     """One tick's session with the tracker."""
 
-    def __init__(self, settings: TicketSettings, timeout_seconds: float = 15.0) -> None:
+    def __init__(self, settings: TicketSettings) -> None:
         self.settings = settings
-        self.timeout_seconds = timeout_seconds
         self._origin = urlsplit(settings.api_url)[:2]
         headers = {
             "Accept": "application/vnd.github+json",
@@ -75,7 +74,7 @@ class TicketApi:
         }
         if settings.token:
             headers["Authorization"] = f"Bearer {settings.token}"
-        self._client = httpx.Client(headers=headers, timeout=timeout_seconds, follow_redirects=False)
+        self._client = httpx.Client(headers=headers, timeout=settings.timeout_seconds, follow_redirects=False)
 
     def __enter__(self) -> TicketApi:
         return self
@@ -175,7 +174,7 @@ class TicketApi:
             response = self._client.request(method, url, params=params, json=json)
         except httpx.TimeoutException:
             raise TicketApiUnavailable(
-                f"the ticket API at {self._where} did not answer within {self.timeout_seconds:g} s",
+                f"the ticket API at {self._where} did not answer within {self.settings.timeout_seconds:g} s",
                 "the next tick tries again; check REPRO_GITHUB_API_URL if it persists",
             ) from None
         except httpx.HTTPError as error:

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from repro_pipeline.defs.settings import positive_setting
 from repro_pipeline.engine.errors import ConfigError
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -22,6 +23,7 @@ class TicketSettings:
     repository: str
     label: str
     ui_base_url: str
+    timeout_seconds: float  # for one request; a tracker slower than that skips the tick
     token: str = field(repr=False)  # sent as a bearer token, shown nowhere
 
     @classmethod
@@ -50,5 +52,6 @@ class TicketSettings:
             repository=repository,
             label=os.environ.get("REPRO_TICKET_LABEL", "").strip() or DEFAULT_LABEL,
             ui_base_url=os.environ.get("REPRO_UI_BASE_URL", "").strip().rstrip("/"),
+            timeout_seconds=positive_setting(None, "REPRO_GITHUB_TIMEOUT_SECONDS", 15),
             token=os.environ.get("GITHUB_TOKEN", ""),
         )
