@@ -12,6 +12,7 @@ import pytest
 
 from repro_pipeline.definitions import defs
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
+from repro_pipeline.defs.tickets.github_api import MAX_PAGES
 from repro_pipeline.defs.tickets.label_sensor import ticket_label_sensor
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
 from repro_pipeline_tests.defs.tickets.conftest import GITHUB_TOKEN, UI_BASE_URL
@@ -61,6 +62,9 @@ def test_without_a_repository_the_sensor_says_what_to_set(
     assert "set REPRO_GITHUB_REPOSITORY to owner/name" in tick(instance).skip_reason
     monkeypatch.setenv("REPRO_GITHUB_REPOSITORY", "not a repository")
     assert "REPRO_GITHUB_REPOSITORY='not a repository' is not owner/name" in tick(instance).skip_reason
+    monkeypatch.setenv("REPRO_GITHUB_REPOSITORY", "acme/support")
+    monkeypatch.setenv("REPRO_GITHUB_TIMEOUT_SECONDS", "soon")
+    assert "REPRO_GITHUB_TIMEOUT_SECONDS='soon' is not a positive number" in tick(instance).skip_reason
 
 
 def test_labelled_tickets_become_partitions_and_runs_once(
@@ -150,8 +154,8 @@ def test_a_relabelled_ticket_runs_again(
 
 def _rate_limit_headers(kind: str) -> tuple[tuple[str, str], ...]:
     if kind == "retry-after":
-        return (("Retry-After", "2"),)
-    return (("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", str(int(time.time()) + 2)))
+        return (("Retry-After", "5"),)
+    return (("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", str(int(time.time()) + 6)))
 
 
 @pytest.mark.parametrize(
@@ -178,11 +182,13 @@ def test_a_failing_tracker_launches_nothing_and_the_next_tick_does_it_all(
     assert instance.get_dynamic_partitions(ORGANIZATIONS) == []
     if status in ("429", "403"):
         assert "is rate-limiting (HTTP" in skipped.skip_reason
-        assert json.loads(skipped.cursor or "{}")["tickets"] == {}  # only the limit's end remembered
+        remembered = json.loads(skipped.cursor or "{}")
+        assert remembered["tickets"] == {}  # only the limit's end remembered
+        assert remembered["rate_limited_until"] > time.time() + 3  # a slow tick still waits
         asked = len(github.requests)
         waiting = tick(instance, skipped.cursor)
         assert "rate-limiting until" in waiting.skip_reason and len(github.requests) == asked  # not asked
-        time.sleep(2.5)
+        time.sleep(max(remembered["rate_limited_until"] - time.time(), 0) + 0.2)
     else:
         assert skipped.cursor is None  # unchanged
         expected = {
@@ -284,3 +290,26 @@ def test_a_lagging_standby_defers_the_tick(
     assert not github.issues[number].comments
     monkeypatch.delenv("REPRO_MAX_REPLAY_LAG_BYTES")
     assert [r.partition_key for r in tick(instance).run_requests] == ["451"]
+
+
+def test_a_next_page_on_another_host_is_not_followed(
+    ticket_environment: dict[str, str], github: GitHubApi, instance: dg.DagsterInstance
+) -> None:
+    github.open_ticket("Invoice totals off", labels=(LABEL, "org:451"))
+    github.answer_next(
+        ScriptedReply(200, b"[]", (("Link", '<https://collector.example/issues?page=2>; rel="next"'),))
+    )
+    skipped = tick(instance)
+    assert "links its next page to another host" in skipped.skip_reason and skipped.run_requests == []
+    assert len(github.requests) == 1
+
+
+def test_a_pagination_that_never_ends_is_cut_short(
+    ticket_environment: dict[str, str], github: GitHubApi, instance: dg.DagsterInstance
+) -> None:
+    github.page_size = 1
+    for number in range(MAX_PAGES + 1):
+        github.open_ticket(f"ticket {number}", labels=(LABEL, "org:451"))
+    skipped = tick(instance)
+    assert f"still had pages after {MAX_PAGES}" in skipped.skip_reason and skipped.run_requests == []
+    assert not any(issue.comments for issue in github.issues.values())
