@@ -13,6 +13,8 @@ import psycopg
 import pytest
 
 from repro_pipeline.cli.launch import materialize_tenant, run_ttl_sweep
+from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS
+from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.embedded.synthetic import TABLES, SourceSummary
 from repro_pipeline.engine.dsn import with_database
@@ -23,6 +25,7 @@ from repro_pipeline_tests.defs.tenant_repro.conftest import SLACK_TOKEN
 from repro_pipeline_tests.slack_api import SlackApi, SlackMessage
 
 ORGANIZATION = 451
+CHECK_KEYS = [spec.key for spec in CHECK_SPECS]
 
 ORPHAN_QUERY = """
 SELECT COUNT(*) AS orphan_line_items
@@ -130,6 +133,24 @@ def test_partition_materializes_end_to_end_with_every_check_passing(first_run: T
         str(record.user_message) for record in first_run.instance.all_logs(first_run.result.run_id)
     )
     assert "the source role postgres is a superuser" in logged
+
+
+def test_every_check_is_partitioned_by_organization() -> None:
+    from repro_pipeline.definitions import defs
+
+    graph = defs().resolve_asset_graph()
+    assert graph.asset_check_keys == set(CHECK_KEYS)
+    for key in CHECK_KEYS:
+        assert graph.get(key).partitions_def == organizations, key
+
+
+def test_each_check_result_is_recorded_for_its_organization(first_run: TenantRun) -> None:
+    assert {check.partition for check in first_run.result.get_asset_check_evaluations()} == {
+        str(ORGANIZATION)
+    }
+    latest = first_run.instance.event_log_storage.get_latest_asset_check_execution_by_key(CHECK_KEYS)
+    assert {record.partition for record in latest.values()} == {str(ORGANIZATION)}
+    assert {record.status.value for record in latest.values()} == {"SUCCEEDED"}
 
 
 def test_slack_gets_one_message_without_dsn_or_password(
@@ -382,6 +403,12 @@ def test_checks_launched_on_their_own_verify_the_partitions_latest_database_and_
     )
     assert result.get_asset_materialization_events() == []
     evaluations = {check.check_name: check for check in result.get_asset_check_evaluations()}
+    assert {check.partition for check in evaluations.values()} == {str(ORGANIZATION)}
+    (orphans_record,) = first_run.instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("repro_database"), "zero_fk_orphans"), limit=1
+    )
+    assert orphans_record.run_id == result.run_id and orphans_record.partition == str(ORGANIZATION)
+    assert orphans_record.status.value == "FAILED"
     assert not evaluations["zero_fk_orphans"].passed
     assert evaluations["zero_fk_orphans"].metadata["orphans"].value > 0
     assert not evaluations["row_counts_match_closure"].passed
