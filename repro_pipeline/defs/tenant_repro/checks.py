@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from repro_pipeline.defs.repro_databases.observations import repro_database_observation
 from repro_pipeline.defs.resources import TargetServer
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
@@ -65,9 +66,12 @@ def check_results(
             record_check(conn, verdict.check, passed=verdict.passed)
     if any(v.check == checks.NO_ORIGINAL_PII and not v.passed for v in verdicts):
         with target.admin() as admin:
-            lifecycle.retire(admin, database, datetime.now(UTC))
+            retired = lifecycle.retire(admin, database, datetime.now(UTC))
         context.log.error(
             f"{database.name} holds original values of masked fields: marked expired for the sweep"
+        )
+        context.log_event(
+            repro_database_observation(retired, "retired", "it holds original values of masked fields")
         )
     for verdict in verdicts:
         yield dg.AssetCheckResult(

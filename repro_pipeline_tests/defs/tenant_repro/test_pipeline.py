@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 
 from repro_pipeline.cli.launch import materialize_tenant, run_ttl_sweep
+from repro_pipeline.cli.main import main
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.embedded.stack import Stack
@@ -151,6 +153,18 @@ def test_each_check_result_is_recorded_for_its_organization(first_run: TenantRun
     latest = first_run.instance.event_log_storage.get_latest_asset_check_execution_by_key(CHECK_KEYS)
     assert {record.partition for record in latest.values()} == {str(ORGANIZATION)}
     assert {record.status.value for record in latest.values()} == {"SUCCEEDED"}
+
+
+def test_the_list_shows_the_database_the_run_built(
+    first_run: TenantRun, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert main(["list", "--json"]) == 0
+    listed = {row["database"]: row for row in json.loads(capsys.readouterr().out)}
+    built = listed[first_run.database]
+    assert built["organization_id"] == ORGANIZATION
+    assert built["status"] == "ready" and built["expired"] is False
+    assert datetime.fromisoformat(built["expires_at"]) > datetime.now(UTC) + timedelta(hours=47)
 
 
 def test_slack_gets_one_message_without_dsn_or_password(
@@ -312,6 +326,18 @@ def test_a_failing_check_stops_the_handoff(
     with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
         (retired,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == run.database]
         assert retired.status == "failed" and retired.expires_at <= datetime.now(UTC)
+    (observation,) = [
+        record.asset_observation
+        for record in first_run.instance.fetch_observations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("repro_database"), asset_partitions=[str(ORGANIZATION)]
+            ),
+            limit=1,
+        ).records
+    ]
+    assert observation is not None and observation.metadata["database"].value == run.database
+    assert observation.metadata["status"].value == "retired"
+    assert observation.metadata["reason"].value == "it holds original values of masked fields"
 
     # Handing off on its own (as from the UI) does not skip the checks' verdict either.
     handoff_only = _handoff_alone(first_run.instance)
