@@ -1,8 +1,10 @@
 """What became of a repro database, reported on its organization's partition of ``repro_database``.
 
-Dagster keeps a partition "Materialized" after its database is gone (the OSS event log cannot wipe one
-partition, and a failed materialization can only come from a step that planned one); an observation is
-what an op may report, so the partition's latest event says the database was dropped or retired, and why.
+Dagster keeps a partition "Materialized" after its database is gone: the OSS event log cannot wipe one
+partition, and a failed materialization is only recorded by Dagster itself, for a step that planned one
+(an op's ``log_event`` takes materializations, observations and check results). So the sweep, the leak
+check and the drop report an observation: the partition's latest event says the database was dropped or
+retired, and why.
 """
 
 import dagster as dg
