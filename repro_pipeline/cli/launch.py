@@ -1,10 +1,11 @@
 """Launch one tenant's run through the Dagster instance, on the same executor path as the UI."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dagster as dg
 
-from repro_pipeline.definitions import tenant_repro_job_def, ttl_sweep_job_def
+from repro_pipeline.definitions import defs, tenant_repro_job_def, ttl_sweep_job_def
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
 from repro_pipeline.engine.subset.tenant import parse_organization_id
 
@@ -52,6 +53,41 @@ def run_ttl_sweep(instance: dg.DagsterInstance, *, console_log_level: str = "INF
         if not result.success:
             return SweepOutcome(False, ())
         return SweepOutcome(True, tuple(result.output_for_node("drop_expired_repro_databases")))
+
+
+def extend_repro_database(
+    database: str, hours: float, instance: dg.DagsterInstance, *, console_log_level: str = "INFO"
+) -> dg.ExecuteInProcessResult:
+    return _run_op_job(
+        "extend_repro_database",
+        "extend_repro_database_ttl",
+        {"database": database, "hours": hours},
+        instance,
+        console_log_level,
+    )
+
+
+def drop_repro_database(
+    database: str, instance: dg.DagsterInstance, *, console_log_level: str = "INFO"
+) -> dg.ExecuteInProcessResult:
+    return _run_op_job(
+        "drop_repro_database", "drop_repro_database_now", {"database": database}, instance, console_log_level
+    )
+
+
+def _run_op_job(
+    job: str, op: str, config: Mapping[str, object], instance: dg.DagsterInstance, console_log_level: str
+) -> dg.ExecuteInProcessResult:
+    """One op job in this process, recorded on the instance like a run from the launchpad."""
+    return (
+        defs()
+        .resolve_job_def(job)
+        .execute_in_process(
+            run_config={**_console(console_log_level), "ops": {op: {"config": dict(config)}}},
+            instance=instance,
+            raise_on_error=False,
+        )
+    )
 
 
 def _console(level: str) -> dict[str, object]:

@@ -6,7 +6,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from repro_pipeline.cli import config_files, embedded, plan_and_load, runs, suggest_references, verify
+from repro_pipeline.cli import (
+    config_files,
+    embedded,
+    plan_and_load,
+    repro_databases,
+    runs,
+    suggest_references,
+    verify,
+)
 from repro_pipeline.engine.errors import ReproError
 
 DESCRIPTION = "Build a clean, masked, FK-complete copy of one tenant from a Postgres warm standby."
@@ -30,6 +38,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repro-pipeline", description=DESCRIPTION)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    for group in (embedded, runs, plan_and_load, verify, config_files, suggest_references):
+    for group in (embedded, runs, repro_databases, plan_and_load, verify, config_files, suggest_references):
         group.add_commands(commands)
     return parser

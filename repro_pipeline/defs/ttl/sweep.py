@@ -7,6 +7,7 @@ import dagster as dg
 import psycopg
 
 from repro_pipeline.defs.failures import reported_as_failure
+from repro_pipeline.defs.repro_databases.observations import repro_database_observation
 from repro_pipeline.defs.resources import TargetServer
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.repro_databases import lifecycle
@@ -32,12 +33,18 @@ def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetS
         now = datetime.now(UTC)
         abandoned = lifecycle.retire_abandoned(admin, run_state, passed_every_check, now)
         for database in abandoned.databases:
-            context.log.warning(f"retired {database.name}: its run {database.run_id} no longer runs")
+            reason = f"its run {database.run_id} no longer runs"
+            context.log.warning(f"retired {database.name}: {reason}")
+            context.log_event(repro_database_observation(database, "retired", reason))
         sweep = lifecycle.drop_expired(admin, now)
     for database in sweep.databases:
         context.log.info(
             f"dropped {database.name} (org {database.organization_id}, expired {database.expires_at})"
         )
+        why = (
+            "retired" if database.status == "failed" else f"expired {database.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+        context.log_event(repro_database_observation(database, "dropped", f"the TTL sweep: {why}"))
     for skipped in (*abandoned.skipped, *sweep.skipped):
         context.log.warning(f"skipped {skipped}")
     if not sweep.databases:

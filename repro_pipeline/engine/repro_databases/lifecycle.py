@@ -8,6 +8,7 @@ repro_pipeline (no such comment) is never dropped.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -243,3 +244,67 @@ def _parse_comment(comment: object) -> dict[str, str] | None:
     if not isinstance(record, dict) or record.get("created_by") != _MARKER:
         return None
     return record
+
+
+def find_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> ReproDatabase:
+    """The repro database ``name``, read from its record; a database without repro_pipeline's record is
+    refused, whatever its name: it is not ours to extend or drop."""
+    registry = read_registry(admin)
+    for database in registry.databases:
+        if database.name == name:
+            return database
+    listed = "list the repro databases (`repro-pipeline list`, or the list_repro_databases job) and name one"
+    for problem in registry.unreadable:
+        if problem.startswith(f"{name}: "):
+            raise TargetError(f"{problem}: refusing to touch it", listed)
+    if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        raise TargetError(
+            f"the database {name!r} on the target server has no repro_pipeline record: it was not made "
+            "by repro_pipeline, so it is never extended or dropped here",
+            listed,
+        )
+    raise TargetError(f"the target server has no database {name!r}", listed)
+
+
+def extended_expiry(database: ReproDatabase, extra: timedelta, longest: timedelta, now: datetime) -> datetime:
+    """The expiry ``extra`` later than the current one (than now, if that has passed), refused when the
+    database would then live longer than ``longest`` from its creation, or when it was retired."""
+    hours = _hours(extra)
+    if hours <= 0:
+        raise TargetError(f"an extension of {hours:g} hours is not one", "give a positive number of hours")
+    if database.status == "failed":
+        raise TargetError(
+            f"{database.name} was retired (its load or a check failed): it is not extended",
+            f"materialize repro_database for organization {database.organization_id} again",
+        )
+    start = max(database.expires_at, now)
+    if start + extra - database.created_at > longest:
+        allowed = database.created_at + longest - start
+        raise TargetError(
+            f"extending {database.name} by {hours:g} hours would have it live longer than the maximum "
+            f"of {_hours(longest):g} hours from its creation ({database.created_at:%Y-%m-%d %H:%M} UTC)",
+            f"extend it by at most {math.floor(_hours(allowed) * 10) / 10:g} hours, or materialize a new "
+            "repro database"
+            if allowed >= timedelta(minutes=6)
+            else f"materialize a new repro database for organization {database.organization_id}",
+        )
+    return start + extra
+
+
+def extend_ttl(
+    admin: psycopg.Connection[TupleRow], name: str, extra: timedelta, longest: timedelta, now: datetime
+) -> ReproDatabase:
+    """Give the repro database ``name`` ``extra`` time to live (see ``extended_expiry``)."""
+    database = find_repro_database(admin, name)
+    return mark(admin, database, database.status, expires_at=extended_expiry(database, extra, longest, now))
+
+
+def drop_now(admin: psycopg.Connection[TupleRow], name: str) -> ReproDatabase:
+    """Drop the repro database ``name`` before its expiry; what it was is returned."""
+    database = find_repro_database(admin, name)
+    drop_repro_database(admin, database.name)
+    return database
+
+
+def _hours(duration: timedelta) -> float:
+    return duration.total_seconds() / 3600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ import psycopg
 import pytest
 
 from repro_pipeline.cli.launch import materialize_tenant, run_ttl_sweep
+from repro_pipeline.cli.main import main
+from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS
+from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.embedded.synthetic import TABLES, SourceSummary
 from repro_pipeline.engine.dsn import with_database
@@ -23,6 +27,7 @@ from repro_pipeline_tests.defs.tenant_repro.conftest import SLACK_TOKEN
 from repro_pipeline_tests.slack_api import SlackApi, SlackMessage
 
 ORGANIZATION = 451
+CHECK_KEYS = [spec.key for spec in CHECK_SPECS]
 
 ORPHAN_QUERY = """
 SELECT COUNT(*) AS orphan_line_items
@@ -130,6 +135,36 @@ def test_partition_materializes_end_to_end_with_every_check_passing(first_run: T
         str(record.user_message) for record in first_run.instance.all_logs(first_run.result.run_id)
     )
     assert "the source role postgres is a superuser" in logged
+
+
+def test_every_check_is_partitioned_by_organization() -> None:
+    from repro_pipeline.definitions import defs
+
+    graph = defs().resolve_asset_graph()
+    assert graph.asset_check_keys == set(CHECK_KEYS)
+    for key in CHECK_KEYS:
+        assert graph.get(key).partitions_def == organizations, key
+
+
+def test_each_check_result_is_recorded_for_its_organization(first_run: TenantRun) -> None:
+    assert {check.partition for check in first_run.result.get_asset_check_evaluations()} == {
+        str(ORGANIZATION)
+    }
+    latest = first_run.instance.event_log_storage.get_latest_asset_check_execution_by_key(CHECK_KEYS)
+    assert {record.partition for record in latest.values()} == {str(ORGANIZATION)}
+    assert {record.status.value for record in latest.values()} == {"SUCCEEDED"}
+
+
+def test_the_list_shows_the_database_the_run_built(
+    first_run: TenantRun, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert main(["list", "--json"]) == 0
+    listed = {row["database"]: row for row in json.loads(capsys.readouterr().out)}
+    built = listed[first_run.database]
+    assert built["organization_id"] == ORGANIZATION
+    assert built["status"] == "ready" and built["expired"] is False
+    assert datetime.fromisoformat(built["expires_at"]) > datetime.now(UTC) + timedelta(hours=47)
 
 
 def test_slack_gets_one_message_without_dsn_or_password(
@@ -291,6 +326,18 @@ def test_a_failing_check_stops_the_handoff(
     with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
         (retired,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == run.database]
         assert retired.status == "failed" and retired.expires_at <= datetime.now(UTC)
+    (observation,) = [
+        record.asset_observation
+        for record in first_run.instance.fetch_observations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("repro_database"), asset_partitions=[str(ORGANIZATION)]
+            ),
+            limit=1,
+        ).records
+    ]
+    assert observation is not None and observation.metadata["database"].value == run.database
+    assert observation.metadata["status"].value == "retired"
+    assert observation.metadata["reason"].value == "it holds original values of masked fields"
 
     # Handing off on its own (as from the UI) does not skip the checks' verdict either.
     handoff_only = _handoff_alone(first_run.instance)
@@ -382,6 +429,12 @@ def test_checks_launched_on_their_own_verify_the_partitions_latest_database_and_
     )
     assert result.get_asset_materialization_events() == []
     evaluations = {check.check_name: check for check in result.get_asset_check_evaluations()}
+    assert {check.partition for check in evaluations.values()} == {str(ORGANIZATION)}
+    (orphans_record,) = first_run.instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("repro_database"), "zero_fk_orphans"), limit=1
+    )
+    assert orphans_record.run_id == result.run_id and orphans_record.partition == str(ORGANIZATION)
+    assert orphans_record.status.value == "FAILED"
     assert not evaluations["zero_fk_orphans"].passed
     assert evaluations["zero_fk_orphans"].metadata["orphans"].value > 0
     assert not evaluations["row_counts_match_closure"].passed

@@ -36,13 +36,14 @@ def test_the_sweep_drops_an_expired_repro_database_and_keeps_an_unexpired_one(
     admin: psycopg.Connection[tuple[object, ...]], pipeline_environment: dict[str, str]
 ) -> None:
     now = datetime.now(UTC)
-    expired = lifecycle.create_repro_database(
+    handed_off = lifecycle.create_repro_database(
         admin,
         organization_id=451,
         run_id=uuid.uuid4().hex,
         ttl=timedelta(hours=48),
         now=now - timedelta(hours=49),
     )
+    expired = lifecycle.mark(admin, handed_off, "ready")
     alive = lifecycle.create_repro_database(
         admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=48), now=now
     )
@@ -55,15 +56,33 @@ def test_the_sweep_drops_an_expired_repro_database_and_keeps_an_unexpired_one(
             session.execute("SELECT 1")
             with dg.instance_for_test() as instance:
                 outcome = run_ttl_sweep(instance)
+                observations = _observations(instance, "451")
         assert outcome.success
         assert expired.name in outcome.dropped
         names = _names(admin)
         assert expired.name not in names
         assert alive.name in names
         assert UNRECORDED in names
+        # The organization's partition says its database is gone, and why.
+        (dropped,) = [o for o in observations if o.metadata["database"].value == expired.name]
+        assert dropped.metadata["status"].value == "dropped"
+        assert (
+            dropped.metadata["reason"].value
+            == f"the TTL sweep: expired {expired.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+        assert alive.name not in {o.metadata["database"].value for o in observations}
     finally:
         lifecycle.drop_repro_database(admin, alive.name)
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(UNRECORDED)))
+
+
+def _observations(instance: dg.DagsterInstance, partition: str) -> list[dg.AssetObservation]:
+    """The observations of ``repro_database`` on one partition, newest first."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("repro_database"), asset_partitions=[partition]),
+        limit=100,
+    ).records
+    return [record.asset_observation for record in records if record.asset_observation is not None]
 
 
 def test_the_sweep_runs_hourly() -> None:
@@ -108,6 +127,18 @@ def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_bu
             assert outcome.success
             assert set(outcome.dropped) == {abandoned.name, checks_errored.name, unknown_old.name}
             assert {loading.name, unknown_young.name, handed_off.name, checked.name} <= _names(admin)
+            statuses_seen = [
+                (o.metadata["database"].value, o.metadata["status"].value)
+                for o in reversed(_observations(instance, "451"))
+            ]
+            for gone in (abandoned, checks_errored, unknown_old):
+                mine = [status for name, status in statuses_seen if name == gone.name]
+                assert mine == ["retired", "dropped"]
+            assert {name for name, _ in statuses_seen} == {
+                abandoned.name,
+                checks_errored.name,
+                unknown_old.name,
+            }
         finally:
             for database in made_here:
                 lifecycle.drop_repro_database(admin, database.name)
