@@ -5,11 +5,11 @@ start``), a real ``dagster-daemon`` dequeuing the runs ``dagster job launch`` pu
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,9 @@ DEPLOY = PROJECT_ROOT / "deploy"
 STORAGE_DATABASE = "dagster_storage"
 BIN = Path(sys.executable).parent
 IN_PROGRESS = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED}
+# The daemon's pass over the queue every second, not every 5 s (the default, deploy/dagster.yaml's), to
+# keep the test short.
+DEQUEUE_INTERVAL_SECONDS = 1
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
@@ -65,7 +68,9 @@ def deployment(
     with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(STORAGE_DATABASE)))
     home = tmp_path_factory.mktemp("dagster_home")
-    shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
+    settings = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    settings["run_queue"] = {"dequeue_interval_seconds": DEQUEUE_INTERVAL_SECONDS}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(settings))
     code_server_port = _free_port()
     logs = home / "logs"
     logs.mkdir()
@@ -120,24 +125,29 @@ def _start(command: list[str | Path], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT)
 
 
-def _launch(organization_id: int) -> str:
-    """Queue a tenant run as an operator would from a shell, with ``dagster job launch``; its run id."""
+def _launch(*organization_ids: int) -> list[str]:
+    """Queue one tenant run per organization, at once, as an operator would from a shell (``dagster job
+    launch``); their run ids."""
     with dg.DagsterInstance.get() as instance:
-        instance.add_dynamic_partitions(ORGANIZATIONS, [str(organization_id)])
-        before = {run.run_id for run in instance.get_runs()}
-    launched = subprocess.run(
-        [
-            *(BIN / "dagster", "job", "launch", "-w", DEPLOY / "workspace.yaml", "-j", "tenant_repro"),
-            *("--tags", json.dumps({"dagster/partition": str(organization_id)})),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert launched.returncode == 0, launched.stdout + launched.stderr
-    with dg.DagsterInstance.get() as instance:
-        (run_id,) = {run.run_id for run in instance.get_runs()} - before
-    return run_id
+        instance.add_dynamic_partitions(ORGANIZATIONS, [str(key) for key in organization_ids])
+    run_ids = [str(uuid.uuid4()) for _ in organization_ids]
+    launches = [
+        subprocess.Popen(
+            [
+                *(BIN / "dagster", "job", "launch", "-w", DEPLOY / "workspace.yaml", "-j", "tenant_repro"),
+                *("--tags", json.dumps({"dagster/partition": str(organization_id)}), "--run-id", run_id),
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for organization_id, run_id in zip(organization_ids, run_ids, strict=True)
+    ]
+    for launch in launches:
+        output, _ = launch.communicate(timeout=120)
+        assert launch.returncode == 0, output
+    return run_ids
 
 
 def _statuses(run_ids: list[str]) -> dict[str, dg.DagsterRunStatus]:
@@ -162,7 +172,7 @@ def test_a_queued_run_is_dequeued_by_the_daemon_and_stored_in_postgres(
     deployment: Deployment, slack_api: SlackApi
 ) -> None:
     before = len(slack_api.messages)
-    run_id = _launch(451)
+    (run_id,) = _launch(451)
     daemon_log = deployment.home / "logs" / "daemon.log"
     _wait_for(
         lambda: _statuses([run_id])[run_id] in FINISHED,
@@ -189,51 +199,48 @@ def test_a_queued_run_is_dequeued_by_the_daemon_and_stored_in_postgres(
 def test_the_queue_holds_a_second_run_of_an_organization_and_a_third_reader_of_the_standby(
     deployment: Deployment, stack: Stack
 ) -> None:
-    """Runs for 451, 451, 452, 453 queued in that order while loads are held: 452 starts while the second 451,
-    queued before it, waits (one run per organization); 453 waits while only two runs are in progress, of
-    four allowed (two readers of the standby); released, all four succeed, never more than two at once."""
+    """While loads are held: two runs for 451, then runs for 452 and 453. One 451 waits for the other; one of
+    452 and 453 starts while that 451, queued before it, waits (one run per organization); the last waits
+    while two runs are in progress, of four allowed (two readers of the standby). Released, all four succeed,
+    never more than two at once, never two of one organization."""
     daemon_log = deployment.home / "logs" / "daemon.log"
-    organization_of: dict[str, int] = {}
     samples: list[dict[str, dg.DagsterRunStatus]] = []
-
-    def sample() -> dict[str, dg.DagsterRunStatus]:
-        samples.append(_statuses(list(organization_of)))
-        return samples[-1]
-
-    def in_progress(statuses: dict[str, dg.DagsterRunStatus]) -> list[int]:
-        return sorted(organization_of[run_id] for run_id, status in statuses.items() if status in IN_PROGRESS)
-
     hold_loads(stack.target_admin_dsn)
     try:
-        first = _launch(451)
-        organization_of[first] = 451
-        _wait_for(
-            lambda: len(held_databases(stack.target_admin_dsn)) == 1, "451's load held", 120, daemon_log
+        organization_of = dict.fromkeys(_launch(451, 451), 451)
+        organization_of |= dict(zip(_launch(452, 453), (452, 453), strict=True))
+
+        def held_two() -> bool:
+            samples.append(_statuses(list(organization_of)))
+            return len(held_databases(stack.target_admin_dsn)) == 2
+
+        _wait_for(held_two, "two loads held", 120, daemon_log)
+        time.sleep(3 * DEQUEUE_INTERVAL_SECONDS)  # the daemon's passes over the queue
+        statuses = _statuses(list(organization_of))
+        samples.append(statuses)
+        (first, second, *others) = sorted(
+            organization_of, key=lambda run_id: (organization_of[run_id], statuses[run_id] not in IN_PROGRESS)
         )
-        for organization_id in (451, 452, 453):
-            organization_of[_launch(organization_id)] = organization_id
-        second, third, fourth = list(organization_of)[1:]
-        _wait_for(
-            lambda: len(held_databases(stack.target_admin_dsn)) == 2, "452's load held", 120, daemon_log
-        )
-        statuses = sample()
-        assert statuses[third] in IN_PROGRESS and statuses[second] == dg.DagsterRunStatus.QUEUED
-        time.sleep(12)  # two dequeue intervals and more since the last run was queued
-        statuses = sample()
-        assert in_progress(statuses) == [451, 452]
-        assert statuses[second] == statuses[fourth] == dg.DagsterRunStatus.QUEUED
+        (started,) = [run_id for run_id in others if statuses[run_id] in IN_PROGRESS]
+        (waiting,) = set(others) - {started}
+        assert statuses[first] in IN_PROGRESS
+        assert statuses[second] == statuses[waiting] == dg.DagsterRunStatus.QUEUED
     finally:
         release_loads(stack.target_admin_dsn)
-    _wait_for(lambda: set(sample().values()) <= FINISHED, "all four runs finishing", 240, daemon_log)
+
+    def finished() -> bool:
+        samples.append(_statuses(list(organization_of)))
+        return set(samples[-1].values()) <= FINISHED
+
+    _wait_for(finished, "all four runs finishing", 240, daemon_log)
     assert set(samples[-1].values()) == {dg.DagsterRunStatus.SUCCESS}, daemon_log.read_text()[-3000:]
     for statuses in samples:
-        running = in_progress(statuses)
+        running = [organization_of[run_id] for run_id, status in statuses.items() if status in IN_PROGRESS]
         assert len(running) <= 2 and len(set(running)) == len(running), statuses
     with dg.DagsterInstance.get() as instance:
         records = {
             record.dagster_run.run_id: record
             for record in instance.get_run_records(dg.RunsFilter(run_ids=list(organization_of)))
         }
-    first_end = records[first].end_time
-    second_start = records[second].start_time
+    first_end, second_start = records[first].end_time, records[second].start_time
     assert first_end is not None and second_start is not None and second_start >= first_end
