@@ -99,7 +99,13 @@ def deployment(
                     logs / "code-server.log",
                 )
             )
-            health = [BIN / "dagster", "api", "grpc-health-check", "-p", str(code_server_port)]
+            health: list[str | Path] = [
+                BIN / "dagster",
+                "api",
+                "grpc-health-check",
+                "-p",
+                str(code_server_port),
+            ]
             _wait_for(
                 lambda: subprocess.run(health, capture_output=True).returncode == 0,
                 "the code location server serving",
