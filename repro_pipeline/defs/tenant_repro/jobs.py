@@ -4,9 +4,15 @@ import dagster as dg
 
 from repro_pipeline.defs.tenant_repro.assets import GROUP
 
+# Every run of the job carries this tag, however it is launched (launchpad, sensor, CLI), so the run queue
+# (dagster.yaml `concurrency.runs.tag_concurrency_limits`) can cap how many runs read the standby at once.
+# One key, not one value per standby: the standby a run reads is resolved when the run starts
+# (REPRO_STANDBY_DSN), after the tag is fixed, and an instance serves one standby.
+READS_STANDBY_TAG = "repro/reads_standby"
+
 tenant_repro_job = dg.define_asset_job(
     "tenant_repro",
     selection=dg.AssetSelection.groups(GROUP),
     description="Build one organization's masked repro database from the standby and hand it off",
-    tags={"dagster/max_retries": 0},
+    tags={"dagster/max_retries": 0, READS_STANDBY_TAG: "true"},
 )

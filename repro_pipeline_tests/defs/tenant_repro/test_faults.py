@@ -1,10 +1,8 @@
 """Faults on the embedded stack: a server that crashes or a worker that is killed mid-load, Slack down.
 
 Each shows that nothing is handed off, that what the fault left behind is gone after the next TTL sweep,
-and that the partition's next run succeeds. To be sure the fault strikes mid-load, every database the
-target server creates meanwhile holds its load at its first DDL statement (an event trigger copied from
-template1) until the test releases it: the repro database exists, its status is ``loading``, and the
-load's snapshot of the standby is open.
+and that the partition's next run succeeds. To be sure the fault strikes mid-load, the loads are held
+(``held_loads``) until the test releases them.
 """
 
 from __future__ import annotations
@@ -30,25 +28,14 @@ from repro_pipeline.cli.launch import hand_off_again, materialize_tenant, run_tt
 from repro_pipeline.cli.main import main
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
 from repro_pipeline.embedded.stack import Stack, up, wait_for_standby_replay
-from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.defs.run_results import step_failure_messages
+from repro_pipeline_tests.defs.tenant_repro.held_loads import held_databases, hold_loads, release_loads
 from repro_pipeline_tests.slack_api import ScriptedReply, SlackApi
 
 ORGANIZATION = 451
-HOLD_ROLE = "repro_test_hold_the_load"  # a shared catalog row: every database sees it go
-HOLD = f"""
-CREATE FUNCTION repro_test_hold() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN
-    WHILE EXISTS (SELECT FROM pg_roles WHERE rolname = '{HOLD_ROLE}') LOOP
-        PERFORM pg_sleep(0.05);
-    END LOOP;
-END $$;
-CREATE EVENT TRIGGER repro_test_hold ON ddl_command_start EXECUTE FUNCTION repro_test_hold();
-"""
-UNHOLD = "DROP EVENT TRIGGER IF EXISTS repro_test_hold; DROP FUNCTION IF EXISTS repro_test_hold();"
 
 
 @dataclass
@@ -78,14 +65,7 @@ class HeldRun:
         raise AssertionError("the load was never held")
 
     def release(self) -> None:
-        """The held load goes on, and the databases made next hold nothing of the test's: their schema is the
-        source's (``schema_matches_source``)."""
-        with psycopg.connect(self.stack.target_admin_dsn, autocommit=True) as admin:
-            admin.execute(f"DROP ROLE IF EXISTS {HOLD_ROLE}")
-        with psycopg.connect(
-            with_database(self.stack.target_admin_dsn, "template1"), autocommit=True
-        ) as conn:
-            conn.execute(UNHOLD)
+        release_loads(self.stack.target_admin_dsn)
 
     def finish(self) -> dg.JobExecutionResult:
         assert self.thread is not None
@@ -106,28 +86,19 @@ class HeldRun:
         raise AssertionError("no run worker holds the load's connection")
 
     def _held_database(self) -> str | None:
-        with psycopg.connect(self.stack.target_admin_dsn, autocommit=True) as admin:
-            row = admin.execute(
-                "SELECT datname FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname LIKE 'repro_org%'"
-            ).fetchone()
-        return None if row is None else str(row[0])
+        held = held_databases(self.stack.target_admin_dsn)
+        return held[0] if held else None
 
 
 @pytest.fixture
 def held(stack: Stack, slack_environment: None) -> Iterator[HeldRun]:
-    template1 = with_database(stack.target_admin_dsn, "template1")
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {HOLD_ROLE}")
-    with psycopg.connect(template1, autocommit=True) as conn:
-        conn.execute(HOLD)
+    hold_loads(stack.target_admin_dsn)
     run = HeldRun(stack)
     try:
         yield run
     finally:
         up(stack.root)  # a server the test crashed is started again
         run.release()
-        with psycopg.connect(template1, autocommit=True) as conn:
-            conn.execute(UNHOLD)
 
 
 def _crash(data_dir: Path) -> None:
