@@ -7,14 +7,16 @@ import dagster as dg
 import psycopg
 
 from repro_pipeline.defs.failures import reported_as_failure
-from repro_pipeline.defs.resources import TargetServer
+from repro_pipeline.defs.resources import ReproSecretSink, TargetServer
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, unpassed_checks
 
 
 @dg.op
-def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetServer) -> list[str]:
+def drop_expired_repro_databases(
+    context: dg.OpExecutionContext, target: TargetServer, secret_sink: ReproSecretSink
+) -> list[str]:
     def run_state(run_id: str) -> lifecycle.RunState:
         run = context.instance.get_run_by_id(run_id)
         if run is None:
@@ -34,10 +36,15 @@ def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetS
         for database in abandoned.databases:
             context.log.warning(f"retired {database.name}: its run {database.run_id} no longer runs")
         sweep = lifecycle.drop_expired(admin, now)
+    sink = secret_sink.sink(context.instance)
     for database in sweep.databases:
         context.log.info(
             f"dropped {database.name} (org {database.organization_id}, expired {database.expires_at})"
         )
+        try:
+            sink.remove(database.name)  # its login went with it: the DSN kept for it is of no use
+        except ReproError as error:
+            context.log.warning(f"{database.name}: {error.problem}")
     for skipped in (*abandoned.skipped, *sweep.skipped):
         context.log.warning(f"skipped {skipped}")
     if not sweep.databases:
