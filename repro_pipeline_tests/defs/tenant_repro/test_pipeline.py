@@ -16,6 +16,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from repro_pipeline.cli.launch import materialize_tenant, run_ttl_sweep
+from repro_pipeline.cli.run_report import print_run_report
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.embedded.synthetic import TABLES, SourceSummary
 from repro_pipeline.engine.dsn import with_database
@@ -162,7 +163,7 @@ def _login_dsn(run: TenantRun) -> str:
 
 
 def test_the_handoff_keeps_a_read_only_login_of_the_database_in_a_file_only_its_owner_reads(
-    first_run: TenantRun,
+    first_run: TenantRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
     metadata = _handoff_metadata(first_run)
     secret_file = Path(metadata["dsn_reference"])
@@ -178,6 +179,8 @@ def test_the_handoff_keeps_a_read_only_login_of_the_database_in_a_file_only_its_
         assert conn.execute("SELECT array_agg(id) FROM organizations").fetchone() == ([ORGANIZATION],)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM invoice_line_items")
+    assert print_run_report(first_run.result, ORGANIZATION) == 0
+    assert f'psql "$(cat {secret_file})"' in capsys.readouterr().out
 
 
 def test_guide_checks_pass_on_the_repro_database(first_run: TenantRun, source: SourceSummary) -> None:
