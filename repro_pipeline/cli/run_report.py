@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 
 import dagster as dg
 from psycopg.conninfo import conninfo_to_dict
@@ -56,6 +57,10 @@ def print_run_report(result: dg.JobExecutionResult, organization_id: int, passwo
     handoff = metadata.get("repro_handoff", {})
     if "message" in handoff:
         print(f"\nHandoff message: {handoff['message'].value}")
+    if "dsn_reference" in handoff:
+        secret_file = shlex.quote(str(handoff["dsn_reference"].value))
+        print(f'\nConnect with the database\'s own read-only login: psql "$(cat {secret_file})"')
+        return 0
     print(f"\nConnect: psql -h {host} -p {port} -U {user} -d {database}")
     if password_file:
         print(f"  (the password of the embedded stack is in {password_file})")

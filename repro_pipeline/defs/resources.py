@@ -20,6 +20,7 @@ from repro_pipeline.defs.slack_client import post_message
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.config import ReproConfig, default_config_paths, load_config
 from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.repro_databases.secret_sink import FileSecretSink, SecretSink
 from repro_pipeline.engine.secrets import Secret, resolve_salt
 from repro_pipeline.engine.source.snapshot import SessionLimits
 from repro_pipeline.engine.source.standby import LagLimits
@@ -152,11 +153,6 @@ class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]
     api_base_url: str | None = Field(
         default=None, description="Slack Web API base URL; unset: $REPRO_SLACK_API_URL, else Slack's"
     )
-    dsn_reference: str | None = Field(
-        default=None,
-        description="where engineers find the DSN, never the DSN itself; unset: $REPRO_DSN_REFERENCE, "
-        "else 1Password → support-repro",
-    )
 
     @property
     def enabled(self) -> bool:
@@ -165,10 +161,6 @@ class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]
     @property
     def destination(self) -> str:
         return text_setting(self.channel, "REPRO_SLACK_CHANNEL", "#support-repro")
-
-    @property
-    def where_the_dsn_is(self) -> str:
-        return text_setting(self.dsn_reference, "REPRO_DSN_REFERENCE", "1Password → support-repro")
 
     @property
     def bot_token(self) -> str:
@@ -183,11 +175,29 @@ class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]
         return post_message(token=self.bot_token, api_url=self.api_url, channel=self.destination, text=text)
 
 
+class ReproSecretSink(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where the DSN of each repro database's login is kept, and nowhere else: a file per database, mode
+    0600, in a folder of mode 0700; its path is what the handoff shows."""
+
+    directory: str | None = Field(
+        default=None,
+        description="the folder of the DSN files; unset: $REPRO_SECRET_DIR, else repro-secrets in the "
+        "Dagster instance's folder ($DAGSTER_HOME)",
+    )
+
+    def sink(self, instance: dg.DagsterInstance) -> SecretSink:
+        configured = text_setting(self.directory, "REPRO_SECRET_DIR", "")
+        if configured:
+            return FileSecretSink(Path(configured).expanduser().absolute())
+        return FileSecretSink(Path(instance.root_directory) / "repro-secrets")
+
+
 defs = dg.Definitions(
     resources={
         "standby": SourceStandby(dsn=dg.EnvVar("REPRO_STANDBY_DSN")),
         "target": TargetServer(admin_dsn=dg.EnvVar("REPRO_TARGET_DSN")),
         "masking": MaskingConfig(),
         "slack": SlackHandoff(),
+        "secret_sink": ReproSecretSink(),
     }
 )

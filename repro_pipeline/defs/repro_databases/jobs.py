@@ -10,7 +10,7 @@ from pydantic import Field
 
 from repro_pipeline.defs.failures import reported_as_failure
 from repro_pipeline.defs.repro_databases.observations import repro_database_observation
-from repro_pipeline.defs.resources import MAX_TTL_HOURS, TargetServer
+from repro_pipeline.defs.resources import MAX_TTL_HOURS, ReproSecretSink, TargetServer
 from repro_pipeline.engine.repro_databases import lifecycle
 
 LONGEST_LIFE = timedelta(hours=MAX_TTL_HOURS)
@@ -95,9 +95,13 @@ class DropConfig(dg.Config):
 
 
 @dg.op
-def drop_repro_database_now(context: dg.OpExecutionContext, config: DropConfig, target: TargetServer) -> str:
+def drop_repro_database_now(
+    context: dg.OpExecutionContext, config: DropConfig, target: TargetServer, secret_sink: ReproSecretSink
+) -> str:
     with reported_as_failure(), target.admin() as admin:
         dropped = lifecycle.drop_now(admin, config.database)
+    with reported_as_failure():
+        secret_sink.sink(context.instance).remove(dropped.name)  # its login went with it
     context.log.info(f"dropped {dropped.name} (org {dropped.organization_id})")
     context.log_event(repro_database_observation(dropped, "dropped", config.reason))
     return dropped.name

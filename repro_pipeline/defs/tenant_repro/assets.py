@@ -9,7 +9,13 @@ import dagster as dg
 from pydantic import Field
 
 from repro_pipeline.defs.failures import reported_as_failure
-from repro_pipeline.defs.resources import MaskingConfig, SlackHandoff, SourceStandby, TargetServer
+from repro_pipeline.defs.resources import (
+    MaskingConfig,
+    ReproSecretSink,
+    SlackHandoff,
+    SourceStandby,
+    TargetServer,
+)
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS, check_results
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, TENANT_CLOSURE, repro_database_of
@@ -18,7 +24,7 @@ from repro_pipeline.engine.load.loader import LoadReport, ReplicatedSchema, load
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.report import plan_summary
 from repro_pipeline.engine.load.target_fit import read_target_server
-from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases import lifecycle, logins
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, finish_run, unpassed_checks
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.source.standby import read_standby_health, require_ready_standby
@@ -217,11 +223,17 @@ class HandoffConfig(dg.Config):
 
 @dg.asset(partitions_def=organizations, group_name=GROUP, deps=[REPRO_DATABASE], kinds={"slack"})
 def repro_handoff(
-    context: dg.AssetExecutionContext, config: HandoffConfig, target: TargetServer, slack: SlackHandoff
+    context: dg.AssetExecutionContext,
+    config: HandoffConfig,
+    target: TargetServer,
+    slack: SlackHandoff,
+    secret_sink: ReproSecretSink,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    """Tells the support channel the repro database is ready: where its DSN is kept, never the DSN.
+    """Gives the repro database its own read-only login, keeps the login's DSN in the secret sink, and
+    tells the support channel the database is ready: where its DSN is kept, never the DSN.
 
     Only a database on which every check passed is handed off, even when this asset runs on its own.
+    Handed off again, the login gets a new password.
     """
     with reported_as_failure():
         organization_id = parse_organization_id(context.partition_key)
@@ -240,9 +252,12 @@ def repro_handoff(
                 f"{name} is not handed off: the checks {', '.join(unpassed)} have not passed on it",
                 "run the checks of repro_database for this partition, or materialize it again",
             )
+        with target.admin() as admin, target.connect_database(name) as conn:
+            login = logins.issue_login(admin, conn, name, database.expires_at)
+        where_the_dsn_is = secret_sink.sink(context.instance).store(name, login.dsn(target.admin_dsn))
         text = (
             f"Repro DB ready for org {organization_id}: database `{name}`. "
-            f"DSN in {slack.where_the_dsn_is}. TTL: expires {database.expires_at:%Y-%m-%d %H:%M} UTC."
+            f"DSN in {where_the_dsn_is}. TTL: expires {database.expires_at:%Y-%m-%d %H:%M} UTC."
         )
         if slack.enabled:
             try:
@@ -262,5 +277,12 @@ def repro_handoff(
         with target.connect_database(name) as conn:
             finish_run(conn, "ready")
     return dg.MaterializeResult(
-        metadata={"message": text, "channel": slack.destination, "posted": slack.enabled, "database": name}
+        metadata={
+            "message": text,
+            "channel": slack.destination,
+            "posted": slack.enabled,
+            "database": name,
+            "login": login.role,
+            "dsn_reference": where_the_dsn_is,
+        }
     )

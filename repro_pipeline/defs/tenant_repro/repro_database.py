@@ -9,6 +9,7 @@ from repro_pipeline.engine.subset.tenant import parse_organization_id
 
 TENANT_CLOSURE = dg.AssetKey("tenant_closure")
 REPRO_DATABASE = dg.AssetKey("repro_database")
+REPRO_HANDOFF = dg.AssetKey("repro_handoff")
 
 
 def repro_database_of(

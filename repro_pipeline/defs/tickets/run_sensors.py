@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from repro_pipeline.defs.resources import SlackHandoff, SourceStandby, TargetServer
+from repro_pipeline.defs.resources import SourceStandby, TargetServer
 from repro_pipeline.defs.tenant_repro.jobs import tenant_repro_job
-from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
+from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, REPRO_HANDOFF
 from repro_pipeline.defs.tickets import comments
 from repro_pipeline.defs.tickets.github_api import TicketApi, TicketApiError
 from repro_pipeline.defs.tickets.label_sensor import TICKET_NUMBER_TAG, TICKET_REPOSITORY_TAG
@@ -32,18 +32,19 @@ PARTITION_TAG = "dagster/partition"
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Tells a ticket its repro database is ready, and swaps its label for repro-db-ready",
 )
-def ticket_ready_comment(context: dg.RunStatusSensorContext, slack: SlackHandoff) -> dg.SkipReason | None:
+def ticket_ready_comment(context: dg.RunStatusSensorContext) -> dg.SkipReason | None:
     run = context.dagster_run
     ticket = _ticket_of(run)
     if isinstance(ticket, dg.SkipReason):
         return ticket
     settings, number = ticket
-    database, expires_at = _repro_database(context.instance, run.run_id)
+    handed_off = _handed_off(context.instance, run.run_id)
+    database = handed_off.database
     text = comments.ready(
         int(run.tags[PARTITION_TAG]),
         database,
-        slack.where_the_dsn_is,
-        expires_at,
+        handed_off.dsn_reference,
+        handed_off.expires_at,
         _run_link(settings, run.run_id),
     )
     try:
@@ -118,18 +119,33 @@ def _ticket_of(run: dg.DagsterRun) -> tuple[TicketSettings, int] | dg.SkipReason
     return dataclasses.replace(settings, repository=repository), int(number)
 
 
-def _repro_database(instance: dg.DagsterInstance, run_id: str) -> tuple[str, datetime]:
-    """The database the run materialized, and its expiry, from its ``repro_database`` materialization."""
+@dataclasses.dataclass(frozen=True)
+class _HandedOff:
+    database: str
+    expires_at: datetime
+    dsn_reference: str  # where the secret sink keeps the login's DSN: never the DSN
+
+
+def _handed_off(instance: dg.DagsterInstance, run_id: str) -> _HandedOff:
+    """The database the run materialized and its expiry (its ``repro_database`` materialization), and where
+    its DSN is kept (its ``repro_handoff`` materialization)."""
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
-    for record in records:
-        materialization = record.asset_materialization
-        if materialization is not None and materialization.asset_key == REPRO_DATABASE:
-            metadata = materialization.metadata
-            expires_at = datetime.fromtimestamp(float(str(metadata["expires_at"].value)), UTC)
-            return str(metadata["database"].value), expires_at
-    raise ReproError(
-        f"run {run_id} succeeded without a {REPRO_DATABASE.to_user_string()} materialization",
-        "look at the run in the UI",
+    metadata = {
+        record.asset_materialization.asset_key: record.asset_materialization.metadata
+        for record in records
+        if record.asset_materialization is not None
+    }
+    for key in (REPRO_DATABASE, REPRO_HANDOFF):
+        if key not in metadata:
+            raise ReproError(
+                f"run {run_id} succeeded without a {key.to_user_string()} materialization",
+                "look at the run in the UI",
+            )
+    database, handoff = metadata[REPRO_DATABASE], metadata[REPRO_HANDOFF]
+    return _HandedOff(
+        database=str(database["database"].value),
+        expires_at=datetime.fromtimestamp(float(str(database["expires_at"].value)), UTC),
+        dsn_reference=str(handoff["dsn_reference"].value),
     )
 
 

@@ -8,14 +8,16 @@ import psycopg
 
 from repro_pipeline.defs.failures import reported_as_failure
 from repro_pipeline.defs.repro_databases.observations import repro_database_observation
-from repro_pipeline.defs.resources import TargetServer
+from repro_pipeline.defs.resources import ReproSecretSink, TargetServer
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, unpassed_checks
 
 
 @dg.op
-def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetServer) -> list[str]:
+def drop_expired_repro_databases(
+    context: dg.OpExecutionContext, target: TargetServer, secret_sink: ReproSecretSink
+) -> list[str]:
     def run_state(run_id: str) -> lifecycle.RunState:
         run = context.instance.get_run_by_id(run_id)
         if run is None:
@@ -37,6 +39,7 @@ def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetS
             context.log.warning(f"retired {database.name}: {reason}")
             context.log_event(repro_database_observation(database, "retired", reason))
         sweep = lifecycle.drop_expired(admin, now)
+    sink = secret_sink.sink(context.instance)
     for database in sweep.databases:
         context.log.info(
             f"dropped {database.name} (org {database.organization_id}, expired {database.expires_at})"
@@ -45,6 +48,10 @@ def drop_expired_repro_databases(context: dg.OpExecutionContext, target: TargetS
             "retired" if database.status == "failed" else f"expired {database.expires_at:%Y-%m-%d %H:%M} UTC"
         )
         context.log_event(repro_database_observation(database, "dropped", f"the TTL sweep: {why}"))
+        try:
+            sink.remove(database.name)  # its login went with it: the DSN kept for it is of no use
+        except ReproError as error:
+            context.log.warning(f"{database.name}: {error.problem}")
     for skipped in (*abandoned.skipped, *sweep.skipped):
         context.log.warning(f"skipped {skipped}")
     if not sweep.databases:

@@ -1,2 +1,2 @@
-"""The target side: repro databases on the target server (create, record, expire, drop) and the run's
-manifest inside each."""
+"""The target side: repro databases on the target server (create, record, expire, drop), the login of each
+and the secret sink its DSN goes to, and the run's manifest inside each."""

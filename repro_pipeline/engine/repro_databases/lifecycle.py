@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.repro_databases import logins
 
 _MARKER = "repro_pipeline"
 _NAME = re.compile(r"repro_org[0-9]{1,19}_[0-9a-f]{8}")
@@ -91,9 +92,10 @@ def create_repro_database(
             "point REPRO_TARGET_DSN at a writable server for repro databases",
         ) from None
     try:
+        logins.close_to_public(admin, database.name)
         _write_comment(admin, database)
     except psycopg.Error:
-        # Without its record the sweep would never find it: do not keep it.
+        # Without its record the sweep would never find it; open to all, it must not be kept either.
         drop_repro_database(admin, database.name)
         raise
     return database
@@ -108,6 +110,8 @@ def mark(
 ) -> ReproDatabase:
     updated = replace(database, status=status, expires_at=expires_at or database.expires_at)
     _write_comment(admin, updated)
+    if updated.expires_at != database.expires_at:
+        logins.set_login_expiry(admin, database.name, updated.expires_at)
     return updated
 
 
@@ -199,6 +203,7 @@ def drop_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> None:
     if not _NAME.fullmatch(name):
         raise TargetError(f"{name!r} is not a repro database name; refusing to drop it")
     admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    logins.drop_login(admin, name)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from repro_pipeline.cli.main import main
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases.secret_sink import FileSecretSink
+from repro_pipeline.engine.secrets import Secret
 from repro_pipeline_tests.defs.run_results import step_failure_messages
 
 ORGANIZATION = 452
@@ -153,8 +155,11 @@ def test_a_database_not_ours_or_unknown_is_refused_before_any_run(
 def test_drop_removes_the_database_and_the_partition_says_so(
     dagster_home: Path, database: lifecycle.ReproDatabase, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    sink = FileSecretSink(dagster_home / "repro-secrets")  # the handoff's default, in the instance's folder
+    sink.store(database.name, Secret("host=127.0.0.1 dbname=kept-for-the-login"))
     assert main(["drop", database.name]) == 0
     assert f"dropped {database.name} (organization {ORGANIZATION})" in capsys.readouterr().out
+    assert not sink.path(database.name).exists()
     assert database.name not in _listed(capsys)
     (observation,) = _observations(str(ORGANIZATION))
     assert observation.metadata["status"].value == "dropped"

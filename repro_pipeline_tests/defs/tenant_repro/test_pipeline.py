@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from repro_pipeline.cli.launch import materialize_tenant, run_ttl_sweep
 from repro_pipeline.cli.main import main
+from repro_pipeline.cli.run_report import print_run_report
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.embedded.stack import Stack
@@ -174,9 +178,44 @@ def test_slack_gets_one_message_without_dsn_or_password(
     message = first_run.slack_messages[0]
     assert message.channel == "#support-repro"
     assert str(ORGANIZATION) in message.text and first_run.database in message.text
-    assert "1Password" in message.text and "expires" in message.text
+    assert f"DSN in {_handoff_metadata(first_run)['dsn_reference']}." in message.text
+    assert "expires" in message.text
     for secret in (stack.password, salt, "postgresql://", str(stack.target.port)):
         assert secret not in message.raw_body
+
+
+def _handoff_metadata(run: TenantRun) -> dict[str, Any]:
+    (metadata,) = [
+        event.step_materialization_data.materialization.metadata
+        for event in run.result.get_asset_materialization_events()
+        if event.step_materialization_data.materialization.asset_key == dg.AssetKey("repro_handoff")
+    ]
+    return {key: value.value for key, value in metadata.items()}
+
+
+def _login_dsn(run: TenantRun) -> str:
+    return Path(_handoff_metadata(run)["dsn_reference"]).read_text().strip()
+
+
+def test_the_handoff_keeps_a_read_only_login_of_the_database_in_a_file_only_its_owner_reads(
+    first_run: TenantRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metadata = _handoff_metadata(first_run)
+    secret_file = Path(metadata["dsn_reference"])
+    assert (
+        secret_file == Path(first_run.instance.root_directory) / "repro-secrets" / f"{first_run.database}.dsn"
+    )
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(secret_file.parent.stat().st_mode) == 0o700
+    login = conninfo_to_dict(_login_dsn(first_run))
+    assert login["user"] == metadata["login"] == f"{first_run.database}_reader"
+    assert login["dbname"] == first_run.database
+    with psycopg.connect(_login_dsn(first_run), autocommit=True) as conn:
+        assert conn.execute("SELECT array_agg(id) FROM organizations").fetchone() == ([ORGANIZATION],)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM invoice_line_items")
+    assert print_run_report(first_run.result, ORGANIZATION) == 0
+    assert f'psql "$(cat {secret_file})"' in capsys.readouterr().out
 
 
 def test_guide_checks_pass_on_the_repro_database(first_run: TenantRun, source: SourceSummary) -> None:
@@ -285,9 +324,11 @@ def test_same_salt_gives_identical_masked_values(first_run: TenantRun, second_ru
 def test_secrets_never_reach_the_event_log(first_run: TenantRun, stack: Stack, salt: str) -> None:
     records = first_run.instance.all_logs(first_run.result.run_id)
     text = "\n".join(repr(record) for record in records)
-    assert stack.password not in text
-    assert salt not in text
-    assert SLACK_TOKEN not in text
+    login_password = conninfo_to_dict(_login_dsn(first_run))["password"]
+    assert login_password and isinstance(login_password, str)
+    for secret in (stack.password, salt, SLACK_TOKEN, login_password):
+        assert secret not in text
+        assert all(secret not in message.raw_body for message in first_run.slack_messages)
 
 
 def _handoff_alone(instance: dg.DagsterInstance) -> dg.JobExecutionResult:

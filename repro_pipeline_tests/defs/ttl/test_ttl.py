@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -15,8 +16,9 @@ from repro_pipeline.cli.launch import run_ttl_sweep
 from repro_pipeline.definitions import defs
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
-from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases import lifecycle, logins
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, record_check, write_manifest
+from repro_pipeline.engine.repro_databases.secret_sink import FileSecretSink
 from repro_pipeline_tests.run_records import run_record
 
 UNRECORDED = "repro_org451_deadbeef"
@@ -83,6 +85,36 @@ def _observations(instance: dg.DagsterInstance, partition: str) -> list[dg.Asset
         limit=100,
     ).records
     return [record.asset_observation for record in records if record.asset_observation is not None]
+
+
+def test_the_sweep_drops_the_login_of_an_expired_database_and_removes_its_secret_file(
+    admin: psycopg.Connection[tuple[object, ...]],
+    pipeline_environment: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REPRO_SECRET_DIR", str(tmp_path / "secrets"))
+    now = datetime.now(UTC)
+    expired, alive = (
+        lifecycle.create_repro_database(
+            admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=48), now=now - age
+        )
+        for age in (timedelta(hours=49), timedelta(0))
+    )
+    sink = FileSecretSink(tmp_path / "secrets")
+    try:
+        for database in (expired, alive):
+            target_dsn = with_database(pipeline_environment["REPRO_TARGET_DSN"], database.name)
+            with psycopg.connect(target_dsn, autocommit=True) as repro:
+                login = logins.issue_login(admin, repro, database.name, now + timedelta(hours=1))
+            sink.store(database.name, login.dsn(target_dsn))
+        with dg.instance_for_test() as instance:
+            assert expired.name in run_ttl_sweep(instance).dropped
+        assert not sink.path(expired.name).exists() and sink.path(alive.name).exists()
+        roles = {str(name) for (name,) in admin.execute("SELECT rolname FROM pg_roles")}
+        assert logins.login_role(expired.name) not in roles and logins.login_role(alive.name) in roles
+    finally:
+        lifecycle.drop_repro_database(admin, alive.name)
 
 
 def test_the_sweep_runs_hourly() -> None:
