@@ -29,6 +29,10 @@ from repro_pipeline.defs.tickets.ticket_request import TicketRequest, ticket_req
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.source.standby import read_standby_health
 
+# The daemon gives one sensor evaluation 60 s; a tick that runs past it is failed and its cursor lost, while
+# its comments stay posted. Past this budget the tick stops taking tickets and saves what it did.
+TICK_BUDGET_SECONDS = 40
+RUN_KEY_TAG = "dagster/run_key"  # the tag Dagster puts on a sensor's run with its run_key
 TICKET_URL_TAG = "repro/ticket_url"
 TICKET_NUMBER_TAG = "repro/ticket_number"
 TICKET_AUTHOR_TAG = "repro/ticket_author"
@@ -76,29 +80,34 @@ def ticket_label_sensor(
     cursor = TicketCursor.parse(context.cursor)
     if cursor.rate_limited_until > time.time():
         return dg.SkipReason(f"the ticket API is rate-limiting until {_utc(cursor.rate_limited_until)}")
+    deadline = time.monotonic() + TICK_BUDGET_SECONDS
     with TicketApi(settings) as api:
         try:
             tickets = api.open_tickets()
-            remembered, pending = _pending(api, tickets, cursor)
+            remembered, pending = _pending(api, tickets, cursor, deadline)
         except TicketApiError as error:
             return _skipped(error, cursor)
         if any(p.request.organization_id is not None for p in pending):
             lag = _standby_not_ready(standby)
             if lag:
                 return dg.SkipReason(f"deferred, nothing launched: {lag}")
-        return _handle(context, api, settings, pending, remembered, cursor)
+        return _handle(context, api, settings, pending, remembered, deadline)
 
 
 def _pending(
-    api: TicketApi, tickets: list[Ticket], cursor: TicketCursor
+    api: TicketApi, tickets: list[Ticket], cursor: TicketCursor, deadline: float
 ) -> tuple[dict[str, HandledTicket], list[Pending]]:
     """The remembered tickets still listed (the others left the label: forgotten), and those to handle,
-    oldest first."""
+    oldest first; those not looked at before ``deadline`` wait for the next tick as they were."""
     remembered: dict[str, HandledTicket] = {}
     pending = []
     for ticket in sorted(tickets, key=lambda t: t.number):
         key = str(ticket.number)
         known = cursor.tickets.get(key)
+        if time.monotonic() > deadline:
+            if known is not None:
+                remembered[key] = known
+            continue
         if known is not None and known.updated_at == ticket.updated_at:
             remembered[key] = known
             continue
@@ -125,15 +134,22 @@ def _handle(
     settings: TicketSettings,
     pending: list[Pending],
     remembered: dict[str, HandledTicket],
-    cursor: TicketCursor,
+    deadline: float,
 ) -> dg.SensorResult | dg.SkipReason:
-    """Comment on each pending ticket and request its run; a failing comment stops the tick there, and the
-    tickets after it wait for the next one."""
+    """Comment on each pending ticket and request its run; a failing comment, or the tick's time running
+    out, stops the tick there, and the tickets after it wait for the next one. A ticket whose label event
+    already has its run (the ticket left the listing and came back) is not told again."""
     run_requests = []
     rate_limited_until = 0.0
     stopped = ""
     for item in pending:
+        if time.monotonic() > deadline:
+            stopped = f"the tick's {TICK_BUDGET_SECONDS} s were used: the other tickets wait for the next one"
+            break
         organization_id = item.request.organization_id
+        if organization_id is not None and _has_run(context.instance, item.run_key):
+            remembered[str(item.ticket.number)] = item.handled()
+            continue
         try:
             if organization_id is None:
                 api.comment(item.ticket.number, comments.refused(item.request.refusal, settings.label))
@@ -164,6 +180,10 @@ def _handle(
         ],
         cursor=moved.dump(),
     )
+
+
+def _has_run(instance: dg.DagsterInstance, run_key: str) -> bool:
+    return bool(instance.get_run_ids(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))
 
 
 def _run_request(item: Pending, organization_id: int, settings: TicketSettings) -> dg.RunRequest:

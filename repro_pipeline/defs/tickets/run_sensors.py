@@ -34,11 +34,17 @@ PARTITION_TAG = "dagster/partition"
 )
 def ticket_ready_comment(context: dg.RunStatusSensorContext) -> dg.SkipReason | None:
     run = context.dagster_run
-    ticket = _ticket_of(run)
-    if isinstance(ticket, dg.SkipReason):
-        return ticket
+    ticket = ticket_of(run)
+    if isinstance(ticket, str):
+        # None, not a SkipReason: any other return ends the tick, and the runs after this one would wait.
+        context.log.debug(ticket)
+        return None
     settings, number = ticket
-    handed_off = _handed_off(context.instance, run.run_id)
+    try:
+        handed_off = _handed_off(context.instance, run.run_id)
+    except ReproError as error:
+        context.log.warning(str(error))
+        return dg.SkipReason(error.problem)
     database = handed_off.database
     text = comments.ready(
         int(run.tags[PARTITION_TAG]),
@@ -66,9 +72,11 @@ def ticket_failure_comment(
     context: dg.RunFailureSensorContext, standby: SourceStandby, target: TargetServer
 ) -> dg.SkipReason | None:
     run = context.dagster_run
-    ticket = _ticket_of(run)
-    if isinstance(ticket, dg.SkipReason):
-        return ticket
+    ticket = ticket_of(run)
+    if isinstance(ticket, str):
+        # None, not a SkipReason: any other return ends the tick, and the runs after this one would wait.
+        context.log.debug(ticket)
+        return None
     settings, number = ticket
     secrets = [settings.token, os.environ.get("SLACK_BOT_TOKEN", "")]
     secrets += [dsn.parameter(url, "password") or "" for url in (standby.dsn, target.admin_dsn)]
@@ -103,20 +111,24 @@ def _without(text: str, secrets: list[str]) -> str:
     return text
 
 
-def _ticket_of(run: dg.DagsterRun) -> tuple[TicketSettings, int] | dg.SkipReason:
+def ticket_of(run: dg.DagsterRun) -> tuple[TicketSettings, int] | str:
+    """The ticket a run was launched for, or why it has none. Tags can be set by hand on the launchpad: only
+    a ticket number of the configured repository is acted on, so the token never writes elsewhere."""
     number = run.tags.get(TICKET_NUMBER_TAG)
     if number is None or PARTITION_TAG not in run.tags:
-        return dg.SkipReason(f"run {run.run_id} was not launched for a ticket")
+        return f"run {run.run_id} was not launched for a ticket"
     try:
         settings = TicketSettings.from_environment()
     except ReproError as error:
-        return dg.SkipReason(str(error))
+        return str(error)
     if settings is None:
-        return dg.SkipReason(
-            f"run {run.run_id} is for ticket #{number}, but REPRO_GITHUB_REPOSITORY is unset: set it"
-        )
+        return f"run {run.run_id} is for ticket #{number}, but REPRO_GITHUB_REPOSITORY is unset: set it"
     repository = run.tags.get(TICKET_REPOSITORY_TAG, settings.repository)
-    return dataclasses.replace(settings, repository=repository), int(number)
+    if not number.isdigit() or repository != settings.repository:
+        return (
+            f"run {run.run_id} names ticket {repository}#{number}, not one of {settings.repository}: ignored"
+        )
+    return settings, int(number)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,6 +12,7 @@ import pytest
 
 from repro_pipeline.definitions import defs
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
+from repro_pipeline.defs.tickets import label_sensor
 from repro_pipeline.defs.tickets.github_api import MAX_PAGES
 from repro_pipeline.defs.tickets.label_sensor import ticket_label_sensor
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
@@ -313,3 +314,34 @@ def test_a_pagination_that_never_ends_is_cut_short(
     skipped = tick(instance)
     assert f"still had pages after {MAX_PAGES}" in skipped.skip_reason and skipped.run_requests == []
     assert not any(issue.comments for issue in github.issues.values())
+
+
+def test_a_slow_tracker_ends_the_tick_in_time_and_the_next_tick_goes_on(
+    ticket_environment: dict[str, str],
+    github: GitHubApi,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for org in (451, 452, 453):
+        github.open_ticket(f"org {org}", labels=(LABEL, f"org:{org}"))
+    monkeypatch.setattr(label_sensor, "TICK_BUDGET_SECONDS", 0.6)
+    github.comment_replies[1] = ScriptedReply(201, b'{"id": 1}', delay_seconds=0.8)
+    first = tick(instance)
+    assert [r.partition_key for r in first.run_requests] == ["451"]
+    assert list(json.loads(first.cursor or "{}")["tickets"]) == ["1"]
+    rest = tick(instance, first.cursor)
+    assert [r.partition_key for r in rest.run_requests] == ["452", "453"]
+    assert [len(i.comments) for i in github.issues.values()] == [0, 1, 1]  # the slow one was scripted
+
+
+def test_a_ticket_that_comes_back_with_a_run_already_made_is_not_told_again(
+    ticket_environment: dict[str, str], github: GitHubApi, instance: dg.DagsterInstance
+) -> None:
+    github.open_ticket("Invoice totals off", labels=(LABEL, "org:451"))
+    first = tick(instance)
+    (request,) = first.run_requests
+    instance.add_run(dg.DagsterRun(job_name="tenant_repro", tags={"dagster/run_key": str(request.run_key)}))
+    forgotten = tick(instance, cursor=None)  # as if the ticket had left the listing and come back
+    assert forgotten.run_requests == []
+    assert len(github.issues[1].comments) == 1
+    assert list(json.loads(forgotten.cursor or "{}")["tickets"]) == ["1"]

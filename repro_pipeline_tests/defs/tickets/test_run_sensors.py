@@ -17,7 +17,7 @@ import yaml
 
 from repro_pipeline.definitions import defs, tenant_repro_job_def
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
-from repro_pipeline.defs.tickets.run_sensors import ticket_failure_comment
+from repro_pipeline.defs.tickets.run_sensors import ticket_failure_comment, ticket_of
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline_tests.conftest import PROJECT_ROOT
@@ -125,3 +125,24 @@ def test_a_failed_run_tells_its_ticket_the_one_line_reason(
     assert f"Run: {UI_BASE_URL}/runs/" in comment
     assert GITHUB_TOKEN not in comment and stack.password not in comment
     assert github.issues[number].labels == [LABEL, "org:451"]  # not swapped
+
+
+@pytest.mark.parametrize(
+    ("tags", "acted_on"),
+    [
+        ({"repro/ticket_number": "7", "repro/ticket_repository": REPOSITORY}, True),
+        ({"repro/ticket_number": "7"}, True),
+        ({"repro/ticket_number": "7", "repro/ticket_repository": "other/private"}, False),
+        ({"repro/ticket_number": "7/../../labels", "repro/ticket_repository": REPOSITORY}, False),
+        ({}, False),
+    ],
+    ids=["ours", "repository-implied", "another-repository", "not-a-number", "no-ticket"],
+)
+def test_only_a_ticket_of_the_configured_repository_hears_from_a_run(
+    ticket_environment: dict[str, str], tags: dict[str, str], acted_on: bool
+) -> None:
+    run = dg.DagsterRun(job_name="tenant_repro", tags={"dagster/partition": "451", **tags})
+    ticket = ticket_of(run)
+    assert (not isinstance(ticket, str)) == acted_on
+    if acted_on:
+        assert not isinstance(ticket, str) and ticket[1] == 7 and ticket[0].repository == REPOSITORY
