@@ -99,8 +99,18 @@ def issue_login(
             )
         )
         _grant_reading(repro, role)
-    except BaseException:
-        drop_login(admin, database)  # a login that cannot read its database is of no use to anyone
+    except BaseException as failure:
+        # A login that cannot read its database is of no use to anyone; its CONNECT goes first, or DROP ROLE
+        # fails on it. A cleanup that fails too is added to the error, never put in its place.
+        try:
+            admin.execute(
+                sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
+                    sql.Identifier(database), sql.Identifier(role)
+                )
+            )
+            drop_login(admin, database)
+        except psycopg.Error as cleanup:
+            failure.add_note(f"the login {role} could not be dropped: {cleanup.diag.message_primary}")
         raise
     return Login(role=role, database=database, password=password, expires_at=expires_at)
 
@@ -157,3 +167,10 @@ def _grant_reading(repro: psycopg.Connection[TupleRow], role: str) -> None:
                 "GRANT SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {grantee}",
             ):
                 repro.execute(sql.SQL(statement).format(schema=schema, grantee=grantee))
+        # pg_restore --no-owner made the admin own every function: a SECURITY DEFINER one would run as the
+        # admin for anyone, the login included (a write, dynamic SQL). Only the admin may call them.
+        for (function,) in repro.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE p.prosecdef AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'"
+        ).fetchall():
+            repro.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(sql.SQL(str(function))))

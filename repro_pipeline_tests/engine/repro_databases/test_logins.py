@@ -42,7 +42,10 @@ def repro_database(stack: Stack, admin: Admin) -> Iterator[Callable[[], lifecycl
             conn.execute(
                 "CREATE TABLE public.invoices (id serial PRIMARY KEY, total_cents int);"
                 "INSERT INTO public.invoices (total_cents) VALUES (100), (250);"
-                "CREATE SCHEMA _repro_pipeline; CREATE TABLE _repro_pipeline.runs (run_id text)"
+                "CREATE SCHEMA _repro_pipeline; CREATE TABLE _repro_pipeline.runs (run_id text);"
+                # As pg_restore --no-owner leaves a source's SECURITY DEFINER function: owned by the admin.
+                "CREATE FUNCTION public.note_payment(cents int) RETURNS void LANGUAGE sql SECURITY DEFINER "
+                "AS 'INSERT INTO public.invoices (total_cents) VALUES (cents)'"
             )
         return database
 
@@ -81,6 +84,7 @@ def test_the_login_reads_its_database_and_can_write_or_own_nothing(
             "CREATE TABLE public.mine (id int)",
             "CREATE TEMPORARY TABLE mine (id int)",
             "CREATE SCHEMA mine",
+            "SELECT public.note_payment(1)",  # would write as the admin
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
