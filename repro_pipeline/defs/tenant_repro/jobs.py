@@ -4,8 +4,9 @@ import dagster as dg
 
 from repro_pipeline.defs.tenant_repro.assets import GROUP
 
-# Every run of the job carries this tag, however it is launched (launchpad, sensor, CLI), so the run queue
-# (dagster.yaml `concurrency.runs.tag_concurrency_limits`) can cap how many runs read the standby at once.
+# Every run of the job carries this tag, however the job is launched (its launchpad, the ticket sensor, the
+# CLI), so the run queue (dagster.yaml `concurrency.runs.tag_concurrency_limits`) can cap how many runs read
+# the standby at once. "Materialize" on an asset's own page launches Dagster's ad-hoc asset job, without it.
 # One key, not one value per standby: the standby a run reads is resolved when the run starts
 # (REPRO_STANDBY_DSN), after the tag is fixed, and an instance serves one standby.
 READS_STANDBY_TAG = "repro/reads_standby"
