@@ -16,9 +16,8 @@ from repro_pipeline.defs.resources import SlackHandoff, SourceStandby, TargetSer
 from repro_pipeline.defs.slack_messages import failure_message
 from repro_pipeline.defs.tenant_repro.jobs import tenant_repro_job
 from repro_pipeline.defs.tickets.comments import run_link
+from repro_pipeline.defs.tickets.run_sensors import PARTITION_TAG
 from repro_pipeline.engine.errors import ReproError
-
-PARTITION_TAG = "dagster/partition"
 
 
 @dg.run_failure_sensor(
