@@ -15,6 +15,7 @@ class SlackMessage:
     text: str
     raw_body: str
     headers: dict[str, str]
+    blocks: list[dict[str, object]] = field(default_factory=list)  # Block Kit, as Slack received it
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,11 @@ class SlackApi:
                 if not fields.get("channel"):
                     self._reply({"ok": False, "error": "channel_not_found"})
                     return
+                blocks = fields.get("blocks") or []
+                if isinstance(blocks, str):  # form-encoded: Slack takes the blocks as a JSON string
+                    blocks = json.loads(blocks)
                 api.messages.append(
-                    SlackMessage(fields["channel"], fields.get("text", ""), body, dict(self.headers))
+                    SlackMessage(fields["channel"], fields.get("text", ""), body, dict(self.headers), blocks)
                 )
                 self._reply({"ok": True, "channel": "C0REPRO", "ts": f"1700000000.{len(api.messages):06d}"})
 

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from repro_pipeline.defs.settings import positive_setting, text_setting
 from repro_pipeline.defs.slack_client import post_message
+from repro_pipeline.defs.slack_messages import SlackMessage
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.config import ReproConfig, default_config_paths, load_config
 from repro_pipeline.engine.errors import ConfigError
@@ -143,7 +144,7 @@ class MaskingConfig(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 
 class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Posts "repro ready" to Slack: the database name, where its DSN is kept, and when it expires.
+    """Posts to the support channel: "repro ready" (the handoff), failed runs and expired databases.
 
     The bot token is read from ``SLACK_BOT_TOKEN`` when the handoff runs, never from run config, which the
     UI shows and stores; unset, nothing is posted.
@@ -170,9 +171,16 @@ class SlackHandoff(dg.ConfigurableResource):  # type: ignore[type-arg]
     def api_url(self) -> str:
         return text_setting(self.api_base_url, "REPRO_SLACK_API_URL", "https://slack.com/api/")
 
-    def post(self, text: str) -> str:
-        """Post ``text`` and return the message timestamp."""
-        return post_message(token=self.bot_token, api_url=self.api_url, channel=self.destination, text=text)
+    def post(self, message: SlackMessage, what: str = "the handoff message") -> str:
+        """Post ``message`` and return its timestamp; ``what`` names it in errors."""
+        return post_message(
+            token=self.bot_token,
+            api_url=self.api_url,
+            channel=self.destination,
+            text=message.text,
+            blocks=message.blocks,
+            what=what,
+        )
 
 
 class ReproSecretSink(dg.ConfigurableResource):  # type: ignore[type-arg]

@@ -4,6 +4,7 @@ limits are retried within a bounded time, and what still fails is one message sa
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,8 +50,17 @@ def retry_after(headers: dict[str, Any]) -> float:
     return 1.0
 
 
-def post_message(*, token: str, api_url: str, channel: str, text: str) -> str:
-    """Post ``text`` to ``channel`` and return the message timestamp."""
+def post_message(
+    *,
+    token: str,
+    api_url: str,
+    channel: str,
+    text: str,
+    blocks: Sequence[Mapping[str, Any]] = (),
+    what: str = "the handoff message",
+) -> str:
+    """Post ``text`` (with Block Kit ``blocks``, ``text`` being their fallback) to ``channel`` and return the
+    message timestamp. ``what`` names the message in errors."""
     url = urlsplit(api_url)
     if not (
         url.scheme == "https" or (url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost", "::1"))
@@ -67,13 +77,15 @@ def post_message(*, token: str, api_url: str, channel: str, text: str) -> str:
     client = WebClient(token=token, base_url=api_url.rstrip("/") + "/", timeout=15, retry_handlers=handlers)
     where = urlsplit(api_url).netloc
     try:
-        response = client.chat_postMessage(channel=channel, text=text)
+        response = client.chat_postMessage(
+            channel=channel, text=text, blocks=[dict(block) for block in blocks] or None
+        )
     except SlackApiError as exc:
         error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
         if exc.response.status_code == 429 or error == "ratelimited":
             wait = retry_after(dict(exc.response.headers))
             raise ReproError(
-                f"Slack rate-limited the handoff message (Retry-After {wait:g} s)",
+                f"Slack rate-limited {what} (Retry-After {wait:g} s)",
                 "wait until Slack accepts messages",
             ) from None
         if not _SLACK_ERROR.fullmatch(error):  # not a Slack API reply: a proxy's page, a broken body
@@ -82,7 +94,7 @@ def post_message(*, token: str, api_url: str, channel: str, text: str) -> str:
                 "check REPRO_SLACK_API_URL",
             ) from None
         raise ReproError(
-            f"Slack refused the handoff message: {error}",
+            f"Slack refused {what}: {error}",
             "check SLACK_BOT_TOKEN and that the bot is a member of the channel",
         ) from None
     except ValueError:

@@ -21,13 +21,21 @@ _MALFORMED = ReproError(
 
 def describe(dsn: str) -> str:
     """``host:port/dbname`` of a DSN, safe for logs, metadata and messages."""
+    parts = _parts(dsn)
+    return f"{server_address(dsn)}/{parts.get('dbname') or parts.get('user') or ''}"
+
+
+def server_address(dsn: str) -> str:
+    """``host:port`` of a DSN: where the server is, without who connects or how."""
+    parts = _parts(dsn)
+    return f"{parts.get('host') or 'localhost'}:{parts.get('port') or '5432'}"
+
+
+def _parts(dsn: str) -> dict[str, Any]:
     try:
-        parts = conninfo_to_dict(dsn)
+        return conninfo_to_dict(dsn)
     except Exception:
         raise _MALFORMED from None
-    host = parts.get("host") or "localhost"
-    port = parts.get("port") or "5432"
-    return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
 
 
 def parameter(dsn: str, name: str) -> str | None:

@@ -16,16 +16,24 @@ from repro_pipeline.defs.resources import (
     SourceStandby,
     TargetServer,
 )
+from repro_pipeline.defs.slack_messages import Handoff, handoff_message
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS, check_results
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, TENANT_CLOSURE, repro_database_of
+from repro_pipeline.defs.tickets.tags import TICKET_URL_TAG
+from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import ReproError, TargetError
 from repro_pipeline.engine.load.loader import LoadReport, ReplicatedSchema, load_repro, replicated_schema
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.report import plan_summary
 from repro_pipeline.engine.load.target_fit import read_target_server
 from repro_pipeline.engine.repro_databases import lifecycle, logins
-from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, finish_run, unpassed_checks
+from repro_pipeline.engine.repro_databases.manifest import (
+    REQUIRED_CHECKS,
+    finish_run,
+    loaded_row_total,
+    unpassed_checks,
+)
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.source.standby import read_standby_health, require_ready_standby
 from repro_pipeline.engine.subset.tenant import parse_organization_id
@@ -247,6 +255,7 @@ def repro_handoff(
             )
         with target.connect_database(name) as conn:
             unpassed = unpassed_checks(conn, REQUIRED_CHECKS)
+            rows = loaded_row_total(conn)
         if unpassed:
             raise TargetError(
                 f"{name} is not handed off: the checks {', '.join(unpassed)} have not passed on it",
@@ -255,13 +264,21 @@ def repro_handoff(
         with target.admin() as admin, target.connect_database(name) as conn:
             login = logins.issue_login(admin, conn, name, database.expires_at)
         where_the_dsn_is = secret_sink.sink(context.instance).store(name, login.dsn(target.admin_dsn))
-        text = (
-            f"Repro DB ready for org {organization_id}: database `{name}`. "
-            f"DSN in {where_the_dsn_is}. TTL: expires {database.expires_at:%Y-%m-%d %H:%M} UTC."
+        message = handoff_message(
+            Handoff(
+                organization_id=organization_id,
+                database=name,
+                host=dsn.server_address(target.admin_dsn),
+                where_the_dsn_is=where_the_dsn_is,
+                expires_at=database.expires_at,
+                ticket_url=context.run.tags.get(TICKET_URL_TAG, ""),
+                rows=rows,
+                checks=REQUIRED_CHECKS,
+            )
         )
         if slack.enabled:
             try:
-                slack.post(text)
+                slack.post(message)
             except ReproError as error:
                 raise ReproError(
                     f"{name} is checked but was not handed off: {error.problem}",
@@ -278,7 +295,7 @@ def repro_handoff(
             finish_run(conn, "ready")
     return dg.MaterializeResult(
         metadata={
-            "message": text,
+            "message": message.text,
             "channel": slack.destination,
             "posted": slack.enabled,
             "database": name,

@@ -51,3 +51,11 @@ def failed(organization_id: int, reason: str, label: str, link: str) -> str:
         f"Remove and add the label `{label}` again to retry."
     )
     return f"{text}\n\nRun: {link}" if link else text
+
+
+def expired(organization_id: int, database: str, expires_at: datetime, label: str) -> str:
+    return (
+        f"**Expired:** repro database `{database}` of organization {organization_id} expired "
+        f"({expires_at:%Y-%m-%d %H:%M} UTC) and was dropped, with its login.\n\n"
+        f"Remove and add the label `{label}` again for a new one."
+    )

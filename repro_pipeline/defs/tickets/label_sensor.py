@@ -25,6 +25,12 @@ from repro_pipeline.defs.tickets.github_api import (
     TicketApiRateLimited,
 )
 from repro_pipeline.defs.tickets.settings import TicketSettings
+from repro_pipeline.defs.tickets.tags import (
+    TICKET_AUTHOR_TAG,
+    TICKET_NUMBER_TAG,
+    TICKET_REPOSITORY_TAG,
+    TICKET_URL_TAG,
+)
 from repro_pipeline.defs.tickets.ticket_request import TicketRequest, ticket_request
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.source.standby import read_standby_health
@@ -33,10 +39,6 @@ from repro_pipeline.engine.source.standby import read_standby_health
 # its comments stay posted. Past this budget the tick stops taking tickets and saves what it did.
 TICK_BUDGET_SECONDS = 40
 RUN_KEY_TAG = "dagster/run_key"  # the tag Dagster puts on a sensor's run with its run_key
-TICKET_URL_TAG = "repro/ticket_url"
-TICKET_NUMBER_TAG = "repro/ticket_number"
-TICKET_AUTHOR_TAG = "repro/ticket_author"
-TICKET_REPOSITORY_TAG = "repro/ticket_repository"
 NO_REPOSITORY = (
     "no ticket repository is configured: set REPRO_GITHUB_REPOSITORY to owner/name, GITHUB_TOKEN to a token "
     "that may read its issues and comment, and REPRO_GITHUB_API_URL for GitHub Enterprise"

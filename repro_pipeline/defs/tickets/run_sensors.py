@@ -8,19 +8,18 @@ logged and named in the skip reason, not retried.
 from __future__ import annotations
 
 import dataclasses
-import os
 from datetime import UTC, datetime
 
 import dagster as dg
 
+from repro_pipeline.defs.failure_reasons import known_secrets, one_line_reason, without
 from repro_pipeline.defs.resources import SourceStandby, TargetServer
 from repro_pipeline.defs.tenant_repro.jobs import tenant_repro_job
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, REPRO_HANDOFF
 from repro_pipeline.defs.tickets import comments
 from repro_pipeline.defs.tickets.github_api import TicketApi, TicketApiError
-from repro_pipeline.defs.tickets.label_sensor import TICKET_NUMBER_TAG, TICKET_REPOSITORY_TAG
 from repro_pipeline.defs.tickets.settings import READY_LABEL, TicketSettings
-from repro_pipeline.engine import dsn
+from repro_pipeline.defs.tickets.tags import TICKET_NUMBER_TAG, TICKET_REPOSITORY_TAG
 from repro_pipeline.engine.errors import ReproError
 
 PARTITION_TAG = "dagster/partition"
@@ -78,9 +77,7 @@ def ticket_failure_comment(
         context.log.debug(ticket)
         return None
     settings, number = ticket
-    secrets = [settings.token, os.environ.get("SLACK_BOT_TOKEN", "")]
-    secrets += [dsn.parameter(url, "password") or "" for url in (standby.dsn, target.admin_dsn)]
-    reason = _without(one_line_reason(context), secrets)
+    reason = without(one_line_reason(context), [settings.token, *known_secrets(standby, target)])
     text = comments.failed(
         int(run.tags[PARTITION_TAG]), reason, settings.label, _run_link(settings, run.run_id)
     )
@@ -91,24 +88,6 @@ def ticket_failure_comment(
         context.log.warning(f"ticket #{number} was not told its run failed: {error}")
         return dg.SkipReason(f"ticket #{number} was not told its run failed: {error.problem}")
     return None
-
-
-def one_line_reason(context: dg.RunFailureSensorContext) -> str:
-    """The first failed step and the first line of its error (a ``ReproError``'s problem, as
-    ``reported_as_failure`` raised it); the run's own failure message when no step failed."""
-    for event in context.get_step_failure_events():
-        data = event.step_failure_data
-        if data.error is not None:
-            first = data.error.message.strip().split("\n", 1)[0]
-            return f"{event.step_key}: {first}"
-    return context.failure_event.message.strip().split("\n", 1)[0] if context.failure_event.message else ""
-
-
-def _without(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def ticket_of(run: dg.DagsterRun) -> tuple[TicketSettings, int] | str:

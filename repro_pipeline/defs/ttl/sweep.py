@@ -1,5 +1,5 @@
 """The TTL sweep: an op job (cleanup, no asset) that drops expired repro databases, and those a run that no
-longer runs left half-built, on an hourly schedule."""
+longer runs left half-built, on an hourly schedule; an expired one's drop is posted to Slack and its ticket."""
 
 from datetime import UTC, datetime
 
@@ -8,7 +8,8 @@ import psycopg
 
 from repro_pipeline.defs.failures import reported_as_failure
 from repro_pipeline.defs.repro_databases.observations import repro_database_observation
-from repro_pipeline.defs.resources import ReproSecretSink, TargetServer
+from repro_pipeline.defs.resources import ReproSecretSink, SlackHandoff, TargetServer
+from repro_pipeline.defs.ttl.expiry_notices import post_expiry_notices
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, unpassed_checks
@@ -16,7 +17,7 @@ from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, unpa
 
 @dg.op
 def drop_expired_repro_databases(
-    context: dg.OpExecutionContext, target: TargetServer, secret_sink: ReproSecretSink
+    context: dg.OpExecutionContext, target: TargetServer, secret_sink: ReproSecretSink, slack: SlackHandoff
 ) -> list[str]:
     def run_state(run_id: str) -> lifecycle.RunState:
         run = context.instance.get_run_by_id(run_id)
@@ -52,6 +53,8 @@ def drop_expired_repro_databases(
             sink.remove(database.name)  # its login went with it: the DSN kept for it is of no use
         except ReproError as error:
             context.log.warning(f"{database.name}: {error.problem}")
+        if database.status != "failed":  # a retired database's run failed, and said so when it did
+            post_expiry_notices(context, slack, database)
     for skipped in (*abandoned.skipped, *sweep.skipped):
         context.log.warning(f"skipped {skipped}")
     if not sweep.databases:

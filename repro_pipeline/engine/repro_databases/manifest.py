@@ -178,6 +178,12 @@ def planned_row_counts(conn: psycopg.Connection[TupleRow]) -> dict[TableName, Pl
     }
 
 
+def loaded_row_total(conn: psycopg.Connection[TupleRow]) -> int:
+    """The rows the load copied, all tables together, as the load recorded them."""
+    row = conn.execute(f"SELECT coalesce(sum(loaded_rows), 0) FROM {SCHEMA}.tables").fetchone()
+    return int(str(row[0])) if row else 0
+
+
 def unpassed_checks(conn: psycopg.Connection[TupleRow], required: tuple[str, ...]) -> list[str]:
     """The required checks that have not run on this database, or failed."""
     passed = {str(name) for (name,) in conn.execute(f"SELECT check_name FROM {SCHEMA}.checks WHERE passed")}

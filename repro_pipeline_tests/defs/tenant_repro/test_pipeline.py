@@ -25,6 +25,7 @@ from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.embedded.synthetic import TABLES, SourceSummary
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.defs.run_results import step_failure_messages
 from repro_pipeline_tests.defs.tenant_repro.conftest import SLACK_TOKEN
@@ -180,8 +181,32 @@ def test_slack_gets_one_message_without_dsn_or_password(
     assert str(ORGANIZATION) in message.text and first_run.database in message.text
     assert f"DSN in {_handoff_metadata(first_run)['dsn_reference']}." in message.text
     assert "expires" in message.text
-    for secret in (stack.password, salt, "postgresql://", str(stack.target.port)):
+    # Block Kit: the same facts as fields, and the checks that passed.
+    headline, facts, checks = message.blocks
+    assert headline["type"] == "section" and first_run.database in str(headline["text"])
+    fields = {
+        str(field["text"]).split("\n", 1)[0].strip("*"): str(field["text"]).split("\n", 1)[1]
+        for field in facts["fields"]
+    }
+    assert fields["Organization"] == str(ORGANIZATION)
+    assert fields["Database"] == f"`{first_run.database}`"
+    assert fields["Host"] == f"`127.0.0.1:{stack.target.port}`"  # where the server is, not who logs in
+    assert fields["DSN kept in"] == f"`{_handoff_metadata(first_run)['dsn_reference']}`"
+    assert fields["Rows"] == f"{_loaded_rows(first_run):,}"
+    assert fields["Ticket"] == "none"  # launched without a ticket
+    assert checks["type"] == "context"
+    assert all(name in str(checks["elements"]) for name in REQUIRED_CHECKS)
+    for secret in (stack.password, salt, "postgresql://", SLACK_TOKEN):
         assert secret not in message.raw_body
+
+
+def _loaded_rows(run: TenantRun) -> int:
+    (rows,) = [
+        int(str(event.step_materialization_data.materialization.metadata["dagster/row_count"].value))
+        for event in run.result.get_asset_materialization_events()
+        if event.step_materialization_data.materialization.asset_key == dg.AssetKey("repro_database")
+    ]
+    return rows
 
 
 def _handoff_metadata(run: TenantRun) -> dict[str, Any]:

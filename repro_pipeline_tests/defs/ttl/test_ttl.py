@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +22,11 @@ from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.repro_databases import lifecycle, logins
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, record_check, write_manifest
 from repro_pipeline.engine.repro_databases.secret_sink import FileSecretSink
+from repro_pipeline_tests.defs.tenant_repro.conftest import SLACK_TOKEN
+from repro_pipeline_tests.defs.tickets.conftest import GITHUB_TOKEN, REPOSITORY
+from repro_pipeline_tests.github_api import GitHubApi
 from repro_pipeline_tests.run_records import run_record
+from repro_pipeline_tests.slack_api import SlackApi
 
 UNRECORDED = "repro_org451_deadbeef"
 
@@ -174,3 +181,104 @@ def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_bu
         finally:
             for database in made_here:
                 lifecycle.drop_repro_database(admin, database.name)
+
+
+@pytest.fixture
+def notice_environment(
+    pipeline_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Notices]:
+    """Slack and a ticket tracker, both real HTTP servers on 127.0.0.1, named by the environment."""
+    with SlackApi(token=SLACK_TOKEN) as slack, GitHubApi(token=GITHUB_TOKEN, repository=REPOSITORY) as github:
+        for key, value in {
+            "SLACK_BOT_TOKEN": SLACK_TOKEN,
+            "REPRO_SLACK_API_URL": slack.base_url,
+            "REPRO_GITHUB_API_URL": github.base_url,
+            "REPRO_GITHUB_REPOSITORY": REPOSITORY,
+            "GITHUB_TOKEN": GITHUB_TOKEN,
+            "REPRO_GITHUB_TIMEOUT_SECONDS": "1",
+        }.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("REPRO_TICKET_LABEL", raising=False)
+        yield Notices(slack, github)
+
+
+@dataclass(frozen=True)
+class Notices:
+    slack: SlackApi
+    github: GitHubApi
+
+
+def _expired_databases(
+    admin: psycopg.Connection[tuple[object, ...]], instance: dg.DagsterInstance, ticket: int
+) -> tuple[lifecycle.ReproDatabase, lifecycle.ReproDatabase]:
+    """Two handed-off databases past their TTL: one made by a ticket's run, one launched by hand."""
+    ticket_tags = {
+        "dagster/partition": "451",
+        "repro/ticket_number": str(ticket),
+        "repro/ticket_repository": REPOSITORY,
+    }
+    made = []
+    for tags in (ticket_tags, {"dagster/partition": "451"}):
+        run = dg.DagsterRun(
+            job_name="tenant_repro", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.SUCCESS, tags=tags
+        )
+        instance.add_run(run)
+        database = lifecycle.create_repro_database(
+            admin,
+            organization_id=451,
+            run_id=run.run_id,
+            ttl=timedelta(hours=48),
+            now=datetime.now(UTC) - timedelta(hours=49),
+        )
+        made.append(lifecycle.mark(admin, database, "ready"))
+    return made[0], made[1]
+
+
+def test_the_sweep_tells_slack_and_the_ticket_that_a_database_expired(
+    admin: psycopg.Connection[tuple[object, ...]], notice_environment: Notices
+) -> None:
+    github, slack = notice_environment.github, notice_environment.slack
+    ticket = github.open_ticket("Invoice totals off", labels=("repro-db-ready", "org:451"))
+    with dg.instance_for_test() as instance:
+        from_ticket, by_hand = _expired_databases(admin, instance, ticket)
+        outcome = run_ttl_sweep(instance)
+    assert outcome.success and {from_ticket.name, by_hand.name} <= set(outcome.dropped)
+    notices = sorted(message.text for message in slack.messages)
+    assert notices == sorted(
+        f"repro database {database.name} of organization 451 expired "
+        f"({database.expires_at:%Y-%m-%d %H:%M} UTC) and was dropped"
+        for database in (from_ticket, by_hand)
+    )
+    assert all(message.blocks for message in slack.messages)
+    (comment,) = github.issues[ticket].comments  # the hand-launched database has no ticket to tell
+    assert comment.startswith(f"**Expired:** repro database `{from_ticket.name}` of organization 451 expired")
+    assert "label `needs-repro-db` again" in comment
+    for secret in (SLACK_TOKEN, GITHUB_TOKEN, "postgresql://"):
+        assert secret not in comment and all(secret not in m.raw_body for m in slack.messages)
+
+
+def test_a_notice_that_cannot_be_given_does_not_stop_the_sweep(
+    admin: psycopg.Connection[tuple[object, ...]],
+    notice_environment: Notices,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("REPRO_SLACK_API_URL", f"http://127.0.0.1:{closed.getsockname()[1]}/api/")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_revoked")  # the tracker answers 401
+    github = notice_environment.github
+    ticket = github.open_ticket("Invoice totals off", labels=("repro-db-ready", "org:451"))
+    with dg.instance_for_test() as instance:
+        from_ticket, by_hand = _expired_databases(admin, instance, ticket)
+        outcome = run_ttl_sweep(instance)
+        (sweep,) = instance.get_runs(dg.RunsFilter(job_name="ttl_sweep"))
+        warnings = [
+            record.user_message
+            for record in instance.all_logs(sweep.run_id)
+            if record.level == logging.WARNING
+        ]
+    assert outcome.success and {from_ticket.name, by_hand.name} <= set(outcome.dropped)
+    assert {from_ticket.name, by_hand.name}.isdisjoint(_names(admin))
+    assert github.issues[ticket].comments == [] and notice_environment.slack.messages == []
+    assert any(f"{by_hand.name}: the expiry notice was not posted to Slack" in w for w in warnings)
+    assert any(f"{from_ticket.name}: ticket #{ticket} was not told it expired" in w for w in warnings)
