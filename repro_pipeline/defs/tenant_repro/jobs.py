@@ -16,4 +16,7 @@ tenant_repro_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(GROUP),
     description="Build one organization's masked repro database from the standby and hand it off",
     tags={"dagster/max_retries": 0, READS_STANDBY_TAG: "true"},
+    # The steps run one after the other (each needs the one before it), so a process per step would only add
+    # a Python and code-location start-up to each: the run's own process runs them all.
+    executor_def=dg.in_process_executor,
 )
