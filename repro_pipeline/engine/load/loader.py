@@ -5,6 +5,7 @@ the run's record: all in one target transaction with one worker, or the rows by 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +16,7 @@ from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.load import schema
 from repro_pipeline.engine.load.failures import without_values
-from repro_pipeline.engine.load.parallel import LoadWorkers, copy_in_workers, table_jobs
+from repro_pipeline.engine.load.parallel import LoadWorkers, started_workers, table_jobs
 from repro_pipeline.engine.load.plan import SubsetPlan
 from repro_pipeline.engine.load.progress import ProgressCallback, ProgressPacer, batches_with_rows, counted
 from repro_pipeline.engine.load.schema_dump import (
@@ -100,7 +101,16 @@ def load_repro(
     pacer = ProgressPacer(on_progress) if on_progress else None
     copied: dict[TableName, CopiedRows] = {}
     table_seconds: dict[TableName, float] = {}
-    with dsn.connect(target_dsn, role="repro database") as target:
+    parallel = workers is not None and workers.count > 1
+    jobs = table_jobs(plan, batch_size, lambda name: _nulled_of(plan, name)) if parallel else []
+    with (
+        (
+            started_workers(snapshot, target_dsn, plan, jobs, workers)
+            if workers is not None and jobs
+            else nullcontext()
+        ) as pool,
+        dsn.connect(target_dsn, role="repro database") as target,
+    ):
         cur = target.cursor()
         require_schema_fits(snapshot.conn, read_target_server(target))
         applied = replicated_schema(snapshot, plan, target.info.server_version)
@@ -113,10 +123,9 @@ def load_repro(
         with without_values("reading the source's sequence positions", source=snapshot.conn):
             positions = schema.source_positions(snapshot.conn, schema.sequences(target))
         rows_began = time.perf_counter()
-        if workers is not None and workers.count > 1:
+        if parallel:
             target.commit()  # the workers' sessions see the tables only once they are committed
-            jobs = table_jobs(plan, batch_size, lambda name: _nulled_of(plan, name))
-            done = copy_in_workers(snapshot, target_dsn, plan, jobs, workers, pacer)
+            done = pool.copy(snapshot, pacer) if pool else {}
             for name in plan.created_tables:
                 copied[name] = done[name].rows if name in done else CopiedRows(0, 0)
                 table_seconds[name] = done[name].seconds if name in done else 0.0

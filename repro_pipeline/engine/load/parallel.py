@@ -19,7 +19,8 @@ import multiprocessing
 import queue
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
@@ -132,23 +133,34 @@ def table_jobs(
     return sorted(jobs, key=lambda job: job.total_rows, reverse=True)
 
 
-def copy_in_workers(
-    snapshot: SourceSnapshot,
-    target_dsn: str,
-    plan: SubsetPlan,
-    jobs: list[TableJob],
-    workers: LoadWorkers,
-    pacer: ProgressPacer | None,
-) -> dict[TableName, CopiedTable]:
-    """Run ``jobs`` on ``workers.count`` processes (fewer when there are fewer jobs); the snapshot's own
-    transaction ends once every worker has imported its snapshot."""
+@dataclass(frozen=True)
+class WorkerPool:
+    """Started worker processes, each already reading the snapshot, waiting for tables to copy."""
+
+    jobs: list[TableJob]
+    processes: Sequence[BaseProcess]
+    pending: Queue[TableJob | None] = field(repr=False)
+    events: Queue[_Event] = field(repr=False)
+
+    def copy(self, snapshot: SourceSnapshot, pacer: ProgressPacer | None) -> dict[TableName, CopiedTable]:
+        """Copy every job, once the tables exist for the workers' sessions (the pre-data is committed); the
+        snapshot's own transaction ends once every worker has imported it."""
+        for job in [*self.jobs, *[None] * len(self.processes)]:
+            self.pending.put(job)
+        return _gather(snapshot, self.jobs, self.processes, self.events, pacer)
+
+
+@contextmanager
+def started_workers(
+    snapshot: SourceSnapshot, target_dsn: str, plan: SubsetPlan, jobs: list[TableJob], workers: LoadWorkers
+) -> Iterator[WorkerPool]:
+    """``workers.count`` processes (fewer when there are fewer jobs), started now so that their start (a
+    Python interpreter, its imports, the masks) overlaps the schema's creation; stopped on leaving."""
     if (
         workers.config.fingerprint() != plan.config_hash
         or workers.salt.fingerprint() != plan.salt_fingerprint
     ):
         raise ValueError("the load workers were given another config or salt than the plan's")
-    if not jobs:
-        return {}
     row = snapshot.conn.execute("SELECT pg_export_snapshot()").fetchone()
     assert row is not None
     setup = _Setup(
@@ -164,17 +176,14 @@ def copy_in_workers(
     context = multiprocessing.get_context("spawn")
     pending: Queue[TableJob | None] = context.Queue()
     events: Queue[_Event] = context.Queue()
-    count = min(workers.count, len(jobs))
-    for job in [*jobs, *[None] * count]:
-        pending.put(job)
     processes = [
         context.Process(target=_work, args=(setup, pending, events), name=f"repro_pipeline load worker {n}")
-        for n in range(count)
+        for n in range(min(workers.count, len(jobs)))
     ]
     try:
         for process in processes:
             process.start()
-        return _gather(snapshot, jobs, processes, events, pacer)
+        yield WorkerPool(jobs, processes, pending, events)
     finally:
         _stop(processes)
         pending.cancel_join_thread()
