@@ -82,6 +82,7 @@ def test_plan_and_load_work_on_any_source_without_dagster(
         loaded = _cli(*load, env=environment)
         assert loaded.returncode == 0, loaded.stderr
         assert f"loaded {plan['total_rows']} rows" in loaded.stdout
+        assert "public.invoices: 3000/3000 rows in " in loaded.stdout  # its progress line at its end
         again = _cli(*load, env=environment)
         assert again.returncode == 2 and "is not empty" in again.stderr and "Traceback" not in again.stderr
         assert stack.password not in again.stderr

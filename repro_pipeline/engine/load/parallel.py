@@ -45,6 +45,10 @@ _POLL_SECONDS = 0.2  # how often the main process looks at its workers while no 
 _STOP_SECONDS = 5.0  # how long a terminated worker gets to end before it is killed
 
 
+class LoadWorkerError(RuntimeError):
+    """A load worker's own failure (a bug, not bad input), whose message quotes no row value."""
+
+
 @dataclass(frozen=True)
 class LoadWorkers:
     """How many processes copy tables at once, and what they need to build the plan's masks again."""
@@ -249,7 +253,7 @@ def _error_of(failure: _Failed) -> Exception:
     kind = getattr(errors, failure.error, None) if failure.error else None
     if isinstance(kind, type) and issubclass(kind, ReproError):
         return kind(failure.problem, failure.remedy)
-    return RuntimeError(failure.problem)
+    return LoadWorkerError(failure.problem)
 
 
 def _stop(processes: Sequence[BaseProcess]) -> None:
@@ -272,6 +276,8 @@ def _work(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event])
         _copy_jobs(setup, pending, events)
     except ReproError as exc:
         events.put(_Failed(type(exc).__name__, exc.problem, exc.remedy))
+    except LoadWorkerError as exc:
+        events.put(_Failed(LoadWorkerError.__name__, str(exc), ""))
     except psycopg.errors.SerializationFailure as exc:
         conflict = replay_conflict(setup.source, exc)
         events.put(_Failed(type(conflict).__name__, conflict.problem, conflict.remedy))
@@ -302,18 +308,18 @@ def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Ev
         while (job := pending.get()) is not None:
             masking = mask_plan.for_table(job.table)
             if (masking.strategy, masking.columns) != (job.strategy, job.columns):
-                raise RuntimeError(f"the masks a load worker built for {job.table} are not the plan's")
-            events.put(_Started(job.table))
+                raise LoadWorkerError(f"the masks a load worker built for {job.table} are not the plan's")
             began = time.perf_counter()
 
             def copied(rows: int, table: TableName = job.table) -> None:
                 if parent is not None and not parent.is_alive():
-                    raise RuntimeError("the load's main process ended")
+                    raise LoadWorkerError("the load's main process ended")
                 events.put(_Copied(table, rows))
 
             with without_values(f"loading {job.table}", source=source):
                 if not masking.table.partition_by:  # so COPY may write the rows frozen, in this transaction
                     target.execute(sql.SQL("TRUNCATE {}").format(masking.table.name.identifier))
+                events.put(_Started(job.table))
                 rows = copy_table(source, target, masking, counted(job.batches, copied), job.nulled)
                 target.commit()
             events.put(_Finished(job.table, CopiedTable(rows, time.perf_counter() - began)))

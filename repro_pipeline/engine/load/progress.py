@@ -1,5 +1,5 @@
-"""How far the load has got, table by table, reported at a steady pace: at most every few seconds while a
-table is copied, and once when it is done (with the rows the target stored)."""
+"""How far the load has got, table by table, reported at a steady pace: when a table's copy begins, every few
+seconds while it runs, and when it is done (with the rows the target stored)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ class ProgressPacer:
     _running: dict[TableName, _Running] = field(default_factory=dict)
 
     def started(self, table: TableName, total_rows: int) -> None:
-        now = self.clock()
-        self._running[table] = _Running(total_rows, began=now, reported_at=now)
+        running = self._running[table] = _Running(total_rows, began=self.clock())
+        self._report(table, running, finished=False)
 
     def copied(self, table: TableName, rows: int) -> None:
         running = self._running[table]
