@@ -42,7 +42,8 @@ from repro_pipeline.engine.source.catalog import Catalog, TableName
 from repro_pipeline.engine.source.snapshot import SessionLimits, SourceSnapshot, replay_conflict
 
 _POLL_SECONDS = 0.2  # how often the main process looks at its workers while no event comes
-_STOP_SECONDS = 5.0  # how long a terminated worker gets to end before it is killed
+_STOP_SECONDS = 5.0
+_PARENT_CHECK_SECONDS = 1.0  # how often a waiting worker looks whether the load's main process still runs  # how long a terminated worker gets to end before it is killed
 
 
 class LoadWorkerError(RuntimeError):
@@ -293,6 +294,17 @@ def _work(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event])
         )
 
 
+def next_job(pending: Queue[TableJob | None], parent: BaseProcess | None) -> TableJob | None:
+    """The next table to copy, or None when there is none; a worker whose load's main process is gone (a
+    killed run) ends rather than wait for ever."""
+    while True:
+        try:
+            return pending.get(timeout=_PARENT_CHECK_SECONDS)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                raise LoadWorkerError("the load's main process ended") from None
+
+
 def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event]) -> None:
     mask_plan = mask_plan_of(setup.config, setup.catalog, setup.salt)
     parent = multiprocessing.parent_process()
@@ -305,7 +317,7 @@ def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Ev
         with without_values("importing the load's snapshot", source=source):
             source.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(setup.snapshot_id)))
         events.put(_Imported())
-        while (job := pending.get()) is not None:
+        while (job := next_job(pending, parent)) is not None:
             masking = mask_plan.for_table(job.table)
             if (masking.strategy, masking.columns) != (job.strategy, job.columns):
                 raise LoadWorkerError(f"the masks a load worker built for {job.table} are not the plan's")
