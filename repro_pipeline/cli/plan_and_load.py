@@ -83,6 +83,7 @@ def _load(arguments: argparse.Namespace) -> int:
     with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
         require_empty_target(arguments.target)
         plan = plan_subset(snapshot, config, salt, organization_id, _target_server(arguments.target))
+        workers = LoadWorkers(arguments.workers, config, salt)
         try:
             report = load_repro(
                 snapshot,
@@ -91,11 +92,11 @@ def _load(arguments: argparse.Namespace) -> int:
                 run_id=f"cli-{uuid.uuid4().hex}",
                 started_at=datetime.now(UTC),
                 batch_size=config.mask_rules.batch_size,
-                workers=LoadWorkers(arguments.workers, config, salt),
+                workers=workers,
                 on_progress=None if arguments.quiet else lambda progress: print(progress.line(), flush=True),
             )
         except ReproError as error:
-            if arguments.workers == 1:
+            if workers.for_rows(plan.closure.total_rows) == 1:
                 raise
             # The workers' tables were committed: unlike the Dagster run, the CLI does not own the database.
             raise type(error)(

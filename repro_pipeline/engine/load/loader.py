@@ -93,15 +93,15 @@ def load_repro(
     workers: LoadWorkers | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> LoadReport:
-    """Create and fill the repro database's tables. With one worker (``workers`` None or 1), all in one
-    transaction, so on error nothing is left half done; with more, the tables (created by a committed
-    pre-data) are filled by worker processes in their own transactions, and the caller drops the database on
-    error. ``on_progress`` sees each table's progress at a steady pace, and its end, in this process."""
+    """Create and fill the repro database's tables. With one worker (``workers`` None, 1, or a tenant too
+    small for more), all in one transaction, so on error nothing is left half done; with more, the tables
+    (created by a committed pre-data) are filled by worker processes in their own transactions, and the
+    caller drops the database on error. ``on_progress`` sees each table's progress at a steady pace, and its end, in this process."""
     began = time.perf_counter()
     pacer = ProgressPacer(on_progress) if on_progress else None
     copied: dict[TableName, CopiedRows] = {}
     table_seconds: dict[TableName, float] = {}
-    parallel = workers is not None and workers.count > 1
+    parallel = workers is not None and workers.for_rows(plan.closure.total_rows) > 1
     jobs = table_jobs(plan, batch_size, lambda name: _nulled_of(plan, name)) if parallel else []
     with (
         (

@@ -361,7 +361,7 @@ def concurrent_load(stack: Stack, tenant: int, request: pytest.FixtureRequest) -
                     run_id=name,
                     started_at=datetime.now(UTC),
                     batch_size=BATCH_SIZE,
-                    workers=LoadWorkers(request.param, config, salt),
+                    workers=LoadWorkers(request.param, config, salt, min_rows_each=1),
                 )
                 load_ended = time.monotonic()
         wait_for_standby_replay(stack, timeout=30)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -74,6 +75,7 @@ def _load(
     workers: int,
     on_progress: Callable[[TableProgress], None] | None = None,
     plan_change: Callable[[SubsetPlan], SubsetPlan] = lambda plan: plan,
+    min_rows_each: int = 1,  # 451 is small: as many workers as asked for, whatever its size
 ) -> tuple[SubsetPlan, LoadReport]:
     with open_source_snapshot(stack.standby_dsn) as snapshot:
         plan = plan_change(plan_subset(snapshot, config, salt, 451))
@@ -84,7 +86,7 @@ def _load(
             run_id="parallel-test",
             started_at=datetime.now(UTC),
             batch_size=BATCH_SIZE,
-            workers=LoadWorkers(workers, config, salt),
+            workers=LoadWorkers(workers, config, salt, min_rows_each=min_rows_each),
             on_progress=on_progress,
         )
     return plan, report
@@ -147,15 +149,19 @@ def test_progress_ends_each_table_with_the_rows_loaded(
 def test_a_worker_killed_mid_load_fails_the_load_and_leaves_no_session_on_the_standby(
     stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
 ) -> None:
+    command_lines: list[str] = []
+
     def kill_a_worker(progress: TableProgress) -> None:
         for child in multiprocessing.active_children():
             if child.name.startswith("repro_pipeline load worker") and child.pid:
+                command_lines.append(Path(f"/proc/{child.pid}/cmdline").read_bytes().decode())
                 os.kill(child.pid, signal.SIGKILL)
                 return
 
     with pytest.raises(TargetError, match=r"a load worker ended unexpectedly \(exit code -9\)"):
         _load(stack, empty_database(), config, salt, workers=2, on_progress=kill_a_worker)
     assert not [c for c in multiprocessing.active_children() if c.name.startswith("repro_pipeline load")]
+    assert command_lines and stack.password not in command_lines[0]  # the DSNs went through the spawn pipe
     _wait_for_no_standby_session(stack)
 
 
@@ -211,5 +217,33 @@ def test_workers_refuse_another_salt_than_the_plans(
                 run_id="parallel-test",
                 started_at=datetime.now(UTC),
                 batch_size=BATCH_SIZE,
-                workers=LoadWorkers(2, config, Secret(secrets.token_hex(32))),
+                workers=LoadWorkers(2, config, Secret(secrets.token_hex(32)), min_rows_each=1),
             )
+
+
+def test_a_small_tenant_is_loaded_on_the_loads_own_connection(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+) -> None:
+    """Starting a worker costs more than it saves below ``min_rows_each`` rows per worker."""
+    workers_seen: list[int] = []
+
+    def count_workers(progress: TableProgress) -> None:
+        workers_seen.append(
+            sum(c.name.startswith("repro_pipeline load worker") for c in multiprocessing.active_children())
+        )
+
+    plan, report = _load(
+        stack, empty_database(), config, salt, workers=2, on_progress=count_workers, min_rows_each=50_000
+    )
+    assert plan.closure.total_rows < 2 * 50_000
+    assert workers_seen and set(workers_seen) == {0}
+    assert sum(report.loaded_rows.values()) == plan.closure.total_rows
+
+
+@pytest.mark.parametrize(
+    ("count", "rows", "expected"), [(4, 0, 1), (4, 99_999, 1), (4, 100_000, 2), (4, 10**7, 4), (1, 10**7, 1)]
+)
+def test_workers_for_a_tenant_of_some_rows(
+    config: ReproConfig, salt: Secret, count: int, rows: int, expected: int
+) -> None:
+    assert LoadWorkers(count, config, salt, min_rows_each=50_000).for_rows(rows) == expected
