@@ -42,8 +42,8 @@ from repro_pipeline.engine.source.catalog import Catalog, TableName
 from repro_pipeline.engine.source.snapshot import SessionLimits, SourceSnapshot, replay_conflict
 
 _POLL_SECONDS = 0.2  # how often the main process looks at its workers while no event comes
-_STOP_SECONDS = 5.0
-_PARENT_CHECK_SECONDS = 1.0  # how often a waiting worker looks whether the load's main process still runs  # how long a terminated worker gets to end before it is killed
+_STOP_SECONDS = 5.0  # how long a terminated worker gets to end before it is killed
+_PARENT_CHECK_SECONDS = 1.0  # how often a waiting worker looks whether the load's main process still runs
 
 
 class LoadWorkerError(RuntimeError):
@@ -118,7 +118,7 @@ class _Finished:
 
 @dataclass(frozen=True)
 class _Failed:
-    error: str  # the name of a ReproError class, or "" for a bug
+    error: str  # the name of a ReproError class, LoadWorkerError, or "" for another exception
     problem: str
     remedy: str
 
@@ -166,8 +166,9 @@ class WorkerPool:
 def started_workers(
     snapshot: SourceSnapshot, target_dsn: str, plan: SubsetPlan, jobs: list[TableJob], workers: LoadWorkers
 ) -> Iterator[WorkerPool]:
-    """``workers.count`` processes (fewer when there are fewer jobs), started now so that their start (a
-    Python interpreter, its imports, the masks) overlaps the schema's creation; stopped on leaving."""
+    """As many processes as the tenant's rows warrant (``LoadWorkers.for_rows``) and no more than the jobs,
+    started now so that their start (a Python interpreter, its imports, the masks) overlaps the schema's
+    creation; stopped on leaving."""
     if (
         workers.config.fingerprint() != plan.config_hash
         or workers.salt.fingerprint() != plan.salt_fingerprint
