@@ -336,3 +336,16 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS cli_verify_test WITH (FORCE)")
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_load_refuses_a_worker_count_that_is_no_positive_integer(
+    workers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from repro_pipeline.cli.main import main
+
+    arguments = ["load", "--source", "x", "--organization", "451", "--target", "y", "--workers", workers]
+    with pytest.raises(SystemExit) as exited:
+        main(arguments)
+    assert exited.value.code == 2
+    assert f"--workers: {workers!r} is not a positive integer" in capsys.readouterr().err
