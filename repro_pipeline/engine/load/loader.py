@@ -96,7 +96,8 @@ def load_repro(
     """Create and fill the repro database's tables. With one worker (``workers`` None, 1, or a tenant too
     small for more), all in one transaction, so on error nothing is left half done; with more, the tables
     (created by a committed pre-data) are filled by worker processes in their own transactions, and the
-    caller drops the database on error. ``on_progress`` sees each table's progress at a steady pace, and its end, in this process."""
+    caller drops the database on error. ``on_progress`` sees each table's progress at a steady pace, and
+    its end, in this process."""
     began = time.perf_counter()
     pacer = ProgressPacer(on_progress) if on_progress else None
     copied: dict[TableName, CopiedRows] = {}

@@ -247,7 +247,8 @@ def _require_running(processes: Sequence[BaseProcess], events: Queue[_Event]) ->
     for process in processes:
         if process.exitcode not in (None, 0):
             raise TargetError(
-                f"a load worker ended unexpectedly (exit code {process.exitcode}) before every table was loaded",
+                f"a load worker ended unexpectedly (exit code {process.exitcode}) before every table was "
+                "loaded",
                 "the repro database was not handed off; launch again (a worker the system killed may have "
                 "run out of memory: give the load fewer workers or more memory)",
             )
@@ -295,8 +296,8 @@ def _work(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event])
         events.put(
             _Failed(
                 "",
-                f"a load worker failed with {type(exc).__name__} at {Path(where.filename).name}:{where.lineno} "
-                f"in {where.name} (its message is not shown: it may quote row values)",
+                f"a load worker failed with {type(exc).__name__} at {Path(where.filename).name}:"
+                f"{where.lineno} in {where.name} (its message is not shown: it may quote row values)",
                 "",
             )
         )
