@@ -4,6 +4,7 @@ masked load into a given empty database)."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,15 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     load = commands.add_parser("load", help="plan and masked load into a given empty database (no Dagster)")
     _engine_arguments(load)
     load.add_argument("--target", required=True, help="libpq URL of an empty database to fill")
+    load.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes that read, mask and write tables at once, from one snapshot (default: the core "
+        "count); 1: one connection and one target transaction, which leaves the target empty on error",
+    )
+    load.add_argument("--quiet", action="store_true", help="no progress lines per table")
     load.set_defaults(handler=_load)
 
 
@@ -38,6 +48,12 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
     parser.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
     add_allow_primary(parser)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
 
 
 def _plan(arguments: argparse.Namespace) -> int:
@@ -58,21 +74,36 @@ def _load(arguments: argparse.Namespace) -> int:
     import uuid
     from datetime import UTC, datetime
 
+    from repro_pipeline.engine.errors import ReproError
     from repro_pipeline.engine.load.loader import load_repro, require_empty_target
+    from repro_pipeline.engine.load.parallel import LoadWorkers
     from repro_pipeline.engine.load.plan import plan_subset
 
     config, salt, organization_id = engine_inputs(arguments)
     with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
         require_empty_target(arguments.target)
         plan = plan_subset(snapshot, config, salt, organization_id, _target_server(arguments.target))
-        report = load_repro(
-            snapshot,
-            arguments.target,
-            plan,
-            run_id=f"cli-{uuid.uuid4().hex}",
-            started_at=datetime.now(UTC),
-            batch_size=config.mask_rules.batch_size,
-        )
+        workers = LoadWorkers(arguments.workers, config, salt)
+        try:
+            report = load_repro(
+                snapshot,
+                arguments.target,
+                plan,
+                run_id=f"cli-{uuid.uuid4().hex}",
+                started_at=datetime.now(UTC),
+                batch_size=config.mask_rules.batch_size,
+                workers=workers,
+                on_progress=None if arguments.quiet else lambda progress: print(progress.line(), flush=True),
+            )
+        except ReproError as error:
+            if workers.for_rows(plan.closure.total_rows) == 1:
+                raise
+            # The workers' tables were committed: unlike the Dagster run, the CLI does not own the database.
+            raise type(error)(
+                error.problem,
+                f"{error.remedy}; the target database holds part of the load now: drop it and create it "
+                "empty again before the next load",
+            ) from None
     for table, rows in sorted(report.loaded_rows.items()):
         print(f"{table!s:<36} {rows:>9}")
     phases = ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in report.phase_seconds.items())

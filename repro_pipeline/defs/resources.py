@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from pydantic import Field
 
-from repro_pipeline.defs.settings import positive_setting, text_setting
+from repro_pipeline.defs.settings import positive_count, positive_setting, text_setting
 from repro_pipeline.defs.slack_client import post_message
 from repro_pipeline.defs.slack_messages import SlackMessage
 from repro_pipeline.engine import dsn
@@ -88,6 +88,16 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
         allow_inf_nan=False,
         description="how long a repro database lives before the sweep drops it; unset: $REPRO_TTL_HOURS, else 48",
     )
+    load_workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="processes that read, mask and write tables at once, from one snapshot of the standby; "
+        "unset: $REPRO_LOAD_WORKERS, else the core count; 1: one connection and one transaction",
+    )
+
+    @property
+    def workers(self) -> int:
+        return positive_count(self.load_workers, "REPRO_LOAD_WORKERS", os.cpu_count() or 1)
 
     @property
     def ttl(self) -> timedelta:

@@ -31,3 +31,17 @@ def positive_setting(configured: float | None, variable: str, default: float) ->
             f"{variable}={text!r} is not a positive number", f"set {variable} to e.g. {default:g}"
         )
     return value
+
+
+def positive_count(configured: int | None, variable: str, default: int) -> int:
+    """A whole number of at least 1 (of processes, say): the configured one, else the variable's."""
+    if configured is not None:
+        return configured  # the resource's field is validated as at least 1
+    text = os.environ.get(variable)
+    if text is None:
+        return default
+    if not (text.strip().isdigit() and int(text) >= 1):
+        raise ConfigError(
+            f"{variable}={text!r} is not a whole number of at least 1", f"set {variable} to e.g. {default}"
+        )
+    return int(text)

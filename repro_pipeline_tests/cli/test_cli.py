@@ -82,6 +82,7 @@ def test_plan_and_load_work_on_any_source_without_dagster(
         loaded = _cli(*load, env=environment)
         assert loaded.returncode == 0, loaded.stderr
         assert f"loaded {plan['total_rows']} rows" in loaded.stdout
+        assert "public.invoices: 3000/3000 rows in " in loaded.stdout  # its progress line at its end
         again = _cli(*load, env=environment)
         assert again.returncode == 2 and "is not empty" in again.stderr and "Traceback" not in again.stderr
         assert stack.password not in again.stderr
@@ -335,3 +336,16 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS cli_verify_test WITH (FORCE)")
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_load_refuses_a_worker_count_that_is_no_positive_integer(
+    workers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from repro_pipeline.cli.main import main
+
+    arguments = ["load", "--source", "x", "--organization", "451", "--target", "y", "--workers", workers]
+    with pytest.raises(SystemExit) as exited:
+        main(arguments)
+    assert exited.value.code == 2
+    assert f"--workers: {workers!r} is not a positive integer" in capsys.readouterr().err

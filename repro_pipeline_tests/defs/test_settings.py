@@ -4,6 +4,7 @@ location still loads. Real Dagster instance and executor, on the embedded stack.
 from __future__ import annotations
 
 import math
+import os
 
 import dagster as dg
 import psycopg
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 from repro_pipeline.cli.launch import materialize_tenant
 from repro_pipeline.definitions import defs
 from repro_pipeline.defs.resources import SourceStandby, TargetServer
-from repro_pipeline.defs.settings import positive_setting, text_setting
+from repro_pipeline.defs.settings import positive_count, positive_setting, text_setting
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline_tests.defs.run_results import step_failure_messages
@@ -101,3 +102,21 @@ def test_settings_fall_back_to_the_variable_then_the_default(monkeypatch: pytest
     monkeypatch.setenv("REPRO_TEST_SETTING", "")
     with pytest.raises(ConfigError, match=r"set REPRO_TEST_SETTING to e\.g\. 7"):
         positive_setting(None, "REPRO_TEST_SETTING", 7)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "2.5", "two", ""])
+def test_a_load_worker_count_that_is_no_whole_number_of_at_least_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("REPRO_LOAD_WORKERS", value)
+    with pytest.raises(ConfigError, match=r"REPRO_LOAD_WORKERS=.* is not a whole number of at least 1"):
+        _ = TargetServer(admin_dsn="postgresql://x@h/db").workers
+
+
+def test_load_workers_default_to_the_core_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REPRO_LOAD_WORKERS", raising=False)
+    assert TargetServer(admin_dsn="postgresql://x@h/db").workers == (os.cpu_count() or 1)
+    monkeypatch.setenv("REPRO_LOAD_WORKERS", "3")
+    assert TargetServer(admin_dsn="postgresql://x@h/db").workers == 3
+    assert TargetServer(admin_dsn="postgresql://x@h/db", load_workers=1).workers == 1
+    assert positive_count(None, "REPRO_TEST_UNSET_VARIABLE", 4) == 4

@@ -24,6 +24,7 @@ from repro_pipeline.defs.tickets.tags import TICKET_URL_TAG
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import ReproError, TargetError
 from repro_pipeline.engine.load.loader import LoadReport, ReplicatedSchema, load_repro, replicated_schema
+from repro_pipeline.engine.load.parallel import LoadWorkers
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.report import plan_summary
 from repro_pipeline.engine.load.target_fit import read_target_server
@@ -132,6 +133,8 @@ def tenant_closure_and_repro_database(
                         run_id=context.run.run_id,
                         started_at=started_at,
                         batch_size=config.mask_rules.batch_size,
+                        workers=LoadWorkers(target.workers, config, salt),
+                        on_progress=lambda progress: context.log.info(progress.line()),
                     )
                 loaded = database, report
         if loaded is not None:

@@ -1,11 +1,11 @@
-"""The masked load into a repro database: the schema's pre-data (by pg_dump), the rows, its post-data, all in
-one target transaction, then the run's record."""
+"""The masked load into a repro database: the schema's pre-data (by pg_dump), the rows, its post-data, then
+the run's record: all in one target transaction with one worker, or the rows by worker processes at once
+(``parallel``) between a committed pre-data and the post-data."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,9 +13,12 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import dsn
-from repro_pipeline.engine.errors import StandbyNotReady, TargetError
+from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.load import schema
+from repro_pipeline.engine.load.failures import without_values
+from repro_pipeline.engine.load.parallel import LoadWorkers, started_workers, table_jobs
 from repro_pipeline.engine.load.plan import SubsetPlan
+from repro_pipeline.engine.load.progress import ProgressCallback, ProgressPacer, batches_with_rows, counted
 from repro_pipeline.engine.load.schema_dump import (
     DumpTools,
     SchemaScripts,
@@ -87,44 +90,61 @@ def load_repro(
     run_id: str,
     started_at: datetime,
     batch_size: int,
+    workers: LoadWorkers | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> LoadReport:
-    """Create and fill the repro database's tables in one transaction: on error nothing is left half done."""
+    """Create and fill the repro database's tables. With one worker (``workers`` None, 1, or a tenant too
+    small for more), all in one transaction, so on error nothing is left half done; with more, the tables
+    (created by a committed pre-data) are filled by worker processes in their own transactions, and the
+    caller drops the database on error. ``on_progress`` sees each table's progress at a steady pace, and
+    its end, in this process."""
     began = time.perf_counter()
+    pacer = ProgressPacer(on_progress) if on_progress else None
     copied: dict[TableName, CopiedRows] = {}
     table_seconds: dict[TableName, float] = {}
-    with dsn.connect(target_dsn, role="repro database") as target:
+    parallel = workers is not None and workers.for_rows(plan.closure.total_rows) > 1
+    jobs = table_jobs(plan, batch_size, lambda name: _nulled_of(plan, name)) if parallel else []
+    with (
+        (
+            started_workers(snapshot, target_dsn, plan, jobs, workers)
+            if workers is not None and jobs
+            else nullcontext()
+        ) as pool,
+        dsn.connect(target_dsn, role="repro database") as target,
+    ):
         cur = target.cursor()
         require_schema_fits(snapshot.conn, read_target_server(target))
         applied = replicated_schema(snapshot, plan, target.info.server_version)
         scripts = applied.scripts
         target_settings = {str(name) for (name,) in cur.execute("SELECT name FROM pg_settings")}
-        with _without_values("creating the schema (pg_dump's pre-data section)"):
+        with without_values("creating the schema (pg_dump's pre-data section)"):
             cur.execute(runnable(scripts.pre_data, target_settings))
         # Read while the source session is open (it ends after the rows). Sequences are not transactional:
         # this is where they stand now, at or past where they stood in the snapshot.
-        with _without_values("reading the source's sequence positions", source=snapshot.conn):
+        with without_values("reading the source's sequence positions", source=snapshot.conn):
             positions = schema.source_positions(snapshot.conn, schema.sequences(target))
         rows_began = time.perf_counter()
-        for name in plan.created_tables:
-            masking = plan.mask_plan.for_table(name)
-            batches = plan.closure.row_conditions(
-                masking.table, plan.organization_id, masking.batch_size or batch_size
-            )
-            table_began = time.perf_counter()
-            with _without_values(f"loading {name}", source=snapshot.conn):
-                copied[name] = (
-                    copy_table(snapshot.conn, target, masking, batches, _nulled_of(plan, name))
-                    if masking.copies_rows
-                    else CopiedRows(0, 0)
+        if parallel:
+            target.commit()  # the workers' sessions see the tables only once they are committed
+            done = pool.copy(snapshot, pacer) if pool else {}
+            for name in plan.created_tables:
+                copied[name] = done[name].rows if name in done else CopiedRows(0, 0)
+                table_seconds[name] = done[name].seconds if name in done else 0.0
+                if pacer and name not in done:
+                    pacer.started(name, 0)
+                    pacer.finished(name, 0)
+        else:
+            for name in plan.created_tables:
+                copied[name], table_seconds[name] = _copy_here(
+                    snapshot, target, plan, name, batch_size, pacer
                 )
-            table_seconds[name] = time.perf_counter() - table_began
         # Every row is read: end the source transaction now, so the standby's snapshot is not held (and
         # not cut off by idle_in_transaction_session_timeout) while the target builds keys and indexes.
         snapshot.conn.rollback()
         post_data_began = time.perf_counter()
-        with _without_values("adding keys, constraints, indexes and triggers (pg_dump's post-data section)"):
+        with without_values("adding keys, constraints, indexes and triggers (pg_dump's post-data section)"):
             cur.execute(runnable(scripts.post_data, target_settings))
-        with _without_values("setting sequence positions and refreshing materialized views"):
+        with without_values("setting sequence positions and refreshing materialized views"):
             for position in positions:
                 cur.execute(schema.set_position(position))
             for (view,) in cur.execute(schema.MATERIALIZED_VIEWS).fetchall():
@@ -169,31 +189,42 @@ def load_repro(
     )
 
 
+def _copy_here(
+    snapshot: SourceSnapshot,
+    target: psycopg.Connection[TupleRow],
+    plan: SubsetPlan,
+    name: TableName,
+    batch_size: int,
+    pacer: ProgressPacer | None,
+) -> tuple[CopiedRows, float]:
+    """One table's rows, copied on the load's own connections."""
+    masking = plan.mask_plan.for_table(name)
+    began = time.perf_counter()
+    if pacer:
+        pacer.started(name, plan.closure.row_counts.get(name, 0))
+    batches = batches_with_rows(
+        plan.closure, masking.table, plan.organization_id, masking.batch_size or batch_size
+    )
+    with without_values(f"loading {name}", source=snapshot.conn):
+        copied = (
+            copy_table(
+                snapshot.conn,
+                target,
+                masking,
+                counted(batches, lambda rows: pacer.copied(name, rows) if pacer else None),
+                _nulled_of(plan, name),
+            )
+            if masking.copies_rows
+            else CopiedRows(0, 0)
+        )
+    if pacer:
+        pacer.finished(name, copied.written)
+    return copied, time.perf_counter() - began
+
+
 def _nulled_of(plan: SubsetPlan, table: TableName) -> list[NulledReference]:
     return [
         NulledReference(fk, columns_to_null(plan.catalog, fk), values)
         for fk, values in plan.closure.nulled.items()
         if fk.child == table
     ]
-
-
-@contextmanager
-def _without_values(step: str, source: psycopg.Connection[TupleRow] | None = None) -> Iterator[None]:
-    """Database errors without their DETAIL, which can quote row values (a failing row, a duplicate key);
-    a lost ``source`` connection is the standby's fault, not the target's."""
-    try:
-        yield
-    except psycopg.errors.SerializationFailure:
-        raise
-    except psycopg.Error as exc:
-        reason = exc.diag.message_primary or str(exc).split("\n", 1)[0] or type(exc).__name__
-        if source is not None and source.broken:
-            raise StandbyNotReady(
-                f"{step} failed: the standby's connection was lost mid-load ({reason})",
-                "nothing was handed off; launch again once the standby is back and caught up",
-            ) from None
-        code = f" (SQLSTATE {exc.sqlstate})" if exc.sqlstate else ""
-        raise TargetError(
-            f"{step} failed: {reason}{code}",
-            "the repro database was not handed off; the message names the object at fault",
-        ) from None

@@ -88,7 +88,7 @@ def plan_subset(
         )
     require_schema_fits(snapshot.conn, target)
     catalog = with_virtual_foreign_keys(config, read_catalog(snapshot.conn))
-    mask_plan = _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
+    mask_plan = mask_plan_of(config, catalog, salt)
     _require_consistent_references(config, catalog, mask_plan)
     _require_nothing_kept_depends_on_excluded(snapshot, config, _excluded_tables(catalog, mask_plan))
     if config.mask_rules.strict_autodetect:
@@ -151,6 +151,11 @@ def plan_subset(
         other_tenants=crossing.others,
         json_values_not_fitting=not_fitting,
     )
+
+
+def mask_plan_of(config: ReproConfig, catalog: Catalog, salt: Secret) -> MaskPlan:
+    """The plan's masks, as each load worker builds them again (maskers are closures: they do not pickle)."""
+    return _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
 
 
 def _excluded_tables(catalog: Catalog, mask_plan: MaskPlan) -> list[TableName]:

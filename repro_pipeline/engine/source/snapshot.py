@@ -18,15 +18,6 @@ from repro_pipeline.engine.errors import StandbyNotReady
 
 
 @dataclass(frozen=True)
-class SourceSnapshot:
-    conn: psycopg.Connection[TupleRow]
-    source: str  # host:port/dbname
-    snapshot_at: datetime
-    replay_lsn: str | None
-    dsn: str = field(repr=False)  # for pg_dump, which reads this snapshot in its own session
-
-
-@dataclass(frozen=True)
 class SessionLimits:
     """How long a source read may run or idle: a read never outlives its client by more than these, so a
     killed worker leaves no backend holding its snapshot (and replay) on the standby."""
@@ -62,6 +53,18 @@ class SessionLimits:
         )
 
 
+@dataclass(frozen=True)
+class SourceSnapshot:
+    conn: psycopg.Connection[TupleRow]
+    source: str  # host:port/dbname
+    snapshot_at: datetime
+    replay_lsn: str | None
+    dsn: str = field(
+        repr=False
+    )  # for pg_dump and load workers, which read this snapshot in their own sessions
+    limits: SessionLimits = SessionLimits()  # the session's, for those other sessions too
+
+
 @contextmanager
 def open_source_snapshot(
     source_dsn: str, limits: SessionLimits = SessionLimits()
@@ -73,11 +76,16 @@ def open_source_snapshot(
         row = conn.execute("SELECT now(), pg_last_wal_replay_lsn()::text").fetchone()
         assert row is not None
         try:
-            yield SourceSnapshot(conn, source, row[0], row[1], source_dsn)
+            yield SourceSnapshot(conn, source, row[0], row[1], source_dsn, limits)
         except psycopg.errors.SerializationFailure as exc:
-            raise StandbyNotReady(
-                f"the standby {source} cancelled the read: {exc.diag.message_primary}",
-                "WAL replay removed rows this snapshot still needed; set hot_standby_feedback = on on the "
-                "standby (or raise max_standby_streaming_delay) and launch again",
-            ) from None
+            raise replay_conflict(source, exc) from None
         conn.rollback()
+
+
+def replay_conflict(source: str, exc: psycopg.errors.SerializationFailure) -> StandbyNotReady:
+    """The standby cancelled a read of the snapshot to go on replaying: what happened and what helps."""
+    return StandbyNotReady(
+        f"the standby {source} cancelled the read: {exc.diag.message_primary}",
+        "WAL replay removed rows this snapshot still needed; set hot_standby_feedback = on on the "
+        "standby (or raise max_standby_streaming_delay) and launch again",
+    )

@@ -1,7 +1,8 @@
 """The repro database is one snapshot of the standby, even while the primary keeps writing the tenant.
 
 A writer thread on the primary inserts and deletes invoices (with their line items) and payment methods of
-the tenant while ``plan_subset`` and ``load_repro`` read the standby, and an observer samples how far the
+the tenant while ``plan_subset`` and ``load_repro`` read the standby (on one connection, and by two workers
+that import the load's exported snapshot), and an observer samples how far the
 standby has replayed. The repro database must have no orphan and hold exactly the rows the snapshot held,
 although the standby applied some of those writes before the load ended.
 
@@ -30,6 +31,7 @@ from repro_pipeline.embedded.synthetic import SourceSummary
 from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.load.loader import LoadReport, load_repro
+from repro_pipeline.engine.load.parallel import LoadWorkers
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import ForeignKey, TableName, read_catalog
@@ -334,10 +336,12 @@ class ConcurrentLoad:
         return [c for c in self.during_load if c.lsn <= self.replayed_by_load_end]
 
 
-@pytest.fixture(scope="module")
-def concurrent_load(stack: Stack, tenant: int) -> Iterator[ConcurrentLoad]:
-    """Plan and load the tenant from one standby snapshot while the writer changes it on the primary."""
+@pytest.fixture(scope="module", params=[1, 2], ids=["one worker", "two workers"])
+def concurrent_load(stack: Stack, tenant: int, request: pytest.FixtureRequest) -> Iterator[ConcurrentLoad]:
+    """Plan and load the tenant from one standby snapshot while the writer changes it on the primary: on the
+    load's own connection, or by two worker processes that import the load's snapshot."""
     config = load_config(CONFIG / "mask-rules.yaml", CONFIG / "commercial-extensions.yaml")
+    salt = Secret(secrets.token_hex(32))
     name = f"concurrent_test_{secrets.token_hex(4)}"
     with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -348,7 +352,7 @@ def concurrent_load(stack: Stack, tenant: int) -> Iterator[ConcurrentLoad]:
             observer.wait_for(writer.wait_for_commits(5).lsn)
             with open_source_snapshot(stack.standby_dsn) as snapshot:
                 snapshot_taken = time.monotonic()
-                plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), tenant)
+                plan = plan_subset(snapshot, config, salt, tenant)
                 visible = _tenant_ids(snapshot.conn, tenant)
                 report = load_repro(
                     snapshot,
@@ -357,6 +361,7 @@ def concurrent_load(stack: Stack, tenant: int) -> Iterator[ConcurrentLoad]:
                     run_id=name,
                     started_at=datetime.now(UTC),
                     batch_size=BATCH_SIZE,
+                    workers=LoadWorkers(request.param, config, salt, min_rows_each=1),
                 )
                 load_ended = time.monotonic()
         wait_for_standby_replay(stack, timeout=30)

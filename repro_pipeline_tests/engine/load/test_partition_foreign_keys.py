@@ -14,6 +14,7 @@ import pytest
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.load.loader import load_repro
+from repro_pipeline.engine.load.parallel import LoadWorkers
 from repro_pipeline.engine.load.plan import plan_subset
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
@@ -60,8 +61,9 @@ def target(stack: Stack) -> Iterator[str]:
         yield dsn
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one worker", "two workers"])
 def test_a_partitioned_table_is_reached_through_the_foreign_keys_of_its_partitions(
-    partitioned_source: str, target: str, tmp_path: Path
+    partitioned_source: str, target: str, tmp_path: Path, workers: int
 ) -> None:
     (tmp_path / "mask-rules.yaml").write_text('version: "1.0"\n')
     (tmp_path / "commercial-extensions.yaml").write_text(EXTENSIONS)
@@ -72,9 +74,19 @@ def test_a_partitioned_table_is_reached_through_the_foreign_keys_of_its_partitio
             (STORE,),
         ).fetchall()
     with open_source_snapshot(partitioned_source) as snapshot:
-        plan = plan_subset(snapshot, config, Secret(secrets.token_hex(32)), STORE)
+        salt = Secret(secrets.token_hex(32))
+        plan = plan_subset(snapshot, config, salt, STORE)
         assert plan.closure.row_counts[PAYMENTS] == expected > 0
-        load_repro(snapshot, target, plan, run_id="partition-fks", started_at=datetime.now(UTC), batch_size=7)
+        load_repro(
+            snapshot,
+            target,
+            plan,
+            run_id="partition-fks",
+            started_at=datetime.now(UTC),
+            batch_size=7,
+            # A partitioned table is written through its parent by one worker, without TRUNCATE or FREEZE.
+            workers=LoadWorkers(workers, config, salt, min_rows_each=1),
+        )
     with psycopg.connect(target, autocommit=True) as conn:
         declared = conn.execute(
             "SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype = 'f' "

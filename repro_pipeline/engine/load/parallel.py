@@ -1,0 +1,346 @@
+"""The tables' rows read, masked and written by worker processes at once, all from the load's one snapshot.
+
+The load's source transaction exports its snapshot (``pg_export_snapshot()``, which a hot standby allows) and
+each worker imports it (``SET TRANSACTION SNAPSHOT``) in its own REPEATABLE READ READ ONLY session, so every
+table is read as the closure saw it, whatever the primary wrote since. The exporting transaction ends once
+every worker has imported it. Tables go biggest first to whichever worker is free (longest processing time
+first); each is written in its worker's own target transaction, ``TRUNCATE`` then ``COPY ... FREEZE``, on
+the tables the committed pre-data created.
+
+Workers are processes: the masks are Python, which threads would run on one core at a time. Each gets the
+DSNs, the config and the salt through the spawn pipe (never a command line, environment or log) and builds the
+masks again (they are closures, which do not pickle), checked against the plan's. The first failure stops
+every worker: their sessions end with their processes, so nothing is left running on the standby.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
+from pathlib import Path
+
+import psycopg
+from psycopg import IsolationLevel, sql
+
+from repro_pipeline.engine import dsn, errors
+from repro_pipeline.engine.config import ReproConfig
+from repro_pipeline.engine.errors import ReproError, TargetError
+from repro_pipeline.engine.load.failures import without_values
+from repro_pipeline.engine.load.plan import SubsetPlan, mask_plan_of
+from repro_pipeline.engine.load.progress import Batch, ProgressPacer, batches_with_rows, counted
+from repro_pipeline.engine.load.transfer import CopiedRows, NulledReference, copy_table
+from repro_pipeline.engine.masking.plan import ColumnMasking
+from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.source.catalog import Catalog, TableName
+from repro_pipeline.engine.source.snapshot import SessionLimits, SourceSnapshot, replay_conflict
+
+_POLL_SECONDS = 0.2  # how often the main process looks at its workers while no event comes
+_STOP_SECONDS = 5.0  # how long a terminated worker gets to end before it is killed
+_PARENT_CHECK_SECONDS = 1.0  # how often a waiting worker looks whether the load's main process still runs
+
+
+class LoadWorkerError(RuntimeError):
+    """A load worker's own failure (a bug, not bad input), whose message quotes no row value."""
+
+
+@dataclass(frozen=True)
+class LoadWorkers:
+    """How many processes copy tables at once, and what they need to build the plan's masks again."""
+
+    count: int
+    config: ReproConfig
+    salt: Secret = field(repr=False)
+    # A worker costs a Python start and its imports (about 0.5 s of CPU, measured): a tenant with fewer rows
+    # than this per worker is loaded by fewer workers, down to the load's own connection.
+    min_rows_each: int = 50_000
+
+    def for_rows(self, rows: int) -> int:
+        """How many workers a load of ``rows`` rows gets."""
+        return max(1, min(self.count, rows // self.min_rows_each))
+
+
+@dataclass(frozen=True)
+class CopiedTable:
+    rows: CopiedRows
+    seconds: float  # reading, masking and writing its rows
+
+
+@dataclass(frozen=True)
+class TableJob:
+    table: TableName
+    total_rows: int  # the closure's
+    strategy: str
+    columns: tuple[ColumnMasking, ...]  # the plan's masks, which the worker's must equal
+    batches: tuple[tuple[Batch, int], ...]  # with the closure's rows in each
+    nulled: tuple[NulledReference, ...]
+
+
+@dataclass(frozen=True)
+class _Setup:
+    source_dsn: str = field(repr=False)
+    target_dsn: str = field(repr=False)
+    source: str  # host:port/dbname, for messages
+    snapshot_id: str
+    limits: SessionLimits
+    config: ReproConfig
+    catalog: Catalog
+    salt: Secret = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Imported:
+    pass
+
+
+@dataclass(frozen=True)
+class _Started:
+    table: TableName
+
+
+@dataclass(frozen=True)
+class _Copied:
+    table: TableName
+    rows: int
+
+
+@dataclass(frozen=True)
+class _Finished:
+    table: TableName
+    copied: CopiedTable
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: str  # the name of a ReproError class, LoadWorkerError, or "" for another exception
+    problem: str
+    remedy: str
+
+
+_Event = _Imported | _Started | _Copied | _Finished | _Failed
+
+
+def table_jobs(
+    plan: SubsetPlan, batch_size: int, nulled: Callable[[TableName], list[NulledReference]]
+) -> list[TableJob]:
+    """One job per table with rows to copy, the biggest first."""
+    jobs = []
+    for name in plan.created_tables:
+        masking = plan.mask_plan.for_table(name)
+        total = plan.closure.row_counts.get(name, 0)
+        if not (masking.copies_rows and total):
+            continue
+        batches = batches_with_rows(
+            plan.closure, masking.table, plan.organization_id, masking.batch_size or batch_size
+        )
+        jobs.append(
+            TableJob(name, total, masking.strategy, masking.columns, tuple(batches), tuple(nulled(name)))
+        )
+    return sorted(jobs, key=lambda job: job.total_rows, reverse=True)
+
+
+@dataclass(frozen=True)
+class WorkerPool:
+    """Started worker processes, each already reading the snapshot, waiting for tables to copy."""
+
+    jobs: list[TableJob]
+    processes: Sequence[BaseProcess]
+    pending: Queue[TableJob | None] = field(repr=False)
+    events: Queue[_Event] = field(repr=False)
+
+    def copy(self, snapshot: SourceSnapshot, pacer: ProgressPacer | None) -> dict[TableName, CopiedTable]:
+        """Copy every job, once the tables exist for the workers' sessions (the pre-data is committed); the
+        snapshot's own transaction ends once every worker has imported it."""
+        for job in [*self.jobs, *[None] * len(self.processes)]:
+            self.pending.put(job)
+        return _gather(snapshot, self.jobs, self.processes, self.events, pacer)
+
+
+@contextmanager
+def started_workers(
+    snapshot: SourceSnapshot, target_dsn: str, plan: SubsetPlan, jobs: list[TableJob], workers: LoadWorkers
+) -> Iterator[WorkerPool]:
+    """As many processes as the tenant's rows warrant (``LoadWorkers.for_rows``) and no more than the jobs,
+    started now so that their start (a Python interpreter, its imports, the masks) overlaps the schema's
+    creation; stopped on leaving."""
+    if (
+        workers.config.fingerprint() != plan.config_hash
+        or workers.salt.fingerprint() != plan.salt_fingerprint
+    ):
+        raise ValueError("the load workers were given another config or salt than the plan's")
+    row = snapshot.conn.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    setup = _Setup(
+        snapshot.dsn,
+        target_dsn,
+        snapshot.source,
+        str(row[0]),
+        snapshot.limits,
+        workers.config,
+        plan.catalog,
+        workers.salt,
+    )
+    context = multiprocessing.get_context("spawn")
+    pending: Queue[TableJob | None] = context.Queue()
+    events: Queue[_Event] = context.Queue()
+    processes = [
+        context.Process(target=_work, args=(setup, pending, events), name=f"repro_pipeline load worker {n}")
+        for n in range(min(workers.for_rows(plan.closure.total_rows), len(jobs)))
+    ]
+    try:
+        for process in processes:
+            process.start()
+        yield WorkerPool(jobs, processes, pending, events)
+    finally:
+        _stop(processes)
+        pending.cancel_join_thread()
+        pending.close()
+        events.close()
+
+
+def _gather(
+    snapshot: SourceSnapshot,
+    jobs: list[TableJob],
+    processes: Sequence[BaseProcess],
+    events: Queue[_Event],
+    pacer: ProgressPacer | None,
+) -> dict[TableName, CopiedTable]:
+    totals = {job.table: job.total_rows for job in jobs}
+    copied: dict[TableName, CopiedTable] = {}
+    imported = 0
+    while len(copied) < len(jobs):
+        try:
+            event = events.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            _require_running(processes, events)
+            event = None
+        if isinstance(event, _Failed):
+            raise _error_of(event)
+        if isinstance(event, _Imported):
+            imported += 1
+            if imported == len(processes):
+                # Every worker holds the snapshot now: the exporting transaction need not sit idle on the
+                # standby (and be cut off by idle_in_transaction_session_timeout) until the rows are in.
+                snapshot.conn.rollback()
+        elif isinstance(event, _Finished):
+            copied[event.table] = event.copied
+            if pacer:
+                pacer.finished(event.table, event.copied.rows.written)
+        elif pacer and isinstance(event, _Started):
+            pacer.started(event.table, totals[event.table])
+        elif pacer and isinstance(event, _Copied):
+            pacer.copied(event.table, event.rows)
+        if pacer:
+            pacer.tick()
+    return copied
+
+
+def _require_running(processes: Sequence[BaseProcess], events: Queue[_Event]) -> None:
+    """A worker that ended without reporting a failure was killed (by the system, out of memory, or a
+    user): the load cannot finish. (An ended worker's events are all in the queue already.)"""
+    for process in processes:
+        if process.exitcode not in (None, 0):
+            raise TargetError(
+                f"a load worker ended unexpectedly (exit code {process.exitcode}) before every table was "
+                "loaded",
+                "the repro database was not handed off; launch again (a worker the system killed may have "
+                "run out of memory: give the load fewer workers or more memory)",
+            )
+    if all(process.exitcode == 0 for process in processes) and events.empty():
+        raise TargetError(
+            "the load workers ended before every table was loaded",
+            "the repro database was not handed off; launch again",
+        )
+
+
+def _error_of(failure: _Failed) -> Exception:
+    kind = getattr(errors, failure.error, None) if failure.error else None
+    if isinstance(kind, type) and issubclass(kind, ReproError):
+        return kind(failure.problem, failure.remedy)
+    return LoadWorkerError(failure.problem)
+
+
+def _stop(processes: Sequence[BaseProcess]) -> None:
+    """End every worker still running: its source and target sessions end with it."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        if process.pid is None:
+            continue
+        process.join(_STOP_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _work(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event]) -> None:
+    """A worker process: copy the jobs it takes until there are none, or report its first failure."""
+    try:
+        _copy_jobs(setup, pending, events)
+    except ReproError as exc:
+        events.put(_Failed(type(exc).__name__, exc.problem, exc.remedy))
+    except LoadWorkerError as exc:
+        events.put(_Failed(LoadWorkerError.__name__, str(exc), ""))
+    except psycopg.errors.SerializationFailure as exc:
+        conflict = replay_conflict(setup.source, exc)
+        events.put(_Failed(type(conflict).__name__, conflict.problem, conflict.remedy))
+    except BaseException as exc:  # a bug: its message may quote a row's values, so only where it happened
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        events.put(
+            _Failed(
+                "",
+                f"a load worker failed with {type(exc).__name__} at {Path(where.filename).name}:"
+                f"{where.lineno} in {where.name} (its message is not shown: it may quote row values)",
+                "",
+            )
+        )
+
+
+def next_job(pending: Queue[TableJob | None], parent: BaseProcess | None) -> TableJob | None:
+    """The next table to copy, or None when there is none; a worker whose load's main process is gone (a
+    killed run) ends rather than wait for ever."""
+    while True:
+        try:
+            return pending.get(timeout=_PARENT_CHECK_SECONDS)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                raise LoadWorkerError("the load's main process ended") from None
+
+
+def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event]) -> None:
+    mask_plan = mask_plan_of(setup.config, setup.catalog, setup.salt)
+    parent = multiprocessing.parent_process()
+    with (
+        setup.limits.connect(setup.source_dsn, role="standby") as source,
+        dsn.connect(setup.target_dsn, role="repro database") as target,
+    ):
+        source.isolation_level = IsolationLevel.REPEATABLE_READ
+        source.read_only = True
+        with without_values("importing the load's snapshot", source=source):
+            source.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(setup.snapshot_id)))
+        events.put(_Imported())
+        while (job := next_job(pending, parent)) is not None:
+            masking = mask_plan.for_table(job.table)
+            if (masking.strategy, masking.columns) != (job.strategy, job.columns):
+                raise LoadWorkerError(f"the masks a load worker built for {job.table} are not the plan's")
+            began = time.perf_counter()
+
+            def copied(rows: int, table: TableName = job.table) -> None:
+                if parent is not None and not parent.is_alive():
+                    raise LoadWorkerError("the load's main process ended")
+                events.put(_Copied(table, rows))
+
+            with without_values(f"loading {job.table}", source=source):
+                if not masking.table.partition_by:  # so COPY may write the rows frozen, in this transaction
+                    target.execute(sql.SQL("TRUNCATE {}").format(masking.table.name.identifier))
+                events.put(_Started(job.table))
+                rows = copy_table(source, target, masking, counted(job.batches, copied), job.nulled)
+                target.commit()
+            events.put(_Finished(job.table, CopiedTable(rows, time.perf_counter() - began)))

@@ -1,0 +1,249 @@
+"""The load by worker processes that import the load's exported snapshot of the real standby: the same
+repro database as one connection makes, progress per table, and a failing worker that fails the load and
+leaves no session on the standby."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.embedded.synthetic import SourceSummary
+from repro_pipeline.engine.config import ReproConfig, load_config
+from repro_pipeline.engine.dsn import APPLICATION_NAME, with_database
+from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.load.loader import LoadReport, load_repro
+from repro_pipeline.engine.load.parallel import LoadWorkerError, LoadWorkers
+from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
+from repro_pipeline.engine.load.progress import TableProgress
+from repro_pipeline.engine.masking.plan import MaskPlan
+from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.source.catalog import TableName
+from repro_pipeline.engine.source.snapshot import open_source_snapshot
+from repro_pipeline_tests.conftest import PROJECT_ROOT
+
+CONFIG = PROJECT_ROOT / "config"
+BATCH_SIZE = 200  # several batches per big table, so progress comes before a table's end
+
+
+@pytest.fixture(scope="module")
+def config() -> ReproConfig:
+    return load_config(CONFIG / "mask-rules.yaml", CONFIG / "commercial-extensions.yaml")
+
+
+@pytest.fixture(scope="module")
+def salt() -> Secret:
+    return Secret(secrets.token_hex(32))
+
+
+@pytest.fixture
+def empty_database(stack: Stack) -> Iterator[Callable[[], str]]:
+    """Makes empty databases on the target server; drops them afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"parallel_test_{secrets.token_hex(4)}"
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        made.append(name)
+        return with_database(stack.target_admin_dsn, name)
+
+    yield make
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        for name in made:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _load(
+    stack: Stack,
+    target_dsn: str,
+    config: ReproConfig,
+    salt: Secret,
+    workers: int,
+    on_progress: Callable[[TableProgress], None] | None = None,
+    plan_change: Callable[[SubsetPlan], SubsetPlan] = lambda plan: plan,
+    min_rows_each: int = 1,  # 451 is small: as many workers as asked for, whatever its size
+) -> tuple[SubsetPlan, LoadReport]:
+    with open_source_snapshot(stack.standby_dsn) as snapshot:
+        plan = plan_change(plan_subset(snapshot, config, salt, 451))
+        report = load_repro(
+            snapshot,
+            target_dsn,
+            plan,
+            run_id="parallel-test",
+            started_at=datetime.now(UTC),
+            batch_size=BATCH_SIZE,
+            workers=LoadWorkers(workers, config, salt, min_rows_each=min_rows_each),
+            on_progress=on_progress,
+        )
+    return plan, report
+
+
+def _contents(target_dsn: str, tables: list[TableName]) -> dict[TableName, list[tuple[Any, ...]]]:
+    with psycopg.connect(target_dsn) as conn:
+        return {
+            table: conn.execute(sql.SQL("SELECT * FROM {} ORDER BY 1").format(table.identifier)).fetchall()
+            for table in tables
+        }
+
+
+def _standby_sessions(stack: Stack) -> int:
+    """The standby's sessions of repro_pipeline, other than the one asking."""
+    with psycopg.connect(stack.standby_dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (APPLICATION_NAME,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _wait_for_no_standby_session(stack: Stack, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := _standby_sessions(stack)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == 0, f"{left} session(s) of the load are left on the standby"
+
+
+def test_two_workers_make_the_same_repro_database_as_one(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+) -> None:
+    one, two = empty_database(), empty_database()
+    plan, alone = _load(stack, one, config, salt, workers=1)
+    _, parallel = _load(stack, two, config, salt, workers=2)
+    assert parallel.loaded_rows == alone.loaded_rows
+    assert sum(alone.loaded_rows.values()) == plan.closure.total_rows
+    assert _contents(two, plan.created_tables) == _contents(one, plan.created_tables)
+    _wait_for_no_standby_session(stack)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_ends_each_table_with_the_rows_loaded(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any, workers: int
+) -> None:
+    seen: list[TableProgress] = []
+    plan, report = _load(stack, empty_database(), config, salt, workers, on_progress=seen.append)
+    finished = {progress.table: progress for progress in seen if progress.finished}
+    assert {table: progress.rows for table, progress in finished.items()} == report.loaded_rows
+    assert {table: progress.total_rows for table, progress in finished.items()} == {
+        table: plan.closure.row_counts.get(table, 0) for table in plan.created_tables
+    }
+    assert len(seen) == len(finished) + sum(not progress.finished for progress in seen)
+    for table, last in finished.items():  # the last report of a table is its end
+        assert [p for p in seen if p.table == table][-1] is last
+
+
+def test_a_worker_killed_mid_load_fails_the_load_and_leaves_no_session_on_the_standby(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+) -> None:
+    command_lines: list[str] = []
+
+    def kill_a_worker(progress: TableProgress) -> None:
+        for child in multiprocessing.active_children():
+            if child.name.startswith("repro_pipeline load worker") and child.pid:
+                command_lines.append(Path(f"/proc/{child.pid}/cmdline").read_bytes().decode())
+                os.kill(child.pid, signal.SIGKILL)
+                return
+
+    with pytest.raises(TargetError, match=r"a load worker ended unexpectedly \(exit code -9\)"):
+        _load(stack, empty_database(), config, salt, workers=2, on_progress=kill_a_worker)
+    assert not [c for c in multiprocessing.active_children() if c.name.startswith("repro_pipeline load")]
+    assert command_lines and stack.password not in command_lines[0]  # the DSNs went through the spawn pipe
+    _wait_for_no_standby_session(stack)
+
+
+def test_a_worker_losing_its_target_session_fails_the_load_naming_the_table(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+) -> None:
+    target_dsn = empty_database()
+
+    def end_the_workers_target_sessions(progress: TableProgress) -> None:
+        with psycopg.connect(target_dsn, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+            )
+
+    with pytest.raises(TargetError) as failure:
+        _load(stack, target_dsn, config, salt, workers=2, on_progress=end_the_workers_target_sessions)
+    assert re.match(r"loading public\.\w+ failed: ", failure.value.problem)
+    assert "connection" in failure.value.problem
+    assert failure.value.remedy.startswith("the repro database was not handed off")
+    _wait_for_no_standby_session(stack)
+
+
+def test_workers_refuse_masks_other_than_the_config_gives(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+) -> None:
+    """A worker builds the masks again from the config and salt: a plan whose masks were changed since
+    (here every table copied as it is) is refused rather than loaded with other masks than the plan's."""
+
+    def unmasked(plan: SubsetPlan) -> SubsetPlan:
+        tables = {
+            name: replace(masking, maskers={}, columns=()) for name, masking in plan.mask_plan.tables.items()
+        }
+        return replace(plan, mask_plan=MaskPlan(tables))
+
+    with pytest.raises(
+        LoadWorkerError, match=r"the masks a load worker built for public\.\w+ are not the plan's"
+    ):
+        _load(stack, empty_database(), config, salt, workers=2, plan_change=unmasked)
+    _wait_for_no_standby_session(stack)
+
+
+def test_workers_refuse_another_salt_than_the_plans(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+) -> None:
+    with open_source_snapshot(stack.standby_dsn) as snapshot:
+        plan = plan_subset(snapshot, config, salt, 451)
+        with pytest.raises(ValueError, match="another config or salt than the plan's"):
+            load_repro(
+                snapshot,
+                empty_database(),
+                plan,
+                run_id="parallel-test",
+                started_at=datetime.now(UTC),
+                batch_size=BATCH_SIZE,
+                workers=LoadWorkers(2, config, Secret(secrets.token_hex(32)), min_rows_each=1),
+            )
+
+
+def test_a_small_tenant_is_loaded_on_the_loads_own_connection(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+) -> None:
+    """Starting a worker costs more than it saves below ``min_rows_each`` rows per worker."""
+    workers_seen: list[int] = []
+
+    def count_workers(progress: TableProgress) -> None:
+        workers_seen.append(
+            sum(c.name.startswith("repro_pipeline load worker") for c in multiprocessing.active_children())
+        )
+
+    plan, report = _load(
+        stack, empty_database(), config, salt, workers=2, on_progress=count_workers, min_rows_each=50_000
+    )
+    assert plan.closure.total_rows < 2 * 50_000
+    assert workers_seen and set(workers_seen) == {0}
+    assert sum(report.loaded_rows.values()) == plan.closure.total_rows
+
+
+@pytest.mark.parametrize(
+    ("count", "rows", "expected"), [(4, 0, 1), (4, 99_999, 1), (4, 100_000, 2), (4, 10**7, 4), (1, 10**7, 1)]
+)
+def test_workers_for_a_tenant_of_some_rows(
+    config: ReproConfig, salt: Secret, count: int, rows: int, expected: int
+) -> None:
+    assert LoadWorkers(count, config, salt, min_rows_each=50_000).for_rows(rows) == expected

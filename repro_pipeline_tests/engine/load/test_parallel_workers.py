@@ -1,0 +1,59 @@
+"""A load worker's wait for its next table, with real processes and queues, without a database."""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.queues import Queue
+from typing import Any, cast
+
+import pytest
+
+from repro_pipeline.engine.config import load_config
+from repro_pipeline.engine.load.parallel import LoadWorkerError, TableJob, _error_of, _Setup, _work, next_job
+from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.source.catalog import Catalog
+from repro_pipeline.engine.source.snapshot import SessionLimits
+from repro_pipeline_tests.conftest import PROJECT_ROOT
+
+CONFIG = PROJECT_ROOT / "config"
+
+
+def test_a_worker_whose_main_process_ended_stops_waiting_for_tables() -> None:
+    context = multiprocessing.get_context("spawn")
+    ended = context.Process(target=int)
+    ended.start()
+    ended.join()
+    pending: Queue[TableJob | None] = context.Queue()
+    with pytest.raises(LoadWorkerError, match="the load's main process ended"):
+        next_job(pending, ended)
+
+
+def test_a_worker_takes_the_next_table_or_the_end() -> None:
+    context = multiprocessing.get_context("spawn")
+    pending: Queue[TableJob | None] = context.Queue()
+    pending.put(None)
+    assert next_job(pending, multiprocessing.current_process()) is None
+
+
+def test_a_bug_in_a_worker_is_reported_by_where_it_happened_never_by_its_message() -> None:
+    """An exception that is no ReproError may quote a row's values: the main process gets its type and
+    place only. Here the worker is given no catalog, so building the masks fails."""
+    context = multiprocessing.get_context("spawn")
+    pending: Queue[TableJob | None] = context.Queue()
+    events: Queue[Any] = context.Queue()
+    config = load_config(CONFIG / "mask-rules.yaml", CONFIG / "commercial-extensions.yaml")
+    setup = _Setup(
+        "postgresql://u:secret-password@127.0.0.1:1/db",
+        "postgresql://u:secret-password@127.0.0.1:1/db",
+        "127.0.0.1:1/db",
+        "00000003-00000002-1",
+        SessionLimits(),
+        config,
+        cast(Catalog, None),
+        Secret("s" * 64),
+    )
+    _work(setup, pending, events)
+    error = _error_of(events.get(timeout=10))
+    assert isinstance(error, LoadWorkerError)
+    assert str(error).startswith("a load worker failed with AttributeError at plan.py:")
+    assert "NoneType" not in str(error) and "secret-password" not in str(error)
