@@ -97,10 +97,10 @@ def test_a_rate_goal_is_met_at_or_above_it() -> None:
 
 
 def test_one_missed_run_misses_the_goal_and_an_unmeasured_one_is_said() -> None:
-    assert _goal("load_vs_floor", [_run(1, whale_load=11.0), _run(2, whale_load=13.0)]) == (
-        (MET, MISSED),
-        MISSED,
-    )
+    missed_last = [_run(1, whale_load=11.0), _run(2, whale_load=13.0)]
+    missed_first = [_run(1, whale_load=13.0), _run(2, whale_load=11.0)]
+    assert _goal("load_vs_floor", missed_last) == ((MET, MISSED), MISSED)
+    assert _goal("load_vs_floor", missed_first) == ((MISSED, MET), MISSED)
     without_dagster = replace(_run(1), tenants=tuple(replace(t, dagster=None) for t in _run(1).tenants))
     assert _goal("mid_size_dagster", [without_dagster]) == ((NOT_MEASURED,), NOT_MEASURED)
     assert _goal("mid_size_dagster", [without_dagster, _run(2)]) == ((NOT_MEASURED, MET), MET)
