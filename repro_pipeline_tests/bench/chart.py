@@ -17,22 +17,38 @@ from repro_pipeline_tests.bench.report import BenchReport
 
 def draw_chart(report: BenchReport, path: Path) -> None:
     run = report.runs[-1]
-    figure, axes = plt.subplots(len(run.tenants), 1, figsize=(11, 3.2 * len(run.tenants)), squeeze=False)
+    figure, axes = plt.subplots(len(run.tenants), 1, figsize=(12, 3.6 * len(run.tenants)), squeeze=False)
+    palette = plt.get_cmap("tab20").colors
+    colors: dict[str, object] = {}
     for axis, tenant in zip(axes[:, 0], run.tenants, strict=True):
         bars = _bars(tenant)
+        longest = max(sum(seconds for _, seconds in parts) for _, parts in bars)
         for row, (_, parts) in enumerate(bars):
             left = 0.0
             for name, seconds in parts:
-                axis.barh(row, seconds, left=left, label=name)
-                if seconds > 0.04 * max(sum(s for _, s in p) for _, p in bars):
-                    axis.text(left + seconds / 2, row, name, ha="center", va="center", fontsize=7)
+                color = colors.setdefault(name, palette[len(colors) % len(palette)])
+                axis.barh(row, seconds, left=left, color=color, label=name, edgecolor="white")
+                if seconds > 0.08 * longest:
+                    axis.text(
+                        left + seconds / 2,
+                        row,
+                        f"{name}\n{seconds:.1f} s",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                    )
                 left += seconds
-        axis.set_yticks(range(len(bars)), [name for name, _ in bars])
+        axis.set_yticks(
+            range(len(bars)), [f"{name}\n{sum(s for _, s in parts):.1f} s" for name, parts in bars]
+        )
         axis.invert_yaxis()
         axis.set_xlabel("seconds")
         axis.set_title(
             f"{tenant.label}: organization {tenant.organization}, {tenant.engine.rows:,} rows (run {run.number})"
         )
+        handles, labels = axis.get_legend_handles_labels()
+        unique = dict(zip(labels, handles, strict=True))
+        axis.legend(unique.values(), unique.keys(), loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
