@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -12,10 +13,13 @@ Measure = Callable[..., dict[str, Any]]
 
 
 def run_in_child(measure: Measure, *arguments: Any) -> dict[str, Any]:
-    """``measure(*arguments)`` in a new process, with its peak RSS in MB as ``peak_rss_mb``; its exception,
-    if it raises, is raised here."""
+    """``measure(*arguments)`` in a new process, with its peak RSS in MB as ``peak_rss_mb`` and the process's
+    whole life (start, imports, the measure, exit) as ``process_seconds``; its exception, if it raises, is
+    raised here."""
+    began = time.perf_counter()
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_measured, measure, *arguments).result()
+        figures = pool.submit(_measured, measure, *arguments).result()
+    return {**figures, "process_seconds": time.perf_counter() - began}
 
 
 def _measured(measure: Measure, *arguments: Any) -> dict[str, Any]:

@@ -33,7 +33,8 @@ class EngineFigures:
 
 @dataclass(frozen=True)
 class DagsterFigures:
-    seconds: float
+    seconds: float  # launching the run until its result
+    process_seconds: float  # the whole process: its start and imports (dagster, the definitions), and the run
     launch_seconds: float
     step_seconds: dict[str, float]
     teardown_seconds: float

@@ -128,6 +128,10 @@ def _tenant_rows(tenants: Sequence[TenantFigures]) -> list[tuple[str, list[str]]
     rows += [
         row("Dagster end to end", lambda t: t.dagster and f"{t.dagster.seconds:.2f} s"),
         row("Dagster / floor", lambda t: t.dagster and f"{t.dagster.seconds / t.floor.seconds:.2f}x"),
+        row(
+            "Dagster process in all (start, imports, run)",
+            lambda t: t.dagster and f"{t.dagster.process_seconds:.2f} s",
+        ),
         row("  launch (until the first step)", lambda t: t.dagster and f"{t.dagster.launch_seconds:.2f} s"),
     ]
     steps = next((t.dagster.step_seconds for t in tenants if t.dagster is not None), {})

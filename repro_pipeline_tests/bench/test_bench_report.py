@@ -53,6 +53,7 @@ def _tenant(
         ),
         dagster=DagsterFigures(
             seconds=floor * 2.5,
+            process_seconds=floor * 2.5 + 4.0,
             launch_seconds=1.0,
             step_seconds={"standby_health": 0.2, "tenant_closure_and_repro_database": floor * 2.5 - 1.5},
             teardown_seconds=0.3,
@@ -133,6 +134,7 @@ def test_markdown_has_every_goal_with_both_runs_and_the_load_averages() -> None:
     assert "## Where the time goes: whale (organization 501)" in markdown
     assert "| check no_original_pii | 3.00 s | 3.00 s |" in markdown
     assert "|   step tenant_closure_and_repro_database | 18.50 s | 18.50 s |" in markdown
+    assert "| Dagster process in all (start, imports, run) | 24.00 s | 24.00 s |" in markdown
 
 
 def test_json_round_trip_gives_the_same_report(tmp_path: Path) -> None:
