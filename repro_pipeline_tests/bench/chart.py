@@ -18,15 +18,15 @@ from repro_pipeline_tests.bench.report import BenchReport
 def draw_chart(report: BenchReport, path: Path) -> None:
     run = report.runs[-1]
     figure, axes = plt.subplots(len(run.tenants), 1, figsize=(12, 3.6 * len(run.tenants)), squeeze=False)
-    palette = plt.get_cmap("tab20").colors
-    colors: dict[str, object] = {}
+    palette = plt.get_cmap("tab20")
+    colors: dict[str, tuple[float, float, float, float]] = {}
     for axis, tenant in zip(axes[:, 0], run.tenants, strict=True):
         bars = _bars(tenant)
         longest = max(sum(seconds for _, seconds in parts) for _, parts in bars)
         for row, (_, parts) in enumerate(bars):
             left = 0.0
             for name, seconds in parts:
-                color = colors.setdefault(name, palette[len(colors) % len(palette)])
+                color = colors.setdefault(name, palette(len(colors) % palette.N))
                 axis.barh(row, seconds, left=left, color=color, label=name, edgecolor="white")
                 if seconds > 0.08 * longest:
                     axis.text(

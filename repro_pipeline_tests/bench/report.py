@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from repro_pipeline_tests.bench.figures import RunFigures, TenantFigures
+from repro_pipeline_tests.bench.figures import DagsterFigures, RunFigures, TenantFigures
 from repro_pipeline_tests.bench.goals import GoalResult
 
 
@@ -97,8 +97,8 @@ def render_markdown(report: BenchReport) -> str:
 
 
 def _tenant_rows(tenants: Sequence[TenantFigures]) -> list[tuple[str, list[str]]]:
-    def row(name: str, cell: Callable[[TenantFigures], str | None]) -> tuple[str, list[str]]:
-        return name, [cell(tenant) or "-" for tenant in tenants]
+    def row(name: str, cell: Callable[[TenantFigures], str]) -> tuple[str, list[str]]:
+        return name, [cell(tenant) for tenant in tenants]
 
     rows = [
         row("rows", lambda t: f"{t.engine.rows:,}"),
@@ -122,30 +122,29 @@ def _tenant_rows(tenants: Sequence[TenantFigures]) -> list[tuple[str, list[str]]
         row("masked load / floor", lambda t: f"{t.engine.load_seconds / t.floor.seconds:.2f}x"),
     ]
     checks = tenants[0].engine.check_seconds
+    rows += [(f"check {name}", [f"{t.engine.check_seconds[name]:.2f} s" for t in tenants]) for name in checks]
+
+    def dagster_row(name: str, cell: Callable[[DagsterFigures, TenantFigures], str]) -> tuple[str, list[str]]:
+        return name, ["-" if t.dagster is None else cell(t.dagster, t) for t in tenants]
+
     rows += [
-        row(f"check {name}", lambda t, name=name: f"{t.engine.check_seconds[name]:.2f} s") for name in checks
-    ]
-    rows += [
-        row("Dagster end to end", lambda t: t.dagster and f"{t.dagster.seconds:.2f} s"),
-        row("Dagster / floor", lambda t: t.dagster and f"{t.dagster.seconds / t.floor.seconds:.2f}x"),
-        row(
-            "Dagster process in all (start, imports, run)",
-            lambda t: t.dagster and f"{t.dagster.process_seconds:.2f} s",
+        dagster_row("Dagster end to end", lambda d, t: f"{d.seconds:.2f} s"),
+        dagster_row("Dagster / floor", lambda d, t: f"{d.seconds / t.floor.seconds:.2f}x"),
+        dagster_row(
+            "Dagster process in all (start, imports, run)", lambda d, t: f"{d.process_seconds:.2f} s"
         ),
-        row("  launch (until the first step)", lambda t: t.dagster and f"{t.dagster.launch_seconds:.2f} s"),
+        dagster_row("  launch (until the first step)", lambda d, t: f"{d.launch_seconds:.2f} s"),
     ]
     steps = next((t.dagster.step_seconds for t in tenants if t.dagster is not None), {})
     rows += [
-        row(
+        (
             f"  step {step}",
-            lambda t, step=step: t.dagster and f"{t.dagster.step_seconds.get(step, 0.0):.2f} s",
+            ["-" if t.dagster is None else f"{t.dagster.step_seconds.get(step, 0.0):.2f} s" for t in tenants],
         )
         for step in steps
     ]
     rows += [
-        row(
-            "  teardown (after the last step)", lambda t: t.dagster and f"{t.dagster.teardown_seconds:.2f} s"
-        ),
+        dagster_row("  teardown (after the last step)", lambda d, t: f"{d.teardown_seconds:.2f} s"),
         row(
             "peak RSS: floor / engine step / Dagster run",
             lambda t: (
