@@ -14,8 +14,9 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter
 
-from repro_pipeline.embedded.stack import down
+from repro_pipeline.embedded.stack import StackError, down
 from repro_pipeline.embedded.synthetic import SourceSpec
+from repro_pipeline.engine.errors import ReproError
 from repro_pipeline_tests.bench.chart import draw_chart
 from repro_pipeline_tests.bench.child import run_in_child
 from repro_pipeline_tests.bench.dagster_run import measure_dagster
@@ -55,20 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     stack_root = PROJECT_ROOT / ".bench" / ("stack-quick" if quick else "stack")
     print(f"bench stack {stack_root}: source {spec.to_json()}", flush=True)
-    source = bench_source(stack_root, spec)
-    print(f"source ready in {source.ready_seconds:.1f} s ({source.summary.total_rows:,} rows)", flush=True)
-    dagster_home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=PROJECT_ROOT / ".bench"))
-    shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
     try:
-        figures = tuple(
-            _run(number, source, secrets.token_hex(32), dagster_home) for number in range(1, runs + 1)
-        )
-    except BenchFailure as failure:
+        source, figures = _measure(stack_root, spec, runs)
+    except (BenchFailure, ReproError, StackError) as failure:
         print(f"bench failed: {failure}", file=sys.stderr)
         return 1
-    finally:
-        shutil.rmtree(dagster_home, ignore_errors=True)
-        down(stack_root)
     report = BenchReport(
         started_at=started_at.isoformat(timespec="seconds"),
         quick=quick,
@@ -88,6 +80,24 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + render_markdown(report))
     print(f"written to {folder}/ (report.json, report.md, where-the-time-goes.png)")
     return 0
+
+
+def _measure(stack_root: Path, spec: SourceSpec, runs: int) -> tuple[BenchSource, tuple[RunFigures, ...]]:
+    """The bench stack ready, then every run; its servers are stopped afterwards, their data kept."""
+    try:
+        source = bench_source(stack_root, spec)
+        print(
+            f"source ready in {source.ready_seconds:.1f} s ({source.summary.total_rows:,} rows)", flush=True
+        )
+        dagster_home = Path(tempfile.mkdtemp(prefix="dagster-home-", dir=stack_root.parent))
+        try:
+            shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
+            salt = secrets.token_hex(32)
+            return source, tuple(_run(number, source, salt, dagster_home) for number in range(1, runs + 1))
+        finally:
+            shutil.rmtree(dagster_home, ignore_errors=True)
+    finally:
+        down(stack_root)
 
 
 def _run(number: int, source: BenchSource, salt: str, dagster_home: Path) -> RunFigures:
