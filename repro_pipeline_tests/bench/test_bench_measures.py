@@ -9,11 +9,12 @@ import psycopg
 import pytest
 
 from repro_pipeline.embedded.stack import Stack
-from repro_pipeline.embedded.synthetic import SourceSummary
+from repro_pipeline.embedded.synthetic import SourceSpec, SourceSummary, build_source
+from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.verify.checks import Verdict
 from repro_pipeline_tests.bench.child import run_in_child
 from repro_pipeline_tests.bench.measures import BenchFailure, _checks, measure_engine, measure_floor
-from repro_pipeline_tests.bench.source import BenchTenant
+from repro_pipeline_tests.bench.source import BenchTenant, _whale_events_aged
 
 CHECKS = {"zero_fk_orphans", "row_counts_match_closure", "no_original_pii", "schema_matches_source"}
 
@@ -58,3 +59,25 @@ def test_each_child_reports_its_own_peak_rss() -> None:
     large = run_in_child(allocate, 200)
     assert large["held"] == 200 * 1024 * 1024
     assert large["peak_rss_mb"] >= small["peak_rss_mb"] + 190
+
+
+def test_a_whale_whose_events_aged_past_the_90_day_root_is_rebuilt(stack: Stack) -> None:
+    spec = SourceSpec(scale=0.05, whale_scale=0.001)
+    with psycopg.connect(stack.primary_dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS bench_aging")
+        admin.execute("CREATE DATABASE bench_aging")
+    try:
+        dsn = with_database(stack.primary_dsn, "bench_aging")
+        build_source(dsn, spec)
+        assert not _whale_events_aged(dsn, spec)
+        assert not _whale_events_aged(dsn, SourceSpec(scale=0.05))
+        with psycopg.connect(dsn) as conn:
+            conn.execute(
+                "UPDATE audit_events SET occurred_at = now() - interval '91 days' "
+                "WHERE id = (SELECT max(id) FROM audit_events WHERE organization_id = %s)",
+                [spec.whale_organization_id],
+            )
+        assert _whale_events_aged(dsn, spec)
+    finally:
+        with psycopg.connect(stack.primary_dsn, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS bench_aging WITH (FORCE)")
