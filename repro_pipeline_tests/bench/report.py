@@ -161,7 +161,7 @@ def _value(value: float, unit: str) -> str:
     if unit == " rows/s":
         return f"{value:,.0f} rows/s"
     if unit == "x":
-        return f"{value:.2f}x"
+        return f"{value:.3f}x"  # three decimals: 1.5004x is shown missing 1.5x, not as 1.50x
     return f"{value:.1f}{unit}"
 
 
