@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python -m repro_pipeline_tests.bench
+	$(BIN)/python -m repro_pipeline_tests.bench $(BENCH_ARGS)
 
 dev: install
 	$(BIN)/repro-pipeline dev

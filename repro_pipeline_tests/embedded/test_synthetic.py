@@ -541,3 +541,132 @@ def test_cli_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--dsn", "host=127.0.0.1 port=1 connect_timeout=2"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err
+
+
+# --------------------------------------------------------------------------------------------
+# the whale
+# --------------------------------------------------------------------------------------------
+
+WHALE_SPEC = SourceSpec(scale=SCALE, whale_scale=0.002)
+
+
+def _whale_digests(dsn: str, whale: int) -> dict[str, str]:
+    """md5 of the whale's rows of each table (audit_events.occurred_at excluded: now()-relative)."""
+    selections = {
+        "organizations": f"SELECT * FROM organizations WHERE id = {whale}",
+        "users": f"SELECT * FROM users WHERE organization_id = {whale}",
+        "subscriptions": f"SELECT * FROM subscriptions WHERE organization_id = {whale}",
+        "invoices": f"SELECT i.* FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id "
+        f"WHERE s.organization_id = {whale}",
+        "invoice_line_items": "SELECT li.* FROM invoice_line_items li JOIN invoices i ON i.id = li.invoice_id "
+        f"JOIN subscriptions s ON s.id = i.subscription_id WHERE s.organization_id = {whale}",
+        "payment_methods": "SELECT p.* FROM payment_methods p JOIN users u ON u.id = p.user_id "
+        f"WHERE u.organization_id = {whale}",
+        "audit_events": f"SELECT id, organization_id, payload FROM audit_events WHERE organization_id = {whale}",
+    }
+    return {
+        table: str(_scalar(dsn, f"SELECT md5(string_agg(t::text, '|' ORDER BY t.id)) FROM ({query}) t"))
+        for table, query in selections.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def whale_source(pg: PgServer) -> tuple[str, SourceSummary]:
+    dsn = pg.new_database("source_whale")
+    return dsn, build_source(dsn, WHALE_SPEC)
+
+
+def test_whale_has_its_sizes_and_every_row_hangs_off_it(whale_source: tuple[str, SourceSummary]) -> None:
+    dsn, summary = whale_source
+    whale = WHALE_SPEC.whale_organization_id
+    sizes = WHALE_SPEC.whale_sizes()
+    assert whale == 501
+    assert (sizes.users, sizes.subscriptions, sizes.invoices, sizes.audit_events) == (4, 20, 400, 300)
+    digests = _whale_digests(dsn, whale)
+    assert all(digest != "None" for digest in digests.values())  # every table has whale rows
+    counts = _rows(
+        dsn,
+        """SELECT (SELECT count(*) FROM users WHERE organization_id = %(w)s),
+                  (SELECT count(*) FROM subscriptions WHERE organization_id = %(w)s),
+                  (SELECT count(*) FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id
+                    WHERE s.organization_id = %(w)s),
+                  (SELECT count(*) FROM invoice_line_items li JOIN invoices i ON i.id = li.invoice_id
+                    JOIN subscriptions s ON s.id = i.subscription_id WHERE s.organization_id = %(w)s),
+                  (SELECT count(*) FROM payment_methods p JOIN users u ON u.id = p.user_id
+                    WHERE u.organization_id = %(w)s),
+                  (SELECT count(*) FROM audit_events WHERE organization_id = %(w)s
+                    AND occurred_at >= now() - interval '90 days')""",
+        {"w": whale},
+    )[0]
+    assert counts[:3] == (4, 20, 400) and counts[4:] == (4, 300)
+    assert 400 <= counts[3] <= 2400  # 1..6 line items per invoice
+    # References inside the payloads point at the whale's own users and invoices; totals add up.
+    strays = _scalar(
+        dsn,
+        """SELECT count(*) FROM audit_events ae
+           WHERE ae.organization_id = %(w)s
+             AND ((payload->'actor'->>'user_id')::bigint NOT IN (SELECT id FROM users WHERE organization_id = %(w)s)
+               OR (payload->>'invoice_id')::bigint NOT IN (
+                   SELECT i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id
+                   WHERE s.organization_id = %(w)s))""",
+        {"w": whale},
+    )
+    assert strays == 0
+    wrong_totals = _scalar(
+        dsn,
+        """SELECT count(*) FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id
+           WHERE s.organization_id = %s
+             AND i.total_cents <> (SELECT sum(quantity::bigint * unit_cents) FROM invoice_line_items
+                                   WHERE invoice_id = i.id)""",
+        [whale],
+    )
+    assert wrong_totals == 0
+    smallest, largest = _rows(
+        dsn,
+        "SELECT min(octet_length(payload::text)), max(octet_length(payload::text)) FROM audit_events "
+        "WHERE organization_id = %s",
+        [whale],
+    )[0]
+    assert smallest >= 450 and largest <= 2100  # 0.5-2 KB
+    assert summary.row_counts["organizations"] == WHALE_SPEC.organizations + 1
+
+
+def test_whale_leaves_the_other_tenants_as_they_were_and_is_deterministic(
+    pg: PgServer, source: tuple[str, SourceSummary], whale_source: tuple[str, SourceSummary]
+) -> None:
+    dsn, _ = whale_source
+    whale = WHALE_SPEC.whale_organization_id
+    assert whale is not None
+    without_whale = _content_digests(source[0])
+    again = pg.new_database("source_whale_again")
+    build_source(again, WHALE_SPEC)
+    assert _whale_digests(again, whale) == _whale_digests(dsn, whale)
+    # Without the whale's rows, the others are byte for byte those of the same spec without a whale.
+    with psycopg.connect(again, autocommit=True) as conn:
+        for statement in (
+            "DELETE FROM audit_events WHERE organization_id = %(w)s",
+            "DELETE FROM payment_methods WHERE user_id IN (SELECT id FROM users WHERE organization_id = %(w)s)",
+            "DELETE FROM invoice_line_items WHERE invoice_id IN (SELECT i.id FROM invoices i "
+            "JOIN subscriptions s ON s.id = i.subscription_id WHERE s.organization_id = %(w)s)",
+            "DELETE FROM invoices WHERE subscription_id IN (SELECT id FROM subscriptions WHERE organization_id = %(w)s)",
+            "DELETE FROM subscriptions WHERE organization_id = %(w)s",
+            "DELETE FROM users WHERE organization_id = %(w)s",
+            "DELETE FROM organizations WHERE id = %(w)s",
+        ):
+            conn.execute(statement, {"w": whale})
+    assert _content_digests(again) == without_whale
+
+
+def test_whale_spec_marker_and_bounds() -> None:
+    assert SourceSpec().whale_organization_id is None
+    assert SourceSpec(whale_scale=0).to_json() == (
+        '{"repro_pipeline.embedded.synthetic": {"generator_version": 1, "organizations": 200, "scale": 1.0, '
+        '"seed": 7}}'
+    )
+    assert SourceSpec(whale_scale=1).to_json() != SourceSpec().to_json()
+    assert SourceSpec(whale_scale=1).whale_sizes().invoices == 200_000
+    for bad in (-0.1, float("inf"), 11):
+        with pytest.raises(ValueError, match="whale_scale"):
+            SourceSpec(whale_scale=bad)
+    with pytest.raises(TypeError, match="whale_scale"):
+        SourceSpec(whale_scale=True)

@@ -4,8 +4,10 @@ from repro_pipeline.embedded.synthetic.generate import (
     DEMO_ORGANIZATION_ID,
     SCHEMA_SQL_PATH,
     TABLES,
+    WHALE_AUDIT_DAYS,
     SourceSpec,
     SourceSummary,
+    WhaleSizes,
     build_source,
 )
 
@@ -13,7 +15,9 @@ __all__ = [
     "DEMO_ORGANIZATION_ID",
     "SCHEMA_SQL_PATH",
     "TABLES",
+    "WHALE_AUDIT_DAYS",
     "SourceSpec",
     "SourceSummary",
+    "WhaleSizes",
     "build_source",
 ]

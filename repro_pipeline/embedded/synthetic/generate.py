@@ -10,6 +10,12 @@ that "the last 90 days" keeps meaning something whenever the source is built.
 Organization 451 (``acme-corp``) is the demo tenant. Its size does not depend on ``spec.scale``
 (about 60 users, 4 subscriptions, 3,000 invoices, 6,000 audit events over ~500 days) and it is the
 only tenant with planted invoices whose ``total_cents`` differs from the sum of its line items.
+
+``spec.whale_scale`` > 0 adds one more organization, the whale (id 501 for the default 200 organizations),
+generated after every other row so that the others stay exactly what they are without it. At scale 1.0 it
+holds about 1.05M rows: 200,000 invoices, about 700,000 line items and 150,000 audit events of 0.5-2 KB of
+JSON, all in the last 80 days (within the guide's 90-day root for 10 days after the build), besides its 2,000
+users, 20 subscriptions and a payment method per user.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ __all__ = [
     "GENERATOR_VERSION",
     "SCHEMA_SQL_PATH",
     "TABLES",
+    "WHALE_AUDIT_DAYS",
     "SourceSpec",
     "SourceSummary",
+    "WhaleSizes",
     "build_source",
     "load_schema_sql",
 ]
@@ -69,6 +77,16 @@ _DEMO_SUBSCRIPTIONS: Final[int] = 4
 _DEMO_INVOICES: Final[int] = 3000
 _DEMO_AUDIT_EVENTS: Final[int] = 6000
 _DEMO_AUDIT_DAYS: Final[int] = 500
+
+# The whale at whale_scale 1.0 (its subscriptions do not scale).
+_WHALE_USERS: Final[int] = 2000
+_WHALE_SUBSCRIPTIONS: Final[int] = 20
+_WHALE_INVOICES: Final[int] = 200_000
+_WHALE_MAX_LINE_ITEMS: Final[int] = 6  # 1..6 per invoice, 3.5 on average
+_WHALE_AUDIT_EVENTS: Final[int] = 150_000
+WHALE_AUDIT_DAYS: Final[int] = 80
+_WHALE_SLUG: Final[str] = "leviathan-freight"
+_WHALE_NAME: Final[str] = "Leviathan Freight Holdings"
 
 # Syllable pools for synthetic person and company names. None of the combinations is a name in
 # any Faker locale (checked by the tests), so a masked value can never coincide with a source one.
@@ -124,11 +142,13 @@ _PUBLIC_FIRST_OCTETS: Final[tuple[int, ...]] = (23, 31, 45, 62, 77, 84, 91, 109,
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """What to generate. ``scale`` multiplies the sizes of all tenants but the demo one."""
+    """What to generate. ``scale`` multiplies the sizes of all tenants but the demo one; ``whale_scale`` > 0
+    adds the whale organization at that size (1.0: about 1.05M rows)."""
 
     seed: int = 7
     organizations: int = 200
     scale: float = 1.0
+    whale_scale: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -144,13 +164,45 @@ class SourceSpec:
         if not (math.isfinite(self.scale) and 0 < self.scale <= 100):
             raise ValueError(f"scale must be > 0 and <= 100, got {self.scale}")
         object.__setattr__(self, "scale", float(self.scale))
+        if isinstance(self.whale_scale, bool) or not isinstance(self.whale_scale, int | float):
+            raise TypeError(f"whale_scale must be a number, got {self.whale_scale!r}")
+        if not (math.isfinite(self.whale_scale) and 0 <= self.whale_scale <= 10):
+            raise ValueError(f"whale_scale must be >= 0 and <= 10, got {self.whale_scale}")
+        object.__setattr__(self, "whale_scale", float(self.whale_scale))
+
+    @property
+    def whale_organization_id(self) -> int | None:
+        """The whale's id, right after the other organizations' (501 for 200), or None without a whale."""
+        if not self.whale_scale:
+            return None
+        return _Sql(self).first_org_id() + self.organizations
+
+    def whale_sizes(self) -> WhaleSizes:
+        """The whale's users, subscriptions, invoices and audit events at this spec's whale_scale."""
+        return WhaleSizes(
+            users=max(1, round(_WHALE_USERS * self.whale_scale)),
+            subscriptions=_WHALE_SUBSCRIPTIONS,
+            invoices=max(1, round(_WHALE_INVOICES * self.whale_scale)),
+            audit_events=max(1, round(_WHALE_AUDIT_EVENTS * self.whale_scale)),
+        )
 
     def to_json(self) -> str:
-        """The marker stored as ``COMMENT ON TABLE organizations`` (includes the generator version)."""
+        """The marker stored as ``COMMENT ON TABLE organizations`` (includes the generator version). Without a
+        whale it is the marker of the specs before whales existed, so their sources are not rebuilt."""
+        fields = asdict(self)
+        if not self.whale_scale:
+            del fields["whale_scale"]
         return json.dumps(
-            {_SPEC_COMMENT_KEY: {**asdict(self), "generator_version": GENERATOR_VERSION}},
-            sort_keys=True,
+            {_SPEC_COMMENT_KEY: {**fields, "generator_version": GENERATOR_VERSION}}, sort_keys=True
         )
+
+
+@dataclass(frozen=True)
+class WhaleSizes:
+    users: int
+    subscriptions: int
+    invoices: int
+    audit_events: int
 
 
 @dataclass(frozen=True)
@@ -508,6 +560,143 @@ class _Sql:
 
         return [
             organizations,
+            users,
+            subscriptions,
+            invoices,
+            line_items,
+            totals,
+            payment_methods,
+            audit_events,
+            *self.whale_statements(notes_case),
+        ]
+
+    def whale_statements(self, notes_case: str) -> list[str]:
+        """The whale's rows, with ids after every other row's; none when the spec has no whale."""
+        whale = self.spec.whale_organization_id
+        if whale is None:
+            return []
+        h = self.h
+        sizes = self.spec.whale_sizes()
+        anchor = f"timestamptz {_lit(_ANCHOR)}"
+        fh, ft = FIRST_NAME_HEADS, FIRST_NAME_TAILS
+        lh, lt = LAST_NAME_HEADS, LAST_NAME_TAILS
+        sku_names = tuple(name for name, _ in _SKUS)
+        sku_prices = tuple(price for _, price in _SKUS)
+        n_types = len(_EVENT_TYPES)
+        organization = f"""
+        INSERT INTO organizations (id, tenant_slug, legal_name, created_at) OVERRIDING SYSTEM VALUE
+        VALUES ({whale}, {_lit(_WHALE_SLUG)}, {_lit(_WHALE_NAME)}, {anchor} - interval '1500 days')"""
+        users = f"""
+        INSERT INTO users (id, organization_id, email, full_name, role) OVERRIDING SYSTEM VALUE
+        SELECT first.id + g, {whale},
+               lower(n.first_name) || '.' || lower(n.last_name) || g || '@{_WHALE_SLUG}.example.com',
+               n.first_name || ' ' || n.last_name,
+               CASE WHEN g = 1 THEN 'owner' ELSE {_ROLES_NON_OWNER.format(h=h(f"{whale} * 100000 + g", 25) + " % 100")} END
+        FROM (SELECT coalesce(max(id), 0) AS id FROM users) first
+        CROSS JOIN generate_series(1, {sizes.users}) AS g
+        CROSS JOIN LATERAL (
+            SELECT {self.pick(_text_array(fh), len(fh), f"{whale} * 100000 + g", 21)}
+                       || {self.pick(_text_array(ft), len(ft), f"{whale} * 100000 + g", 22)} AS first_name,
+                   {self.pick(_text_array(lh), len(lh), f"{whale} * 100000 + g", 23)}
+                       || {self.pick(_text_array(lt), len(lt), f"{whale} * 100000 + g", 24)} AS last_name
+        ) n
+        ORDER BY 1"""
+        subscriptions = f"""
+        INSERT INTO subscriptions (id, organization_id, plan_code, status) OVERRIDING SYSTEM VALUE
+        SELECT first.id + g, {whale},
+               {self.pick(_text_array(_PLAN_CODES), len(_PLAN_CODES), f"{whale} * 100 + g", 30)},
+               CASE WHEN g = 1 OR {h(f"{whale} * 100 + g", 31)} % 100 < 70 THEN 'active' ELSE 'canceled' END
+        FROM (SELECT coalesce(max(id), 0) AS id FROM subscriptions) first
+        CROSS JOIN generate_series(1, {sizes.subscriptions}) AS g
+        ORDER BY 1"""
+        invoices = f"""
+        INSERT INTO invoices (id, subscription_id, issued_at, total_cents, currency) OVERRIDING SYSTEM VALUE
+        SELECT first.id + g, subs.first_id + {h(f"{whale}::bigint * 10000000 + g", 41)} % {sizes.subscriptions},
+               {anchor} - make_interval(secs => {h(f"{whale}::bigint * 10000000 + g", 40)} % (730 * 86400)),
+               0,
+               CASE WHEN {h(f"{whale}::bigint * 10000000 + g", 42)} % 100 < 85 THEN 'USD' ELSE 'EUR' END
+        FROM (SELECT coalesce(max(id), 0) AS id FROM invoices) first
+        CROSS JOIN (SELECT min(id) AS first_id FROM subscriptions WHERE organization_id = {whale}) subs
+        CROSS JOIN generate_series(1, {sizes.invoices}) AS g
+        ORDER BY 1"""
+        whale_invoices = f"""
+            SELECT i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id
+            WHERE s.organization_id = {whale}"""
+        line_items = f"""
+        INSERT INTO invoice_line_items (id, invoice_id, sku, quantity, unit_cents) OVERRIDING SYSTEM VALUE
+        SELECT first.id + row_number() OVER (ORDER BY i.id, g), i.id,
+               ({_text_array(sku_names)})[1 + sku_idx],
+               CASE WHEN {h("i.id * 8 + g", 51)} % 100 < 60 THEN 1 ELSE 2 + {h("i.id * 8 + g", 52)} % 24 END,
+               ({_int_array(sku_prices)})[1 + sku_idx]
+        FROM (SELECT coalesce(max(id), 0) AS id FROM invoice_line_items) first
+        CROSS JOIN ({whale_invoices}) i
+        CROSS JOIN LATERAL generate_series(1, 1 + {h("i.id", 50)} % {_WHALE_MAX_LINE_ITEMS}) AS g
+        CROSS JOIN LATERAL (SELECT {h("i.id * 8 + g", 54)} % {len(_SKUS)} AS sku_idx) AS p
+        ORDER BY 1"""
+        totals = f"""
+        UPDATE invoices i SET total_cents = sums.total
+        FROM (SELECT invoice_id, sum(quantity::bigint * unit_cents) AS total
+              FROM invoice_line_items WHERE invoice_id IN ({whale_invoices}) GROUP BY invoice_id) sums
+        WHERE i.id = sums.invoice_id"""
+        payment_methods = f"""
+        INSERT INTO payment_methods (id, user_id, last_four, provider_token) OVERRIDING SYSTEM VALUE
+        SELECT first.id + row_number() OVER (ORDER BY u.id), u.id,
+               lpad(({h("u.id * 4 + 1", 61)} % 10000)::text, 4, '0'),
+               'tok_' || substr(md5('{self.spec.seed}:pm:' || u.id || ':1'), 1, 24)
+        FROM (SELECT coalesce(max(id), 0) AS id FROM payment_methods) first
+        CROSS JOIN users u WHERE u.organization_id = {whale}
+        ORDER BY 1"""
+        key = f"{whale}::bigint * 10000000 + g"
+        ip_tail = (
+            f"'.' || ({h(key, 76)} % 256) || '.' || ({h(key, 77)} % 256) || '.' || (1 + {h(key, 78)} % 254)"
+        )
+        audit_events = f"""
+        INSERT INTO audit_events (id, organization_id, occurred_at, payload) OVERRIDING SYSTEM VALUE
+        WITH bounds AS (
+            SELECT (SELECT coalesce(max(id), 0) FROM audit_events) AS first_event,
+                   (SELECT min(id) FROM users WHERE organization_id = {whale}) AS first_user,
+                   (SELECT min(id) FROM ({whale_invoices}) i) AS first_invoice
+        ),
+        base AS (
+            SELECT g, b.first_event,
+                   {h(key, 70)} % ({WHALE_AUDIT_DAYS} * 86400) AS age_secs,
+                   b.first_user + {h(key, 71)} % {sizes.users} AS user_id,
+                   {h(key, 72)} % {n_types} AS type_idx,
+                   {h(key, 73)} % 100 AS actor_mode,
+                   {h(key, 74)} % 100 AS notes_mode,
+                   b.first_invoice + {h(key, 80)} % {sizes.invoices} AS any_invoice,
+                   7 + {h(key, 82)} % 39 AS padding_words,
+                   '10' || {ip_tail} AS ip,
+                   md5('{self.spec.seed}:req:' || ({key})) AS request_id
+            FROM bounds b CROSS JOIN generate_series(1, {sizes.audit_events}) AS g
+        ),
+        enriched AS (
+            SELECT base.*, u.email, u.full_name, {_lit(_WHALE_NAME)} AS legal_name,
+                   ({_text_array(_EVENT_TYPES)})[1 + type_idx] AS event_type,
+                   CASE WHEN type_idx < {_INVOICE_EVENT_TYPES} THEN any_invoice END AS invoice_id,
+                   notes_mode % 5 AS nk
+            FROM base JOIN users u ON u.id = base.user_id
+        )
+        SELECT first_event + g, {whale}, now() - make_interval(secs => age_secs),
+               jsonb_build_object(
+                   'type', event_type,
+                   'actor', CASE WHEN actor_mode < 90
+                                 THEN jsonb_build_object('email', email, 'user_id', user_id, 'ip', ip)
+                                 ELSE jsonb_build_object('user_id', user_id, 'ip', ip) END,
+                   'request', jsonb_build_object('id', request_id,
+                       'user_agent', {self.pick(_text_array(_USER_AGENTS), len(_USER_AGENTS), "g", 81)}),
+                   'changes', repeat(request_id || ' ', padding_words::int)
+               )
+               || CASE WHEN notes_mode < 60
+                       THEN jsonb_build_object('internal', jsonb_build_object('support_notes', {notes_case}))
+                       ELSE jsonb_build_object() END
+               || CASE WHEN invoice_id IS NOT NULL
+                       THEN jsonb_build_object('invoice_id', invoice_id)
+                       ELSE jsonb_build_object() END
+        FROM enriched
+        ORDER BY 1"""
+        return [
+            organization,
             users,
             subscriptions,
             invoices,
