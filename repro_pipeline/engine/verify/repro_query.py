@@ -143,8 +143,8 @@ def _checked_statement(text: str) -> str:
         kind = _STATEMENT_KINDS.get(type(select), type(select).__name__.removesuffix("Stmt"))
         raise ValueError(f"it is {kind}, not a SELECT: only a query that reads is run")
     _refuse_acting_parts(select)
-    end = statement.stmt_location + statement.stmt_len if statement.stmt_len else len(text)
-    return text[statement.stmt_location : end].strip()
+    start = statement.stmt_location or 0
+    return text[start : start + statement.stmt_len if statement.stmt_len else None].strip()
 
 
 def _refuse_acting_parts(select: ast.SelectStmt) -> None:
