@@ -38,13 +38,13 @@ from repro_pipeline.engine.repro_databases.manifest import (
     REQUIRED_CHECKS,
     finish_run,
     loaded_row_total,
-    recorded_repro_query,
     unpassed_checks,
 )
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.source.standby import read_standby_health, require_ready_standby
 from repro_pipeline.engine.subset.tenant import parse_organization_id
 from repro_pipeline.engine.verify.checks import read_originals
+from repro_pipeline.engine.verify.repro_query import recorded_repro_query
 
 GROUP = "tenant_repro"
 

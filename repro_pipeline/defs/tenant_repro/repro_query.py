@@ -14,11 +14,11 @@ from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.repro_databases import lifecycle
-from repro_pipeline.engine.repro_databases.manifest import record_repro_query
 from repro_pipeline.engine.verify.repro_query import (
     DEFAULT_TIMEOUT_SECONDS,
     ReproQuery,
     parse_repro_query,
+    record_repro_query,
     run_repro_query,
 )
 

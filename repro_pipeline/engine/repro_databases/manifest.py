@@ -17,7 +17,6 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.source.catalog import MANIFEST_SCHEMA, TableName
-from repro_pipeline.engine.verify.repro_query import ReproQueryResult
 
 SCHEMA = MANIFEST_SCHEMA
 REQUIRED_CHECKS = ("zero_fk_orphans", "row_counts_match_closure", "no_original_pii", "schema_matches_source")
@@ -189,39 +188,3 @@ def unpassed_checks(conn: psycopg.Connection[TupleRow], required: tuple[str, ...
     """The required checks that have not run on this database, or failed."""
     passed = {str(name) for (name,) in conn.execute(f"SELECT check_name FROM {SCHEMA}.checks WHERE passed")}
     return [name for name in required if name not in passed]
-
-
-# Created when a query is first recorded, so databases loaded before the bug query existed take one too.
-_REPRO_QUERY_DDL = f"""
-CREATE TABLE IF NOT EXISTS {SCHEMA}.repro_query (
-    one_row boolean PRIMARY KEY DEFAULT true CHECK (one_row),
-    rows bigint,
-    seconds double precision NOT NULL,
-    error text NOT NULL,
-    ran_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-
-
-def record_repro_query(conn: psycopg.Connection[TupleRow], result: ReproQueryResult) -> None:
-    """The bug query's latest result on this database (its row count or why it did not run), for the
-    handoff to tell; not a check: it never fails the run."""
-    conn.execute(_REPRO_QUERY_DDL)
-    conn.execute(
-        f"INSERT INTO {SCHEMA}.repro_query (rows, seconds, error) VALUES (%s, %s, %s) "
-        "ON CONFLICT (one_row) DO UPDATE SET rows = excluded.rows, seconds = excluded.seconds, "
-        "error = excluded.error, ran_at = now()",
-        (result.rows, result.seconds, result.error),
-    )
-
-
-def recorded_repro_query(conn: psycopg.Connection[TupleRow]) -> ReproQueryResult | None:
-    """The bug query's latest result on this database, or None when no query was run on it."""
-    try:
-        row = conn.execute(f"SELECT rows, seconds, error FROM {SCHEMA}.repro_query").fetchone()
-    except psycopg.errors.UndefinedTable:
-        return None
-    if row is None:
-        return None
-    rows, seconds, error = row
-    return ReproQueryResult(None if rows is None else int(str(rows)), float(str(seconds)), str(error))

@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.repro_databases.manifest import SCHEMA as MANIFEST
 from repro_pipeline.engine.subset.predicate import (
     ACTING_FUNCTIONS,
     PLACEHOLDER,
@@ -122,6 +123,42 @@ def run_repro_query(
         return ReproQueryResult(None, time.perf_counter() - began, _reason(error, timeout_seconds))
     rows = int(str(row[0])) if row is not None else 0
     return ReproQueryResult(rows, time.perf_counter() - began)
+
+
+# Created when a query is first recorded, so databases loaded before the bug query existed take one too.
+_REPRO_QUERY_DDL = f"""
+CREATE TABLE IF NOT EXISTS {MANIFEST}.repro_query (
+    one_row boolean PRIMARY KEY DEFAULT true CHECK (one_row),
+    rows bigint,
+    seconds double precision NOT NULL,
+    error text NOT NULL,
+    ran_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+def record_repro_query(conn: psycopg.Connection[TupleRow], result: ReproQueryResult) -> None:
+    """The bug query's latest result on this database (its row count or why it did not run), for the
+    handoff to tell; not a check: it never fails the run."""
+    conn.execute(_REPRO_QUERY_DDL)
+    conn.execute(
+        f"INSERT INTO {MANIFEST}.repro_query (rows, seconds, error) VALUES (%s, %s, %s) "
+        "ON CONFLICT (one_row) DO UPDATE SET rows = excluded.rows, seconds = excluded.seconds, "
+        "error = excluded.error, ran_at = now()",
+        (result.rows, result.seconds, result.error),
+    )
+
+
+def recorded_repro_query(conn: psycopg.Connection[TupleRow]) -> ReproQueryResult | None:
+    """The bug query's latest result on this database, or None when no query was run on it."""
+    try:
+        row = conn.execute(f"SELECT rows, seconds, error FROM {MANIFEST}.repro_query").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    if row is None:
+        return None
+    rows, seconds, error = row
+    return ReproQueryResult(None if rows is None else int(str(rows)), float(str(seconds)), str(error))
 
 
 def _checked_statement(text: str) -> str:

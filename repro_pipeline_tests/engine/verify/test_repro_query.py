@@ -13,7 +13,13 @@ from psycopg import sql
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.errors import ConfigError
-from repro_pipeline.engine.verify.repro_query import ReproQueryResult, parse_repro_query, run_repro_query
+from repro_pipeline.engine.verify.repro_query import (
+    ReproQueryResult,
+    parse_repro_query,
+    record_repro_query,
+    recorded_repro_query,
+    run_repro_query,
+)
 
 SCHEMA = """
 CREATE TABLE subscriptions (id int PRIMARY KEY, organization_id int NOT NULL);
@@ -164,3 +170,16 @@ def test_an_error_on_a_value_never_quotes_it(repro: psycopg.Connection[tuple[obj
 
 def test_a_single_row_is_one_row() -> None:
     assert ReproQueryResult(1, 0.1).sentence() == "the query returns 1 row: the bug reproduces"
+
+
+def test_the_latest_result_is_kept_in_the_manifest_and_read_back(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    assert recorded_repro_query(repro) is None  # a database made before the bug query existed
+    repro.execute("CREATE SCHEMA _repro_pipeline")
+    record_repro_query(repro, ReproQueryResult(12, 0.5))
+    timed_out = ReproQueryResult(
+        None, 30.0, "it ran past its timeout of 30 s (statement_timeout) and was cancelled"
+    )
+    record_repro_query(repro, timed_out)
+    assert recorded_repro_query(repro) == timed_out
