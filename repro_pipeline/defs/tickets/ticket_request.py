@@ -18,7 +18,7 @@ ORG_LABEL_PREFIX = "org:"
 _BODY_LINE = re.compile(r"^[ \t]*organization_id[ \t]*:[ \t]*(\S*)[ \t]*$", re.IGNORECASE | re.MULTILINE)
 # A line "repro_query:" then, after blank lines at most, a fenced block (``` or ~~~, any info string such
 # as sql) up to its closing fence; Markdown's own syntax, so the ticket shows the query as code.
-_QUERY_LINE = re.compile(r"^[ \t]*repro_query[ \t]*:[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_QUERY_LINE = re.compile(r"^[ \t]*repro_query[ \t]*:(?P<rest>[^\n]*)$", re.IGNORECASE | re.MULTILINE)
 _FENCED_BLOCK = re.compile(
     r"(?:[ \t]*\n)*[ \t]*(?P<fence>`{3,}|~{3,})[^\n]*\n(?P<query>.*?)^[ \t]*(?P=fence)[ \t]*$",
     re.DOTALL | re.MULTILINE,
@@ -62,6 +62,8 @@ def _repro_query(body: str) -> tuple[str, str]:
         return "", ""
     if len(lines) > 1:
         return "", f"the ticket has {len(lines)} lines `repro_query:`: keep one, with one query"
+    if lines[0].group("rest").strip():
+        return "", f"the query is on the line `repro_query:` itself: {_HOW_TO_QUERY}"
     block = _FENCED_BLOCK.match(body, lines[0].end() + 1)
     if block is None:
         return "", f"the line `repro_query:` is not followed by a fenced code block: {_HOW_TO_QUERY}"
