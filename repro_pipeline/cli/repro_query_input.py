@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.verify.repro_query import DEFAULT_TIMEOUT_SECONDS, ReproQuery, parse_repro_query
@@ -54,9 +53,14 @@ def repro_query_of(arguments: argparse.Namespace) -> ReproQuery | None:
     where = (
         f"--repro-query-file {arguments.repro_query_file}" if arguments.repro_query_file else "--repro-query"
     )
-    timeout: Any = getattr(arguments, "repro_query_timeout", DEFAULT_TIMEOUT_SECONDS)
+    return parse_repro_query(text, where=where)
+
+
+def repro_query_timeout_of(arguments: argparse.Namespace) -> float:
+    timeout = float(arguments.repro_query_timeout)
     if timeout <= 0:
         raise ConfigError(
-            f"--repro-query-timeout {timeout:g} is not positive", "give a number of seconds, such as 30"
+            f"--repro-query-timeout {timeout:g} is not positive",
+            f"give a number of seconds, such as {DEFAULT_TIMEOUT_SECONDS:g}",
         )
-    return parse_repro_query(text, where=where)
+    return timeout

@@ -19,6 +19,7 @@ from repro_pipeline.cli.repro_query_input import (
     add_repro_query_arguments,
     add_repro_query_timeout,
     repro_query_of,
+    repro_query_timeout_of,
 )
 from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
 from repro_pipeline.engine.config import default_config_paths
@@ -52,6 +53,7 @@ def _verify(arguments: argparse.Namespace) -> int:
 
     config, salt, organization_id = engine_inputs(arguments)
     query = repro_query_of(arguments)
+    timeout = repro_query_timeout_of(arguments)
     read_only = "-c default_transaction_read_only=on -c row_security=off"  # see every row, or fail
     with dsn.connect(arguments.target, role="repro database", autocommit=True, options=read_only) as target:
         recorded = recorded_organization(target)
@@ -66,11 +68,7 @@ def _verify(arguments: argparse.Namespace) -> int:
             schema = replicated_schema(snapshot, plan, target.info.server_version)
         verdicts = verify_repro(plan, originals, schema, target, arguments.target)
         # Information, not a verdict: the bug reproducing on the copy never fails verify.
-        found = (
-            None
-            if query is None
-            else run_repro_query(target, query, organization_id, arguments.repro_query_timeout)
-        )
+        found = None if query is None else run_repro_query(target, query, organization_id, timeout)
     if arguments.json:
         report = {v.check: {"passed": v.passed, **v.found} for v in verdicts}
         if found is not None:

@@ -37,6 +37,13 @@ def test_materialize_refuses_a_bad_organization_id(key: str) -> None:
     assert "Traceback" not in run.stderr + run.stdout
 
 
+def test_materialize_refuses_a_bad_repro_query_before_any_run() -> None:
+    run = _cli("materialize", "451", "--repro-query", "SELECT * FROM invoices FOR UPDATE")
+    assert run.returncode == 3
+    assert "--repro-query is refused: FOR UPDATE / FOR SHARE locks rows" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
 def test_validate_accepts_the_guide_files_unchanged() -> None:
     guide = FIXTURES / "guide"
     run = _cli(
