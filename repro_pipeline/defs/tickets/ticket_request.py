@@ -9,6 +9,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
 from repro_pipeline.defs.tickets.github_api import Ticket
 from repro_pipeline.engine.errors import ConfigError, TenantError
 from repro_pipeline.engine.subset.tenant import parse_organization_id
@@ -16,13 +19,11 @@ from repro_pipeline.engine.verify.repro_query import parse_repro_query
 
 ORG_LABEL_PREFIX = "org:"
 _BODY_LINE = re.compile(r"^[ \t]*organization_id[ \t]*:[ \t]*(\S*)[ \t]*$", re.IGNORECASE | re.MULTILINE)
-# A line "repro_query:" then, after blank lines at most, a fenced block (``` or ~~~, any info string such
-# as sql) up to its closing fence; Markdown's own syntax, so the ticket shows the query as code.
-_QUERY_LINE = re.compile(r"^[ \t]*repro_query[ \t]*:(?P<rest>[^\n]*)$", re.IGNORECASE | re.MULTILINE)
-_FENCED_BLOCK = re.compile(
-    r"(?:[ \t]*\n)*[ \t]*(?P<fence>`{3,}|~{3,})[^\n]*\n(?P<query>.*?)^[ \t]*(?P=fence)[ \t]*$",
-    re.DOTALL | re.MULTILINE,
-)
+# The body is read as CommonMark (markdown-it-py), as the tracker shows it: the query is the fenced code block
+# (``` or ~~~, any info string such as sql) right after a text line "repro_query:". A "repro_query:" inside a
+# code block, or a code block elsewhere (a log, a trace), is not one.
+_MARKDOWN = MarkdownIt("commonmark")
+_QUERY_LINE = re.compile(r"repro_query[ \t]*:(?P<rest>.*)", re.IGNORECASE)
 _HOW_TO_QUERY = "put the query in a fenced ```sql block right after a line `repro_query:`"
 _HOW_TO_NAME = (
     f"add the label `{ORG_LABEL_PREFIX}451` or a body line `organization_id: 451` (with its numeric id)"
@@ -57,22 +58,39 @@ def ticket_request(ticket: Ticket) -> TicketRequest:
 
 def _repro_query(body: str) -> tuple[str, str]:
     """The ticket's bug query and the refusal of it: ("", "") when it gives none."""
-    lines = list(_QUERY_LINE.finditer(body))
-    if not lines:
+    tokens = _MARKDOWN.parse(body)
+    found = _query_lines(tokens)
+    if not found:
         return "", ""
-    if len(lines) > 1:
-        return "", f"the ticket has {len(lines)} lines `repro_query:`: keep one, with one query"
-    if lines[0].group("rest").strip():
+    if len(found) > 1:
+        return "", f"the ticket has {len(found)} lines `repro_query:`: keep one, with one query"
+    ((index, is_last_line, match),) = found
+    if match.group("rest").strip():
         return "", f"the query is on the line `repro_query:` itself: {_HOW_TO_QUERY}"
-    block = _FENCED_BLOCK.match(body, lines[0].end() + 1)
-    if block is None:
+    block = tokens[index + 2] if is_last_line and index + 2 < len(tokens) else None
+    if block is None or block.type != "fence":
         return "", f"the line `repro_query:` is not followed by a fenced code block: {_HOW_TO_QUERY}"
-    query = block.group("query").strip()
+    query = block.content.strip()
     try:
         parse_repro_query(query, where="the ticket's repro_query")
     except ConfigError as error:
         return query, f"{error.problem} ({error.remedy})"
     return query, ""
+
+
+def _query_lines(tokens: list[Token]) -> list[tuple[int, bool, re.Match[str]]]:
+    """Each text line ``repro_query:...``: its inline token's index, whether it ends its paragraph (so the
+    token after that paragraph is what follows it), and the match."""
+    found = []
+    for index, token in enumerate(tokens):
+        if token.type != "inline":
+            continue
+        lines = token.content.split("\n")
+        for number, line in enumerate(lines):
+            match = _QUERY_LINE.fullmatch(line.strip())
+            if match:
+                found.append((index, number == len(lines) - 1, match))
+    return found
 
 
 def _organization_request(labels: tuple[str, ...], body: str) -> TicketRequest:

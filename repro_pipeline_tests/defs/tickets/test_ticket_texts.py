@@ -27,8 +27,17 @@ def _ticket(body: str, labels: tuple[str, ...] = ("needs-repro-db", "org:451")) 
         "Steps...\n\nRepro_Query:  \n\n~~~\nSELECT 1 FROM invoices\n~~~",
         "repro_query:\r\n```\r\nSELECT 1 FROM invoices\r\n```\r\n",
         "repro_query:\n````sql\nSELECT 1 FROM invoices\n````\nand a trace:\n```\nTraceback ...\n```",
+        "Steps:\nrepro_query:\n```sql\nSELECT 1 FROM invoices\n`````\n",
+        "- org 451\n- repro_query:\n  ```sql\n  SELECT 1 FROM invoices\n  ```\n",
     ],
-    ids=["sql-fence", "tilde-fence-any-case", "crlf", "other-blocks-ignored"],
+    ids=[
+        "sql-fence",
+        "tilde-fence-any-case",
+        "crlf",
+        "other-blocks-ignored",
+        "longer-closing-fence",
+        "list-item",
+    ],
 )
 def test_the_bug_query_is_the_fenced_block_after_its_line(body: str) -> None:
     request = ticket_request(_ticket(body))
@@ -36,9 +45,34 @@ def test_the_bug_query_is_the_fenced_block_after_its_line(body: str) -> None:
     assert request.repro_query == "SELECT 1 FROM invoices"
 
 
+def test_a_line_inside_a_code_block_is_no_bug_query() -> None:
+    request = ticket_request(_ticket("The log:\n```\nrepro_query:\n```\n```sql\nSELECT 1\n```"))
+    assert (request.organization_id, request.repro_query, request.refusal) == (451, "", "")
+
+
 def test_a_sql_block_without_the_line_is_no_bug_query() -> None:
     request = ticket_request(_ticket("The failing query:\n```sql\nSELECT 1\n```"))
     assert (request.organization_id, request.repro_query) == (451, "")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "repro_query:\nSELECT 1",
+        "repro_query:\n\nSELECT 1",
+        "repro_query:\n\n    SELECT 1",
+        "repro_query:",
+        "repro_query:\nit is below\n```sql\nSELECT 1\n```",
+    ],
+    ids=["same-paragraph", "next-paragraph", "indented-code", "nothing-after", "text-between"],
+)
+def test_a_query_outside_a_fenced_block_is_refused_saying_where_it_goes(body: str) -> None:
+    request = ticket_request(_ticket(body))
+    assert request.organization_id is None
+    assert request.refusal == (
+        "the line `repro_query:` is not followed by a fenced code block: put the query in a fenced ```sql "
+        "block right after a line `repro_query:`"
+    )
 
 
 def test_a_query_on_the_line_itself_is_refused_saying_where_it_goes() -> None:
