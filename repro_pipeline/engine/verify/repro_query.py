@@ -104,7 +104,8 @@ def run_repro_query(
     organization_id: int,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> ReproQueryResult:
-    """Count the query's rows on ``conn`` (a repro database) in a READ ONLY transaction that is rolled back.
+    """Count the query's rows on ``conn`` (a repro database, in autocommit mode: the transaction is this
+    function's own) in a READ ONLY transaction that is rolled back.
 
     A timeout or an SQL error is the result, not an exception; the error says what failed without the
     server's DETAIL or any message that can quote a value (a failed cast quotes the value it read).

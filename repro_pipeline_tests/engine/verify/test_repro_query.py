@@ -168,6 +168,16 @@ def test_an_error_on_a_value_never_quotes_it(repro: psycopg.Connection[tuple[obj
     assert "SKU" not in result.sentence()
 
 
+def test_percent_signs_and_placeholder_lookalikes_in_literals_are_the_querys_own(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    query = parse_repro_query(
+        "SELECT id FROM invoice_line_items WHERE sku LIKE 'SKU-%' AND sku <> ':organization_id' "
+        "AND id::text <> '%s'"
+    )
+    assert run_repro_query(repro, query, 451).rows == 4
+
+
 def test_a_single_row_is_one_row() -> None:
     assert ReproQueryResult(1, 0.1).sentence() == "the query returns 1 row: the bug reproduces"
 
