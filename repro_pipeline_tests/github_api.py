@@ -98,6 +98,11 @@ class GitHubApi:
         issue.events.append({"id": self._event_ids, "event": "unlabeled", "label": {"name": label}})
         issue.updated_at = self._tick()
 
+    def edit_body(self, number: int, body: str) -> None:
+        issue = self.issues[number]
+        issue.body = body
+        issue.updated_at = self._tick()
+
     def _tick(self) -> str:
         self._clock += 1
         return (_EPOCH + timedelta(seconds=self._clock)).isoformat().replace("+00:00", "Z")

@@ -30,6 +30,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _demo(arguments: argparse.Namespace) -> int:
+    from repro_pipeline.cli.run_report import GUIDE_BUG_QUERY
     from repro_pipeline.cli.runs import run_tenant
     from repro_pipeline.embedded.stack import up
     from repro_pipeline.embedded.synthetic import SourceSpec, build_source
@@ -45,7 +46,7 @@ def _demo(arguments: argparse.Namespace) -> int:
     summary = build_source(stack.primary_dsn, SourceSpec(scale=arguments.scale))
     print(f"    {summary.total_rows} rows, {'built now' if summary.generated else 'already there'}")
     print(f"3/3 materializing partition {organization_id} through the Dagster instance...", flush=True)
-    return run_tenant(str(organization_id))
+    return run_tenant(str(organization_id), GUIDE_BUG_QUERY)
 
 
 def _stack(arguments: argparse.Namespace) -> int:

@@ -7,20 +7,29 @@ import dagster as dg
 
 from repro_pipeline.definitions import defs, tenant_repro_job_def, ttl_sweep_job_def
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
+from repro_pipeline.defs.tenant_repro.repro_query import repro_query_run_config
 from repro_pipeline.engine.subset.tenant import parse_organization_id
 
 
 def materialize_tenant(
-    organization_id: str | int, instance: dg.DagsterInstance, *, console_log_level: str = "INFO"
+    organization_id: str | int,
+    instance: dg.DagsterInstance,
+    *,
+    console_log_level: str = "INFO",
+    repro_query: str = "",
 ) -> dg.JobExecutionResult:
-    """Add the organization's partition (validated first) and run the tenant job for it."""
+    """Add the organization's partition (validated first) and run the tenant job for it, with the bug query
+    ``repro_query`` if one is given."""
     key = str(parse_organization_id(organization_id))
     instance.add_dynamic_partitions(ORGANIZATIONS, [key])
     return dg.execute_job(
         dg.reconstructable(tenant_repro_job_def),
         instance=instance,
         tags={"dagster/partition": key},
-        run_config=_console(console_log_level),
+        run_config={
+            **_console(console_log_level),
+            **(repro_query_run_config(repro_query) if repro_query else {}),
+        },
     )
 
 

@@ -8,11 +8,13 @@ import sys
 from typing import Any
 
 from repro_pipeline.cli.environment import use_embedded_stack_unless_configured
+from repro_pipeline.cli.repro_query_input import add_repro_query_arguments, repro_query_of
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     materialize = commands.add_parser("materialize", help="run the tenant job for one organization")
     materialize.add_argument("organization", help="numeric organization id, e.g. 451")
+    add_repro_query_arguments(materialize)
     materialize.set_defaults(handler=_materialize)
 
     handoff = commands.add_parser(
@@ -28,10 +30,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 def _materialize(arguments: argparse.Namespace) -> int:
     from repro_pipeline.engine.subset.tenant import parse_organization_id
 
-    return run_tenant(str(parse_organization_id(arguments.organization)))
+    organization_key = str(parse_organization_id(arguments.organization))
+    query = repro_query_of(arguments)
+    return run_tenant(organization_key, query.text if query is not None else "")
 
 
-def run_tenant(organization_key: str) -> int:
+def run_tenant(organization_key: str, repro_query: str = "") -> int:
     import dagster as dg
 
     from repro_pipeline.cli.launch import materialize_tenant
@@ -39,7 +43,9 @@ def run_tenant(organization_key: str) -> int:
 
     stack = use_embedded_stack_unless_configured()
     with dg.DagsterInstance.get() as instance:
-        result = materialize_tenant(organization_key, instance, console_log_level="WARNING")
+        result = materialize_tenant(
+            organization_key, instance, console_log_level="WARNING", repro_query=repro_query
+        )
         password_file = str(stack.root / "credentials") if stack else ""
         return print_run_report(result, int(organization_key), password_file)
 

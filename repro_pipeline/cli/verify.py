@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from repro_pipeline.cli.plan_and_load import engine_inputs
+from repro_pipeline.cli.repro_query_input import (
+    add_repro_query_arguments,
+    add_repro_query_timeout,
+    repro_query_of,
+    repro_query_timeout_of,
+)
 from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
 from repro_pipeline.engine.config import default_config_paths
 
@@ -30,6 +36,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     verify.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
     verify.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
     verify.add_argument("--json", action="store_true", help="print the verdicts as JSON, for scripts")
+    add_repro_query_arguments(verify)
+    add_repro_query_timeout(verify)
     add_allow_primary(verify)
     verify.set_defaults(handler=_verify)
 
@@ -41,8 +49,11 @@ def _verify(arguments: argparse.Namespace) -> int:
     from repro_pipeline.engine.load.plan import plan_subset
     from repro_pipeline.engine.repro_databases.manifest import recorded_organization
     from repro_pipeline.engine.verify.checks import read_originals, verify_repro
+    from repro_pipeline.engine.verify.repro_query import run_repro_query
 
     config, salt, organization_id = engine_inputs(arguments)
+    query = repro_query_of(arguments)
+    timeout = repro_query_timeout_of(arguments)
     read_only = "-c default_transaction_read_only=on -c row_security=off"  # see every row, or fail
     with dsn.connect(arguments.target, role="repro database", autocommit=True, options=read_only) as target:
         recorded = recorded_organization(target)
@@ -56,8 +67,18 @@ def _verify(arguments: argparse.Namespace) -> int:
             originals = read_originals(snapshot.conn, plan, config)
             schema = replicated_schema(snapshot, plan, target.info.server_version)
         verdicts = verify_repro(plan, originals, schema, target, arguments.target)
+        # Information, not a verdict: the bug reproducing on the copy never fails verify.
+        found = None if query is None else run_repro_query(target, query, organization_id, timeout)
     if arguments.json:
-        print(json.dumps({v.check: {"passed": v.passed, **v.found} for v in verdicts}, indent=2))
+        report = {v.check: {"passed": v.passed, **v.found} for v in verdicts}
+        if found is not None:
+            report["repro_query"] = {
+                "ran": found.ran,
+                "rows": found.rows,
+                "error": found.error,
+                "result": found.sentence(),
+            }
+        print(json.dumps(report, indent=2))
     else:
         for verdict in verdicts:
             print(f"{verdict.check:<28} {'PASSED' if verdict.passed else 'FAILED'}")
@@ -67,6 +88,8 @@ def _verify(arguments: argparse.Namespace) -> int:
                     print(textwrap.indent(value, "      "))
                 else:
                     print(f"    {key}: {json.dumps(value)}")
+        if found is not None:
+            print(f"{'repro_query':<28} {'RAN' if found.ran else 'NOT RUN'}: {found.sentence()}")
     failed = [verdict.check for verdict in verdicts if not verdict.passed]
     if failed:
         raise ChecksFailed(

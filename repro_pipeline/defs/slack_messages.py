@@ -28,6 +28,7 @@ class Handoff:
     ticket_url: str  # empty when the run was not launched for a ticket
     rows: int
     checks: Sequence[str]  # the checks that passed
+    repro_query: str = ""  # what the run's bug query found ("the query returns 12 rows: ..."), if it had one
 
 
 def handoff_message(handoff: Handoff) -> SlackMessage:
@@ -37,6 +38,8 @@ def handoff_message(handoff: Handoff) -> SlackMessage:
         f"DSN in {handoff.where_the_dsn_is}. TTL: expires {expires}. "
         f"Host {handoff.host}, {handoff.rows} rows, checks passed: {', '.join(handoff.checks)}."
     )
+    if handoff.repro_query:
+        text += f" Bug query: {handoff.repro_query}."
     if handoff.ticket_url:
         text += f" Ticket: {handoff.ticket_url}"
     ticket = f"<{_escaped(handoff.ticket_url)}>" if handoff.ticket_url else "none"
@@ -55,6 +58,7 @@ def handoff_message(handoff: Handoff) -> SlackMessage:
             f"`{_escaped(handoff.database)}`"
         ),
         {"type": "section", "fields": [_mrkdwn(f"*{name}*\n{value}") for name, value in fields]},
+        *([_section(f"*Bug query:* {_escaped(handoff.repro_query)}")] if handoff.repro_query else []),
         _context(f"Checks passed: {', '.join(_escaped(check) for check in handoff.checks)}"),
     )
     return SlackMessage(text, blocks)

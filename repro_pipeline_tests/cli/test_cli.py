@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from repro_pipeline.cli.run_report import GUIDE_BUG_QUERY
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.embedded.synthetic import SourceSummary
 from repro_pipeline.engine.dsn import with_database
@@ -33,6 +34,13 @@ def test_materialize_refuses_a_bad_organization_id(key: str) -> None:
     run = _cli("materialize", key)
     assert run.returncode == 2
     assert "not a positive integer" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_materialize_refuses_a_bad_repro_query_before_any_run() -> None:
+    run = _cli("materialize", "451", "--repro-query", "SELECT * FROM invoices FOR UPDATE")
+    assert run.returncode == 3
+    assert "--repro-query is refused: FOR UPDATE / FOR SHARE locks rows" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
 
 
@@ -275,8 +283,37 @@ def test_allow_primary_reads_a_primary_and_says_so(stack: Stack, source: SourceS
     assert "organization 451:" in run.stdout
 
 
+@pytest.mark.parametrize(
+    ("given", "refusal"),
+    [
+        (("--repro-query", "DELETE FROM invoices"), "--repro-query is refused: it is DELETE, not a SELECT"),
+        (("--repro-query", "SELECT 1; SELECT 2"), "--repro-query is refused: it holds 2 statements"),
+        (
+            ("--repro-query-file", "/nonexistent/bug.sql"),
+            "--repro-query-file /nonexistent/bug.sql cannot be read",
+        ),
+        (
+            ("--repro-query", "SELECT 1", "--repro-query-timeout", "0"),
+            "--repro-query-timeout 0 is not positive",
+        ),
+    ],
+    ids=["write", "two-statements", "missing-file", "zero-timeout"],
+)
+def test_verify_refuses_a_bad_repro_query_before_touching_a_database(
+    given: tuple[str, ...], refusal: str, salt: str
+) -> None:
+    nowhere = "postgresql://nobody@127.0.0.1:1/none"  # never connected to: the refusal comes first
+    environment = {**os.environ, "ANONYMIZATION_SALT": salt}
+    run = _cli(
+        "verify", "--source", nowhere, "--target", nowhere, "--organization", "451", *given, env=environment
+    )
+    assert run.returncode == 3, run.stderr
+    assert refusal in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
 def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
-    stack: Stack, source: SourceSummary, salt: str
+    stack: Stack, source: SourceSummary, salt: str, tmp_path: Path
 ) -> None:
     environment = {**os.environ, "ANONYMIZATION_SALT": salt}
     target = with_database(stack.target_admin_dsn, "cli_verify_test")
@@ -286,9 +323,27 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
     try:
         common = ("--source", stack.standby_dsn, "--organization", "451")
         assert _cli("load", *common, "--target", target, env=environment).returncode == 0
-        clean = _cli("verify", *common, "--target", target, "--json", env=environment)
+        bug_query = tmp_path / "invoice-totals.sql"
+        bug_query.write_text(GUIDE_BUG_QUERY)
+        clean = _cli(
+            "verify",
+            *common,
+            "--target",
+            target,
+            "--json",
+            "--repro-query-file",
+            str(bug_query),
+            env=environment,
+        )
         assert clean.returncode == 0, clean.stderr
         verdicts = json.loads(clean.stdout)
+        planted = len(source.planted_invoice_ids)
+        assert verdicts.pop("repro_query") == {
+            "ran": True,
+            "rows": planted,
+            "error": "",
+            "result": f"the query returns {planted} rows: the bug reproduces",
+        }
         assert all(verdict["passed"] for verdict in verdicts.values())
         assert verdicts["zero_fk_orphans"]["foreign_keys_checked"] == 6
         assert set(verdicts) >= {"schema_matches_source"} and verdicts["schema_matches_source"]["diff"] == ""
@@ -302,8 +357,14 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
                 "UPDATE invoice_line_items SET sku = %s WHERE id = (SELECT min(id) FROM invoice_line_items)",
                 (f"paid by {original.upper()}",),
             )
-        leaking = _cli("verify", *common, "--target", target, env=environment)
+        leaking = _cli(
+            "verify", *common, "--target", target, "--repro-query", "SELECT 1 WHERE false", env=environment
+        )
         assert leaking.returncode == 5, leaking.stderr
+        assert (
+            "repro_query                  RAN: the query returns 0 rows: the bug does not reproduce on this copy"
+            in leaking.stdout
+        )
         assert "no_original_pii              FAILED" in leaking.stdout
         assert (
             '"public.invoice_line_items.sku": 1' in leaking.stdout and original.upper() not in leaking.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +77,21 @@ def test_the_handoff_names_every_fact_in_its_blocks_and_its_text() -> None:
         assert fact in message.text
     assert "DSN in /srv/repro-secrets/repro_org451_0a1b2c3d.dsn." in message.text
     assert "Ticket: https://github.example/acme/support/issues/12" in message.text
+
+
+def test_the_handoff_tells_what_the_bug_query_found_in_its_blocks_and_its_text() -> None:
+    found = "the query returns 12 rows: the bug reproduces"
+    message = handoff_message(dataclasses.replace(HANDOFF, repro_query=found))
+    _assert_block_kit(message)
+    assert f"Bug query: {found}." in message.text
+    assert {"type": "section", "text": {"type": "mrkdwn", "text": f"*Bug query:* {found}"}} in message.blocks
+    assert message.blocks[-1]["type"] == "context"
+
+
+def test_a_handoff_without_a_bug_query_does_not_mention_one() -> None:
+    message = handoff_message(HANDOFF)
+    assert "Bug query" not in message.text
+    assert "Bug query" not in str(message.blocks)
 
 
 def test_a_handoff_without_a_ticket_says_none() -> None:

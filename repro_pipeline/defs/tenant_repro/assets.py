@@ -20,6 +20,12 @@ from repro_pipeline.defs.slack_messages import Handoff, handoff_message
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS, check_results
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, TENANT_CLOSURE, repro_database_of
+from repro_pipeline.defs.tenant_repro.repro_query import (
+    REPRO_QUERY_CHECK,
+    REPRO_QUERY_SPEC,
+    ReproDatabaseConfig,
+    repro_query_result,
+)
 from repro_pipeline.defs.tickets.tags import TICKET_URL_TAG
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import ReproError, TargetError
@@ -39,6 +45,7 @@ from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.source.standby import read_standby_health, require_ready_standby
 from repro_pipeline.engine.subset.tenant import parse_organization_id
 from repro_pipeline.engine.verify.checks import read_originals
+from repro_pipeline.engine.verify.repro_query import recorded_repro_query
 
 GROUP = "tenant_repro"
 
@@ -79,72 +86,87 @@ def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) ->
         ),
         dg.AssetSpec(REPRO_DATABASE, deps=[TENANT_CLOSURE], description="The masked repro database"),
     ],
-    check_specs=CHECK_SPECS,
+    check_specs=[*CHECK_SPECS, REPRO_QUERY_SPEC],
     can_subset=True,
     partitions_def=organizations,
     group_name=GROUP,
 )
 def tenant_closure_and_repro_database(
     context: dg.AssetExecutionContext,
+    config: ReproDatabaseConfig,
     standby: SourceStandby,
     target: TargetServer,
     masking: MaskingConfig,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
-    """Closure, load and checks read one snapshot of the standby, so they run as one step.
+    """Closure, load and checks read one snapshot of the standby, so they run as one step; then the run's
+    bug query, if it has one, on the repro database.
 
     Launched for the checks alone, the step checks the partition's latest repro database against a closure
-    computed in a fresh snapshot.
+    computed in a fresh snapshot (the bug query alone needs no snapshot).
     """
     loads = REPRO_DATABASE in context.selected_asset_keys
-    checks = bool(context.selected_asset_check_keys)
+    selected_checks = {key.name for key in context.selected_asset_check_keys}
+    checks = bool(selected_checks - {REPRO_QUERY_CHECK})
     with reported_as_failure():
         organization_id = parse_organization_id(context.partition_key)
-        config, salt = masking.load()
+        query = config.query() if REPRO_QUERY_CHECK in selected_checks else None
+        if REPRO_QUERY_CHECK in selected_checks and query is None:
+            context.log.info("the run has no repro_query: the repro_query check is not evaluated")
+        rules, salt = masking.load()
         started_at = datetime.now(UTC)
-        checked = None if loads or not checks else repro_database_of(context, target)
+        checked = None if loads or not (checks or query) else repro_database_of(context, target)
         loaded: tuple[lifecycle.ReproDatabase, LoadReport] | None = None
         target_server = None
         if loads:  # the plan refuses a schema the target server cannot take, before anything is written
             with target.admin() as admin:
                 target_server = read_target_server(admin)
         schema: ReplicatedSchema | None = None
-        with open_source_snapshot(standby.dsn, standby.session_limits) as snapshot:
-            # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
-            require_ready_standby(
-                read_standby_health(snapshot.conn), standby.lag_limits, source=snapshot.source
-            )
-            plan = plan_subset(snapshot, config, salt, organization_id, target_server)
-            context.log.info(f"closure: {plan.closure.total_rows} rows in {plan.closure.passes} passes")
-            if TENANT_CLOSURE in context.selected_asset_keys:
-                yield dg.MaterializeResult(
-                    asset_key=TENANT_CLOSURE, metadata=_closure_metadata(plan, snapshot.source)
+        plan: SubsetPlan | None = None
+        originals = None
+        if loads or checks or TENANT_CLOSURE in context.selected_asset_keys:
+            with open_source_snapshot(standby.dsn, standby.session_limits) as snapshot:
+                # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
+                require_ready_standby(
+                    read_standby_health(snapshot.conn), standby.lag_limits, source=snapshot.source
                 )
-            originals = read_originals(snapshot.conn, plan, config) if checks else None
-            if checked is not None:  # the checks alone: the source's schema now, as a load would apply it
-                with target.admin() as admin:
-                    schema = replicated_schema(snapshot, plan, admin.info.server_version)
-            if loads:
-                database = _new_repro_database(context, target, organization_id, started_at)
-                with _dropped_on_failure(target, database):
-                    report = load_repro(
-                        snapshot,
-                        target.database_dsn(database.name),
-                        plan,
-                        run_id=context.run.run_id,
-                        started_at=started_at,
-                        batch_size=config.mask_rules.batch_size,
-                        workers=LoadWorkers(target.workers, config, salt),
-                        on_progress=lambda progress: context.log.info(progress.line()),
+                plan = plan_subset(snapshot, rules, salt, organization_id, target_server)
+                context.log.info(f"closure: {plan.closure.total_rows} rows in {plan.closure.passes} passes")
+                if TENANT_CLOSURE in context.selected_asset_keys:
+                    yield dg.MaterializeResult(
+                        asset_key=TENANT_CLOSURE, metadata=_closure_metadata(plan, snapshot.source)
                     )
-                loaded = database, report
+                originals = read_originals(snapshot.conn, plan, rules) if checks else None
+                if (
+                    checked is not None and checks
+                ):  # the checks alone: the source's schema now, as a load would apply it
+                    with target.admin() as admin:
+                        schema = replicated_schema(snapshot, plan, admin.info.server_version)
+                if loads:
+                    database = _new_repro_database(context, target, organization_id, started_at)
+                    with _dropped_on_failure(target, database):
+                        report = load_repro(
+                            snapshot,
+                            target.database_dsn(database.name),
+                            plan,
+                            run_id=context.run.run_id,
+                            started_at=started_at,
+                            batch_size=rules.mask_rules.batch_size,
+                            workers=LoadWorkers(target.workers, rules, salt),
+                            on_progress=lambda progress: context.log.info(progress.line()),
+                        )
+                    loaded = database, report
         if loaded is not None:
             checked, report = loaded
             schema = report.schema
             with target.admin() as admin:
                 lifecycle.mark(admin, checked, "loaded")
             yield dg.MaterializeResult(asset_key=REPRO_DATABASE, metadata=_repro_metadata(checked, report))
-        if originals is not None and checked is not None and schema is not None:
+        if plan is not None and originals is not None and checked is not None and schema is not None:
             yield from check_results(context, target, checked, plan, originals, schema)
+        if query is not None and checked is not None:
+            yield repro_query_result(
+                target, checked, query, organization_id, config.repro_query_timeout_seconds
+            )
 
 
 def _new_repro_database(
@@ -259,6 +281,7 @@ def repro_handoff(
         with target.connect_database(name) as conn:
             unpassed = unpassed_checks(conn, REQUIRED_CHECKS)
             rows = loaded_row_total(conn)
+            repro_query = recorded_repro_query(conn)
         if unpassed:
             raise TargetError(
                 f"{name} is not handed off: the checks {', '.join(unpassed)} have not passed on it",
@@ -277,6 +300,7 @@ def repro_handoff(
                 ticket_url=context.run.tags.get(TICKET_URL_TAG, ""),
                 rows=rows,
                 checks=REQUIRED_CHECKS,
+                repro_query=repro_query.sentence() if repro_query is not None else "",
             )
         )
         if slack.enabled:
@@ -304,5 +328,6 @@ def repro_handoff(
             "database": name,
             "login": login.role,
             "dsn_reference": where_the_dsn_is,
+            **({"repro_query": repro_query.sentence()} if repro_query is not None else {}),
         }
     )

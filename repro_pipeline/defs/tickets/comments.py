@@ -36,12 +36,22 @@ def refused(reason: str, label: str) -> str:
     )
 
 
-def ready(organization_id: int, database: str, where_the_dsn_is: str, expires_at: datetime, link: str) -> str:
+def ready(
+    organization_id: int,
+    database: str,
+    where_the_dsn_is: str,
+    expires_at: datetime,
+    link: str,
+    repro_query: str = "",
+) -> str:
+    """``repro_query``: what the ticket's bug query found ("the query returns 12 rows: ..."), if it gave one."""
     text = (
         f"**Ready:** repro database `{database}` of organization {organization_id}. "
         f"DSN in {where_the_dsn_is}. Expires {expires_at:%Y-%m-%d %H:%M} UTC, when it is dropped. "
         f"The label is now `{READY_LABEL}`."
     )
+    if repro_query:
+        text += f"\n\nBug query: {repro_query}."
     return f"{text}\n\nRun: {link}" if link else text
 
 

@@ -16,6 +16,7 @@ import dagster as dg
 from repro_pipeline.defs.resources import SourceStandby
 from repro_pipeline.defs.tenant_repro.jobs import tenant_repro_job
 from repro_pipeline.defs.tenant_repro.partitions import organizations
+from repro_pipeline.defs.tenant_repro.repro_query import repro_query_run_config
 from repro_pipeline.defs.tickets import comments
 from repro_pipeline.defs.tickets.cursor import HandledTicket, TicketCursor
 from repro_pipeline.defs.tickets.github_api import (
@@ -189,9 +190,11 @@ def _has_run(instance: dg.DagsterInstance, run_key: str) -> bool:
 
 
 def _run_request(item: Pending, organization_id: int, settings: TicketSettings) -> dg.RunRequest:
+    # The bug query goes in the run config, not a tag: tags are size-limited and meant as labels.
     return dg.RunRequest(
         run_key=item.run_key,
         partition_key=str(organization_id),
+        run_config=repro_query_run_config(item.request.repro_query) if item.request.repro_query else None,
         tags={
             TICKET_URL_TAG: item.ticket.url,
             TICKET_NUMBER_TAG: str(item.ticket.number),

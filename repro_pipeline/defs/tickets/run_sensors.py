@@ -51,6 +51,7 @@ def ticket_ready_comment(context: dg.RunStatusSensorContext) -> dg.SkipReason | 
         handed_off.dsn_reference,
         handed_off.expires_at,
         _run_link(settings, run.run_id),
+        handed_off.repro_query,
     )
     try:
         with TicketApi(settings) as api:
@@ -115,6 +116,7 @@ class _HandedOff:
     database: str
     expires_at: datetime
     dsn_reference: str  # where the secret sink keeps the login's DSN: never the DSN
+    repro_query: str  # what the run's bug query found, or empty when it had none
 
 
 def _handed_off(instance: dg.DagsterInstance, run_id: str) -> _HandedOff:
@@ -137,6 +139,7 @@ def _handed_off(instance: dg.DagsterInstance, run_id: str) -> _HandedOff:
         database=str(database["database"].value),
         expires_at=datetime.fromtimestamp(float(str(database["expires_at"].value)), UTC),
         dsn_reference=str(handoff["dsn_reference"].value),
+        repro_query=str(handoff["repro_query"].value) if "repro_query" in handoff else "",
     )
 
 

@@ -56,7 +56,7 @@ class Predicate:
 _SHELL = "SELECT 1 WHERE "
 # Functions that act (sleep, signal, read files, run SQL given as text, change settings or sequences)
 # are refused without a database; any other VOLATILE one by the source's own catalog at plan time.
-_ACTING_FUNCTIONS = frozenset(
+ACTING_FUNCTIONS = frozenset(
     {
         "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_terminate_backend", "pg_cancel_backend",
         "pg_reload_conf", "pg_rotate_logfile", "pg_read_file", "pg_read_binary_file", "pg_ls_dir",
@@ -67,7 +67,7 @@ _ACTING_FUNCTIONS = frozenset(
     }
 )  # fmt: skip
 _ALLOWED_CLAUSES = {"targetList", "whereClause", "groupDistinct", "limitOption", "op", "all"}
-_WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 
 
 def check_predicate(text: str) -> None:
@@ -78,7 +78,7 @@ def check_predicate(text: str) -> None:
     """
     if ";" in Predicate(text).without_quoted_text():
         raise ValueError("';' is not allowed: a predicate is one expression, not statements")
-    parsed_text = _parsable(text)
+    parsed_text = parsable(text)
     try:
         statements = parse_sql(_SHELL + parsed_text)
     except ParseError as exc:
@@ -98,10 +98,10 @@ def check_predicate(text: str) -> None:
         raise ValueError(
             f"only a boolean expression is allowed, found {', '.join(extra_clauses) or 'nothing'}"
         )
-    writes = [node for node in _walk(select.whereClause) if isinstance(node, _WRITES)]
+    writes = [node for node in walk(select.whereClause) if isinstance(node, WRITES)]
     if writes:
         raise ValueError(f"data-modifying statement ({type(writes[0]).__name__}) inside the predicate")
-    acting = [name for _, name in called_functions(text) if name.lower() in _ACTING_FUNCTIONS]
+    acting = [name for _, name in called_functions(text) if name.lower() in ACTING_FUNCTIONS]
     if acting:
         raise ValueError(
             f"{acting[0]}() is not allowed: a predicate only selects rows, it calls no function that acts"
@@ -110,29 +110,36 @@ def check_predicate(text: str) -> None:
 
 def called_functions(text: str) -> list[tuple[str | None, str]]:
     """The functions ``text`` calls, as (schema or None, name), at any depth (subqueries too)."""
-    parsed_text = _parsable(text)
+    parsed_text = parsable(text)
     (statement,) = parse_sql(_SHELL + parsed_text)
+    return functions_called_in(statement.stmt)
+
+
+def functions_called_in(node: object) -> list[tuple[str | None, str]]:
+    """The functions a parsed statement or expression calls, as (schema or None, name), at any depth."""
     called = []
-    for node in _walk(statement.stmt):
-        if isinstance(node, ast.FuncCall):
-            parts = [part.sval for part in node.funcname or ()]
+    for child in walk(node):
+        if isinstance(child, ast.FuncCall):
+            parts = [part.sval for part in child.funcname or ()]
             called.append((parts[-2] if len(parts) > 1 else None, parts[-1]))
     return called
 
 
-def _parsable(text: str) -> str:
-    """The predicate as PostgreSQL's parser reads it: the placeholder as a positional parameter."""
-    return _TOKENS.sub(lambda m: "$1" if m.group("placeholder") else m.group(0), text)
+def parsable(text: str) -> str:
+    """The text as PostgreSQL's parser reads it: the placeholder as a positional parameter, padded to the
+    placeholder's length so that the parser's offsets are offsets in ``text``."""
+    return _TOKENS.sub(lambda m: "$1".ljust(len(m.group(0))) if m.group("placeholder") else m.group(0), text)
 
 
-def _walk(node: object) -> Iterator[object]:
+def walk(node: object) -> Iterator[object]:
+    """Every node of a pglast tree, ``node`` first, at any depth."""
     yield node
     if isinstance(node, ast.Node):
         for name in _fields(node):
-            yield from _walk(getattr(node, name))
+            yield from walk(getattr(node, name))
     elif isinstance(node, tuple):
         for item in node:
-            yield from _walk(item)
+            yield from walk(item)
 
 
 def _fields(node: ast.Node) -> tuple[str, ...]:

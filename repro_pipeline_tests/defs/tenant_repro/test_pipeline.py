@@ -18,9 +18,10 @@ from psycopg.conninfo import conninfo_to_dict
 
 from repro_pipeline.cli.launch import materialize_tenant, run_ttl_sweep
 from repro_pipeline.cli.main import main
-from repro_pipeline.cli.run_report import print_run_report
+from repro_pipeline.cli.run_report import GUIDE_BUG_QUERY, print_run_report
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS
 from repro_pipeline.defs.tenant_repro.partitions import organizations
+from repro_pipeline.defs.tenant_repro.repro_query import REPRO_QUERY_SPEC
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.embedded.synthetic import TABLES, SourceSummary
 from repro_pipeline.engine.dsn import with_database
@@ -81,9 +82,9 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield test_instance
 
 
-def _run(instance: dg.DagsterInstance, stack: Stack, slack_api: SlackApi) -> TenantRun:
+def _run(instance: dg.DagsterInstance, stack: Stack, slack_api: SlackApi, repro_query: str = "") -> TenantRun:
     before = len(slack_api.messages)
-    result = materialize_tenant(ORGANIZATION, instance)
+    result = materialize_tenant(ORGANIZATION, instance, repro_query=repro_query)
     database = _materialized_database(result)
     return TenantRun(
         result,
@@ -103,7 +104,8 @@ def first_run(
 
 @pytest.fixture(scope="module")
 def second_run(first_run: TenantRun, stack: Stack, slack_api: SlackApi) -> TenantRun:
-    return _run(first_run.instance, stack, slack_api)
+    """As the demo runs: with the guide's invoice-total query as the run's bug query."""
+    return _run(first_run.instance, stack, slack_api, repro_query=GUIDE_BUG_QUERY)
 
 
 def _query(dsn: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -147,8 +149,8 @@ def test_every_check_is_partitioned_by_organization() -> None:
     from repro_pipeline.definitions import defs
 
     graph = defs().resolve_asset_graph()
-    assert graph.asset_check_keys == set(CHECK_KEYS)
-    for key in CHECK_KEYS:
+    assert graph.asset_check_keys == {*CHECK_KEYS, REPRO_QUERY_SPEC.key}
+    for key in [*CHECK_KEYS, REPRO_QUERY_SPEC.key]:
         assert graph.get(key).partitions_def == organizations, key
 
 
@@ -357,6 +359,68 @@ def test_secrets_never_reach_the_event_log(first_run: TenantRun, stack: Stack, s
         assert all(secret not in message.raw_body for message in first_run.slack_messages)
 
 
+def test_the_bug_query_is_a_non_blocking_check_told_in_slack_without_its_rows(
+    first_run: TenantRun, second_run: TenantRun, source: SourceSummary
+) -> None:
+    planted = len(source.planted_invoice_ids)
+    found = f"the query returns {planted} rows: the bug reproduces"
+    assert second_run.result.success
+    evaluations = {check.check_name: check for check in second_run.result.get_asset_check_evaluations()}
+    query = evaluations["repro_query"]
+    assert query.passed and not query.blocking and query.partition == str(ORGANIZATION)
+    assert query.description == found
+    assert query.metadata["rows"].value == planted and query.metadata["result"].value == found
+    assert query.metadata["database"].value == second_run.database
+    assert "repro_query" not in {check.check_name for check in first_run.result.get_asset_check_evaluations()}
+    (message,) = second_run.slack_messages
+    assert f"Bug query: {found}." in message.text
+    assert {"type": "section", "text": {"type": "mrkdwn", "text": f"*Bug query:* {found}"}} in message.blocks
+    assert _handoff_metadata(second_run)["repro_query"] == found
+    assert "Bug query" not in first_run.slack_messages[0].text
+    for invoice_id in source.planted_invoice_ids:  # the count, never the rows
+        assert not re.search(rf"\b{invoice_id}\b", message.text + str(message.blocks))
+    assert _query(second_run.target_dsn, "SELECT rows, error FROM _repro_pipeline.repro_query") == [
+        (planted, "")
+    ]
+
+
+def test_the_bug_query_alone_on_the_latest_database_warns_when_it_cannot_run(second_run: TenantRun) -> None:
+    heavy = "SELECT 1 FROM generate_series(1, 100000) a, generate_series(1, 100000) b"
+    result = _checks_on_their_own(
+        second_run.instance,
+        "repro_query",
+        run_config={
+            "ops": {
+                "tenant_closure_and_repro_database": {
+                    "config": {"repro_query": heavy, "repro_query_timeout_seconds": 0.2}
+                }
+            }
+        },
+    )
+    assert result.success  # information, not a failure
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.description == (
+        "the query could not run: it ran past its timeout of 0.2 s (statement_timeout) and was cancelled"
+    )
+    assert "rows" not in evaluation.metadata
+    assert _query(second_run.target_dsn, "SELECT rows FROM _repro_pipeline.repro_query") == [(None,)]
+
+
+def test_a_bug_query_that_writes_fails_the_run_before_any_database_is_made(
+    first_run: TenantRun, stack: Stack
+) -> None:
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        before = {db.name for db in lifecycle.list_repro_databases(admin)}
+    result = materialize_tenant(ORGANIZATION, first_run.instance, repro_query="DELETE FROM invoices")
+    assert not result.success
+    assert "the run config's repro_query is refused: it is DELETE, not a SELECT" in step_failure_messages(
+        result
+    )
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        assert {db.name for db in lifecycle.list_repro_databases(admin)} == before
+
+
 def _handoff_alone(instance: dg.DagsterInstance) -> dg.JobExecutionResult:
     from repro_pipeline.definitions import tenant_repro_job_def
 
@@ -468,7 +532,9 @@ def test_an_excluded_table_is_left_out_and_the_handoff_still_happens(
     assert _query(run.target_dsn, "SELECT to_regclass('public.payment_methods')") == [(None,)]
 
 
-def _checks_on_their_own(instance: dg.DagsterInstance, *names: str) -> dg.ExecuteInProcessResult:
+def _checks_on_their_own(
+    instance: dg.DagsterInstance, *names: str, run_config: dict[str, Any] | None = None
+) -> dg.ExecuteInProcessResult:
     """The checks alone, as the UI's "Execute" launches them: a run that materializes nothing."""
     from repro_pipeline.definitions import tenant_repro_job_def
 
@@ -477,7 +543,7 @@ def _checks_on_their_own(instance: dg.DagsterInstance, *names: str) -> dg.Execut
         asset_check_selection={dg.AssetCheckKey(dg.AssetKey("repro_database"), name) for name in names},
     )
     return checks_only.execute_in_process(
-        instance=instance, partition_key=str(ORGANIZATION), raise_on_error=False
+        run_config=run_config, instance=instance, partition_key=str(ORGANIZATION), raise_on_error=False
     )
 
 

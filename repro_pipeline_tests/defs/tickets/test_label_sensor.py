@@ -136,6 +136,74 @@ def test_a_ticket_without_one_valid_organization_is_refused_once_and_runs_once_f
     assert github.issues[number].comments[-1].startswith("**Accepted:**")
 
 
+# As a browser sends an edited body: CRLF line ends.
+QUERY_BODY = (
+    "The totals disagree with the line items.\r\n\r\nrepro_query:\r\n```sql\r\n"
+    "SELECT i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id\r\n"
+    "WHERE s.organization_id = :organization_id\r\n```\r\n"
+)
+
+
+def test_a_tickets_bug_query_reaches_its_run_in_the_run_config(
+    ticket_environment: dict[str, str], github: GitHubApi, instance: dg.DagsterInstance
+) -> None:
+    github.open_ticket("Invoice totals off", body=QUERY_BODY, labels=(LABEL, "org:451"))
+    (request,) = tick(instance).run_requests
+    query = (
+        "SELECT i.id FROM invoices i JOIN subscriptions s ON s.id = i.subscription_id\n"
+        "WHERE s.organization_id = :organization_id"
+    )
+    assert request.run_config == {
+        "ops": {"tenant_closure_and_repro_database": {"config": {"repro_query": query}}}
+    }
+    assert "SELECT" not in json.dumps(request.tags)
+    assert dg.validate_run_config(
+        defs().resolve_job_def("tenant_repro"), request.run_config
+    )  # the step takes it
+
+
+@pytest.mark.parametrize(
+    ("body", "refusal"),
+    [
+        (
+            "repro_query:\n```sql\nDELETE FROM invoices\n```",
+            "the ticket's repro_query is refused: it is DELETE, not a SELECT",
+        ),
+        (
+            "repro_query:\n```sql\nSELECT pg_sleep(60)\n```",
+            "the ticket's repro_query is refused: it calls pg_sleep(), a function that acts",
+        ),
+        ("repro_query:\n```sql\n```", "the ticket's repro_query is refused: it is empty"),
+        ("repro_query:\nSELECT 1", "the line `repro_query:` is not followed by a fenced code block"),
+        (
+            "repro_query:\n```sql\nSELECT 1\n```\nrepro_query:\n```sql\nSELECT 2\n```",
+            "the ticket has 2 lines `repro_query:`: keep one",
+        ),
+    ],
+    ids=["write", "acting-function", "empty", "not-fenced", "two-queries"],
+)
+def test_a_ticket_whose_bug_query_is_refused_is_told_why_and_runs_once_fixed(
+    body: str,
+    refusal: str,
+    ticket_environment: dict[str, str],
+    github: GitHubApi,
+    instance: dg.DagsterInstance,
+) -> None:
+    number = github.open_ticket("Invoice totals off", body=body, labels=(LABEL, "org:451"))
+    refused = tick(instance)
+    assert refused.run_requests == [] and "refused, no run to launch" in refused.skip_reason
+    (comment,) = github.issues[number].comments
+    assert comment.startswith(f"**Not started:** {refusal}")
+    assert instance.get_dynamic_partitions(ORGANIZATIONS) == []
+    still = tick(instance, refused.cursor)
+    assert still.run_requests == [] and len(github.issues[number].comments) == 1
+
+    github.edit_body(number, QUERY_BODY)
+    fixed = tick(instance, still.cursor)
+    assert [r.partition_key for r in fixed.run_requests] == ["451"]
+    assert github.issues[number].comments[-1].startswith("**Accepted:**")
+
+
 def test_a_relabelled_ticket_runs_again(
     ticket_environment: dict[str, str], github: GitHubApi, instance: dg.DagsterInstance
 ) -> None:

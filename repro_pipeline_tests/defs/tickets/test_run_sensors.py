@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -15,10 +16,13 @@ import psycopg
 import pytest
 import yaml
 
+from repro_pipeline.cli.launch import run_ttl_sweep
+from repro_pipeline.cli.run_report import GUIDE_BUG_QUERY
 from repro_pipeline.definitions import defs, tenant_repro_job_def
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
 from repro_pipeline.defs.tickets.run_sensors import ticket_failure_comment, ticket_of
 from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.embedded.synthetic import SourceSummary
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.defs.tickets.conftest import GITHUB_TOKEN, REPOSITORY, UI_BASE_URL
@@ -35,10 +39,16 @@ def _wait_for(condition: Callable[[], bool], what: str, log: Path, timeout: floa
         time.sleep(1)
 
 
+BUG_QUERY_BODY = (
+    f"The totals disagree with the line items.\n\nrepro_query:\n```sql\n{GUIDE_BUG_QUERY.strip()}\n```\n"
+)
+
+
 def test_a_tickets_life_through_a_real_daemon(
     ticket_environment: dict[str, str],
     github: GitHubApi,
     stack: Stack,
+    source: SourceSummary,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -47,8 +57,12 @@ def test_a_tickets_life_through_a_real_daemon(
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.get():
         pass  # its SQLite storage made now: the daemon's threads would race to create it
-    accepted = github.open_ticket("Invoice totals off for org 451", labels=(LABEL, "org:451"))
+    accepted = github.open_ticket(
+        "Invoice totals off for org 451", body=BUG_QUERY_BODY, labels=(LABEL, "org:451")
+    )
     refused = github.open_ticket("Something is broken", body="Please look", labels=(LABEL,))
+    writing = "repro_query:\n```sql\nWITH fixed AS (UPDATE invoices SET total_cents = 0 RETURNING id) SELECT * FROM fixed\n```"
+    refused_query = github.open_ticket("Totals wrong", body=writing, labels=(LABEL, "org:451"))
     log = tmp_path / "daemon.log"
     with log.open("w") as daemon_log:
         daemon = subprocess.Popen(
@@ -74,16 +88,27 @@ def test_a_tickets_life_through_a_real_daemon(
     assert ready.startswith("**Ready:** repro database `repro_org451_")
     assert re.search(r"DSN in /\S+/repro_org451_\w+\.dsn\. Expires ", ready), ready
     assert f"Run: {UI_BASE_URL}/runs/{run.run_id}" in ready
+    planted = len(source.planted_invoice_ids)
+    assert f"\n\nBug query: the query returns {planted} rows: the bug reproduces.\n\nRun: " in ready
     assert github.issues[accepted].labels == ["org:451", "repro-db-ready"]
     (refusal,) = github.issues[refused].comments
     assert refusal.startswith("**Not started:** the ticket names no organization")
-    for comment in [first, ready, refusal]:
+    (query_refusal,) = github.issues[refused_query].comments
+    assert query_refusal.startswith(
+        "**Not started:** the ticket's repro_query is refused: it holds a data-modifying UPDATE"
+    )
+    for comment in [first, ready, refusal, query_refusal]:
         assert GITHUB_TOKEN not in comment and stack.password not in comment
         assert "postgresql://" not in comment
     assert GITHUB_TOKEN not in log.read_text()
     database = ready.split("`")[1]
     with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-        lifecycle.drop_repro_database(admin, database)
+        (made,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == database]
+        lifecycle.mark(admin, made, "ready", expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    with dg.DagsterInstance.get() as instance:
+        assert database in run_ttl_sweep(instance).dropped
+    expired = github.issues[accepted].comments[-1]
+    assert expired.startswith(f"**Expired:** repro database `{database}` of organization 451 expired")
 
 
 def test_a_failed_run_tells_its_ticket_the_one_line_reason(

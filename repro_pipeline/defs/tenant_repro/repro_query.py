@@ -1,0 +1,95 @@
+"""The bug query of a run (launchpad or ticket), run on its repro database as a non-blocking check: the bug
+reproducing is information, not a failure. Passed when the query ran, with its row count; a query that
+could not run (a timeout, an SQL error) is a WARN. The result is also kept in the database's manifest, for
+the handoff to tell Slack and the ticket; the query's rows never leave the server."""
+
+import warnings
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from repro_pipeline.defs.resources import TargetServer
+from repro_pipeline.defs.tenant_repro.partitions import organizations
+from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
+from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.verify.repro_query import (
+    DEFAULT_TIMEOUT_SECONDS,
+    ReproQuery,
+    parse_repro_query,
+    record_repro_query,
+    run_repro_query,
+)
+
+REPRO_QUERY_CHECK = "repro_query"
+# The step that loads and checks the repro database: its run config carries the query.
+REPRO_DATABASE_STEP = "tenant_closure_and_repro_database"
+
+with warnings.catch_warnings():  # a check's partitions are a preview feature in Dagster 1.13, see checks.py
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    REPRO_QUERY_SPEC = dg.AssetCheckSpec(
+        REPRO_QUERY_CHECK,
+        asset=REPRO_DATABASE,
+        blocking=False,
+        description="The bug query given with the run (launchpad or ticket) ran on the repro database: "
+        "its row count says whether the bug reproduces on this copy",
+        partitions_def=organizations,
+    )
+
+
+class ReproDatabaseConfig(dg.Config):
+    repro_query: str = Field(
+        default="",
+        description="Optional: read-only SQL that shows the bug (one SELECT, WITH ... SELECT allowed; the "
+        "organization as :organization_id). It runs on the repro database after the checks, in a read-only "
+        "transaction, and its row count is reported (rows: the bug reproduces), never its rows",
+    )
+    repro_query_timeout_seconds: float = Field(
+        default=DEFAULT_TIMEOUT_SECONDS,
+        description="The repro query's statement timeout, in seconds",
+    )
+
+    def query(self) -> ReproQuery | None:
+        """The configured query, checked before any database is touched; None when there is none."""
+        if self.repro_query_timeout_seconds <= 0:
+            raise ConfigError(
+                f"repro_query_timeout_seconds is {self.repro_query_timeout_seconds:g}: it must be positive",
+                f"set it to a number of seconds, such as {DEFAULT_TIMEOUT_SECONDS:g}, or leave it out",
+            )
+        if not self.repro_query.strip():
+            return None
+        return parse_repro_query(self.repro_query, where="the run config's repro_query")
+
+
+def repro_query_run_config(query: str) -> dict[str, Any]:
+    """The run config that gives a tenant run its bug query."""
+    return {"ops": {REPRO_DATABASE_STEP: {"config": {"repro_query": query}}}}
+
+
+def repro_query_result(
+    target: TargetServer,
+    database: lifecycle.ReproDatabase,
+    query: ReproQuery,
+    organization_id: int,
+    timeout_seconds: float,
+) -> dg.AssetCheckResult:
+    with target.connect_database(database.name) as conn:
+        result = run_repro_query(conn, query, organization_id, timeout_seconds)
+        record_repro_query(conn, result)
+    metadata: dict[str, Any] = {
+        "result": result.sentence(),
+        "seconds": round(result.seconds, 3),
+        "database": database.name,
+        "query": dg.MetadataValue.md(f"```sql\n{query.text}\n```"),
+    }
+    if result.rows is not None:
+        metadata["rows"] = result.rows
+    return dg.AssetCheckResult(
+        asset_key=REPRO_DATABASE,
+        check_name=REPRO_QUERY_CHECK,
+        passed=result.ran,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=result.sentence(),
+        metadata=metadata,
+    )

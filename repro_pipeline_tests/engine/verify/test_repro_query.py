@@ -1,0 +1,195 @@
+"""The bug query: each refused form with its message, and its runs on a real database (rows, none, a
+timeout, a write stopped by the read-only transaction, errors that never quote a value)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.verify.repro_query import (
+    ReproQueryResult,
+    parse_repro_query,
+    record_repro_query,
+    recorded_repro_query,
+    run_repro_query,
+)
+
+SCHEMA = """
+CREATE TABLE subscriptions (id int PRIMARY KEY, organization_id int NOT NULL);
+CREATE TABLE invoices (id int PRIMARY KEY, subscription_id int REFERENCES subscriptions, total_cents bigint);
+CREATE TABLE invoice_line_items (id int PRIMARY KEY, invoice_id int REFERENCES invoices, sku text,
+    quantity int, unit_cents bigint);
+INSERT INTO subscriptions VALUES (1, 451), (2, 452);
+INSERT INTO invoices VALUES (10, 1, 500), (11, 1, 999), (12, 1, 7), (20, 2, 100);
+INSERT INTO invoice_line_items VALUES (1, 10, 'SKU-ZORBLAT', 5, 100), (2, 11, 'SKU-QUENWICK', 1, 100),
+    (3, 12, 'SKU-A', 1, 8), (4, 20, 'SKU-B', 1, 100);
+CREATE FUNCTION mark_paid() RETURNS int LANGUAGE sql AS 'UPDATE invoices SET total_cents = 0 RETURNING 1';
+"""
+
+# The guide's invoice-total query, with the organization bound by name instead of $1.
+INVOICE_TOTALS = """
+-- The bug: invoice totals vs line items
+SELECT i.id, i.total_cents, SUM(li.quantity * li.unit_cents) AS computed_cents
+FROM invoices i
+JOIN subscriptions s ON s.id = i.subscription_id
+JOIN invoice_line_items li ON li.invoice_id = i.id
+WHERE s.organization_id = :organization_id
+GROUP BY i.id, i.total_cents
+HAVING i.total_cents <> SUM(li.quantity * li.unit_cents);
+"""
+
+
+@pytest.fixture
+def repro(stack: Stack) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    name = f"repro_query_test_{secrets.token_hex(4)}"
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            with psycopg.connect(with_database(stack.target_admin_dsn, name), autocommit=True) as conn:
+                conn.execute(SCHEMA)
+                yield conn
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("", "it is empty"),
+        ("SELECT 1; SELECT 2", "it holds 2 statements: give one"),
+        ("SELECT 1; DROP TABLE invoices", "it holds 2 statements"),
+        ("DELETE FROM invoices", "it is DELETE, not a SELECT"),
+        ("UPDATE invoices SET total_cents = 0", "it is UPDATE, not a SELECT"),
+        ("INSERT INTO invoices VALUES (1)", "it is INSERT, not a SELECT"),
+        ("CREATE TABLE copy AS SELECT * FROM invoices", "it is CREATE TABLE AS, not a SELECT"),
+        ("EXPLAIN ANALYZE SELECT 1", "it is EXPLAIN, not a SELECT"),
+        ("SET statement_timeout = 0", "it is SET, not a SELECT"),
+        ("COMMIT", "it is a transaction command, not a SELECT"),
+        ("WITH gone AS (DELETE FROM invoices RETURNING id) SELECT * FROM gone", "a data-modifying DELETE"),
+        (
+            "SELECT * FROM (WITH x AS (UPDATE invoices SET id = 1 RETURNING 1) SELECT 1) q",
+            "data-modifying UPDATE",
+        ),
+        ("SELECT * INTO stolen FROM invoices", "SELECT ... INTO creates a table"),
+        ("SELECT * FROM invoices FOR UPDATE", "FOR UPDATE / FOR SHARE locks rows"),
+        ("SELECT * FROM (SELECT * FROM invoices FOR SHARE) q", "FOR UPDATE / FOR SHARE locks rows"),
+        ("SELECT pg_sleep(5)", "it calls pg_sleep(), a function that acts"),
+        ("SELECT 1 WHERE pg_catalog.pg_terminate_backend(1)", "it calls pg_terminate_backend()"),
+        ("SELECT * FROM invoices WHERE id IN (SELECT nextval('s'))", "it calls nextval()"),
+        ("SELECT * FROM invoices WHERE id = $1", "positional parameter such as $1"),
+        (
+            "SELEC * FROM invoices",
+            "it is not valid SQL: syntax error at or near \"SELEC\" (at 'SELEC * FROM invoices')",
+        ),
+        ("SELECT (1", "it is not valid SQL"),
+    ],
+)
+def test_a_query_that_does_not_only_read_is_refused_naming_what(text: str, refusal: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_repro_query(text, where="the ticket's repro_query")
+    assert refused.value.problem.startswith("the ticket's repro_query is refused: ")
+    assert refusal in refused.value.problem
+    assert ":organization_id" in refused.value.remedy
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT 1",
+        "VALUES (1), (2)",
+        "WITH totals AS (SELECT 1 AS n) SELECT n FROM totals",
+        "SELECT ';' AS semicolon, '$1' AS dollar -- FOR UPDATE; DELETE",
+        "SELECT lower(sku), now() FROM invoice_line_items",
+    ],
+)
+def test_a_query_that_reads_passes(text: str) -> None:
+    assert parse_repro_query(text).text
+
+
+def test_a_trailing_semicolon_and_comment_are_left_out() -> None:
+    assert parse_repro_query("SELECT 1 ; -- done\n").text == "SELECT 1"
+
+
+def test_the_guide_query_counts_the_organizations_mismatched_invoices(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    result = run_repro_query(repro, parse_repro_query(INVOICE_TOTALS), 451)
+    assert (result.rows, result.error) == (2, "")
+    assert result.sentence() == "the query returns 2 rows: the bug reproduces"
+
+
+def test_no_row_says_the_bug_does_not_reproduce(repro: psycopg.Connection[tuple[object, ...]]) -> None:
+    result = run_repro_query(repro, parse_repro_query(INVOICE_TOTALS), 452)
+    assert result.rows == 0
+    assert result.sentence() == "the query returns 0 rows: the bug does not reproduce on this copy"
+
+
+def test_a_query_past_its_timeout_is_cancelled_and_reported(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    heavy = parse_repro_query("SELECT 1 FROM generate_series(1, 100000) a, generate_series(1, 100000) b")
+    result = run_repro_query(repro, heavy, 451, timeout_seconds=0.2)
+    assert result.rows is None
+    assert result.error == "it ran past its timeout of 0.2 s (statement_timeout) and was cancelled"
+    assert result.sentence().startswith("the query could not run: it ran past its timeout")
+    # The timeout was the transaction's own: the session keeps its setting, and works.
+    assert repro.execute("SHOW statement_timeout").fetchone() == ("0",)
+    assert run_repro_query(repro, parse_repro_query("SELECT 1"), 451).rows == 1
+
+
+def test_a_write_the_parser_lets_through_is_refused_by_the_read_only_transaction(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    writing = parse_repro_query("SELECT mark_paid()")  # a function of the copy that writes: not known to act
+    result = run_repro_query(repro, writing, 451)
+    assert result.rows is None
+    assert result.error == "it tried to write, and its read-only transaction refused it (SQLSTATE 25006)"
+    assert repro.execute("SELECT count(*) FROM invoices WHERE total_cents = 0").fetchone() == (0,)
+
+
+def test_an_error_names_the_query_object_at_fault(repro: psycopg.Connection[tuple[object, ...]]) -> None:
+    result = run_repro_query(repro, parse_repro_query("SELECT missing_column FROM invoices"), 451)
+    assert result == ReproQueryResult(None, result.seconds, result.error)
+    assert result.error == 'column "missing_column" does not exist (SQLSTATE 42703)'
+
+
+def test_an_error_on_a_value_never_quotes_it(repro: psycopg.Connection[tuple[object, ...]]) -> None:
+    result = run_repro_query(
+        repro, parse_repro_query("SELECT id FROM invoice_line_items WHERE sku::int > 0"), 451
+    )
+    assert result.error == "invalid text representation (SQLSTATE 22P02)"
+    assert "SKU" not in result.sentence()
+
+
+def test_percent_signs_and_placeholder_lookalikes_in_literals_are_the_querys_own(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    query = parse_repro_query(
+        "SELECT id FROM invoice_line_items WHERE sku LIKE 'SKU-%' AND sku <> ':organization_id' "
+        "AND id::text <> '%s'"
+    )
+    assert run_repro_query(repro, query, 451).rows == 4
+
+
+def test_a_single_row_is_one_row() -> None:
+    assert ReproQueryResult(1, 0.1).sentence() == "the query returns 1 row: the bug reproduces"
+
+
+def test_the_latest_result_is_kept_in_the_manifest_and_read_back(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    assert recorded_repro_query(repro) is None  # a database made before the bug query existed
+    repro.execute("CREATE SCHEMA _repro_pipeline")
+    record_repro_query(repro, ReproQueryResult(12, 0.5))
+    timed_out = ReproQueryResult(
+        None, 30.0, "it ran past its timeout of 30 s (statement_timeout) and was cancelled"
+    )
+    record_repro_query(repro, timed_out)
+    assert recorded_repro_query(repro) == timed_out
