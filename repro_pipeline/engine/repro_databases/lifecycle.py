@@ -56,6 +56,11 @@ class ReproDatabase:
         )
 
 
+def is_repro_database_name(name: str) -> bool:
+    """Whether ``name`` is shaped like the name of a repro database (``repro_org<id>_<8 hex digits>``)."""
+    return _NAME.fullmatch(name) is not None
+
+
 def repro_database_name(organization_id: int, run_id: str) -> str:
     name = f"repro_org{organization_id}_{run_id.replace('-', '')[:8].lower()}"
     if not _NAME.fullmatch(name):
