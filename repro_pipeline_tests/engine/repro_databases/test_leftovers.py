@@ -78,7 +78,10 @@ def test_the_login_and_secrets_of_a_database_already_gone_are_removed_and_nothin
         crashed = "repro_org451_00c0ffee"
         partial = sink.directory / f".{crashed}.0123456789abcdef.partial"
         partial.write_text("password=half-written\n")
-        not_ours = [sink.directory / name for name in ("notes.txt", "repro_org451_0badc0de.txt", ".bashrc")]
+        not_ours = [
+            sink.directory / name
+            for name in ("notes.txt", "production.dsn", "repro_org451_0badc0de.txt", ".bashrc")
+        ]
         for path in not_ours:
             path.write_text("kept by someone else\n")
         (sink.directory / "repro_org451_0badc0de.dsn").symlink_to(sink.directory / "notes.txt")
