@@ -25,18 +25,17 @@ class Leftovers:
 
 
 def remove_leftovers(admin: psycopg.Connection[TupleRow], sink: SecretSink) -> Leftovers:
-    """Drop the logins and remove the kept secrets of repro databases that no longer exist; each is decided
-    again under its database's lock, so a database made or dropped meanwhile is seen as it is."""
+    """Drop the logins and remove the kept secrets of repro databases that no longer exist, each under its
+    database's lock."""
     dropped: list[str] = []
     removed: list[str] = []
     skipped: list[str] = []
     for database in logins.orphaned_logins(admin):
         role = logins.login_role(database)
         try:
-            with lifecycle.record_lock(admin, database):
-                if not _exists(admin, database):
-                    logins.drop_login(admin, database)
-                    dropped.append(role)
+            with lifecycle.record_lock(admin, database):  # not at the same time as a drop of its own
+                logins.drop_login(admin, database)
+            dropped.append(role)
         except psycopg.Error as exc:
             skipped.append(f"{role}: not dropped ({exc.diag.message_primary or type(exc).__name__})")
     try:
