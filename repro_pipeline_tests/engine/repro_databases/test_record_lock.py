@@ -161,6 +161,26 @@ def test_the_sweep_drops_a_database_still_expired_once_it_holds_its_lock(
     )
 
 
+def test_the_sweep_does_not_retire_a_database_handed_off_after_it_listed_it(
+    connect: Callable[[], Admin], database: lifecycle.ReproDatabase
+) -> None:
+    """Listed ``loaded`` by a run that finished, without its checks passed as the sweep first saw them; its
+    handoff marks it ready while the sweep waits for its lock."""
+    operator = connect()
+    lifecycle.mark(operator, database, "loaded")
+    with lifecycle.record_lock(operator, database.name):
+        sweep = Worker(
+            lambda: lifecycle.retire_abandoned(
+                connect(), lambda run_id: "finished", lambda listed: False, datetime.now(UTC)
+            )
+        )
+        sweep.start()
+        _wait_until_blocked_on_the_lock(connect(), database.name, sweep)
+        lifecycle.mark(operator, database, "ready")
+    assert database.name not in {retired.name for retired in sweep.outcome().databases}
+    assert _record(operator, database.name).status == "ready"
+
+
 def test_drop_now_waits_for_a_change_in_progress(
     connect: Callable[[], Admin], database: lifecycle.ReproDatabase
 ) -> None:
