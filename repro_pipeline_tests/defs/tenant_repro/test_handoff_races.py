@@ -3,6 +3,7 @@ the extension is made while the handoff waits for Slack (between its read of the
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.repro_databases import lifecycle, logins
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, record_check, write_manifest
+from repro_pipeline_tests.advisory_locks import wait_until_blocked_on_the_lock
 from repro_pipeline_tests.defs.run_results import step_failure_messages
 from repro_pipeline_tests.run_records import run_record
 from repro_pipeline_tests.slack_api import SlackApi, SlackMessage
@@ -92,6 +94,27 @@ def test_an_extension_made_while_the_handoff_posts_survives_it(
         "SELECT rolvaliduntil FROM pg_roles WHERE rolname = %s", (logins.login_role(checked.name),)
     ).fetchone() or (None,)
     assert valid_until == after.expires_at  # the login lives as long as its database
+
+
+def test_an_extension_made_before_the_handoff_issues_its_login_sets_the_logins_valid_until(
+    admin: Admin, stack: Stack, checked: lifecycle.ReproDatabase, slack_environment: None
+) -> None:
+    """The extension holds the database's lock when the handoff, having read the record, comes to issue the
+    login: the login is issued on the record as the extension left it."""
+    failures: list[str | None] = []
+    with lifecycle.record_lock(admin, checked.name):
+        handoff = threading.Thread(target=lambda: failures.append(_hand_off(checked)), daemon=True)
+        handoff.start()
+        wait_until_blocked_on_the_lock(admin, checked.name, handoff, 120)
+        extended = lifecycle.extend_ttl(admin, checked.name, timedelta(hours=24), LONGEST, datetime.now(UTC))
+    handoff.join(120)
+    assert failures == [None]
+    after = lifecycle.find_repro_database(admin, checked.name)
+    assert (after.status, after.expires_at) == ("ready", extended.expires_at)
+    (valid_until,) = admin.execute(
+        "SELECT rolvaliduntil FROM pg_roles WHERE rolname = %s", (logins.login_role(checked.name),)
+    ).fetchone() or (None,)
+    assert valid_until == extended.expires_at
 
 
 def test_a_database_retired_while_the_handoff_posts_is_not_marked_ready(

@@ -5,7 +5,6 @@ and a second session holding the lock, never with sleeps."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -18,6 +17,7 @@ import pytest
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline_tests.advisory_locks import wait_until_blocked_on_the_lock
 
 LONGEST = timedelta(days=90)
 WAIT = 30.0  # seconds before a test gives up on a thread reaching the state it waits for
@@ -72,22 +72,6 @@ class Worker(threading.Thread):
         return self.result
 
 
-def _wait_until_blocked_on_the_lock(observer: Admin, name: str, worker: Worker) -> None:
-    """Until ``worker`` waits for the lock of ``name`` (seen in ``pg_locks``), or has finished without it."""
-    key = lifecycle.record_lock_key(name) & 0xFFFF_FFFF_FFFF_FFFF
-    deadline = time.monotonic() + WAIT
-    while worker.is_alive():
-        waiting = observer.execute(
-            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-            "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 1",
-            (key >> 32, key & 0xFFFF_FFFF),
-        ).fetchone()
-        if waiting:
-            return
-        assert time.monotonic() < deadline, "the worker neither waited for the lock nor finished"
-        worker.join(0.01)
-
-
 def _record(admin: Admin, name: str) -> lifecycle.ReproDatabase:
     return lifecycle.find_repro_database(admin, name)
 
@@ -120,7 +104,7 @@ def test_a_status_change_waits_for_an_extension_between_its_read_and_its_write(
     assert extension_read.wait(WAIT)
     handoff = Worker(lambda: lifecycle.mark(connect(), database, "ready"))
     handoff.start()
-    _wait_until_blocked_on_the_lock(connect(), database.name, handoff)
+    wait_until_blocked_on_the_lock(connect(), database.name, handoff, WAIT)
     extension_may_write.set()
     extension.outcome()
     handoff.outcome()
@@ -137,7 +121,7 @@ def test_the_sweep_does_not_drop_a_database_extended_after_it_listed_it(
     with lifecycle.record_lock(operator, database.name):  # an extension in progress
         sweep = Worker(lambda: lifecycle.drop_expired(connect(), now))
         sweep.start()
-        _wait_until_blocked_on_the_lock(connect(), database.name, sweep)
+        wait_until_blocked_on_the_lock(connect(), database.name, sweep, WAIT)
         lifecycle.extend_ttl(operator, database.name, timedelta(hours=2), LONGEST, now)
     swept = sweep.outcome()
     assert database.name not in {dropped.name for dropped in swept.databases}
@@ -153,7 +137,7 @@ def test_the_sweep_drops_a_database_still_expired_once_it_holds_its_lock(
     with lifecycle.record_lock(operator, database.name):  # a change that leaves it expired
         sweep = Worker(lambda: lifecycle.drop_expired(connect(), now))
         sweep.start()
-        _wait_until_blocked_on_the_lock(connect(), database.name, sweep)
+        wait_until_blocked_on_the_lock(connect(), database.name, sweep, WAIT)
         lifecycle.mark(operator, database, "ready")
     assert database.name in {dropped.name for dropped in sweep.outcome().databases}
     assert (
@@ -175,7 +159,7 @@ def test_the_sweep_does_not_retire_a_database_handed_off_after_it_listed_it(
             )
         )
         sweep.start()
-        _wait_until_blocked_on_the_lock(connect(), database.name, sweep)
+        wait_until_blocked_on_the_lock(connect(), database.name, sweep, WAIT)
         lifecycle.mark(operator, database, "ready")
     assert database.name not in {retired.name for retired in sweep.outcome().databases}
     assert _record(operator, database.name).status == "ready"
@@ -188,7 +172,7 @@ def test_drop_now_waits_for_a_change_in_progress(
     with lifecycle.record_lock(operator, database.name):
         drop = Worker(lambda: lifecycle.drop_now(connect(), database.name))
         drop.start()
-        _wait_until_blocked_on_the_lock(connect(), database.name, drop)
+        wait_until_blocked_on_the_lock(connect(), database.name, drop, WAIT)
         lifecycle.mark(operator, database, "ready")
     assert drop.outcome().status == "ready"  # what it dropped, as it was once the change was written
 
