@@ -117,6 +117,24 @@ def test_an_extension_made_before_the_handoff_issues_its_login_sets_the_logins_v
     assert valid_until == extended.expires_at
 
 
+def test_a_database_retired_before_the_handoff_issues_its_login_gets_none_and_slack_is_not_told(
+    admin: Admin, stack: Stack, checked: lifecycle.ReproDatabase, slack_api: SlackApi, slack_environment: None
+) -> None:
+    failures: list[str | None] = []
+    posted = len(slack_api.messages)
+    with lifecycle.record_lock(admin, checked.name):
+        handoff = threading.Thread(target=lambda: failures.append(_hand_off(checked)), daemon=True)
+        handoff.start()
+        wait_until_blocked_on_the_lock(admin, checked.name, handoff, 120)
+        lifecycle.retire(admin, checked, datetime.now(UTC))
+    handoff.join(120)
+    (failure,) = failures
+    assert failure is not None and f"{checked.name} is not handed off: it is retired" in failure
+    assert len(slack_api.messages) == posted
+    roles = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (logins.login_role(checked.name),))
+    assert roles.fetchone() is None
+
+
 def test_a_database_retired_while_the_handoff_posts_is_not_marked_ready(
     admin: Admin,
     stack: Stack,
