@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -34,6 +35,8 @@ class SlackApi:
     server: ThreadingHTTPServer | None = None
     scripted: list[ScriptedReply] = field(default_factory=list)  # answered first, in order
     requests: int = 0
+    # Run once a message is taken, before Slack answers: what happens while the poster waits for Slack.
+    while_posting: Callable[[SlackMessage], None] | None = None
 
     def answer_next(self, *replies: ScriptedReply) -> None:
         self.scripted.extend(replies)
@@ -70,9 +73,12 @@ class SlackApi:
                 blocks = fields.get("blocks") or []
                 if isinstance(blocks, str):  # form-encoded: Slack takes the blocks as a JSON string
                     blocks = json.loads(blocks)
-                api.messages.append(
-                    SlackMessage(fields["channel"], fields.get("text", ""), body, dict(self.headers), blocks)
+                message = SlackMessage(
+                    fields["channel"], fields.get("text", ""), body, dict(self.headers), blocks
                 )
+                api.messages.append(message)
+                if api.while_posting is not None:
+                    api.while_posting(message)
                 self._reply({"ok": True, "channel": "C0REPRO", "ts": f"1700000000.{len(api.messages):06d}"})
 
             def _reply(self, payload: dict[str, object]) -> None:

@@ -270,14 +270,9 @@ def repro_handoff(
     """
     with reported_as_failure():
         organization_id = parse_organization_id(context.partition_key)
-        database = repro_database_of(context, target, named=config.database)
-        name = database.name
-        if database.status == "failed" or database.expires_at <= datetime.now(UTC):
-            raise TargetError(
-                f"{name} is not handed off: it is {'retired' if database.status == 'failed' else 'expired'} "
-                f"(since {database.expires_at:%Y-%m-%d %H:%M} UTC) and waits for the sweep to drop it",
-                "materialize repro_database for this partition again",
-            )
+        listed = repro_database_of(context, target, named=config.database)
+        _refuse_retired_or_expired(listed)
+        name = listed.name
         with target.connect_database(name) as conn:
             unpassed = unpassed_checks(conn, REQUIRED_CHECKS)
             rows = loaded_row_total(conn)
@@ -287,7 +282,15 @@ def repro_handoff(
                 f"{name} is not handed off: the checks {', '.join(unpassed)} have not passed on it",
                 "run the checks of repro_database for this partition, or materialize it again",
             )
-        with target.admin() as admin, target.connect_database(name) as conn:
+        # Under the database's lock, its record as it is now: the login's VALID UNTIL is its current expiry,
+        # and a retirement or an extension made meanwhile is seen.
+        with (
+            target.admin() as admin,
+            lifecycle.record_lock(admin, name),
+            target.connect_database(name) as conn,
+        ):
+            database = lifecycle.find_repro_database(admin, name)
+            _refuse_retired_or_expired(database)
             login = logins.issue_login(admin, conn, name, database.expires_at)
         where_the_dsn_is = secret_sink.sink(context.instance).store(name, login.dsn(target.admin_dsn))
         message = handoff_message(
@@ -331,3 +334,13 @@ def repro_handoff(
             **({"repro_query": repro_query.sentence()} if repro_query is not None else {}),
         }
     )
+
+
+def _refuse_retired_or_expired(database: lifecycle.ReproDatabase) -> None:
+    if database.status == "failed" or database.expires_at <= datetime.now(UTC):
+        raise TargetError(
+            f"{database.name} is not handed off: it is "
+            f"{'retired' if database.status == 'failed' else 'expired'} "
+            f"(since {database.expires_at:%Y-%m-%d %H:%M} UTC) and waits for the sweep to drop it",
+            "materialize repro_database for this partition again",
+        )

@@ -1,5 +1,6 @@
 """The TTL sweep: an op job (cleanup, no asset) that drops expired repro databases, and those a run that no
-longer runs left half-built, on an hourly schedule; an expired one's drop is posted to Slack and its ticket."""
+longer runs left half-built, on an hourly schedule; an expired one's drop is posted to Slack and its ticket.
+Then it removes what dropped databases left behind: their logins and kept DSNs."""
 
 from datetime import UTC, datetime
 
@@ -12,13 +13,14 @@ from repro_pipeline.defs.resources import ReproSecretSink, SlackHandoff, TargetS
 from repro_pipeline.defs.ttl.expiry_notices import post_expiry_notices
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases.leftovers import remove_leftovers
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, unpassed_checks
 
 
 @dg.op
 def drop_expired_repro_databases(
     context: dg.OpExecutionContext, target: TargetServer, secret_sink: ReproSecretSink, slack: SlackHandoff
-) -> list[str]:
+) -> dg.Output[list[str]]:
     def run_state(run_id: str) -> lifecycle.RunState:
         run = context.instance.get_run_by_id(run_id)
         if run is None:
@@ -55,11 +57,25 @@ def drop_expired_repro_databases(
             context.log.warning(f"{database.name}: {error.problem}")
         if database.status != "failed":  # a retired database's run failed, and said so when it did
             post_expiry_notices(context, slack, database)
-    for skipped in (*abandoned.skipped, *sweep.skipped):
+    with reported_as_failure(), target.admin() as admin:
+        leftovers = remove_leftovers(admin, sink)
+    for role in leftovers.logins:
+        context.log.info(f"dropped the login {role}: its database is gone")
+    for name in leftovers.secrets:
+        context.log.info(f"removed the DSN kept for {name}: its database is gone")
+    for skipped in (*abandoned.skipped, *sweep.skipped, *leftovers.skipped):
         context.log.warning(f"skipped {skipped}")
     if not sweep.databases:
         context.log.info("no repro database has expired")
-    return [database.name for database in sweep.databases]
+    dropped = [database.name for database in sweep.databases]
+    return dg.Output(
+        dropped,
+        metadata={
+            "dropped": dg.MetadataValue.json(dropped),
+            "leftover_logins_dropped": dg.MetadataValue.json(leftovers.logins),
+            "leftover_secrets_removed": dg.MetadataValue.json(leftovers.secrets),
+        },
+    )
 
 
 @dg.job(description="Drop every repro database whose TTL has run out")

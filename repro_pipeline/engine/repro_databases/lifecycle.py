@@ -3,14 +3,21 @@
 Each repro database carries its own record as a JSON comment (``COMMENT ON DATABASE``): organization,
 run, creation and expiry time, status. The TTL sweep needs no other state, and a database not created by
 repro_pipeline (no such comment) is never dropped.
+
+Whatever changes or drops a record (a status, an extension, a retirement, a drop, the sweep's decision) holds
+the database's advisory lock on the target server and reads the record again under it, so two of them never
+undo one another: an extension made while a handoff runs survives it, and a database extended after the
+sweep listed it is not dropped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -47,6 +54,11 @@ class ReproDatabase:
             },
             sort_keys=True,
         )
+
+
+def is_repro_database_name(name: str) -> bool:
+    """Whether ``name`` is shaped like the name of a repro database (``repro_org<id>_<8 hex digits>``)."""
+    return _NAME.fullmatch(name) is not None
 
 
 def repro_database_name(organization_id: int, run_id: str) -> str:
@@ -101,6 +113,48 @@ def create_repro_database(
     return database
 
 
+@contextmanager
+def record_lock(admin: psycopg.Connection[TupleRow], name: str) -> Iterator[None]:
+    """Hold the advisory lock of the repro database ``name`` on ``admin``'s session, waiting for whoever holds
+    it. A session lock, not a transaction's: ``DROP DATABASE`` cannot run inside a transaction. Taken again by
+    the same session it nests; a session that ends (a crash) releases it. Advisory locks belong to the database
+    the session is connected to: every writer connects to the target server's admin database."""
+    key = record_lock_key(name)
+    admin.execute("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        yield
+    finally:
+        if not admin.broken:
+            admin.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def record_lock_key(name: str) -> int:
+    """The advisory lock key of a repro database: 64 bits of a hash of its name, in repro_pipeline's own
+    namespace so it meets no other application's keys."""
+    digest = hashlib.blake2b(f"repro_pipeline record {name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def update_record(
+    admin: psycopg.Connection[TupleRow], name: str, change: Callable[[ReproDatabase], ReproDatabase]
+) -> ReproDatabase:
+    """Write ``change`` of the record of ``name`` as it is now, read under the database's lock; the login's
+    ``VALID UNTIL`` follows a changed expiry. A retired database stays retired."""
+    with record_lock(admin, name):
+        current = find_repro_database(admin, name)
+        updated = change(current)
+        if current.status == "failed" and updated.status != "failed":
+            raise TargetError(
+                f"{name} was retired meanwhile (its load or a check failed, or its run no longer ran): "
+                f"it is not marked {updated.status}",
+                f"materialize repro_database for organization {current.organization_id} again",
+            )
+        _write_comment(admin, updated)
+        if updated.expires_at != current.expires_at:
+            logins.set_login_expiry(admin, name, updated.expires_at)
+    return updated
+
+
 def mark(
     admin: psycopg.Connection[TupleRow],
     database: ReproDatabase,
@@ -108,11 +162,13 @@ def mark(
     *,
     expires_at: datetime | None = None,
 ) -> ReproDatabase:
-    updated = replace(database, status=status, expires_at=expires_at or database.expires_at)
-    _write_comment(admin, updated)
-    if updated.expires_at != database.expires_at:
-        logins.set_login_expiry(admin, database.name, updated.expires_at)
-    return updated
+    """Give ``database`` the status ``status`` (and the expiry ``expires_at``, when given), keeping the rest of
+    its record as it is now: an extension made since ``database`` was read is kept."""
+    return update_record(
+        admin,
+        database.name,
+        lambda current: replace(current, status=status, expires_at=expires_at or current.expires_at),
+    )
 
 
 def retire(admin: psycopg.Connection[TupleRow], database: ReproDatabase, now: datetime) -> ReproDatabase:
@@ -173,19 +229,29 @@ def retire_abandoned(
     ``loaded`` ones whose checks did not all pass (one that passed them waits for its handoff to be run
     again, until its TTL). A run the orchestrator does not know is given ``grace`` from the database's
     creation first."""
-    retired, skipped = [], []
-    for database in list_repro_databases(admin):
+
+    def abandoned(database: ReproDatabase) -> bool:
         if database.status not in ("loading", "loaded"):
-            continue
+            return False
         state = run_state(database.run_id)
         if not (state == "finished" or (state == "unknown" and database.created_at + grace <= now)):
-            continue
-        if database.status == "loaded" and passed_every_check(database):
+            return False
+        return not (database.status == "loaded" and passed_every_check(database))
+
+    retired, skipped = [], []
+    for listed in list_repro_databases(admin):
+        if not abandoned(listed):
             continue
         try:
-            retired.append(retire(admin, database, now))
+            with record_lock(admin, listed.name):
+                # Decided again on the record as it is now: its handoff may have marked it ready since.
+                database = _current_record(admin, listed.name)
+                if database is not None and abandoned(database):
+                    retired.append(retire(admin, database, now))
         except psycopg.Error as exc:
-            skipped.append(f"{database.name}: not retired ({exc.diag.message_primary or type(exc).__name__})")
+            skipped.append(f"{listed.name}: not retired ({exc.diag.message_primary or type(exc).__name__})")
+        except TargetError as error:
+            skipped.append(f"{listed.name}: not retired ({error.problem})")
     return Sweep(databases=retired, skipped=skipped)
 
 
@@ -202,8 +268,9 @@ def _timestamp(text: object) -> datetime:
 def drop_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> None:
     if not _NAME.fullmatch(name):
         raise TargetError(f"{name!r} is not a repro database name; refusing to drop it")
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    logins.drop_login(admin, name)
+    with record_lock(admin, name):
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        logins.drop_login(admin, name)
 
 
 @dataclass(frozen=True)
@@ -219,16 +286,30 @@ def drop_expired(admin: psycopg.Connection[TupleRow], now: datetime) -> Sweep:
     and said, so it never stops the sweep of the others."""
     registry = read_registry(admin)
     dropped, skipped = [], list(registry.unreadable)
-    for database in registry.databases:
-        if database.expires_at > now:
+    for listed in registry.databases:
+        if listed.expires_at > now:
             continue
         try:
-            drop_repro_database(admin, database.name)
+            with record_lock(admin, listed.name):
+                # Decided again on the record as it is now: it may have been extended since it was listed.
+                database = _current_record(admin, listed.name)
+                if database is None or database.expires_at > now:
+                    continue
+                drop_repro_database(admin, database.name)
         except psycopg.Error as exc:
-            skipped.append(f"{database.name}: not dropped ({exc.diag.message_primary or type(exc).__name__})")
+            skipped.append(f"{listed.name}: not dropped ({exc.diag.message_primary or type(exc).__name__})")
+        except TargetError as error:
+            skipped.append(f"{listed.name}: not dropped ({error.problem})")
         else:
             dropped.append(database)
     return Sweep(databases=dropped, skipped=skipped)
+
+
+def _current_record(admin: psycopg.Connection[TupleRow], name: str) -> ReproDatabase | None:
+    """The record of ``name`` as it is now; None when the database is gone (dropped by someone else)."""
+    if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+        return None
+    return find_repro_database(admin, name)
 
 
 def _write_comment(admin: psycopg.Connection[TupleRow], database: ReproDatabase) -> None:
@@ -300,14 +381,18 @@ def extend_ttl(
     admin: psycopg.Connection[TupleRow], name: str, extra: timedelta, longest: timedelta, now: datetime
 ) -> ReproDatabase:
     """Give the repro database ``name`` ``extra`` time to live (see ``extended_expiry``)."""
-    database = find_repro_database(admin, name)
-    return mark(admin, database, database.status, expires_at=extended_expiry(database, extra, longest, now))
+    return update_record(
+        admin,
+        name,
+        lambda current: replace(current, expires_at=extended_expiry(current, extra, longest, now)),
+    )
 
 
 def drop_now(admin: psycopg.Connection[TupleRow], name: str) -> ReproDatabase:
     """Drop the repro database ``name`` before its expiry; what it was is returned."""
-    database = find_repro_database(admin, name)
-    drop_repro_database(admin, database.name)
+    with record_lock(admin, name):
+        database = find_repro_database(admin, name)
+        drop_repro_database(admin, database.name)
     return database
 
 

@@ -4,11 +4,13 @@ stops working when the database expires (``VALID UNTIL``), even if no sweep ever
 Every repro database is closed to ``PUBLIC`` when it is created, so a login can open no other repro
 database, even one still loading or that failed its checks. The role owns nothing, is a member of no
 role, and is dropped with its database. Its password is hashed (SCRAM-SHA-256) on this side: the server,
-and any statement log it keeps, only ever see the verifier.
+and any statement log it keeps, only ever see the verifier. Its comment says repro_pipeline made it, and for
+which database: a role without that comment is never dropped as a leftover.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +24,7 @@ from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.secrets import Secret
 
+MARKER = "repro_pipeline"
 CONNECTION_LIMIT = 5
 PASSWORD_BYTES = 32
 ROLE_SUFFIX = "_reader"
@@ -86,6 +89,11 @@ def issue_login(
                     f"look at who made it; DROP ROLE {role} and hand {database} off again",
                 )
             admin.execute(sql.SQL("ALTER ROLE {} {}").format(sql.Identifier(role), settings))
+        admin.execute(
+            sql.SQL("COMMENT ON ROLE {} IS {}").format(
+                sql.Identifier(role), sql.Literal(_role_comment(database))
+            )
+        )
     except psycopg.errors.InsufficientPrivilege:
         raise TargetError(
             f"the target role may not create or change the login role {role}",
@@ -130,6 +138,40 @@ def set_login_expiry(admin: psycopg.Connection[TupleRow], database: str, expires
 def drop_login(admin: psycopg.Connection[TupleRow], database: str) -> None:
     """Drop the login of ``database``, after the database: its privileges went with it."""
     admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login_role(database))))
+
+
+def orphaned_logins(admin: psycopg.Connection[TupleRow]) -> list[str]:
+    """The databases whose login is left while the database is gone (a ``DROP ROLE`` that failed after its
+    ``DROP DATABASE``): only roles whose comment says repro_pipeline made them for that database."""
+    orphaned = []
+    for role, comment in admin.execute(
+        "SELECT r.rolname, shobj_description(r.oid, 'pg_authid') FROM pg_roles r WHERE r.rolname LIKE %s",
+        (f"%{ROLE_SUFFIX}",),
+    ):
+        database = _marked_database(comment)
+        if database is None or login_role(database) != role:
+            continue
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
+            orphaned.append(database)
+    return sorted(orphaned)
+
+
+def _role_comment(database: str) -> str:
+    return json.dumps({"created_by": MARKER, "database": database}, sort_keys=True)
+
+
+def _marked_database(comment: object) -> str | None:
+    """The database a login's comment names, when repro_pipeline wrote it; else None."""
+    if not isinstance(comment, str):
+        return None
+    try:
+        record = json.loads(comment)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("created_by") != MARKER:
+        return None
+    database = record.get("database")
+    return database if isinstance(database, str) else None
 
 
 def _existing_role(admin: psycopg.Connection[TupleRow], role: str) -> str | None:

@@ -20,6 +20,8 @@ from repro_pipeline.engine.errors import SecretError
 from repro_pipeline.engine.secrets import Secret
 
 _NAME = re.compile(r"[a-z0-9_]{1,63}")
+# The files this sink writes: ``<name>.dsn``, and ``.<name>.<16 hex digits>.partial`` while one is written.
+_KEPT = re.compile(r"(?P<name>[a-z0-9_]{1,63})\.dsn|\.(?P<partial>[a-z0-9_]{1,63})\.[0-9a-f]{16}\.partial")
 _GROUP_OR_OTHERS = stat.S_IRWXG | stat.S_IRWXO
 
 
@@ -29,7 +31,13 @@ class SecretSink(Protocol):
         ...
 
     def remove(self, name: str) -> None:
-        """Forget what is kept under ``name``; nothing kept there is not an error."""
+        """Forget what is kept under ``name``, a write of it cut short included; nothing kept there is not an
+        error."""
+        ...
+
+    def names(self) -> list[str]:
+        """The names something is kept under, a write cut short (a crash) included: what the sweep looks at
+        for secrets whose database is gone."""
         ...
 
 
@@ -76,9 +84,39 @@ class FileSecretSink:
     def remove(self, name: str) -> None:
         path = self.path(name)
         try:
+            for partial in self._partials(name):
+                partial.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
         except OSError as exc:
             raise SecretError(f"cannot remove the secret file {path}: {exc.strerror}") from None
+
+    def names(self) -> list[str]:
+        """The names of the files this sink wrote (a partial one included); any other file, a folder or a
+        symlink is not one of them."""
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise SecretError(
+                f"cannot read the secret folder {self.directory} ({self.setting}): {exc.strerror}"
+            ) from None
+        found = set()
+        for entry in entries:
+            kept = _KEPT.fullmatch(entry.name)
+            if kept and entry.is_file(follow_symlinks=False):
+                found.add(kept["name"] or kept["partial"])
+        return sorted(found)
+
+    def _partials(self, name: str) -> list[Path]:
+        """The partial files of ``name``: writes cut short, or one under way."""
+        if not self.directory.is_dir():
+            return []
+        return [
+            path
+            for path in self.directory.glob(f".{name}.*.partial")
+            if (kept := _KEPT.fullmatch(path.name)) and kept["partial"] == name and not path.is_symlink()
+        ]
 
     def _private_folder(self) -> None:
         """Create the folder with mode 0700, or refuse one that others can enter or that is not a folder."""

@@ -124,6 +124,51 @@ def test_the_sweep_drops_the_login_of_an_expired_database_and_removes_its_secret
         lifecycle.drop_repro_database(admin, alive.name)
 
 
+def test_the_sweep_removes_the_login_and_secrets_a_dropped_database_left_and_names_them(
+    admin: psycopg.Connection[tuple[object, ...]],
+    pipeline_environment: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REPRO_SECRET_DIR", str(tmp_path / "secrets"))
+    sink = FileSecretSink(tmp_path / "secrets")
+    gone = lifecycle.create_repro_database(
+        admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=48), now=datetime.now(UTC)
+    )
+    target_dsn = with_database(pipeline_environment["REPRO_TARGET_DSN"], gone.name)
+    with psycopg.connect(target_dsn, autocommit=True) as repro:
+        login = logins.issue_login(admin, repro, gone.name, gone.expires_at)
+    sink.store(gone.name, login.dsn(target_dsn))
+    # Its DROP DATABASE went through; its DROP ROLE and the removal of its DSN did not.
+    admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(gone.name)))
+    crashed = sink.directory / ".repro_org451_00c0ffee.0123456789abcdef.partial"
+    crashed.write_text("password=half-written\n")
+    foreign = "repro_org451_0badc0de_reader"  # shaped like a login of ours, made by someone else
+    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(foreign)))
+    try:
+        with dg.instance_for_test() as instance:
+            assert run_ttl_sweep(instance).success
+            (sweep,) = instance.get_runs(dg.RunsFilter(job_name="ttl_sweep"))
+            logs = [record.user_message for record in instance.all_logs(sweep.run_id)]
+            (output,) = [
+                record.dagster_event.step_output_data
+                for record in instance.all_logs(sweep.run_id, of_type=dg.DagsterEventType.STEP_OUTPUT)
+                if record.dagster_event is not None
+            ]
+        roles = {str(name) for (name,) in admin.execute("SELECT rolname FROM pg_roles")}
+        assert logins.login_role(gone.name) not in roles and foreign in roles
+        assert not sink.path(gone.name).exists() and not crashed.exists()
+        assert output.metadata["leftover_logins_dropped"].value == [logins.login_role(gone.name)]
+        assert output.metadata["leftover_secrets_removed"].value == sorted(
+            [gone.name, "repro_org451_00c0ffee"]
+        )
+        assert f"dropped the login {logins.login_role(gone.name)}: its database is gone" in logs
+        assert f"removed the DSN kept for {gone.name}: its database is gone" in logs
+        assert all("password" not in message for message in logs)
+    finally:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(foreign)))
+
+
 def test_the_sweep_runs_hourly() -> None:
     schedule = defs().resolve_schedule_def("ttl_sweep_schedule")
     assert schedule.cron_schedule == "0 * * * *"
