@@ -35,6 +35,7 @@ from repro_pipeline.embedded.stack.layout import (
 from repro_pipeline.embedded.stack.model import HOST, SERVER_NAMES, ServerStatus, Stack
 from repro_pipeline.embedded.stack.postgres import ServerControl
 from repro_pipeline.embedded.stack.sql import (
+    close_target_maintenance_databases,
     create_source_database,
     wait_until_accepting_connections,
     wait_until_streaming,
@@ -154,6 +155,7 @@ def _build(stack: Stack, control: ServerControl, paths: StackPaths) -> None:
         )
     _in_parallel(partial(control.start, stack.primary), partial(control.start, stack.target))
     create_source_database(stack)
+    close_target_maintenance_databases(stack)
     control.base_backup(stack.primary, stack.standby, stack.password)
     control.start(stack.standby)
     _wait_until_ready(stack)

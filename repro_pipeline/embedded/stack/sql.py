@@ -42,6 +42,16 @@ def create_source_database(stack: Stack) -> None:
             connection.execute(f'create database "{SOURCE_DATABASE}"')
 
 
+def close_target_maintenance_databases(stack: Stack) -> None:
+    """The target's own databases are closed to PUBLIC: a repro login may then connect to its repro database
+    only (PostgreSQL lets PUBLIC connect to ``postgres`` and ``template1`` by default)."""
+    with (
+        _as_stack_error(stack, stack.target, "close postgres and template1 to PUBLIC"),
+        admin_connection(stack, stack.target) as connection,
+    ):
+        connection.execute("revoke connect, temporary on database postgres, template1 from public")
+
+
 def wait_until_streaming(stack: Stack, timeout: float) -> None:
     def streaming() -> bool:
         with admin_connection(stack, stack.standby) as connection:

@@ -116,7 +116,7 @@ def test_the_dsn_names_the_target_server_and_the_login_only(stack: Stack) -> Non
     assert "pw" not in repr(login)
 
 
-def test_the_login_cannot_open_another_repro_database_nor_the_standby_or_primary(
+def test_the_login_cannot_open_another_database_nor_the_standby_or_primary(
     stack: Stack, admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
 ) -> None:
     ours, loading = repro_database(), repro_database()  # the other one was never handed off
@@ -124,6 +124,9 @@ def test_the_login_cannot_open_another_repro_database_nor_the_standby_or_primary
     dsn = login.dsn(stack.target_admin_dsn).reveal()
     with pytest.raises(psycopg.OperationalError, match=f'permission denied for database "{loading.name}"'):
         psycopg.connect(make_conninfo(dsn, dbname=loading.name)).close()
+    for maintenance in ("postgres", "template1"):
+        with pytest.raises(psycopg.OperationalError, match=f'permission denied for database "{maintenance}"'):
+            psycopg.connect(make_conninfo(dsn, dbname=maintenance)).close()
     for server in ("standby", "primary"):
         elsewhere = make_conninfo(dsn, port=stack.server(server).port, dbname="billing")
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
@@ -190,6 +193,8 @@ def test_a_target_role_that_may_not_create_roles_is_one_clear_error(
     admin.execute(
         sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD 'limited-pw'").format(sql.Identifier(limited))
     )
+    # The embedded target closes its admin database to PUBLIC: an admin role that is no superuser is granted it.
+    admin.execute(sql.SQL("GRANT CONNECT ON DATABASE postgres TO {}").format(sql.Identifier(limited)))
     try:
         limited_dsn = make_conninfo(stack.target_admin_dsn, user=limited, password="limited-pw")
         with (
@@ -200,6 +205,7 @@ def test_a_target_role_that_may_not_create_roles_is_one_clear_error(
         assert "may not create or change the login role" in raised.value.problem
         assert "CREATEROLE" in raised.value.remedy
     finally:
+        admin.execute(sql.SQL("REVOKE CONNECT ON DATABASE postgres FROM {}").format(sql.Identifier(limited)))
         admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(limited)))
 
 
