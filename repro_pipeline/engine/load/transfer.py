@@ -1,24 +1,25 @@
 """Stream the closure's rows from the source to the target through the masks, table by table.
 
 Rows go from ``COPY ... TO STDOUT`` on the source to ``COPY ... FROM STDIN`` on the target one batch of
-keys (or, for a table without a primary key, one selecting condition) at a time, so memory holds one batch whatever the tenant's size. A table without masks is copied as raw
-COPY data, without parsing rows.
+keys (or, for a table without a primary key, one selecting condition) at a time, so memory holds one batch
+whatever the tenant's size. Rows stay COPY text: a table without masks is copied as the bytes the source sent,
+and in a masked one only the masked fields are decoded and written again (``copy_text``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import Copy, sql
 from psycopg.rows import TupleRow
 
+from repro_pipeline.engine.load.copy_text import line_masker, splits_safely
 from repro_pipeline.engine.masking.plan import TableMasking
 from repro_pipeline.engine.source.catalog import ForeignKey, Table
 from repro_pipeline.engine.subset.keyset import column_list, match_keys
-
 
 WRITE_SIZE = 1 << 17  # bytes of COPY data handed to the target at once
 
@@ -59,6 +60,8 @@ def copy_table(
         freeze=sql.SQL("" if table.partition_by else " WITH (FREEZE)"),
     )
     read = 0
+    encoding = source.info.encoding
+    mask_lines = line_masker(sorted(masking.maskers.items()), encoding) if masking.maskers else None
     # The source sends one message per row; handing each to the target on its own costs a round of libpq
     # calls per row, so rows are gathered into blocks of about WRITE_SIZE bytes first.
     pending = bytearray()
@@ -68,19 +71,25 @@ def copy_table(
                 columns=selected, table=table.name.identifier, condition=condition
             )
             with source_cur.copy(copy_out, params | nulled_params) as stream:
-                if masking.is_passthrough:
+                if mask_lines is not None and not splits_safely(encoding):
+                    for row in stream.rows():
+                        sink.write_row(masking.mask_row(row))
+                else:
                     for block in stream:
                         pending += block
                         if len(pending) >= WRITE_SIZE:
-                            sink.write(pending)
-                            pending = bytearray()
-                else:
-                    for row in stream.rows():
-                        sink.write_row(masking.mask_row(row))
+                            pending = _write_lines(sink, pending, mask_lines)
             read += source_cur.rowcount
-        if pending:
-            sink.write(pending)
+        _write_lines(sink, pending, mask_lines)
     return CopiedRows(read=read, written=target_cur.rowcount)
+
+
+def _write_lines(sink: Copy, data: bytearray, mask_lines: Callable[[bytes], bytes] | None) -> bytearray:
+    """Writes the whole lines of ``data`` to ``sink``, masked; returns what follows the last line."""
+    end = data.rfind(b"\n") + 1
+    if end:
+        sink.write(data[:end] if mask_lines is None else mask_lines(bytes(data[:end])))
+    return data[end:]
 
 
 def _selected_columns(
