@@ -16,7 +16,7 @@ import psycopg
 from psycopg import Copy, sql
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.load.copy_text import line_masker, splits_safely
+from repro_pipeline.engine.load.copy_text import FieldMasker, line_masker, splits_safely
 from repro_pipeline.engine.masking.plan import TableMasking
 from repro_pipeline.engine.source.catalog import ForeignKey, Table
 from repro_pipeline.engine.subset.keyset import column_list, match_keys
@@ -61,7 +61,8 @@ def copy_table(
     )
     read = 0
     encoding = source.info.encoding
-    mask_lines = line_masker(sorted(masking.maskers.items()), encoding) if masking.maskers else None
+    python_maskers = _python_maskers(masking)
+    mask_lines = line_masker(python_maskers, encoding) if python_maskers else None
     # The source sends one message per row; handing each to the target on its own costs a round of libpq
     # calls per row, so rows are gathered into blocks of about WRITE_SIZE bytes first.
     pending = bytearray()
@@ -82,6 +83,11 @@ def copy_table(
             read += source_cur.rowcount
         _write_lines(sink, pending, mask_lines)
     return CopiedRows(read=read, written=target_cur.rowcount)
+
+
+def _python_maskers(masking: TableMasking) -> list[FieldMasker]:
+    """The maskers the rows go through on their way, by their column's position in the line."""
+    return sorted(masking.maskers.items())
 
 
 def _write_lines(sink: Copy, data: bytearray, mask_lines: Callable[[bytes], bytes] | None) -> bytearray:

@@ -30,23 +30,34 @@ class JsonPathAction:
     masker: ValueMasker | None  # None removes the key
 
 
-def compile_document_masker(actions: Sequence[JsonPathAction]) -> ValueMasker:
-    """A masker for a json/jsonb column's text that applies ``actions`` in order."""
+def compile_document_masker(actions: Sequence[JsonPathAction], *, jsonb: bool = False) -> ValueMasker:
+    """A masker for a json/jsonb column's text that applies ``actions`` in order.
+
+    With ``jsonb`` (the text as PostgreSQL prints a jsonb value, keys written as they are) and only dotted
+    paths, a document in which no path's last key appears is returned as it came, without being parsed.
+    """
     edits = [_compile(action) for action in actions]
+    decode, encode = _decoder().decode, _encoder().encode
+    last_keys = _last_keys(actions) if jsonb else None
 
     def mask(text: str | None) -> str | None:
         if text is None:
             return None
-        exact: list[_ExactNumber] = []
-        document = json.loads(text, parse_float=lambda literal: _parse_float(literal, exact))
+        if last_keys is not None and not any(key in text for key in last_keys):
+            return text
+        document = decode(text)
         for edit in edits:
             edit(document)
-        output = json.dumps(document, ensure_ascii=False, separators=(", ", ": "))
-        for number in exact:
-            output = output.replace(json.dumps(number), number.literal, 1)
-        return output
+        return _with_exact_numbers(encode(document))
 
     return mask
+
+
+def _last_keys(actions: Sequence[JsonPathAction]) -> tuple[str, ...] | None:
+    """Each dotted path's last key as it appears in jsonb text (quoted), or None when a path is not dotted."""
+    if not all(_DOTTED.fullmatch(action.path) for action in actions):
+        return None
+    return tuple(dict.fromkeys(f'"{action.path.rpartition(".")[2]}"' for action in actions))
 
 
 def compile_root_masker(masker: ValueMasker) -> ValueMasker:
@@ -55,39 +66,54 @@ def compile_root_masker(masker: ValueMasker) -> ValueMasker:
     A string document is masked as its text, any other as its JSON text (as under a path rule); the
     output is a JSON string, so it stays valid JSON. SQL NULL and JSON null stay as they are.
     """
+    decode, encode = _decoder().decode, _encoder().encode
 
     def mask(text: str | None) -> str | None:
         if text is None:
             return None
-        exact: list[_ExactNumber] = []
-        document = json.loads(text, parse_float=lambda literal: _parse_float(literal, exact))
+        document = decode(text)
         if document is None:
             return text
-        return json.dumps(_masked_leaf(masker, document), ensure_ascii=False)
+        return encode(_masked_leaf(masker, document))
 
     return mask
 
 
-class _ExactNumber(str):
-    """A JSON number a float cannot hold exactly, kept as its literal (and a unique placeholder text).
+def _decoder() -> json.JSONDecoder:
+    """One decoder per masker, built once: ``json.loads`` with a ``parse_float`` builds one per call."""
+    return json.JSONDecoder(parse_float=_parse_float)
 
-    NUL cannot occur in jsonb text, so the placeholder never collides with a real string.
-    """
+
+def _encoder() -> json.JSONEncoder:
+    return json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+
+
+class _ExactNumber(str):
+    """A JSON number a float cannot hold exactly, kept as its literal inside a placeholder string that the
+    output gets back as the literal (``_with_exact_numbers``). NUL cannot occur in jsonb text, so the
+    placeholder never collides with a real string."""
 
     literal: str
 
-    def __new__(cls, literal: str, index: int) -> _ExactNumber:
-        placeholder = super().__new__(cls, f"\0{index}\0")
+    def __new__(cls, literal: str) -> _ExactNumber:
+        placeholder = super().__new__(cls, f"\0{literal}\0")
         placeholder.literal = literal
         return placeholder
 
 
-def _parse_float(literal: str, exact: list[_ExactNumber]) -> float | _ExactNumber:
+_PLACEHOLDER = re.compile(r'"\\u0000(-?[0-9][0-9.eE+-]*)\\u0000"')
+
+
+def _with_exact_numbers(output: str) -> str:
+    """``output`` with the exact numbers' placeholders (written as JSON strings) back as their literals."""
+    return _PLACEHOLDER.sub(r"\1", output) if '"\\u0000' in output else output
+
+
+def _parse_float(literal: str) -> float | _ExactNumber:
     value = float(literal)
     if math.isfinite(value) and Decimal(repr(value)) == Decimal(literal):
         return value
-    exact.append(_ExactNumber(literal, len(exact)))
-    return exact[-1]
+    return _ExactNumber(literal)
 
 
 def _masked_leaf(masker: ValueMasker, value: Any) -> Any:
@@ -100,21 +126,7 @@ def _masked_leaf(masker: ValueMasker, value: Any) -> Any:
 
 def _json_text(value: Any) -> str:
     """``value`` as JSON text, with the literals of exact numbers inside it (not their placeholders)."""
-    text = json.dumps(value, sort_keys=True)
-    for number in _exact_numbers(value):
-        text = text.replace(json.dumps(number), number.literal, 1)
-    return text
-
-
-def _exact_numbers(value: Any) -> Iterator[_ExactNumber]:
-    if isinstance(value, _ExactNumber):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _exact_numbers(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _exact_numbers(item)
+    return _with_exact_numbers(json.dumps(value, sort_keys=True))
 
 
 def _compile(action: JsonPathAction) -> DocumentEdit:

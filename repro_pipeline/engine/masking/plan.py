@@ -231,8 +231,10 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
                 maskers[positions[rule.column.name]] = masker
             described.append(ColumnMasking(rule.column.name, description))
         for column_name, path_rules in json_rules.get(name, {}).items():
+            json_column = table.column(column_name)
             maskers[positions[column_name]] = compile_document_masker(
-                [_json_action(path_rule, tagged_aliases, salt) for path_rule in path_rules]
+                [_json_action(path_rule, tagged_aliases, salt) for path_rule in path_rules],
+                jsonb=json_column is not None and json_column.type == "jsonb",
             )
             described.append(ColumnMasking(column_name, f"json:{len(path_rules)} paths"))
         plan[name] = TableMasking(table, rules.strategy, tuple(described), maskers, rules.batch_size)
