@@ -17,8 +17,9 @@ from psycopg import Copy, sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.load.copy_text import FieldMasker, line_masker, splits_safely
+from repro_pipeline.engine.masking.in_select import SelectMask
 from repro_pipeline.engine.masking.plan import TableMasking
-from repro_pipeline.engine.source.catalog import ForeignKey, Table
+from repro_pipeline.engine.source.catalog import ForeignKey
 from repro_pipeline.engine.subset.keyset import column_list, match_keys
 
 WRITE_SIZE = 1 << 17  # bytes of COPY data handed to the target at once
@@ -50,7 +51,7 @@ def copy_table(
     of a reference (to another tenant's rows left out) are written as NULL."""
     table = masking.table
     columns = [column.name for column in table.copy_columns]
-    selected, nulled_params = _selected_columns(masking.table, columns, nulled)
+    selected, nulled_params = _selected_columns(masking, columns, nulled)
     source_cur, target_cur = source.cursor(), target.cursor()
     # FREEZE: the table was created in this transaction, so its rows can be written already frozen
     # (PostgreSQL allows it on ordinary tables only; a partitioned table routes rows to its partitions).
@@ -86,8 +87,13 @@ def copy_table(
 
 
 def _python_maskers(masking: TableMasking) -> list[FieldMasker]:
-    """The maskers the rows go through on their way, by their column's position in the line."""
-    return sorted(masking.maskers.items())
+    """The maskers the rows go through on their way, by their column's position in the line: what the server
+    does not do already in the SELECT (``in_select``)."""
+    python = {
+        position: masker.remaining if isinstance(masker, SelectMask) else masker
+        for position, masker in masking.maskers.items()
+    }
+    return sorted((position, masker) for position, masker in python.items() if masker is not None)
 
 
 def _write_lines(sink: Copy, data: bytearray, mask_lines: Callable[[bytes], bytes] | None) -> bytearray:
@@ -99,9 +105,15 @@ def _write_lines(sink: Copy, data: bytearray, mask_lines: Callable[[bytes], byte
 
 
 def _selected_columns(
-    table: Table, columns: list[str], nulled: Collection[NulledReference]
+    masking: TableMasking, columns: list[str], nulled: Collection[NulledReference]
 ) -> tuple[sql.Composable, dict[str, Any]]:
-    """The COPY's select list: each column, or NULL where its reference leads to a row left out."""
+    """The COPY's select list: each column, or the mask the server applies to it, or NULL where its reference
+    leads to a row left out."""
+    table = masking.table
+    selected: list[sql.Composable] = [sql.Identifier(column) for column in columns]
+    for position, masker in masking.maskers.items():
+        if isinstance(masker, SelectMask):
+            selected[position] = masker.expression(selected[position])
     conditions: dict[str, list[sql.Composable]] = {}
     params: dict[str, Any] = {}
     for index, reference in enumerate(nulled):
@@ -111,13 +123,11 @@ def _selected_columns(
         params |= fk_params
         for column in reference.columns:
             conditions.setdefault(column, []).append(condition)
-    if not conditions:
-        return column_list(columns), params
     return sql.SQL(", ").join(
-        sql.SQL("CASE WHEN {any} THEN NULL ELSE {column} END AS {column}").format(
-            any=sql.SQL(" OR ").join(conditions[column]), column=sql.Identifier(column)
+        sql.SQL("CASE WHEN {any} THEN NULL ELSE {value} END AS {column}").format(
+            any=sql.SQL(" OR ").join(conditions[column]), value=value, column=sql.Identifier(column)
         )
         if column in conditions
-        else sql.Identifier(column)
-        for column in columns
+        else value
+        for column, value in zip(columns, selected, strict=True)
     ), params

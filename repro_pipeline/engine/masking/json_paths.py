@@ -8,11 +8,9 @@ and the output is always valid JSON.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from jsonpath_ng.ext import parse as parse_jsonpath
@@ -89,9 +87,9 @@ def _encoder() -> json.JSONEncoder:
 
 
 class _ExactNumber(str):
-    """A JSON number a float cannot hold exactly, kept as its literal inside a placeholder string that the
-    output gets back as the literal (``_with_exact_numbers``). NUL cannot occur in jsonb text, so the
-    placeholder never collides with a real string."""
+    """A JSON number kept as its literal (see ``_parse_float``) inside a placeholder string that the output
+    gets back as the literal (``_with_exact_numbers``). NUL cannot occur in jsonb text, so the placeholder
+    never collides with a real string."""
 
     literal: str
 
@@ -110,10 +108,10 @@ def _with_exact_numbers(output: str) -> str:
 
 
 def _parse_float(literal: str) -> float | _ExactNumber:
+    """A float when Python writes it back as the same text, else the literal: ``1.50``, ``1E3`` and numbers a
+    float cannot hold stay as the source wrote them (and as PostgreSQL prints a jsonb number)."""
     value = float(literal)
-    if math.isfinite(value) and Decimal(repr(value)) == Decimal(literal):
-        return value
-    return _ExactNumber(literal)
+    return value if repr(value) == literal else _ExactNumber(literal)
 
 
 def _masked_leaf(masker: ValueMasker, value: Any) -> Any:
@@ -129,9 +127,15 @@ def _json_text(value: Any) -> str:
     return _with_exact_numbers(json.dumps(value, sort_keys=True))
 
 
+def dotted_keys(path: str) -> tuple[str, ...] | None:
+    """The keys of a plain dotted path (``$.actor.email``: actor, email), or None for any other JSONPath."""
+    return tuple(path[2:].split(".")) if _DOTTED.fullmatch(path) else None
+
+
 def _compile(action: JsonPathAction) -> DocumentEdit:
-    if _DOTTED.fullmatch(action.path):
-        return _dotted_edit(tuple(action.path[2:].split(".")), action.masker)
+    keys = dotted_keys(action.path)
+    if keys is not None:
+        return _dotted_edit(keys, action.masker)
     return _jsonpath_edit(action.path, action.masker)
 
 

@@ -1,6 +1,6 @@
 """The rows' way from the source to the target on a schema of awkward values (tabs, newlines, backslashes,
 NULLs, ``\\N`` as text, unicode) in masked and unmasked columns: unmasked columns arrive byte for byte, masked
-ones as the plan's Python maskers give them."""
+ones as the plan's Python maskers give them, also where the server applies the mask in the SELECT."""
 
 from __future__ import annotations
 
@@ -13,11 +13,16 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.types.string import TextLoader
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.load.loader import load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
+from repro_pipeline.engine.load.transfer import _python_maskers
+from repro_pipeline.engine.masking import in_select, values
+from repro_pipeline.engine.masking.in_select import SelectMask
+from repro_pipeline.engine.masking.json_paths import JsonPathAction
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
@@ -174,3 +179,71 @@ def test_unmasked_columns_arrive_byte_for_byte_and_masked_ones_as_the_python_mas
     assert loaded == expected
     assert {row[3] for row in loaded} - {None} == {"re\tdacted\\"}
     assert {row[4] for row in loaded} == {None}
+
+
+DOCUMENTS = [
+    '{"contact": {"email": "a@b.c", "notes": "x", "keep": 1.50}, "notes": [1, 2.50], "z": "\\t\\u0001é"}',
+    '{"contact": "not an object", "notes": {"deep": true}}',
+    '{"contact": {"notes": null}}',
+    '{"contact": [1, 2], "other": {}}',
+    "[1, 2]",
+    '"a scalar"',
+    "null",
+    "{}",
+    None,
+]
+
+
+def _server_side(masker: SelectMask, dsn: str) -> list[str | None]:
+    """Each of DOCUMENTS through the masker's SELECT expression on the server, then its Python remainder."""
+    query = sql.SQL("SELECT {} FROM unnest(%s::jsonb[]) WITH ORDINALITY AS d(profile, n) ORDER BY n").format(
+        masker.expression(sql.Identifier("profile"))
+    )
+    with psycopg.connect(dsn) as conn:
+        conn.adapters.register_loader("jsonb", TextLoader)
+        printed = [row[0] for row in conn.execute(query, (DOCUMENTS,))]
+    return [masker.remaining(text) if masker.remaining else text for text in printed]
+
+
+def _canonical(dsn: str, documents: list[str | None]) -> list[str | None]:
+    with psycopg.connect(dsn) as conn:
+        conn.adapters.register_loader("jsonb", TextLoader)
+        return [conn.execute("SELECT %s::jsonb", (document,)).fetchone()[0] for document in documents]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        [("$.contact.notes", None), ("$.notes", None)],
+        [("$.contact.email", "fake"), ("$.contact.notes", None), ("$.notes", None)],
+        [("$.notes", None), ("$..email", "fake"), ("$.contact.notes", None)],
+    ],
+    ids=["removals only", "the guide's shape", "after a recursive path"],
+)
+def test_removals_in_the_select_give_the_python_maskers_text_byte_for_byte(
+    stack: Stack, paths: list[tuple[str, str | None]]
+) -> None:
+    actions = [
+        JsonPathAction(path, None if rule is None else values.fake(Secret("s" * 64), path, "email", {}))
+        for path, rule in paths
+    ]
+    masker = in_select.document_masker(actions, jsonb=True)
+    assert isinstance(masker, SelectMask)
+    documents = _canonical(stack.target_admin_dsn, DOCUMENTS)
+    assert _server_side(masker, stack.target_admin_dsn) == [masker(document) for document in documents]
+    assert (masker.remaining is None) == all(rule is None for _, rule in paths)
+
+
+def test_a_removal_under_a_path_masked_before_it_stays_in_python() -> None:
+    whole_contact = JsonPathAction("$.contact", values.hashed(Secret("s" * 64)))
+    masker = in_select.document_masker([whole_contact, JsonPathAction("$.contact.notes", None)], jsonb=True)
+    assert not isinstance(masker, SelectMask)
+    assert not isinstance(in_select.document_masker([JsonPathAction("$.a", None)], jsonb=False), SelectMask)
+
+
+def test_null_static_and_removals_are_left_to_the_server(awkward_source: str, tmp_path: Path) -> None:
+    masking = _plan(awkward_source, tmp_path, 1).mask_plan.for_table(PEOPLE)
+    in_python = {masking.table.copy_columns[position].name for position, _ in _python_maskers(masking)}
+    assert in_python == {"name", "code", "profile"}
+    profile = masking.masker_for("profile")
+    assert isinstance(profile, SelectMask) and profile.remaining is not None
