@@ -77,6 +77,40 @@ def compile_root_masker(masker: ValueMasker) -> ValueMasker:
     return mask
 
 
+PARTS_SEPARATOR = "\x01"  # a raw control character never occurs in jsonb text (it is written as \u0001)
+
+
+def compile_parts_masker(actions: Sequence[JsonPathAction], top_keys: Sequence[str]) -> ValueMasker:
+    """A masker for a jsonb document the server sent in parts (see ``in_select``): the document without
+    ``top_keys``, then the value of each of them (empty when absent), separated by ``PARTS_SEPARATOR``.
+
+    Only the values of ``top_keys`` are parsed and masked by ``actions`` (dotted paths under them); they are
+    appended to the rest, which goes on as the server printed it. The text differs from the whole document's
+    in its keys' order, which jsonb does not keep: the target stores the same value.
+    """
+    edits = [_compile(action) for action in actions]
+    decode, encode = _decoder().decode, _encoder().encode
+    keys = tuple(top_keys)
+
+    def mask(text: str | None) -> str | None:
+        if text is None:
+            return None
+        rest, separator, parts = text.partition(PARTS_SEPARATOR)
+        if not separator:
+            return text  # not an object: no path applies
+        document = {
+            key: decode(part) for key, part in zip(keys, parts.split(PARTS_SEPARATOR), strict=True) if part
+        }
+        for edit in edits:
+            edit(document)
+        if not document:
+            return rest
+        added = ", ".join(f'"{key}": {encode(value)}' for key, value in document.items())
+        return _with_exact_numbers(f"{rest[:-1]}{', ' if len(rest) > 2 else ''}{added}}}")
+
+    return mask
+
+
 def _decoder() -> json.JSONDecoder:
     """One decoder per masker, built once: ``json.loads`` with a ``parse_float`` builds one per call."""
     return json.JSONDecoder(parse_float=_parse_float)
