@@ -18,13 +18,13 @@ them (a rule that masks nothing). Two searches follow:
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import ahocorasick
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
@@ -32,8 +32,10 @@ from pyroaring import BitMap64
 
 from repro_pipeline.engine.config import PassthroughAction, RegexMaskAction, ReproConfig, StaticAction
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
-from repro_pipeline.engine.source.catalog import Catalog, Table, TableName
+from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
 from repro_pipeline.engine.subset.keyset import column_list, key_getter
+from repro_pipeline.engine.verify.copy_stream import copy_rows, copy_text_chunks, copy_text_fields
+from repro_pipeline.engine.verify.leak_search import DISTINCTIVE, NOTHING, OriginalsMatcher
 
 
 @dataclass(frozen=True)
@@ -246,116 +248,103 @@ class LeakScan:
 def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals: Originals) -> LeakScan:
     """How many target values of each ``schema.table.column`` contain an original sensitive value.
 
-    Every column that can hold text is read (as text, or parsed for json/jsonb, whose keys count too).
+    Every column that can hold text is read (as text, or parsed for json/jsonb, whose keys count too), each
+    table in one COPY: rows the matcher's sieve lets through are tested value by value.
     """
     leaks: Counter[str] = Counter()
     common_words: Counter[str] = Counter()
-    kept: Counter[str] = Counter()  # masked rows still holding their own original
-    kept_only: Counter[str] = Counter()  # of those, the ones no distinctive original made a leak already
-    checked: Counter[str] = Counter()
-    find = _matcher(originals)
+    kept = _KeptOriginals()
+    matcher = OriginalsMatcher(originals.common_words, originals.distinctive)
     for table in catalog.tables.values():
         columns = [column for column in table.columns if not column.type.startswith(_NEVER_TEXT)]
-        own = originals.own_columns.get(table.name, set())
-        if not columns or (find is None and not own):
+        if not columns:
             continue
-        key = table.primary_key if own else ()
-        selected = sql.SQL(", ").join(
-            [
-                *(sql.Identifier(c) for c in key),
-                *(
-                    sql.Identifier(c.name)
-                    if c.type in ("json", "jsonb")
-                    else sql.SQL("{}::text").format(sql.Identifier(c.name))
-                    for c in columns
-                ),
-            ]
-        )
-        key_of = key_getter((*key, *(c.name for c in columns)), key)
-        for row in target.cursor().stream(
-            sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
-        ):
-            row_key = key_of(row)
-            for column, value in zip(columns, row[len(key) :], strict=True):
-                if value is None:
-                    continue
-                where = f"{table.name}.{column.name}"
-                found = (
-                    _NOTHING
-                    if find is None
-                    else max((find(text) for text in _texts(value)), default=_NOTHING)
-                )
-                if found == _DISTINCTIVE:
-                    leaks[where] += 1
-                elif found == _COMMON_WORD:
-                    common_words[where] += 1
-                if column.name in own and isinstance(value, str):
-                    checked[where] += 1
-                    if _row_value(table.name, column.name, row_key, value) in originals.own:
-                        kept[where] += 1
-                        # Counted once: a leak already if it is a distinctive original.
-                        kept_only[where] += found != _DISTINCTIVE
-    # One row alike may be chance (a tenant's one row faked to its own first name); most of several is not.
-    failing = Counter(
-        {
-            column: kept_only[column]
-            for column in kept
-            if kept[column] >= 2 and kept[column] * 2 > checked[column]
-        }
-    )
-    by_chance = Counter({column: rows for column, rows in kept.items() if column not in failing})
+        if not matcher.empty:
+            for where, found in _values_holding_originals(target, table, columns, matcher):
+                (leaks if found == DISTINCTIVE else common_words)[where] += 1
+        own = [column for column in columns if column.name in originals.own_columns.get(table.name, ())]
+        if own:
+            kept.read(target, table, own, originals, matcher)
+    failing = kept.failing()
+    by_chance = Counter({column: rows for column, rows in kept.rows.items() if column not in failing})
     return LeakScan(leaks + failing, common_words, by_chance)
 
 
-_NOTHING, _COMMON_WORD, _DISTINCTIVE = 0, 1, 2
+def _values_holding_originals(
+    target: psycopg.Connection[TupleRow], table: Table, columns: list[Column], matcher: OriginalsMatcher
+) -> Iterator[tuple[str, int]]:
+    """(``schema.table.column``, what it holds) of each value of ``columns`` that holds an original."""
+    parsed = [column.type in _JSON_TYPES for column in columns]
+    select = sql.SQL("SELECT {} FROM {}").format(
+        column_list([column.name for column in columns]), table.name.identifier
+    )
+    for chunk in copy_text_chunks(target, select):
+        for line in matcher.candidate_lines(chunk):
+            for column, is_json, text in zip(columns, parsed, copy_text_fields(line), strict=True):
+                if text is None:
+                    continue
+                found = matcher.value_holds(json.loads(text) if is_json else text)
+                if found != NOTHING:
+                    yield f"{table.name}.{column.name}", found
 
 
-def _matcher(originals: Originals) -> Callable[[str], int] | None:
-    """What a text holds of ``originals``, case-insensitively, at word boundaries: ``_DISTINCTIVE`` if one
-    of those, else ``_COMMON_WORD`` if one of those, else ``_NOTHING``."""
-    automaton = ahocorasick.Automaton()
-    for kind, words in ((_COMMON_WORD, originals.common_words), (_DISTINCTIVE, originals.distinctive)):
-        for original in words:
-            folded = original.casefold()
-            known = automaton.get(folded, (_NOTHING, folded))[0]  # "MARY" and "Mary" fold alike
-            automaton.add_word(folded, (max(kind, known), folded))
-    if not len(automaton):
-        return None
-    automaton.make_automaton()
+@dataclass
+class _KeptOriginals:
+    """Masked rows that still hold their own original, per ``schema.table.column``."""
 
-    def holds(text: str) -> int:
-        folded = text.rstrip(" ").casefold()
-        found = _NOTHING
-        for end, (kind, word) in automaton.iter(folded):
-            if kind > found and _bounded(folded, end - len(word) + 1, end, word):
-                found = kind
-                if found == _DISTINCTIVE:
-                    break
-        return found
+    rows: Counter[str] = field(default_factory=Counter)
+    only: Counter[str] = field(
+        default_factory=Counter
+    )  # of those, the ones no distinctive original made a leak
+    checked: Counter[str] = field(default_factory=Counter)
 
-    return holds
+    def read(
+        self,
+        target: psycopg.Connection[TupleRow],
+        table: Table,
+        columns: list[Column],
+        originals: Originals,
+        matcher: OriginalsMatcher,
+    ) -> None:
+        key = table.primary_key
+        selected = sql.SQL(", ").join(
+            [
+                *(sql.Identifier(name) for name in key),
+                *(
+                    sql.Identifier(column.name)
+                    if column.type in _JSON_TYPES
+                    else sql.SQL("{}::text").format(sql.Identifier(column.name))
+                    for column in columns
+                ),
+            ]
+        )
+        select = sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
+        key_of = key_getter((*key, *(column.name for column in columns)), key)
+        for row in copy_rows(target, select, described=sql.SQL("{} LIMIT 0").format(select)):
+            row_key = key_of(row)
+            for column, value in zip(columns, row[len(key) :], strict=True):
+                if not isinstance(value, str):
+                    continue
+                where = f"{table.name}.{column.name}"
+                self.checked[where] += 1
+                if _row_value(table.name, column.name, row_key, value) in originals.own:
+                    self.rows[where] += 1
+                    # Counted once: a leak already if it is a distinctive original.
+                    self.only[where] += matcher.value_holds(value) != DISTINCTIVE
+
+    def failing(self) -> Counter[str]:
+        """One row alike may be chance (a tenant's one row faked to its own first name); most of several is
+        not: those columns leak."""
+        return Counter(
+            {
+                column: self.only[column]
+                for column, rows in self.rows.items()
+                if rows >= 2 and rows * 2 > self.checked[column]
+            }
+        )
 
 
-def _bounded(text: str, start: int, end: int, found: str) -> bool:
-    """``found`` at text[start:end + 1] is not the middle of a longer word (``Ann`` in ``Annual``)."""
-    left_open = start == 0 or not (found[0].isalnum() and text[start - 1].isalnum())
-    right_open = end == len(text) - 1 or not (found[-1].isalnum() and text[end + 1].isalnum())
-    return left_open and right_open
-
-
-def _texts(value: Any) -> Iterator[str]:
-    """A value's texts: itself, or a JSON document's string leaves and keys."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _texts(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _texts(item)
-
-
+_JSON_TYPES = ("json", "jsonb")
 _NEVER_TEXT = (
     "smallint",
     "integer",
