@@ -1,18 +1,15 @@
 """The search for originals in text: one Aho-Corasick automaton of every original, built once.
 
 ``holds`` is the exact test of one value: an original, case-insensitively, whole or at word boundaries.
-``candidate_lines`` is its sieve over many rows of COPY text at once (one C loop per chunk): a row without
-any original anywhere in its text, and without a backslash, holds none in any of its values, so only the
-other rows are taken apart and tested exactly. Without a backslash, COPY's text of a row is its values
-verbatim, and a JSON document's text holds its keys and strings verbatim; what a backslash escapes (a quote,
-a newline, a ``\\u`` escape of a json document) is why such a row is always tested exactly.
+``candidate_values`` is its sieve over many values at once (one C loop over their text): a value without any
+original anywhere in it, and without a backslash, holds none, so only the others are tested exactly. A JSON
+document's text without a backslash holds its keys and strings verbatim; what a backslash escapes (a quote,
+a newline, a ``\\u`` escape of a json document) is why such a value is always tested exactly.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Iterable, Iterator
-from itertools import accumulate
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import ahocorasick
@@ -22,52 +19,81 @@ NOTHING, COMMON_WORD, DISTINCTIVE = 0, 1, 2
 
 class OriginalsMatcher:
     def __init__(self, common_words: Iterable[str], distinctive: Iterable[str]) -> None:
-        automaton = ahocorasick.Automaton()
+        kinds: dict[str, int] = {}  # "MARY" and "Mary" fold alike: the stronger kind counts
         for kind, words in ((COMMON_WORD, common_words), (DISTINCTIVE, distinctive)):
             for original in words:
                 folded = original.casefold()
-                known = automaton.get(folded, (NOTHING, folded))[0]  # "MARY" and "Mary" fold alike
-                automaton.add_word(folded, (max(kind, known), folded))
-        self.empty = not len(automaton)
-        if not self.empty:
-            automaton.make_automaton()
-        self._automaton = automaton
+                kinds[folded] = max(kind, kinds.get(folded, NOTHING))
+        self._automata = _automata(
+            {original: kind for original, kind in kinds.items() if len(original) <= _SHORT}
+        )
+        # A long original that holds a shorter distinctive one (a note quoting an email) is found wherever
+        # that one is, and nothing is more than distinctive: the automaton of the short ones is the same
+        # search without it, and much smaller to build.
+        self._automata += _automata(
+            {
+                original: kind
+                for original, kind in kinds.items()
+                if len(original) > _SHORT and self._holds_folded(original) != DISTINCTIVE
+            }
+        )
+        self.empty = not self._automata
 
     def holds(self, text: str) -> int:
         """``DISTINCTIVE`` if ``text`` holds one of those originals, else ``COMMON_WORD`` if it holds one of
         those, else ``NOTHING``."""
-        if self.empty:
-            return NOTHING
-        folded = text.rstrip(" ").casefold()
+        return self._holds_folded(text.rstrip(" ").casefold())
+
+    def _holds_folded(self, folded: str) -> int:
         found = NOTHING
-        for end, (kind, word) in self._automaton.iter(folded):
-            if kind > found and _bounded(folded, end - len(word) + 1, end, word):
-                found = kind
-                if found == DISTINCTIVE:
-                    break
+        for automaton in self._automata:
+            for end, (kind, word) in automaton.iter(folded):
+                if kind > found and _bounded(folded, end - len(word) + 1, end, word):
+                    found = int(kind)
+                    if found == DISTINCTIVE:
+                        return found
         return found
 
     def value_holds(self, value: Any) -> int:
         """What a value holds: a text, or a JSON document's strings and keys."""
         return max(map(self.holds, texts(value)), default=NOTHING)
 
-    def candidate_lines(self, chunk: str) -> list[str]:
-        """The lines of ``chunk`` that may hold an original: any original anywhere in them, word boundaries
+    def candidate_values(self, values: Sequence[str]) -> list[int]:
+        """The indexes of ``values`` that may hold an original: any original anywhere in them, word boundaries
         or not, or a backslash. The others hold none."""
-        if self.empty:
+        if self.empty or not values:
             return []
-        folded = chunk.casefold()  # character by character: the same lines, some longer
-        ends = [end for end, _ in self._automaton.iter(folded)]
-        escaped = "\\" in folded
-        if not ends and not escaped:
-            return []
-        folded_lines = folded.split("\n")
-        line_ends = list(accumulate(len(line) + 1 for line in folded_lines))
-        found = {bisect_right(line_ends, end) for end in ends}
-        if escaped:
-            found.update(index for index, line in enumerate(folded_lines) if "\\" in line)
-        lines = chunk.split("\n")
-        return [lines[index] for index in sorted(found)]
+        # NUL is in no text or JSON value of PostgreSQL's, so no original spans two values; casefold works
+        # character by character, so the n-th NUL still ends the n-th value.
+        folded = "\0".join(values).casefold()
+        positions = [end for automaton in self._automata for end, _ in automaton.iter(folded)]
+        escape = folded.find("\\")
+        while escape != -1:
+            positions.append(escape)
+            value_end = folded.find("\0", escape)
+            escape = -1 if value_end == -1 else folded.find("\\", value_end)
+        found: list[int] = []
+        index, counted_to = 0, 0
+        for position in sorted(positions):
+            index += folded.count("\0", counted_to, position)
+            counted_to = position
+            if not found or found[-1] != index:
+                found.append(index)
+        return found
+
+
+_SHORT = 64  # characters: an email, a name; longer ones are mostly notes
+
+
+def _automata(kinds: dict[str, int]) -> list[ahocorasick.Automaton]:
+    """An automaton of ``kinds``' originals (folded), or none for none."""
+    if not kinds:
+        return []
+    automaton = ahocorasick.Automaton()
+    for original, kind in kinds.items():
+        automaton.add_word(original, (kind, original))
+    automaton.make_automaton()
+    return [automaton]
 
 
 def _bounded(text: str, start: int, end: int, found: str) -> bool:

@@ -23,6 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
 
 import psycopg
@@ -34,7 +35,6 @@ from repro_pipeline.engine.config import PassthroughAction, RegexMaskAction, Rep
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
 from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
 from repro_pipeline.engine.subset.keyset import column_list, key_getter
-from repro_pipeline.engine.verify.copy_stream import copy_rows, copy_text_chunks, copy_text_fields
 from repro_pipeline.engine.verify.leak_search import DISTINCTIVE, NOTHING, OriginalsMatcher
 
 
@@ -148,6 +148,8 @@ def _too_plain(value: str) -> str:
 _BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
 
 
+STREAM_ROWS = 2_000  # rows a stream brings per round trip (libpq's chunked rows), and the sieve takes at once
+
 RowConditions = Callable[[Table], Iterable[tuple[sql.Composable, dict[str, Any]]]]
 """The WHERE conditions (with their parameters) that select a table's copied rows on the source."""
 
@@ -178,7 +180,7 @@ def original_values(
             query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
                 column_list(read), name.identifier, condition
             )
-            for row in source.cursor().stream(query, params):
+            for row in source.cursor().stream(query, params, size=STREAM_ROWS):
                 values = dict(zip(read, row, strict=True))
                 key = key_of(row)
                 for column in wanted.columns:
@@ -248,8 +250,8 @@ class LeakScan:
 def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals: Originals) -> LeakScan:
     """How many target values of each ``schema.table.column`` contain an original sensitive value.
 
-    Every column that can hold text is read (as text, or parsed for json/jsonb, whose keys count too), each
-    table in one COPY: rows the matcher's sieve lets through are tested value by value.
+    Every column that can hold text is read as text, a chunk of rows at a time: the values the matcher's
+    sieve lets through are tested one by one (json/jsonb parsed, whose keys count too).
     """
     leaks: Counter[str] = Counter()
     common_words: Counter[str] = Counter()
@@ -276,16 +278,21 @@ def _values_holding_originals(
     """(``schema.table.column``, what it holds) of each value of ``columns`` that holds an original."""
     parsed = [column.type in _JSON_TYPES for column in columns]
     select = sql.SQL("SELECT {} FROM {}").format(
-        column_list([column.name for column in columns]), table.name.identifier
+        sql.SQL(", ").join(
+            sql.SQL("coalesce({}::text, '')").format(sql.Identifier(column.name)) for column in columns
+        ),
+        table.name.identifier,
     )
-    for chunk in copy_text_chunks(target, select):
-        for line in matcher.candidate_lines(chunk):
-            for column, is_json, text in zip(columns, parsed, copy_text_fields(line), strict=True):
-                if text is None:
-                    continue
-                found = matcher.value_holds(json.loads(text) if is_json else text)
+    rows = target.cursor().stream(select, size=STREAM_ROWS)
+    while chunk := list(islice(rows, STREAM_ROWS)):
+        values: list[str] = list(chain.from_iterable(chunk))
+        for index in matcher.candidate_values(values):
+            column = index % len(columns)
+            if values[index]:
+                text = values[index]
+                found = matcher.value_holds(json.loads(text) if parsed[column] else text)
                 if found != NOTHING:
-                    yield f"{table.name}.{column.name}", found
+                    yield f"{table.name}.{columns[column].name}", found
 
 
 @dataclass
@@ -320,7 +327,7 @@ class _KeptOriginals:
         )
         select = sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
         key_of = key_getter((*key, *(column.name for column in columns)), key)
-        for row in copy_rows(target, select, described=sql.SQL("{} LIMIT 0").format(select)):
+        for row in target.cursor().stream(select, size=STREAM_ROWS):
             row_key = key_of(row)
             for column, value in zip(columns, row[len(key) :], strict=True):
                 if not isinstance(value, str):

@@ -401,3 +401,22 @@ def test_every_leaking_row_of_a_table_read_in_many_chunks_is_counted_and_no_othe
         for row in rows:
             copy.write_row(row)
     assert pair.scan(NAMES)[1] == Counter({"public.documents.title": 3, "public.documents.body": 1})
+
+
+def test_a_long_original_is_found_whether_or_not_it_quotes_a_shorter_one(pair: Pair) -> None:
+    """A long original (a note) that quotes a shorter one is searched through it; one that quotes none is
+    searched for itself."""
+    quoting = "Customer asked to move every invoice to zorblat@acme.example before the end of the quarter"
+    alone = "Customer asked to move every invoice to the new billing address before the end of the quarter"
+    pair.source.execute(
+        "INSERT INTO users (id, email, notes) VALUES (1, 'zorblat@acme.example', %s), (2, 'q@acme.example', %s)",
+        (quoting, alone),
+    )
+    pair.target.execute(
+        "INSERT INTO users (id, email, notes) VALUES (1, 'a@example.com', 'x'), (2, 'b@example.com', 'y')"
+    )
+    pair.target.execute(
+        "INSERT INTO comments VALUES (1, %s), (2, %s), (3, %s)", (quoting, alone.upper(), alone[:-1])
+    )
+    fields = {USERS: SensitiveFields((SensitiveColumn("email"), SensitiveColumn("notes")), ())}
+    assert pair.scan(fields)[1] == Counter({"public.comments.body": 2})
