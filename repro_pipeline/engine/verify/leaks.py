@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import Any
@@ -150,6 +151,15 @@ _BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
 
 STREAM_ROWS = 2_000  # rows a stream brings per round trip (libpq's chunked rows), and the sieve takes at once
 
+
+def _stream(
+    conn: psycopg.Connection[TupleRow], query: sql.Composed, params: Mapping[str, Any] | None = None
+) -> Generator[TupleRow]:
+    """The rows of ``query``, fetched a chunk at a time; closed early, it frees the connection (an unclosed
+    stream holds the connection's lock, and the next statement would wait for it)."""
+    yield from conn.cursor().stream(query, params, size=STREAM_ROWS)
+
+
 RowConditions = Callable[[Table], Iterable[tuple[sql.Composable, dict[str, Any]]]]
 """The WHERE conditions (with their parameters) that select a table's copied rows on the source."""
 
@@ -180,25 +190,26 @@ def original_values(
             query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
                 column_list(read), name.identifier, condition
             )
-            for row in source.cursor().stream(query, params, size=STREAM_ROWS):
-                values = dict(zip(read, row, strict=True))
-                key = key_of(row)
-                for column in wanted.columns:
-                    value = values[column.name]
-                    if value is None:
-                        continue
-                    text = str(value)
-                    if column.pattern is not None:
-                        regex_columns[column.name].read(text, key, column.pattern, originals)
-                    elif text != column.kept:
-                        originals.add(text)
-                        if key is not None:
-                            originals.add_own(name, column.name, key, text)
-                for json_field, read_path in readers:
-                    for found in read_path(values[json_field.column]):
-                        for leaf in _json_originals(found):
-                            if leaf != json_field.kept:
-                                originals.add(leaf)
+            with closing(_stream(source, query, params)) as rows:
+                for row in rows:
+                    values = dict(zip(read, row, strict=True))
+                    key = key_of(row)
+                    for column in wanted.columns:
+                        value = values[column.name]
+                        if value is None:
+                            continue
+                        text = str(value)
+                        if column.pattern is not None:
+                            regex_columns[column.name].read(text, key, column.pattern, originals)
+                        elif text != column.kept:
+                            originals.add(text)
+                            if key is not None:
+                                originals.add_own(name, column.name, key, text)
+                    for json_field, read_path in readers:
+                        for found in read_path(values[json_field.column]):
+                            for leaf in _json_originals(found):
+                                if leaf != json_field.kept:
+                                    originals.add(leaf)
         for column_name, regex_originals in regex_columns.items():
             if regex_originals.masked_nothing():
                 originals.masked_nothing.append(f"{name}.{column_name}")
@@ -283,16 +294,16 @@ def _values_holding_originals(
         ),
         table.name.identifier,
     )
-    rows = target.cursor().stream(select, size=STREAM_ROWS)
-    while chunk := list(islice(rows, STREAM_ROWS)):
-        values: list[str] = list(chain.from_iterable(chunk))
-        for index in matcher.candidate_values(values):
-            column = index % len(columns)
-            if values[index]:
-                text = values[index]
-                found = matcher.value_holds(json.loads(text) if parsed[column] else text)
-                if found != NOTHING:
-                    yield f"{table.name}.{columns[column].name}", found
+    with closing(_stream(target, select)) as rows:
+        while chunk := list(islice(rows, STREAM_ROWS)):
+            values: list[str] = list(chain.from_iterable(chunk))
+            for index in matcher.candidate_values(values):
+                column = index % len(columns)
+                if values[index]:
+                    text = values[index]
+                    found = matcher.value_holds(json.loads(text) if parsed[column] else text)
+                    if found != NOTHING:
+                        yield f"{table.name}.{columns[column].name}", found
 
 
 @dataclass
@@ -327,17 +338,18 @@ class _KeptOriginals:
         )
         select = sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
         key_of = key_getter((*key, *(column.name for column in columns)), key)
-        for row in target.cursor().stream(select, size=STREAM_ROWS):
-            row_key = key_of(row)
-            for column, value in zip(columns, row[len(key) :], strict=True):
-                if not isinstance(value, str):
-                    continue
-                where = f"{table.name}.{column.name}"
-                self.checked[where] += 1
-                if _row_value(table.name, column.name, row_key, value) in originals.own:
-                    self.rows[where] += 1
-                    # Counted once: a leak already if it is a distinctive original.
-                    self.only[where] += matcher.value_holds(value) != DISTINCTIVE
+        with closing(_stream(target, select)) as rows:
+            for row in rows:
+                row_key = key_of(row)
+                for column, value in zip(columns, row[len(key) :], strict=True):
+                    if not isinstance(value, str):
+                        continue
+                    where = f"{table.name}.{column.name}"
+                    self.checked[where] += 1
+                    if _row_value(table.name, column.name, row_key, value) in originals.own:
+                        self.rows[where] += 1
+                        # Counted once: a leak already if it is a distinctive original.
+                        self.only[where] += matcher.value_holds(value) != DISTINCTIVE
 
     def failing(self) -> Counter[str]:
         """One row alike may be chance (a tenant's one row faked to its own first name); most of several is
