@@ -105,13 +105,49 @@ class IncludedKeys:
         else:
             self._other[key] = expands_down
 
+    def add_rows(
+        self,
+        rows: Iterable[tuple[Any, ...]],
+        key_of: Callable[[Sequence[Any]], Key],
+        expands_down: bool,
+        pending: list[tuple[Any, ...]],
+    ) -> int:
+        """Include the rows' keys; append to ``pending`` each row that is new, or that now expands down and
+        did not before (as ``(expands_down, *row)``). Returns how many keys were new.
+
+        The walk's hottest loop: ``get`` and ``__setitem__`` inlined for bitmap keys."""
+        all_keys, expanding = self._all, self._expanding
+        added = 0
+        for row in rows:
+            key = key_of(row)
+            if type(key) is int and 0 <= key < _BITMAP_END:
+                if key in all_keys:
+                    if not expands_down or key in expanding:
+                        continue
+                else:
+                    all_keys.add(key)
+                    added += 1
+                if expands_down:
+                    expanding.add(key)
+            else:
+                known = self._other.get(key)
+                if known is not None and (known or not expands_down):
+                    continue
+                self._other[key] = expands_down
+                added += known is None
+            pending.append((expands_down, *row))
+        return added
+
     def sorted_keys(self) -> tuple[Key, ...]:
         # Integer keys outside the bitmaps' range (negative, or 2**64 and above) are in the dict: merged.
         return tuple(heapq.merge(self._all, sorted(self._other)))
 
 
 def _bitmap_key(key: Key) -> bool:
-    return type(key) is int and 0 <= key < 1 << 64
+    return type(key) is int and 0 <= key < _BITMAP_END
+
+
+_BITMAP_END = 1 << 64
 
 
 @dataclass(frozen=True)
@@ -245,18 +281,13 @@ class _Walk:
             self.pending[name].extend((False, *row) for row in rows)
             return
         key_of = key_getter(self._key_columns(table), table.primary_key)
-        included, pending = self.included[name], self.pending[name]
         left_out = self.left_out.get(name, frozenset())
-        added = 0
-        for row in rows:
-            key = key_of(row)
-            if key in left_out:
-                continue
-            known = included.get(key)
-            if known is None or (expands_down and not known):
-                included[key] = expands_down
-                pending.append((expands_down, *row))
-                added += known is None
+        added = self.included[name].add_rows(
+            (row for row in rows if key_of(row) not in left_out) if left_out else rows,
+            key_of,
+            expands_down,
+            self.pending[name],
+        )
         if added:
             self.reasons[name][reason] += added
 

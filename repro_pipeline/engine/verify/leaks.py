@@ -35,7 +35,7 @@ from pyroaring import BitMap64
 from repro_pipeline.engine.config import PassthroughAction, RegexMaskAction, ReproConfig, StaticAction
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
 from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
-from repro_pipeline.engine.subset.keyset import column_list, key_getter
+from repro_pipeline.engine.subset.keyset import key_getter
 from repro_pipeline.engine.verify.leak_search import DISTINCTIVE, NOTHING, OriginalsMatcher
 
 
@@ -179,20 +179,47 @@ def original_values(
     for name, wanted in sorted(fields.items()):
         table = catalog.tables[name]
         json_columns = tuple(dict.fromkeys(field.column for field in wanted.json_paths))
-        masked = tuple(dict.fromkeys((*(column.name for column in wanted.columns), *json_columns)))
-        if not masked:
+        plain = tuple(dict.fromkeys(column.name for column in wanted.columns))
+        if not plain and not json_columns:
             continue
-        read = tuple(dict.fromkeys((*table.primary_key, *masked)))
+        # A dotted path of a jsonb column is read by the server (``#>``): only the value at the path comes
+        # back and is parsed, not the whole document.
+        paths_on_server = {
+            index: field.path[2:].split(".")
+            for index, field in enumerate(wanted.json_paths)
+            if field.column not in plain and _reads_on_server(table, field)
+        }
+        whole = tuple(
+            dict.fromkeys(
+                field.column for index, field in enumerate(wanted.json_paths) if index not in paths_on_server
+            )
+        )
+        read = tuple(dict.fromkeys((*table.primary_key, *plain, *whole)))
+        selected = sql.SQL(", ").join(
+            [
+                *(sql.Identifier(column) for column in read),
+                *(
+                    sql.SQL("{} #> {}").format(
+                        sql.Identifier(wanted.json_paths[index].column), sql.Placeholder(f"path_{index}")
+                    )
+                    for index in paths_on_server
+                ),
+            ]
+        )
+        path_params = {f"path_{index}": keys for index, keys in paths_on_server.items()}
         key_of = key_getter(read, table.primary_key)
-        readers = [(field, path_reader(field.path)) for field in wanted.json_paths]
+        readers = {
+            index: path_reader(field.path)
+            for index, field in enumerate(wanted.json_paths)
+            if index not in paths_on_server
+        }
         regex_columns = {column.name: _RegexOriginals() for column in wanted.columns if column.pattern}
         for condition, params in copied_rows(table):
-            query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
-                column_list(read), name.identifier, condition
-            )
-            with closing(_stream(source, query, params)) as rows:
+            query = sql.SQL("SELECT {} FROM {} WHERE {}").format(selected, name.identifier, condition)
+            with closing(_stream(source, query, {**params, **path_params})) as rows:
                 for row in rows:
-                    values = dict(zip(read, row, strict=True))
+                    values = dict(zip(read, row, strict=False))
+                    at_paths = dict(zip(paths_on_server, row[len(read) :], strict=True))
                     key = key_of(row)
                     for column in wanted.columns:
                         value = values[column.name]
@@ -205,8 +232,12 @@ def original_values(
                             originals.add(text)
                             if key is not None:
                                 originals.add_own(name, column.name, key, text)
-                    for json_field, read_path in readers:
-                        for found in read_path(values[json_field.column]):
+                    for index, json_field in enumerate(wanted.json_paths):
+                        if index in readers:
+                            found_at_path = readers[index](values[json_field.column])
+                        else:  # SQL NULL where the path leads nowhere
+                            found_at_path = [] if at_paths[index] is None else [at_paths[index]]
+                        for found in found_at_path:
                             for leaf in _json_originals(found):
                                 if leaf != json_field.kept:
                                     originals.add(leaf)
@@ -218,6 +249,16 @@ def original_values(
                     if key is not None:
                         originals.add_own(name, column_name, key, value)
     return originals
+
+
+def _reads_on_server(table: Table, field: JsonPathField) -> bool:
+    """A dotted path (``$.actor.email``) of a jsonb column: ``#>`` finds what ``path_reader`` would, as
+    its keys cannot be array indexes (they begin with a letter or ``_``)."""
+    column = table.column(field.column)
+    return column is not None and column.type == "jsonb" and bool(_DOTTED_PATH.fullmatch(field.path))
+
+
+_DOTTED_PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_-]*)+")
 
 
 def _json_originals(found: Any) -> list[str]:

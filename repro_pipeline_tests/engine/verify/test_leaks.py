@@ -420,3 +420,24 @@ def test_a_long_original_is_found_whether_or_not_it_quotes_a_shorter_one(pair: P
     )
     fields = {USERS: SensitiveFields((SensitiveColumn("email"), SensitiveColumn("notes")), ())}
     assert pair.scan(fields)[1] == Counter({"public.comments.body": 2})
+
+
+def test_a_dotted_json_path_reads_what_is_there_and_nothing_through_arrays_or_scalars(pair: Pair) -> None:
+    """The server reads a dotted path of a jsonb column: an object at the path gives its strings at any
+    depth, a number as written, and a path through an array, a scalar, a null or a missing key nothing.
+    Other paths (recursive descent) are read from the document as before."""
+    pair.source.execute(
+        "INSERT INTO events VALUES (1, %s), (2, %s), (3, %s), (4, %s), (5, %s), (6, NULL), (7, %s)",
+        (
+            Jsonb({"actor": {"email": {"work": "zorblat@acme.example", "tags": ["Quenwick Holdings"]}}}),
+            Jsonb({"actor": {"email": 12345.5}}),
+            Jsonb({"actor": [{"email": "through@array.example"}]}),
+            Jsonb({"actor": "scalar@text.example"}),
+            Jsonb({"actor": {"email": None}}),
+            Jsonb({"x": [{"deep": "Deep Secret Value"}]}),
+        ),
+    )
+    paths = (JsonPathField("payload", "$.actor.email"), JsonPathField("payload", "$..deep"))
+    originals, _ = pair.scan({EVENTS: SensitiveFields((), paths)})
+    assert originals.values == {"zorblat@acme.example", "Quenwick Holdings", "Deep Secret Value"}
+    assert originals.not_searched == Counter({"bare number": 1})
