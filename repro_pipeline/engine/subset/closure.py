@@ -17,9 +17,9 @@ snapshot the load will also read.
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any
@@ -33,6 +33,7 @@ from repro_pipeline.engine.errors import ClosureError
 from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, Table, TableName
 from repro_pipeline.engine.subset.keyset import KEY_BATCH, Term, batches, column_list, key_getter, match_keys
 from repro_pipeline.engine.subset.predicate import PLACEHOLDER, Predicate
+from repro_pipeline.engine.subset.sorted_keys import SortedKeys
 
 Key = Any  # a scalar for one-column primary keys, a tuple for composite ones
 
@@ -139,9 +140,8 @@ class IncludedKeys:
             pending.append((expands_down, *row))
         return added
 
-    def sorted_keys(self) -> tuple[Key, ...]:
-        # Integer keys outside the bitmaps' range (negative, or 2**64 and above) are in the dict: merged.
-        return tuple(heapq.merge(self._all, sorted(self._other)))
+    def sorted_keys(self) -> SortedKeys:
+        return SortedKeys(self._all, self._other)
 
 
 def _bitmap_key(key: Key) -> bool:
@@ -153,10 +153,10 @@ _BITMAP_END = 1 << 64
 
 @dataclass(frozen=True)
 class Closure:
-    keys: Mapping[TableName, tuple[Key, ...]]  # sorted primary keys of the included rows
+    keys: Mapping[TableName, SortedKeys]  # primary keys of the included rows
     reasons: Mapping[TableName, Mapping[str, int]]  # how many rows each root or FK edge brought
     passes: int
-    root_keys: Mapping[TableName, tuple[Key, ...]]  # the rows each root predicate selected
+    root_keys: Mapping[TableName, SortedKeys]  # the rows each root predicate selected
     keyless: Mapping[TableName, KeylessRows] = field(default_factory=dict)
     # References of copied rows to no row of the parent on the source (a virtual foreign key, or a NOT VALID
     # constraint, enforces nothing): copied as they are, so the orphan check expects exactly these.
@@ -194,14 +194,16 @@ def compute_closure(
     *,
     copied_tables: Iterable[TableName],
     edge_policies: Mapping[EdgeKey, EdgePolicy] | None = None,
-    check_roots: Callable[[Mapping[TableName, tuple[Key, ...]]], None] = lambda _: None,
+    check_roots: Callable[[Mapping[TableName, SortedKeys]], None] = lambda _: None,
     left_out: Mapping[TableName, frozenset[Key]] | None = None,
 ) -> Closure:
     """``check_roots`` sees the rows each root selected before the walk starts, and may refuse them.
     Rows in ``left_out`` (by primary key) are never included: references to them are noted as nulled."""
     walk = _Walk(conn, catalog, roots, frozenset(copied_tables), edge_policies or {}, left_out or {})
     for root in roots:
-        walk.add_root(root.table, walk.select_root(root, organization_id))
+        # A stream left unread holds the connection: closed whatever happens.
+        with closing(walk.select_root(root, organization_id)) as chunks:
+            walk.add_root(root.table, chunks)
     check_roots(walk.root_keys)
     if not any(walk.root_rows.values()):
         raise ClosureError(
@@ -238,7 +240,7 @@ class _Walk:
         self.pending: dict[TableName, _Frontier] = {}
         self.reasons: dict[TableName, Counter[str]] = defaultdict(Counter)
         self.passes = 0
-        self.root_keys: dict[TableName, tuple[Key, ...]] = {}
+        self.root_keys: dict[TableName, SortedKeys] = {}
         self.root_rows: Counter[TableName] = Counter()
         self.roots = roots
         self.keyless_parents: dict[TableName, dict[ForeignKey, set[Key]]] = defaultdict(dict)
@@ -247,7 +249,7 @@ class _Walk:
             if fk.child in copied_tables and fk.parent in copied_tables:
                 _require_primary_key(catalog.tables[fk.parent], because=f"{fk} references it")
 
-    def select_root(self, root: Root, organization_id: int) -> list[tuple[Any, ...]]:
+    def select_root(self, root: Root, organization_id: int) -> Generator[list[tuple[Any, ...]]]:
         table = self.catalog.tables[root.table]
         query = sql.SQL("SELECT {columns} FROM {table} WHERE {predicate}").format(
             columns=column_list(self._key_columns(table)),
@@ -255,7 +257,7 @@ class _Walk:
             predicate=root.predicate.as_sql(),
         )
         try:
-            return self.cur.execute(query, {PLACEHOLDER: organization_id}).fetchall()
+            yield from _streamed(self.cur, query, {PLACEHOLDER: organization_id})
         except (psycopg.errors.QueryCanceled, psycopg.errors.SerializationFailure):
             raise
         except psycopg.Error as exc:
@@ -265,13 +267,17 @@ class _Walk:
                 "fix the predicate: it must be one boolean SQL expression over the columns of that table",
             ) from None
 
-    def add_root(self, name: TableName, rows: list[tuple[Any, ...]]) -> None:
+    def add_root(self, name: TableName, chunks: Iterable[list[tuple[Any, ...]]]) -> None:
         table = self.catalog.tables[name]
-        self.root_rows[name] += len(rows)
+        key_of = key_getter(self._key_columns(table), table.primary_key)
+        keys = _DistinctValues()
+        for rows in chunks:
+            self.root_rows[name] += len(rows)
+            if table.primary_key:
+                keys.update([key_of(row) for row in rows])
+            self.add(name, rows, expands_down=True, reason="root predicate")
         if table.primary_key:
-            key_of = key_getter(self._key_columns(table), table.primary_key)
-            self.root_keys[name] = tuple(sorted(key_of(row) for row in rows))
-        self.add(name, rows, expands_down=True, reason="root predicate")
+            self.root_keys[name] = keys.sorted_keys()
 
     def add(
         self, name: TableName, rows: Iterable[tuple[Any, ...]], *, expands_down: bool, reason: str
@@ -346,17 +352,20 @@ class _Walk:
             known.update(values)
         reason = f"down from {fk.parent} via {fk.name}" + (f" (at most {limit} per parent)" if limit else "")
         for batch in _chunks(values):
-            rows = self._fetch(child, fk.child_terms, batch, limit=limit)
-            self.add(fk.child, rows, expands_down=True, reason=reason)
+            # Streamed: the children of a batch of parents have no bound (a whale's invoices, their lines).
+            query, params = self._query(child, fk.child_terms, batch, limit)
+            with closing(_streamed(self.cur, query, params)) as children:
+                for rows in children:
+                    self.add(fk.child, rows, expands_down=True, reason=reason)
 
     def _fetch(
-        self,
-        table: Table,
-        match_columns: tuple[Term, ...],
-        values: Sequence[Key],
-        *,
-        limit: int | None = None,
+        self, table: Table, match_columns: tuple[Term, ...], values: Sequence[Key]
     ) -> list[tuple[Any, ...]]:
+        return self.cur.execute(*self._query(table, match_columns, values, None)).fetchall()
+
+    def _query(
+        self, table: Table, match_columns: tuple[Term, ...], values: Sequence[Key], limit: int | None
+    ) -> tuple[sql.Composed, dict[str, Any]]:
         condition, params = match_keys(table, match_columns, values)
         columns = column_list(self._key_columns(table))
         if limit is None:
@@ -378,7 +387,7 @@ class _Walk:
                 condition=condition,
                 limit=sql.Literal(limit),
             )
-        return self.cur.execute(query, params).fetchall()
+        return query, params
 
     def _key_columns(self, table: Table) -> tuple[Term, ...]:
         """Primary key, then every column (or JSON path) an FK of the table uses or an FK into the table
@@ -435,7 +444,18 @@ def _require_primary_key(table: Table, *, because: str) -> None:
         )
 
 
-def _chunks(values: Iterable[Key], size: int = KEY_BATCH) -> Iterator[list[Key]]:
+_STREAM_ROWS = 5_000  # rows of a query brought and walked at once (libpq's chunked rows)
+
+
+def _streamed(
+    cur: psycopg.Cursor[TupleRow], query: sql.Composed, params: dict[str, Any]
+) -> Generator[list[tuple[Any, ...]]]:
+    """The rows of ``query`` a chunk at a time; closed early, it closes the stream, which would otherwise hold
+    the connection."""
+    yield from _chunks(cur.stream(query, params, size=_STREAM_ROWS), _STREAM_ROWS)
+
+
+def _chunks(values: Iterable[Any], size: int = KEY_BATCH) -> Iterator[list[Any]]:
     iterator = iter(values)
     while chunk := list(islice(iterator, size)):
         yield chunk
@@ -465,6 +485,9 @@ class _DistinctValues:
     def __iter__(self) -> Iterator[Key]:
         yield from self._integers
         yield from self._other
+
+    def sorted_keys(self) -> SortedKeys:
+        return SortedKeys(self._integers, self._other)
 
 
 class _Frontier:
