@@ -34,12 +34,12 @@ class SortedKeys(Sequence[Key]):
 
     @classmethod
     def of(cls, keys: Iterable[Key]) -> SortedKeys:
-        bitmap, other = BitMap64(), []
+        bitmap, other = BitMap64(), set()
         for key in keys:
             if bitmap_key(key):
                 bitmap.add(key)
             else:
-                other.append(key)
+                other.add(key)
         return cls(bitmap, other)
 
     def __len__(self) -> int:
@@ -62,9 +62,9 @@ class SortedKeys(Sequence[Key]):
         return iter(self._bitmap) if self._bitmap else iter(self._other)
 
     def __contains__(self, key: object) -> bool:
-        if isinstance(key, int) and bitmap_key(key):
-            return key in self._bitmap
-        return key in self._other
+        if not self._bitmap:
+            return key in self._other
+        return isinstance(key, int) and bitmap_key(key) and key in self._bitmap
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str):
