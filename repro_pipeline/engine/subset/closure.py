@@ -21,7 +21,7 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, overload
 
 import psycopg
 from psycopg import sql
@@ -138,12 +138,58 @@ class IncludedKeys:
             pending.append((expands_down, *row))
         return added
 
-    def sorted_keys(self) -> tuple[Key, ...]:
+    def sorted_keys(self) -> Sequence[Key]:
+        """The keys in order: the bitmap itself when it holds them all (the usual integer keys), so a million
+        keys stay a few bits each rather than a million Python ints."""
+        if not self._other:
+            return SortedBitmap(self._all)
         # Integer keys outside the bitmaps' range (negative, or 2**64 and above) are in the dict: merged.
         return tuple(heapq.merge(self._all, sorted(self._other)))
 
 
-def _bitmap_key(key: Key) -> bool:
+class SortedBitmap(Sequence[int]):
+    """Non-negative integer keys in a compressed bitmap, read like the sorted tuple of them: length, indexes,
+    slices (bitmaps again), iteration, ``in``, and equality with any sequence of the same keys."""
+
+    __slots__ = ("_bitmap",)
+
+    def __init__(self, bitmap: BitMap64) -> None:
+        self._bitmap = bitmap
+
+    def __len__(self) -> int:
+        return len(self._bitmap)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._bitmap)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, int) and _bitmap_key(key) and key in self._bitmap
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> SortedBitmap: ...
+
+    def __getitem__(self, index: int | slice) -> int | SortedBitmap:
+        if isinstance(index, slice):
+            return SortedBitmap(self._bitmap[index])
+        return int(self._bitmap[index])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SortedBitmap):
+            return bool(self._bitmap == other._bitmap)
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SortedBitmap({len(self)} keys)"
+
+
+def _bitmap_key(key: object) -> bool:
     return type(key) is int and 0 <= key < _BITMAP_END
 
 
@@ -152,7 +198,7 @@ _BITMAP_END = 1 << 64
 
 @dataclass(frozen=True)
 class Closure:
-    keys: Mapping[TableName, tuple[Key, ...]]  # sorted primary keys of the included rows
+    keys: Mapping[TableName, Sequence[Key]]  # sorted primary keys of the included rows
     reasons: Mapping[TableName, Mapping[str, int]]  # how many rows each root or FK edge brought
     passes: int
     root_keys: Mapping[TableName, tuple[Key, ...]]  # the rows each root predicate selected
