@@ -17,12 +17,13 @@ snapshot the load will also read.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import Any
+from typing import Any, overload
 
 import psycopg
 from psycopg import sql
@@ -33,7 +34,6 @@ from repro_pipeline.engine.errors import ClosureError
 from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, Table, TableName
 from repro_pipeline.engine.subset.keyset import KEY_BATCH, Term, batches, column_list, key_getter, match_keys
 from repro_pipeline.engine.subset.predicate import PLACEHOLDER, Predicate
-from repro_pipeline.engine.subset.sorted_keys import SortedKeys
 
 Key = Any  # a scalar for one-column primary keys, a tuple for composite ones
 
@@ -140,11 +140,58 @@ class IncludedKeys:
             pending.append((expands_down, *row))
         return added
 
-    def sorted_keys(self) -> SortedKeys:
-        return SortedKeys(self._all, self._other)
+    def sorted_keys(self) -> Sequence[Key]:
+        """The keys in order: the bitmap itself when it holds them all (the usual integer keys), so a million
+        keys stay a few bits each rather than a million Python ints."""
+        if not self._other:
+            return SortedBitmap(self._all)
+        # Integer keys outside the bitmaps' range (negative, or 2**64 and above) are in the dict: merged.
+        return tuple(heapq.merge(self._all, sorted(self._other)))
 
 
-def _bitmap_key(key: Key) -> bool:
+class SortedBitmap(Sequence[int]):
+    """Non-negative integer keys in a compressed bitmap, read like the sorted tuple of them: length, indexes,
+    slices (bitmaps again), iteration, ``in``, and equality with any sequence of the same keys."""
+
+    __slots__ = ("_bitmap",)
+
+    def __init__(self, bitmap: BitMap64) -> None:
+        self._bitmap = bitmap
+
+    def __len__(self) -> int:
+        return len(self._bitmap)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._bitmap)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, int) and _bitmap_key(key) and key in self._bitmap
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> SortedBitmap: ...
+
+    def __getitem__(self, index: int | slice) -> int | SortedBitmap:
+        if isinstance(index, slice):
+            return SortedBitmap(self._bitmap[index])
+        return int(self._bitmap[index])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SortedBitmap):
+            return bool(self._bitmap == other._bitmap)
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SortedBitmap({len(self)} keys)"
+
+
+def _bitmap_key(key: object) -> bool:
     return type(key) is int and 0 <= key < _BITMAP_END
 
 
@@ -153,10 +200,10 @@ _BITMAP_END = 1 << 64
 
 @dataclass(frozen=True)
 class Closure:
-    keys: Mapping[TableName, SortedKeys]  # primary keys of the included rows
+    keys: Mapping[TableName, Sequence[Key]]  # sorted primary keys of the included rows
     reasons: Mapping[TableName, Mapping[str, int]]  # how many rows each root or FK edge brought
     passes: int
-    root_keys: Mapping[TableName, SortedKeys]  # the rows each root predicate selected
+    root_keys: Mapping[TableName, Sequence[Key]]  # the rows each root predicate selected
     keyless: Mapping[TableName, KeylessRows] = field(default_factory=dict)
     # References of copied rows to no row of the parent on the source (a virtual foreign key, or a NOT VALID
     # constraint, enforces nothing): copied as they are, so the orphan check expects exactly these.
@@ -194,7 +241,7 @@ def compute_closure(
     *,
     copied_tables: Iterable[TableName],
     edge_policies: Mapping[EdgeKey, EdgePolicy] | None = None,
-    check_roots: Callable[[Mapping[TableName, SortedKeys]], None] = lambda _: None,
+    check_roots: Callable[[Mapping[TableName, Sequence[Key]]], None] = lambda _: None,
     left_out: Mapping[TableName, frozenset[Key]] | None = None,
 ) -> Closure:
     """``check_roots`` sees the rows each root selected before the walk starts, and may refuse them.
@@ -240,7 +287,7 @@ class _Walk:
         self.pending: dict[TableName, _Frontier] = {}
         self.reasons: dict[TableName, Counter[str]] = defaultdict(Counter)
         self.passes = 0
-        self.root_keys: dict[TableName, SortedKeys] = {}
+        self.root_keys: dict[TableName, Sequence[Key]] = {}
         self.root_rows: Counter[TableName] = Counter()
         self.roots = roots
         self.keyless_parents: dict[TableName, dict[ForeignKey, set[Key]]] = defaultdict(dict)
@@ -486,8 +533,10 @@ class _DistinctValues:
         yield from self._integers
         yield from self._other
 
-    def sorted_keys(self) -> SortedKeys:
-        return SortedKeys(self._integers, self._other)
+    def sorted_keys(self) -> Sequence[Key]:
+        if not self._other:
+            return SortedBitmap(self._integers)
+        return tuple(heapq.merge(self._integers, sorted(self._other)))
 
 
 class _Frontier:
