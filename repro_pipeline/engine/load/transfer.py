@@ -1,23 +1,28 @@
 """Stream the closure's rows from the source to the target through the masks, table by table.
 
 Rows go from ``COPY ... TO STDOUT`` on the source to ``COPY ... FROM STDIN`` on the target one batch of
-keys (or, for a table without a primary key, one selecting condition) at a time, so memory holds one batch whatever the tenant's size. A table without masks is copied as raw
-COPY data, without parsing rows.
+keys (or, for a table without a primary key, one selecting condition) at a time, so memory holds one batch
+whatever the tenant's size. Rows stay COPY text: a table without masks is copied as the bytes the source sent,
+and in a masked one only the masked fields are decoded and written again (``copy_text``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import Copy, sql
 from psycopg.rows import TupleRow
 
+from repro_pipeline.engine.load.copy_text import FieldMasker, line_masker, splits_safely
+from repro_pipeline.engine.masking.in_select import SelectMask
 from repro_pipeline.engine.masking.plan import TableMasking
-from repro_pipeline.engine.source.catalog import ForeignKey, Table
+from repro_pipeline.engine.source.catalog import ForeignKey
 from repro_pipeline.engine.subset.keyset import column_list, match_keys
+
+WRITE_SIZE = 1 << 17  # bytes of COPY data handed to the target at once
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ def copy_table(
     of a reference (to another tenant's rows left out) are written as NULL."""
     table = masking.table
     columns = [column.name for column in table.copy_columns]
-    selected, nulled_params = _selected_columns(masking.table, columns, nulled)
+    selected, nulled_params = _selected_columns(masking, columns, nulled)
     source_cur, target_cur = source.cursor(), target.cursor()
     # FREEZE: the table was created in this transaction, so its rows can be written already frozen
     # (PostgreSQL allows it on ordinary tables only; a partitioned table routes rows to its partitions).
@@ -56,26 +61,59 @@ def copy_table(
         freeze=sql.SQL("" if table.partition_by else " WITH (FREEZE)"),
     )
     read = 0
+    encoding = source.info.encoding
+    python_maskers = _python_maskers(masking)
+    mask_lines = line_masker(python_maskers, encoding) if python_maskers else None
+    # The source sends one message per row; handing each to the target on its own costs a round of libpq
+    # calls per row, so rows are gathered into blocks of about WRITE_SIZE bytes first.
+    pending = bytearray()
     with target_cur.copy(copy_in) as sink:
         for condition, params in batches:
             copy_out = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {condition}) TO STDOUT").format(
                 columns=selected, table=table.name.identifier, condition=condition
             )
             with source_cur.copy(copy_out, params | nulled_params) as stream:
-                if masking.is_passthrough:
-                    for block in stream:
-                        sink.write(block)
-                else:
+                if mask_lines is not None and not splits_safely(encoding):
                     for row in stream.rows():
                         sink.write_row(masking.mask_row(row))
+                else:
+                    for block in stream:
+                        pending += block
+                        if len(pending) >= WRITE_SIZE:
+                            pending = _write_lines(sink, pending, mask_lines)
             read += source_cur.rowcount
+        _write_lines(sink, pending, mask_lines)
     return CopiedRows(read=read, written=target_cur.rowcount)
 
 
+def _python_maskers(masking: TableMasking) -> list[FieldMasker]:
+    """The maskers the rows go through on their way, by their column's position in the line: what the server
+    does not do already in the SELECT (``in_select``)."""
+    python = {
+        position: masker.remaining if isinstance(masker, SelectMask) else masker
+        for position, masker in masking.maskers.items()
+    }
+    return sorted((position, masker) for position, masker in python.items() if masker is not None)
+
+
+def _write_lines(sink: Copy, data: bytearray, mask_lines: Callable[[bytes], bytes] | None) -> bytearray:
+    """Writes the whole lines of ``data`` to ``sink``, masked; returns what follows the last line."""
+    end = data.rfind(b"\n") + 1
+    if end:
+        sink.write(data[:end] if mask_lines is None else mask_lines(bytes(data[:end])))
+    return data[end:]
+
+
 def _selected_columns(
-    table: Table, columns: list[str], nulled: Collection[NulledReference]
+    masking: TableMasking, columns: list[str], nulled: Collection[NulledReference]
 ) -> tuple[sql.Composable, dict[str, Any]]:
-    """The COPY's select list: each column, or NULL where its reference leads to a row left out."""
+    """The COPY's select list: each column, or the mask the server applies to it, or NULL where its reference
+    leads to a row left out."""
+    table = masking.table
+    selected: list[sql.Composable] = [sql.Identifier(column) for column in columns]
+    for position, masker in masking.maskers.items():
+        if isinstance(masker, SelectMask):
+            selected[position] = masker.expression(selected[position])
     conditions: dict[str, list[sql.Composable]] = {}
     params: dict[str, Any] = {}
     for index, reference in enumerate(nulled):
@@ -85,13 +123,11 @@ def _selected_columns(
         params |= fk_params
         for column in reference.columns:
             conditions.setdefault(column, []).append(condition)
-    if not conditions:
-        return column_list(columns), params
     return sql.SQL(", ").join(
-        sql.SQL("CASE WHEN {any} THEN NULL ELSE {column} END AS {column}").format(
-            any=sql.SQL(" OR ").join(conditions[column]), column=sql.Identifier(column)
+        sql.SQL("CASE WHEN {any} THEN NULL ELSE {value} END AS {column}").format(
+            any=sql.SQL(" OR ").join(conditions[column]), value=value, column=sql.Identifier(column)
         )
         if column in conditions
-        else sql.Identifier(column)
-        for column in columns
+        else value
+        for column, value in zip(columns, selected, strict=True)
     ), params

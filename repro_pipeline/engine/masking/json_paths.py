@@ -8,11 +8,9 @@ and the output is always valid JSON.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from jsonpath_ng.ext import parse as parse_jsonpath
@@ -30,23 +28,34 @@ class JsonPathAction:
     masker: ValueMasker | None  # None removes the key
 
 
-def compile_document_masker(actions: Sequence[JsonPathAction]) -> ValueMasker:
-    """A masker for a json/jsonb column's text that applies ``actions`` in order."""
+def compile_document_masker(actions: Sequence[JsonPathAction], *, jsonb: bool = False) -> ValueMasker:
+    """A masker for a json/jsonb column's text that applies ``actions`` in order.
+
+    With ``jsonb`` (the text as PostgreSQL prints a jsonb value, keys written as they are) and only dotted
+    paths, a document in which no path's last key appears is returned as it came, without being parsed.
+    """
     edits = [_compile(action) for action in actions]
+    decode, encode = _decoder().decode, _encoder().encode
+    last_keys = _last_keys(actions) if jsonb else None
 
     def mask(text: str | None) -> str | None:
         if text is None:
             return None
-        exact: list[_ExactNumber] = []
-        document = json.loads(text, parse_float=lambda literal: _parse_float(literal, exact))
+        if last_keys is not None and not any(key in text for key in last_keys):
+            return text
+        document = decode(text)
         for edit in edits:
             edit(document)
-        output = json.dumps(document, ensure_ascii=False, separators=(", ", ": "))
-        for number in exact:
-            output = output.replace(json.dumps(number), number.literal, 1)
-        return output
+        return _with_exact_numbers(encode(document))
 
     return mask
+
+
+def _last_keys(actions: Sequence[JsonPathAction]) -> tuple[str, ...] | None:
+    """Each dotted path's last key as it appears in jsonb text (quoted), or None when a path is not dotted."""
+    if not all(_DOTTED.fullmatch(action.path) for action in actions):
+        return None
+    return tuple(dict.fromkeys(f'"{action.path.rpartition(".")[2]}"' for action in actions))
 
 
 def compile_root_masker(masker: ValueMasker) -> ValueMasker:
@@ -55,39 +64,88 @@ def compile_root_masker(masker: ValueMasker) -> ValueMasker:
     A string document is masked as its text, any other as its JSON text (as under a path rule); the
     output is a JSON string, so it stays valid JSON. SQL NULL and JSON null stay as they are.
     """
+    decode, encode = _decoder().decode, _encoder().encode
 
     def mask(text: str | None) -> str | None:
         if text is None:
             return None
-        exact: list[_ExactNumber] = []
-        document = json.loads(text, parse_float=lambda literal: _parse_float(literal, exact))
+        document = decode(text)
         if document is None:
             return text
-        return json.dumps(_masked_leaf(masker, document), ensure_ascii=False)
+        return encode(_masked_leaf(masker, document))
 
     return mask
 
 
-class _ExactNumber(str):
-    """A JSON number a float cannot hold exactly, kept as its literal (and a unique placeholder text).
+PARTS_SEPARATOR = "\x01"  # a raw control character never occurs in jsonb text (it is written as \u0001)
 
-    NUL cannot occur in jsonb text, so the placeholder never collides with a real string.
+
+def compile_parts_masker(actions: Sequence[JsonPathAction], top_keys: Sequence[str]) -> ValueMasker:
+    """A masker for a jsonb document the server sent in parts (see ``in_select``): the document without
+    ``top_keys``, then the value of each of them (empty when absent), separated by ``PARTS_SEPARATOR``.
+
+    Only the values of ``top_keys`` are parsed and masked by ``actions`` (dotted paths under them); they are
+    appended to the rest, which goes on as the server printed it. The text differs from the whole document's
+    in its keys' order, which jsonb does not keep: the target stores the same value.
     """
+    edits = [_compile(action) for action in actions]
+    decode, encode = _decoder().decode, _encoder().encode
+    keys = tuple(top_keys)
+
+    def mask(text: str | None) -> str | None:
+        if text is None:
+            return None
+        rest, separator, parts = text.partition(PARTS_SEPARATOR)
+        if not separator:
+            return text  # not an object: no path applies
+        document = {
+            key: decode(part) for key, part in zip(keys, parts.split(PARTS_SEPARATOR), strict=True) if part
+        }
+        for edit in edits:
+            edit(document)
+        if not document:
+            return rest
+        added = ", ".join(f'"{key}": {encode(value)}' for key, value in document.items())
+        return _with_exact_numbers(f"{rest[:-1]}{', ' if len(rest) > 2 else ''}{added}}}")
+
+    return mask
+
+
+def _decoder() -> json.JSONDecoder:
+    """One decoder per masker, built once: ``json.loads`` with a ``parse_float`` builds one per call."""
+    return json.JSONDecoder(parse_float=_parse_float)
+
+
+def _encoder() -> json.JSONEncoder:
+    return json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
+
+
+class _ExactNumber(str):
+    """A JSON number kept as its literal (see ``_parse_float``) inside a placeholder string that the output
+    gets back as the literal (``_with_exact_numbers``). NUL cannot occur in jsonb text, so the placeholder
+    never collides with a real string."""
 
     literal: str
 
-    def __new__(cls, literal: str, index: int) -> _ExactNumber:
-        placeholder = super().__new__(cls, f"\0{index}\0")
+    def __new__(cls, literal: str) -> _ExactNumber:
+        placeholder = super().__new__(cls, f"\0{literal}\0")
         placeholder.literal = literal
         return placeholder
 
 
-def _parse_float(literal: str, exact: list[_ExactNumber]) -> float | _ExactNumber:
+_PLACEHOLDER = re.compile(r'"\\u0000(-?[0-9][0-9.eE+-]*)\\u0000"')
+
+
+def _with_exact_numbers(output: str) -> str:
+    """``output`` with the exact numbers' placeholders (written as JSON strings) back as their literals."""
+    return _PLACEHOLDER.sub(r"\1", output) if '"\\u0000' in output else output
+
+
+def _parse_float(literal: str) -> float | _ExactNumber:
+    """A float when Python writes it back as the same text, else the literal: ``1.50``, ``1E3`` and numbers a
+    float cannot hold stay as the source wrote them (and as PostgreSQL prints a jsonb number)."""
     value = float(literal)
-    if math.isfinite(value) and Decimal(repr(value)) == Decimal(literal):
-        return value
-    exact.append(_ExactNumber(literal, len(exact)))
-    return exact[-1]
+    return value if repr(value) == literal else _ExactNumber(literal)
 
 
 def _masked_leaf(masker: ValueMasker, value: Any) -> Any:
@@ -100,26 +158,18 @@ def _masked_leaf(masker: ValueMasker, value: Any) -> Any:
 
 def _json_text(value: Any) -> str:
     """``value`` as JSON text, with the literals of exact numbers inside it (not their placeholders)."""
-    text = json.dumps(value, sort_keys=True)
-    for number in _exact_numbers(value):
-        text = text.replace(json.dumps(number), number.literal, 1)
-    return text
+    return _with_exact_numbers(json.dumps(value, sort_keys=True))
 
 
-def _exact_numbers(value: Any) -> Iterator[_ExactNumber]:
-    if isinstance(value, _ExactNumber):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _exact_numbers(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _exact_numbers(item)
+def dotted_keys(path: str) -> tuple[str, ...] | None:
+    """The keys of a plain dotted path (``$.actor.email``: actor, email), or None for any other JSONPath."""
+    return tuple(path[2:].split(".")) if _DOTTED.fullmatch(path) else None
 
 
 def _compile(action: JsonPathAction) -> DocumentEdit:
-    if _DOTTED.fullmatch(action.path):
-        return _dotted_edit(tuple(action.path[2:].split(".")), action.masker)
+    keys = dotted_keys(action.path)
+    if keys is not None:
+        return _dotted_edit(keys, action.masker)
     return _jsonpath_edit(action.path, action.masker)
 
 

@@ -51,11 +51,10 @@ from repro_pipeline.engine.config import (
     TableRules,
 )
 from repro_pipeline.engine.errors import ConfigError
-from repro_pipeline.engine.masking import values
+from repro_pipeline.engine.masking import in_select, values
 from repro_pipeline.engine.masking.column_types import ColumnType, type_of
 from repro_pipeline.engine.masking.json_paths import (
     JsonPathAction,
-    compile_document_masker,
     compile_root_masker,
 )
 from repro_pipeline.engine.masking.providers import max_length
@@ -100,7 +99,7 @@ class TableMasking:
     def with_null_columns(self, columns: Sequence[str], reason: str) -> TableMasking:
         """The same masking, with ``columns`` written as NULL (their parent rows are not copied)."""
         positions = {column.name: position for position, column in enumerate(self.table.copy_columns)}
-        maskers = dict(self.maskers) | {positions[column]: values.null() for column in columns}
+        maskers = dict(self.maskers) | {positions[column]: in_select.null() for column in columns}
         described = (*self.columns, *(ColumnMasking(column, f"null ({reason})") for column in columns))
         return replace(self, maskers=maskers, columns=described)
 
@@ -231,8 +230,10 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
                 maskers[positions[rule.column.name]] = masker
             described.append(ColumnMasking(rule.column.name, description))
         for column_name, path_rules in json_rules.get(name, {}).items():
-            maskers[positions[column_name]] = compile_document_masker(
-                [_json_action(path_rule, tagged_aliases, salt) for path_rule in path_rules]
+            json_column = table.column(column_name)
+            maskers[positions[column_name]] = in_select.document_masker(
+                [_json_action(path_rule, tagged_aliases, salt) for path_rule in path_rules],
+                jsonb=json_column is not None and json_column.type == "jsonb",
             )
             described.append(ColumnMasking(column_name, f"json:{len(path_rules)} paths"))
         plan[name] = TableMasking(table, rules.strategy, tuple(described), maskers, rules.batch_size)
@@ -290,7 +291,7 @@ def _column_masker(
                 "every row would collide",
                 "use fake, hash or regex_mask (their outputs are made unique), or passthrough",
             )
-        return values.null(), action.action
+        return in_select.null(), action.action
     if isinstance(action, StaticAction):
         if rule.unique is not None:
             raise rule.refuse(
@@ -303,7 +304,7 @@ def _column_masker(
             raise rule.refuse(
                 f"static value {action.value!r} does not fit: {problem}; {is_type}", _TYPE_REMEDY
             )
-        return values.static(action.value), action.action
+        return in_select.static(action.value), action.action
     if isinstance(action, FakeAction | HashAction) and action.normalize is not None:
         _check_normalize_on_unique(rule, kind)
     if isinstance(action, FakeAction):

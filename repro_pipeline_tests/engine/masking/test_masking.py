@@ -1223,3 +1223,61 @@ def test_canonically_equivalent_values_get_distinct_tags_on_a_unique_column() ->
     assert masker(composed) != masker(decomposed)
     untagged = values.fake(SALT, "public.users.name", "full_name", {})
     assert untagged(composed) == untagged(decomposed)
+
+
+def test_one_masker_keeps_each_documents_exact_numbers_apart() -> None:
+    masker = compile_document_masker([JsonPathAction("$.actor.email", values.hashed(SALT))])
+    first = masker('{"a": 0.10000000000000000001, "b": 1e400, "actor": {"email": "x"}}')
+    second = masker('{"a": 12345678901234567890.5, "actor": {"email": "x"}}')
+    assert (
+        first
+        == f'{{"a": 0.10000000000000000001, "b": 1e400, "actor": {{"email": "{values.hashed(SALT)("x")}"}}}}'
+    )
+    assert second == f'{{"a": 12345678901234567890.5, "actor": {{"email": "{values.hashed(SALT)("x")}"}}}}'
+
+
+def test_an_exact_number_masked_as_part_of_a_subtree_is_masked_as_its_literal() -> None:
+    masker = compile_document_masker([JsonPathAction("$.x", values.hashed(SALT))])
+    subtree = '{"n": 0.10000000000000000001}'
+    assert masker('{"x": {"n": 0.10000000000000000001}}') == f'{{"x": "{values.hashed(SALT)(subtree)}"}}'
+
+
+JSONB_TEXT = '{"n": 1.50, "actor": {"name": "Jane"}, "note": "no email key here"}'
+
+
+def test_a_jsonb_document_without_the_paths_last_keys_is_returned_as_it_came() -> None:
+    jsonb = compile_document_masker([JsonPathAction("$.actor.email", values.hashed(SALT))], jsonb=True)
+    assert jsonb(JSONB_TEXT) is JSONB_TEXT
+    parsed = compile_document_masker([JsonPathAction("$.actor.email", values.hashed(SALT))])
+    assert parsed(JSONB_TEXT) == JSONB_TEXT and parsed(JSONB_TEXT) is not JSONB_TEXT
+
+
+def test_numbers_keep_their_literal_unless_python_writes_them_the_same() -> None:
+    masker = compile_document_masker([JsonPathAction("$.a", None)])
+    text = '{"a": 1, "b": [1.50, 1E3, -0.0, 0.1, 2.5e-7, 100, 12345678901234567890123, -1.0]}'
+    assert masker(text) == text.replace('"a": 1, ', "")
+
+
+def test_a_jsonb_document_holding_a_paths_last_key_is_masked() -> None:
+    jsonb = compile_document_masker(
+        [JsonPathAction("$.actor.email", values.hashed(SALT)), JsonPathAction("$.notes", None)], jsonb=True
+    )
+    assert jsonb('{"actor": {"email": "jane@acme.com"}}') == (
+        f'{{"actor": {{"email": "{values.hashed(SALT)("jane@acme.com")}"}}}}'
+    )
+    assert jsonb('{"notes": "x", "other": 1}') == '{"other": 1}'
+
+
+def test_a_json_document_whose_key_is_written_with_escapes_is_still_masked() -> None:
+    masker = compile_document_masker([JsonPathAction("$.actor.email", values.hashed(SALT))])
+    assert masker('{"actor": {"em\\u0061il": "jane@acme.com"}}') == (
+        f'{{"actor": {{"email": "{values.hashed(SALT)("jane@acme.com")}"}}}}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "document"), [("$['odd.key']", '{"odd.key": "a"}'), ("$..email", '{"email": "b"}')]
+)
+def test_a_jsonb_document_is_parsed_whenever_a_path_is_not_dotted(path: str, document: str) -> None:
+    masker = compile_document_masker([JsonPathAction(path, values.static("x"))], jsonb=True)
+    assert masker(document) == document.replace('"a"', '"x"').replace('"b"', '"x"')

@@ -1,0 +1,82 @@
+"""Masking rows of COPY's text format without parsing them: each line is split on its tabs, only the fields a
+masker needs are decoded, masked and encoded again, and the line is joined back, so the other columns go
+from the source to the target as the bytes the source sent.
+
+The text format (PostgreSQL's ``COPY`` documentation, "Text Format"): one row per line, fields separated by a
+tab, ``\\N`` for NULL, and a backslash escaping the characters that would break the line: ``\\\\``, ``\\n``,
+``\\r``, ``\\t``, ``\\b``, ``\\f``, ``\\v``; on input also ``\\`` with one to three octal digits or ``x`` with
+one or two hex digits (a byte), and a backslash before any other character stands for that character. A raw tab
+or newline is always a separator, since one inside a value is written escaped. That holds for every encoding
+in which a byte below 0x80 is always that ASCII character (see ``splits_safely``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable, Sequence
+
+from repro_pipeline.engine.masking.values import ValueMasker
+
+NULL = b"\\N"
+# Client encodings PostgreSQL allows in which a byte of a multibyte character can look like a backslash.
+_NOT_ASCII_SAFE = frozenset(
+    codecs.lookup(name).name
+    for name in ("shift_jis", "shift_jis_2004", "big5", "gbk", "gb18030", "johab", "cp949")
+)
+_SIMPLE_ESCAPES = {b"b": b"\b", b"f": b"\f", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
+_ESCAPE = re.compile(rb"\\(x[0-9A-Fa-f]{1,2}|[0-7]{1,3}|.)", re.DOTALL)
+_NEEDS_ESCAPE = re.compile("[\\\\\b\f\n\r\t\v]")
+_ESCAPED = {"\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+FieldMasker = tuple[int, ValueMasker]  # a column's position in the line, and its masker
+
+
+def splits_safely(encoding: str) -> bool:
+    """Whether lines in ``encoding`` (a Python codec name) can be split and unescaped byte by byte."""
+    return codecs.lookup(encoding).name not in _NOT_ASCII_SAFE
+
+
+def _unescaped_byte(match: re.Match[bytes]) -> bytes:
+    escape = match.group(1)
+    if escape[:1] == b"x" and len(escape) > 1:
+        return bytes([int(escape[1:], 16)])
+    if escape[:1].isdigit() and escape[:1] < b"8":
+        return bytes([int(escape, 8) & 0xFF])
+    return _SIMPLE_ESCAPES.get(escape, escape)
+
+
+def decode_field(field: bytes, encoding: str) -> str | None:
+    """One field of a text-format line as the value it stands for (None for ``\\N``)."""
+    if field == NULL:
+        return None
+    if b"\\" in field:
+        field = _ESCAPE.sub(_unescaped_byte, field)
+    return field.decode(encoding)
+
+
+def encode_field(value: str | None, encoding: str) -> bytes:
+    """``value`` as one field of a text-format line, escaped as PostgreSQL writes it."""
+    if value is None:
+        return NULL
+    if _NEEDS_ESCAPE.search(value):
+        value = _NEEDS_ESCAPE.sub(lambda match: _ESCAPED[match.group()], value)
+    return value.encode(encoding)
+
+
+def line_masker(maskers: Sequence[FieldMasker], encoding: str) -> Callable[[bytes], bytes]:
+    """A function from whole lines of text-format COPY data (each ending with a newline) to the same lines
+    with the fields at the maskers' positions masked."""
+    fields_masked = tuple(maskers)
+
+    def mask_lines(data: bytes) -> bytes:
+        masked_lines = []
+        for line in data.split(b"\n")[:-1]:
+            fields = line.split(b"\t")
+            for position, masker in fields_masked:
+                fields[position] = encode_field(masker(decode_field(fields[position], encoding)), encoding)
+            masked_lines.append(b"\t".join(fields))
+        masked_lines.append(b"")
+        return b"\n".join(masked_lines)
+
+    return mask_lines
