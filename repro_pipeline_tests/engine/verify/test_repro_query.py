@@ -237,3 +237,17 @@ def test_the_latest_result_is_kept_in_the_manifest_and_read_back(
     )
     record_repro_query(repro, timed_out)
     assert recorded_repro_query(repro) == timed_out
+
+
+def test_a_table_under_row_level_security_is_named_not_counted_short(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    # pg_read_all_data does not bypass row-level security: in a session that refuses to filter
+    # (row_security = off, as the target's sessions are) the query fails naming the table, never counts less.
+    repro.execute("ALTER TABLE invoices ENABLE ROW LEVEL SECURITY")
+    repro.execute("SET row_security = off")
+    result = run_repro_query(repro, parse_repro_query("SELECT * FROM invoices"), 451)
+    assert result.rows is None
+    assert result.error == (
+        'query would be affected by row-level security policy for table "invoices" (SQLSTATE 42501)'
+    )
