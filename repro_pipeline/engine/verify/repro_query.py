@@ -10,6 +10,7 @@ the parser let through is refused by the server too and a slow query ends; its r
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from repro_pipeline.engine.subset.predicate import (
 )
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# statement_timeout is a count of milliseconds the server keeps as a 32-bit int.
+LONGEST_TIMEOUT_SECONDS = 2_147_483.0
 _HOW_TO_WRITE = (
     "write one read-only SELECT (WITH ... SELECT is fine) that returns the rows showing the bug, "
     "with the organization as :organization_id"
@@ -101,6 +104,18 @@ def parse_repro_query(text: str, where: str = "repro_query") -> ReproQuery:
     except ValueError as refusal:
         raise ConfigError(f"{where} is refused: {refusal}", _HOW_TO_WRITE) from None
     return ReproQuery(statement, _names_called(select))
+
+
+def checked_timeout(seconds: float, setting: str) -> float:
+    """``seconds`` as the query's statement timeout, or a ``ConfigError`` naming ``setting``: a timeout is a
+    positive, finite number of seconds the server can take."""
+    if not (math.isfinite(seconds) and 0 < seconds <= LONGEST_TIMEOUT_SECONDS):
+        raise ConfigError(
+            f"{setting} is {seconds:g}: it must be a positive number of seconds, at most "
+            f"{LONGEST_TIMEOUT_SECONDS:g}",
+            f"give a number of seconds, such as {DEFAULT_TIMEOUT_SECONDS:g}, or leave it out",
+        )
+    return seconds
 
 
 def run_repro_query(
