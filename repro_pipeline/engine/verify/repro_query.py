@@ -4,8 +4,10 @@ A ticket or the launchpad may carry a query that shows the bug (the guide's invo
 with their line items). It is checked by PostgreSQL's own parser (pglast) before any database is touched:
 one plain SELECT (or WITH ... SELECT, or VALUES) that neither writes, locks rows, creates a table nor calls
 a function that acts; the organization is bound as ``:organization_id`` (or ``:tenant_id``), never pasted
-in. It runs as ``SELECT count(*)`` over it, in a READ ONLY transaction with a statement timeout, so a write
-the parser let through is refused by the server too and a slow query ends; its rows never leave the server.
+in. On the repro database, a function it calls that the database's catalog has as VOLATILE is refused too.
+It runs as ``SELECT count(*)`` over it, in a READ ONLY transaction with a statement timeout (and without a
+superuser's privileges), so a write the parser let through is refused by the server too and a slow query ends;
+its rows never leave the server.
 """
 
 from __future__ import annotations
