@@ -279,22 +279,27 @@ def _reason(error: psycopg.Error, query: ReproQuery, timeout_seconds: float) -> 
     if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
         return f"it tried to write, and its read-only transaction refused it (SQLSTATE {code})"
     message = error.diag.message_primary or ""
-    if code.startswith("42") and _quotes_only_the_query(message, query):
-        # A syntax or access rule naming the query's own objects. A name the query does not hold came from a
-        # value: a cast such as (SELECT email FROM users LIMIT 1)::regclass quotes it in "relation ... does
-        # not exist", so such a message is shown by its condition only.
+    if code.startswith("42") and _names_only_the_query(error, query):
         return f"{message} (SQLSTATE {code})"
     # Any other message can quote a row's value (an invalid cast, a value out of range): its condition only.
     words = re.sub(r"(?<!^)(?=[A-Z])", " ", type(error).__name__).lower()
     return f"{words} (SQLSTATE {code})" if code else words
 
 
-def _quotes_only_the_query(message: str, query: ReproQuery) -> bool:
-    """Whether every quoted part of ``message`` is written in the query (case aside: PostgreSQL folds
-    unquoted names to lower case)."""
+def _names_only_the_query(error: psycopg.Error, query: ReproQuery) -> bool:
+    """Whether a syntax or access rule's message names the query's own objects, not a value read at run time.
+
+    An error with a position in the query is its parse analysis: what it names is written there. Without
+    one it was raised while rows were read, where a value can become a name: ``email::regclass`` gives
+    'relation "<email>" does not exist', ``email::regoper`` 'operator does not exist: <email>'. Such a
+    message is shown only when every quoted part is written in the query (case aside: PostgreSQL folds
+    unquoted names) and nothing follows a colon unquoted."""
+    if error.diag.statement_position:
+        return True
+    message = error.diag.message_primary or ""
     written = query.text.lower()
-    quoted = (match.group(1) or match.group(2) or "" for match in _QUOTED.finditer(message))
-    return all(part.lower() in written for part in quoted)
+    quoted = [match.group(1) or match.group(2) or "" for match in _QUOTED.finditer(message)]
+    return ": " not in _QUOTED.sub("", message) and all(part.lower() in written for part in quoted)
 
 
 def _milliseconds(seconds: float) -> int:

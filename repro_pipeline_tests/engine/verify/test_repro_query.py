@@ -201,15 +201,26 @@ def test_an_error_on_a_value_never_quotes_it(repro: psycopg.Connection[tuple[obj
     assert "SKU" not in result.sentence()
 
 
+@pytest.mark.parametrize(
+    ("cast", "condition"),
+    [
+        # A value read as a name: 'relation "sku-zorblat" does not exist', 'operator does not exist: SKU-ZORBLAT'.
+        ("regclass", "undefined table (SQLSTATE 42P01)"),
+        ("regoper", "undefined function (SQLSTATE 42883)"),
+    ],
+)
 def test_a_name_error_built_from_a_value_never_quotes_it(
-    repro: psycopg.Connection[tuple[object, ...]],
+    repro: psycopg.Connection[tuple[object, ...]], cast: str, condition: str
 ) -> None:
-    # A cast to regclass reads the value as a table name: "relation "SKU-ZORBLAT" does not exist".
-    result = run_repro_query(
-        repro, parse_repro_query("SELECT 1 FROM invoice_line_items WHERE sku::regclass IS NOT NULL"), 451
-    )
-    assert result.error == "undefined table (SQLSTATE 42P01)"
-    assert "SKU" not in result.sentence()
+    text = f"SELECT 1 FROM invoice_line_items WHERE sku::{cast} IS NOT NULL"
+    result = run_repro_query(repro, parse_repro_query(text), 451)
+    assert result.error == condition
+    assert "sku-" not in result.sentence().lower()
+
+
+def test_a_name_error_in_the_querys_own_text_is_shown(repro: psycopg.Connection[tuple[object, ...]]) -> None:
+    result = run_repro_query(repro, parse_repro_query("SELECT 1 WHERE 'abc'::regoper IS NOT NULL"), 451)
+    assert result.error == "operator does not exist: abc (SQLSTATE 42883)"
 
 
 def test_percent_signs_and_placeholder_lookalikes_in_literals_are_the_querys_own(
