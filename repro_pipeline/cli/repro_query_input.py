@@ -7,7 +7,12 @@ import argparse
 from pathlib import Path
 
 from repro_pipeline.engine.errors import ConfigError
-from repro_pipeline.engine.verify.repro_query import DEFAULT_TIMEOUT_SECONDS, ReproQuery, parse_repro_query
+from repro_pipeline.engine.verify.repro_query import (
+    DEFAULT_TIMEOUT_SECONDS,
+    ReproQuery,
+    checked_timeout,
+    parse_repro_query,
+)
 
 
 def add_repro_query_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,10 +62,4 @@ def repro_query_of(arguments: argparse.Namespace) -> ReproQuery | None:
 
 
 def repro_query_timeout_of(arguments: argparse.Namespace) -> float:
-    timeout = float(arguments.repro_query_timeout)
-    if timeout <= 0:
-        raise ConfigError(
-            f"--repro-query-timeout {timeout:g} is not positive",
-            f"give a number of seconds, such as {DEFAULT_TIMEOUT_SECONDS:g}",
-        )
-    return timeout
+    return checked_timeout(float(arguments.repro_query_timeout), "--repro-query-timeout")

@@ -24,7 +24,9 @@ class EngineFigures:
     load_phase_seconds: dict[str, float]
     table_rows: dict[str, int]
     check_seconds: dict[str, float]  # no_original_pii includes reading the originals from the source
-    peak_rss_mb: float
+    peak_rss_mb: float  # the step's own process; its load workers are below
+    load_workers: int = 1
+    child_peak_rss_mb: float = 0.0  # the largest peak of its child processes: the load's workers, pg_dump
 
     @property
     def rows_per_second(self) -> float:

@@ -4,6 +4,8 @@ load, each check). Every copy is verified; a wrong one raises ``BenchFailure``."
 
 from __future__ import annotations
 
+import os
+import resource
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ from psycopg.rows import TupleRow
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.load.loader import load_repro
+from repro_pipeline.engine.load.parallel import LoadWorkers
 from repro_pipeline.engine.load.plan import plan_subset
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
@@ -72,10 +75,17 @@ def measure_floor(tenant: BenchTenant) -> dict[str, Any]:
     return floor
 
 
-def measure_engine(tenant: BenchTenant) -> dict[str, Any]:
-    """The pipeline's step as the asset runs it, timed part by part: closure, originals, masked load, checks;
-    and the closure's hand-written ``count(*)`` in the same snapshot."""
+def measure_engine(
+    tenant: BenchTenant,
+    worker_count: int | None = None,
+    min_rows_each: int = LoadWorkers.min_rows_each,
+) -> dict[str, Any]:
+    """The pipeline's step as the asset runs it, timed part by part: closure, originals, masked load (with the
+    asset's load workers, by default one per core), checks; and the closure's hand-written ``count(*)`` in the
+    same snapshot. The peak RSS of its child processes (the load's workers, pg_dump) is the largest of theirs: the
+    process's own leaves them out."""
     config = load_config(MASK_RULES, EXTENSIONS)
+    workers = LoadWorkers(worker_count or os.cpu_count() or 1, config, Secret(tenant.salt), min_rows_each)
     with _scratch_database(tenant, "bench_load") as target_dsn:
         with open_source_snapshot(tenant.standby_dsn) as snapshot:
             closure_seconds, plan = _timed(
@@ -95,6 +105,7 @@ def measure_engine(tenant: BenchTenant) -> dict[str, Any]:
                     run_id="bench",
                     started_at=datetime.now(UTC),
                     batch_size=config.mask_rules.batch_size,
+                    workers=workers,
                 )
             )
         with dsn.connect(target_dsn, role="repro database", autocommit=True) as target:
@@ -121,6 +132,9 @@ def measure_engine(tenant: BenchTenant) -> dict[str, Any]:
         "load_phase_seconds": dict(load.phase_seconds),
         "table_rows": {str(name): count for name, count in load.loaded_rows.items()},
         "check_seconds": checks,
+        "load_workers": load.workers,
+        # ru_maxrss of the children this process waited for (the load's workers, pg_dump), in kB on Linux.
+        "child_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 
 

@@ -39,6 +39,19 @@ def test_floor_and_engine_step_copy_the_same_rows_and_drop_their_databases(
     assert _bench_databases(stack) == []
 
 
+def test_the_engine_step_loads_with_the_assets_load_workers(
+    stack: Stack, source: SourceSummary, salt: str
+) -> None:
+    """The asset loads with worker processes: the bench measured the one-connection load until it gave its
+    load the asset's workers. Two workers here (a worker per 1,000 rows), in a child as the bench runs it."""
+    tenant = BenchTenant("mid-size", 451, stack.standby_dsn, stack.target_admin_dsn, salt)
+    engine = run_in_child(measure_engine, tenant, 2, 1_000)
+    assert engine["load_workers"] == 2  # as the load reports the processes that copied its rows
+    assert engine["child_peak_rss_mb"] > 0
+    assert engine["rows"] == sum(engine["table_rows"].values()) > 10_000
+    assert _bench_databases(stack) == []
+
+
 def test_a_failed_check_on_the_bench_copy_stops_the_bench_naming_it() -> None:
     tenant = BenchTenant("whale", 501, "", "", "")
     failing = {"zero_fk_orphans": lambda: Verdict("zero_fk_orphans", False, {"orphans": 3, "diff": "x"})}

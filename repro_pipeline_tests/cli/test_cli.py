@@ -294,10 +294,14 @@ def test_allow_primary_reads_a_primary_and_says_so(stack: Stack, source: SourceS
         ),
         (
             ("--repro-query", "SELECT 1", "--repro-query-timeout", "0"),
-            "--repro-query-timeout 0 is not positive",
+            "--repro-query-timeout is 0: it must be a positive number of seconds",
+        ),
+        (
+            ("--repro-query", "SELECT 1", "--repro-query-timeout", "inf"),
+            "--repro-query-timeout is inf: it must be a positive number of seconds",
         ),
     ],
-    ids=["write", "two-statements", "missing-file", "zero-timeout"],
+    ids=["write", "two-statements", "missing-file", "zero-timeout", "infinite-timeout"],
 )
 def test_verify_refuses_a_bad_repro_query_before_touching_a_database(
     given: tuple[str, ...], refusal: str, salt: str

@@ -12,11 +12,11 @@ from pydantic import Field
 from repro_pipeline.defs.resources import TargetServer
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
-from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.verify.repro_query import (
     DEFAULT_TIMEOUT_SECONDS,
     ReproQuery,
+    checked_timeout,
     parse_repro_query,
     record_repro_query,
     run_repro_query,
@@ -52,11 +52,7 @@ class ReproDatabaseConfig(dg.Config):
 
     def query(self) -> ReproQuery | None:
         """The configured query, checked before any database is touched; None when there is none."""
-        if self.repro_query_timeout_seconds <= 0:
-            raise ConfigError(
-                f"repro_query_timeout_seconds is {self.repro_query_timeout_seconds:g}: it must be positive",
-                f"set it to a number of seconds, such as {DEFAULT_TIMEOUT_SECONDS:g}, or leave it out",
-            )
+        checked_timeout(self.repro_query_timeout_seconds, "repro_query_timeout_seconds")
         if not self.repro_query.strip():
             return None
         return parse_repro_query(self.repro_query, where="the run config's repro_query")

@@ -66,6 +66,7 @@ class LoadReport:
     # pg_dump and its pre-data section; the rows; the post-data section, sequences and materialized views
     phase_seconds: dict[str, float]
     schema: ReplicatedSchema  # the one applied, from the load's snapshot
+    workers: int = 1  # the processes that copied the rows (1: the load's own connections)
 
 
 def replicated_schema(snapshot: SourceSnapshot, plan: SubsetPlan, target_version: int) -> ReplicatedSchema:
@@ -186,6 +187,7 @@ def load_repro(
             "post-data": post_data_ended - post_data_began,
         },
         schema=applied,
+        workers=len(pool.processes) if pool else 1,
     )
 
 

@@ -92,10 +92,6 @@ class TableMasking:
     def copies_rows(self) -> bool:
         return self.strategy == "transform"
 
-    @property
-    def is_passthrough(self) -> bool:
-        return not self.maskers
-
     def with_null_columns(self, columns: Sequence[str], reason: str) -> TableMasking:
         """The same masking, with ``columns`` written as NULL (their parent rows are not copied)."""
         positions = {column.name: position for position, column in enumerate(self.table.copy_columns)}

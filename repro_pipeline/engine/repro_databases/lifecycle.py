@@ -28,8 +28,8 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import logins
+from repro_pipeline.engine.repro_databases.marker import MARKER, marked_record
 
-_MARKER = "repro_pipeline"
 _NAME = re.compile(r"repro_org[0-9]{1,19}_[0-9a-f]{8}")
 
 
@@ -45,7 +45,7 @@ class ReproDatabase:
     def comment(self) -> str:
         return json.dumps(
             {
-                "created_by": _MARKER,
+                "created_by": MARKER,
                 "organization_id": self.organization_id,
                 "run_id": self.run_id,
                 "created_at": self.created_at.isoformat(),
@@ -192,7 +192,7 @@ def read_registry(admin: psycopg.Connection[TupleRow]) -> Registry:
     for name, comment in admin.execute(
         "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database ORDER BY datname"
     ):
-        record = _parse_comment(comment)
+        record = marked_record(comment)
         if record is None or not _NAME.fullmatch(str(name)):
             continue
         try:
@@ -318,18 +318,6 @@ def _write_comment(admin: psycopg.Connection[TupleRow], database: ReproDatabase)
             sql.Identifier(database.name), sql.Literal(database.comment())
         )
     )
-
-
-def _parse_comment(comment: object) -> dict[str, str] | None:
-    if not isinstance(comment, str):
-        return None
-    try:
-        record = json.loads(comment)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("created_by") != _MARKER:
-        return None
-    return record
 
 
 def find_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> ReproDatabase:

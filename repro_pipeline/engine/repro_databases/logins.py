@@ -22,9 +22,9 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.repro_databases.marker import MARKER, marked_record
 from repro_pipeline.engine.secrets import Secret
 
-MARKER = "repro_pipeline"
 CONNECTION_LIMIT = 5
 PASSWORD_BYTES = 32
 ROLE_SUFFIX = "_reader"
@@ -162,15 +162,8 @@ def _role_comment(database: str) -> str:
 
 def _marked_database(comment: object) -> str | None:
     """The database a login's comment names, when repro_pipeline wrote it; else None."""
-    if not isinstance(comment, str):
-        return None
-    try:
-        record = json.loads(comment)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("created_by") != MARKER:
-        return None
-    database = record.get("database")
+    record = marked_record(comment)
+    database = record.get("database") if record is not None else None
     return database if isinstance(database, str) else None
 
 

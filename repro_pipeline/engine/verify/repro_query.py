@@ -4,12 +4,15 @@ A ticket or the launchpad may carry a query that shows the bug (the guide's invo
 with their line items). It is checked by PostgreSQL's own parser (pglast) before any database is touched:
 one plain SELECT (or WITH ... SELECT, or VALUES) that neither writes, locks rows, creates a table nor calls
 a function that acts; the organization is bound as ``:organization_id`` (or ``:tenant_id``), never pasted
-in. It runs as ``SELECT count(*)`` over it, in a READ ONLY transaction with a statement timeout, so a write
-the parser let through is refused by the server too and a slow query ends; its rows never leave the server.
+in. On the repro database, a function it calls that the database's catalog has as VOLATILE is refused too.
+It runs as ``SELECT count(*)`` over it, in a READ ONLY transaction with a statement timeout (and without a
+superuser's privileges), so a write the parser let through is refused by the server too and a slow query ends;
+its rows never leave the server.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -33,11 +36,14 @@ from repro_pipeline.engine.subset.predicate import (
 )
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# statement_timeout is a count of milliseconds the server keeps as a 32-bit int.
+LONGEST_TIMEOUT_SECONDS = 2_147_483.0
 _HOW_TO_WRITE = (
     "write one read-only SELECT (WITH ... SELECT is fine) that returns the rows showing the bug, "
     "with the organization as :organization_id"
 )
 _POSITIONAL = re.compile(r"\$[0-9]+")
+_QUOTED = re.compile(r'"([^"]*)"|\'([^\']*)\'')
 _STATEMENT_KINDS = {
     ast.InsertStmt: "INSERT",
     ast.UpdateStmt: "UPDATE",
@@ -55,9 +61,12 @@ _STATEMENT_KINDS = {
 
 @dataclass(frozen=True)
 class ReproQuery:
-    """A query that passed ``parse_repro_query``: ``text`` is its one statement, without a trailing ``;``."""
+    """A query that passed ``parse_repro_query``: ``text`` is its one statement, without a trailing ``;``;
+    ``names_called`` every name it may call a function by (``f(x)``, and the field notations ``(x).f`` and
+    ``t.f``, which PostgreSQL also resolves as calls), for the database's own catalog to judge."""
 
     text: str
+    names_called: frozenset[str] = frozenset()
 
     def counting_sql(self) -> sql.Composed:
         """``SELECT count(*)`` over the query, taking the ``organization_id`` parameter by name."""
@@ -93,9 +102,22 @@ class ReproQueryResult:
 def parse_repro_query(text: str, where: str = "repro_query") -> ReproQuery:
     """The query, or a ``ConfigError`` naming ``where`` it came from and what is refused in it."""
     try:
-        return ReproQuery(_checked_statement(text))
+        statement, select = _checked_statement(text)
     except ValueError as refusal:
         raise ConfigError(f"{where} is refused: {refusal}", _HOW_TO_WRITE) from None
+    return ReproQuery(statement, _names_called(select))
+
+
+def checked_timeout(seconds: float, setting: str) -> float:
+    """``seconds`` as the query's statement timeout, or a ``ConfigError`` naming ``setting``: a timeout is a
+    positive, finite number of seconds the server can take."""
+    if not (math.isfinite(seconds) and 0 < seconds <= LONGEST_TIMEOUT_SECONDS):
+        raise ConfigError(
+            f"{setting} is {seconds:g}: it must be a positive number of seconds, at most "
+            f"{LONGEST_TIMEOUT_SECONDS:g}",
+            f"give a number of seconds, such as {DEFAULT_TIMEOUT_SECONDS:g}, or leave it out",
+        )
+    return seconds
 
 
 def run_repro_query(
@@ -109,11 +131,26 @@ def run_repro_query(
 
     A timeout or an SQL error is the result, not an exception; the error says what failed without the
     server's DETAIL or any message that can quote a value (a failed cast quotes the value it read).
+
+    READ ONLY stops writes, not what a superuser may do in a read-only transaction (read a server file,
+    write one with ``lo_export``, signal backends): a superuser session runs the query as
+    ``pg_read_all_data``, and a function VOLATILE in this database's catalog (one that may act, or run SQL
+    given as text, such as ``ts_stat``, which could set the role back) is refused before it runs.
     """
     began = time.perf_counter()
     try:
         with conn.transaction(force_rollback=True):
             conn.execute("SET TRANSACTION READ ONLY")
+            volatile = _volatile_functions(conn, query.names_called)
+            if volatile:
+                return ReproQueryResult(
+                    None,
+                    time.perf_counter() - began,
+                    f"it calls {volatile[0]}(), which is VOLATILE in this database (it may act, not only "
+                    "read): a repro query calls IMMUTABLE or STABLE functions only",
+                )
+            if _is_superuser(conn):
+                conn.execute("SET LOCAL ROLE pg_read_all_data")
             conn.execute(
                 sql.SQL("SET LOCAL statement_timeout = {}").format(
                     sql.Literal(_milliseconds(timeout_seconds))
@@ -121,7 +158,7 @@ def run_repro_query(
             )
             row = conn.execute(query.counting_sql(), {PLACEHOLDER: organization_id}).fetchone()
     except psycopg.Error as error:
-        return ReproQueryResult(None, time.perf_counter() - began, _reason(error, timeout_seconds))
+        return ReproQueryResult(None, time.perf_counter() - began, _reason(error, query, timeout_seconds))
     rows = int(str(row[0])) if row is not None else 0
     return ReproQueryResult(rows, time.perf_counter() - began)
 
@@ -162,7 +199,7 @@ def recorded_repro_query(conn: psycopg.Connection[TupleRow]) -> ReproQueryResult
     return ReproQueryResult(None if rows is None else int(str(rows)), float(str(seconds)), str(error))
 
 
-def _checked_statement(text: str) -> str:
+def _checked_statement(text: str) -> tuple[str, ast.SelectStmt]:
     if not text.strip():
         raise ValueError("it is empty")
     if _POSITIONAL.search(Predicate(text).without_quoted_text()):
@@ -182,7 +219,41 @@ def _checked_statement(text: str) -> str:
         raise ValueError(f"it is {kind}, not a SELECT: only a query that reads is run")
     _refuse_acting_parts(select)
     start = statement.stmt_location or 0
-    return text[start : start + statement.stmt_len if statement.stmt_len else None].strip()
+    return text[start : start + statement.stmt_len if statement.stmt_len else None].strip(), select
+
+
+def _names_called(select: ast.SelectStmt) -> frozenset[str]:
+    names = {name for _, name in functions_called_in(select)}
+    for node in walk(select):
+        if isinstance(node, ast.A_Indirection):
+            names.update(
+                part.sval for part in node.indirection or () if isinstance(part, ast.String) and part.sval
+            )
+        elif (
+            isinstance(node, ast.ColumnRef)
+            and len(fields := node.fields or ()) > 1
+            and isinstance(last := fields[-1], ast.String)
+            and last.sval
+        ):
+            names.add(last.sval)
+    return frozenset(names)
+
+
+def _volatile_functions(conn: psycopg.Connection[TupleRow], names: frozenset[str]) -> list[str]:
+    """The names among ``names`` that some VOLATILE function of this database has, sorted."""
+    if not names:
+        return []
+    rows = conn.execute(
+        "SELECT DISTINCT proname FROM pg_catalog.pg_proc WHERE provolatile = 'v' AND proname = ANY(%s) "
+        "ORDER BY proname",
+        (sorted(names),),
+    ).fetchall()
+    return [str(name) for (name,) in rows]
+
+
+def _is_superuser(conn: psycopg.Connection[TupleRow]) -> bool:
+    row = conn.execute("SELECT current_setting('is_superuser')").fetchone()
+    return row is not None and row[0] == "on"
 
 
 def _refuse_acting_parts(select: ast.SelectStmt) -> None:
@@ -201,17 +272,34 @@ def _refuse_acting_parts(select: ast.SelectStmt) -> None:
         raise ValueError(f"it calls {acting[0]}(), a function that acts: a repro query only reads")
 
 
-def _reason(error: psycopg.Error, timeout_seconds: float) -> str:
+def _reason(error: psycopg.Error, query: ReproQuery, timeout_seconds: float) -> str:
     code = error.sqlstate or ""
     if isinstance(error, psycopg.errors.QueryCanceled):
         return f"it ran past its timeout of {timeout_seconds:g} s (statement_timeout) and was cancelled"
     if isinstance(error, psycopg.errors.ReadOnlySqlTransaction):
         return f"it tried to write, and its read-only transaction refused it (SQLSTATE {code})"
-    if code.startswith("42"):  # syntax or access rule: the message names the query's own objects
-        return f"{error.diag.message_primary or type(error).__name__} (SQLSTATE {code})"
+    message = error.diag.message_primary or ""
+    if code.startswith("42") and _names_only_the_query(error, query):
+        return f"{message} (SQLSTATE {code})"
     # Any other message can quote a row's value (an invalid cast, a value out of range): its condition only.
     words = re.sub(r"(?<!^)(?=[A-Z])", " ", type(error).__name__).lower()
     return f"{words} (SQLSTATE {code})" if code else words
+
+
+def _names_only_the_query(error: psycopg.Error, query: ReproQuery) -> bool:
+    """Whether a syntax or access rule's message names the query's own objects, not a value read at run time.
+
+    An error with a position in the query is its parse analysis: what it names is written there. Without
+    one it was raised while rows were read, where a value can become a name: ``email::regclass`` gives
+    'relation "<email>" does not exist', ``email::regoper`` 'operator does not exist: <email>'. Such a
+    message is shown only when every quoted part is written in the query (case aside: PostgreSQL folds
+    unquoted names) and nothing follows a colon unquoted."""
+    if error.diag.statement_position:
+        return True
+    message = error.diag.message_primary or ""
+    written = query.text.lower()
+    quoted = [match.group(1) or match.group(2) or "" for match in _QUOTED.finditer(message)]
+    return ": " not in _QUOTED.sub("", message) and all(part.lower() in written for part in quoted)
 
 
 def _milliseconds(seconds: float) -> int:

@@ -125,6 +125,7 @@ def test_two_workers_make_the_same_repro_database_as_one(
     plan, alone = _load(stack, one, config, salt, workers=1)
     _, parallel = _load(stack, two, config, salt, workers=2)
     assert parallel.loaded_rows == alone.loaded_rows
+    assert (alone.workers, parallel.workers) == (1, 2)
     assert sum(alone.loaded_rows.values()) == plan.closure.total_rows
     assert _contents(two, plan.created_tables) == _contents(one, plan.created_tables)
     _wait_for_no_standby_session(stack)
@@ -237,6 +238,7 @@ def test_a_small_tenant_is_loaded_on_the_loads_own_connection(
     )
     assert plan.closure.total_rows < 2 * 50_000
     assert workers_seen and set(workers_seen) == {0}
+    assert report.workers == 1
     assert sum(report.loaded_rows.values()) == plan.closure.total_rows
 
 

@@ -144,14 +144,47 @@ def test_a_query_past_its_timeout_is_cancelled_and_reported(
     assert run_repro_query(repro, parse_repro_query("SELECT 1"), 451).rows == 1
 
 
-def test_a_write_the_parser_lets_through_is_refused_by_the_read_only_transaction(
+def test_a_function_of_the_copy_that_may_write_is_refused_by_its_catalog(
     repro: psycopg.Connection[tuple[object, ...]],
 ) -> None:
-    writing = parse_repro_query("SELECT mark_paid()")  # a function of the copy that writes: not known to act
+    writing = parse_repro_query("SELECT mark_paid()")  # not known to act by name: VOLATILE in the copy
     result = run_repro_query(repro, writing, 451)
     assert result.rows is None
-    assert result.error == "it tried to write, and its read-only transaction refused it (SQLSTATE 25006)"
+    assert result.error.startswith("it calls mark_paid(), which is VOLATILE in this database")
     assert repro.execute("SELECT count(*) FROM invoices WHERE total_cents = 0").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("text", "function"),
+    [
+        # SQL given as text runs outside the parser's sight, as the session's superuser: it reads a server
+        # file (and could set the role back, or lo_export a file) inside a READ ONLY transaction.
+        ("SELECT * FROM ts_stat('SELECT to_tsvector(pg_read_file(''PG_VERSION''))')", "ts_stat"),
+        # The field notation is a call too, which the parse tree shows as no FuncCall.
+        ("SELECT 1 WHERE length(('PG_VERSION'::text).pg_read_file) > 0", "pg_read_file"),
+        ("SELECT 1 FROM lower('PG_VERSION') AS f WHERE length(f.pg_read_file) > 0", "pg_read_file"),
+    ],
+)
+def test_a_call_the_name_list_misses_is_refused_when_volatile(
+    repro: psycopg.Connection[tuple[object, ...]], text: str, function: str
+) -> None:
+    result = run_repro_query(repro, parse_repro_query(text), 451)
+    assert result.rows is None
+    assert result.error.startswith(f"it calls {function}(), which is VOLATILE in this database")
+
+
+def test_a_superuser_session_runs_the_query_without_its_privileges(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    assert repro.execute("SELECT current_setting('is_superuser')").fetchone() == ("on",)
+    as_reader = parse_repro_query(
+        "SELECT 1 WHERE current_user = 'pg_read_all_data' AND NOT EXISTS "
+        "(SELECT 1 FROM pg_roles WHERE rolname = current_user AND rolsuper)"
+    )
+    assert run_repro_query(repro, as_reader, 451).rows == 1
+    assert repro.execute("SELECT current_user").fetchone() != (
+        "pg_read_all_data",
+    )  # for its transaction only
 
 
 def test_an_error_names_the_query_object_at_fault(repro: psycopg.Connection[tuple[object, ...]]) -> None:
@@ -166,6 +199,28 @@ def test_an_error_on_a_value_never_quotes_it(repro: psycopg.Connection[tuple[obj
     )
     assert result.error == "invalid text representation (SQLSTATE 22P02)"
     assert "SKU" not in result.sentence()
+
+
+@pytest.mark.parametrize(
+    ("cast", "condition"),
+    [
+        # A value read as a name: 'relation "sku-zorblat" does not exist', 'operator does not exist: SKU-ZORBLAT'.
+        ("regclass", "undefined table (SQLSTATE 42P01)"),
+        ("regoper", "undefined function (SQLSTATE 42883)"),
+    ],
+)
+def test_a_name_error_built_from_a_value_never_quotes_it(
+    repro: psycopg.Connection[tuple[object, ...]], cast: str, condition: str
+) -> None:
+    text = f"SELECT 1 FROM invoice_line_items WHERE sku::{cast} IS NOT NULL"
+    result = run_repro_query(repro, parse_repro_query(text), 451)
+    assert result.error == condition
+    assert "sku-" not in result.sentence().lower()
+
+
+def test_a_name_error_in_the_querys_own_text_is_shown(repro: psycopg.Connection[tuple[object, ...]]) -> None:
+    result = run_repro_query(repro, parse_repro_query("SELECT 1 WHERE 'abc'::regoper IS NOT NULL"), 451)
+    assert result.error == "operator does not exist: abc (SQLSTATE 42883)"
 
 
 def test_percent_signs_and_placeholder_lookalikes_in_literals_are_the_querys_own(
@@ -193,3 +248,17 @@ def test_the_latest_result_is_kept_in_the_manifest_and_read_back(
     )
     record_repro_query(repro, timed_out)
     assert recorded_repro_query(repro) == timed_out
+
+
+def test_a_table_under_row_level_security_is_named_not_counted_short(
+    repro: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    # pg_read_all_data does not bypass row-level security: in a session that refuses to filter
+    # (row_security = off, as the target's sessions are) the query fails naming the table, never counts less.
+    repro.execute("ALTER TABLE invoices ENABLE ROW LEVEL SECURITY")
+    repro.execute("SET row_security = off")
+    result = run_repro_query(repro, parse_repro_query("SELECT * FROM invoices"), 451)
+    assert result.rows is None
+    assert result.error == (
+        'query would be affected by row-level security policy for table "invoices" (SQLSTATE 42501)'
+    )
