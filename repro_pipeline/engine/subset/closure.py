@@ -21,7 +21,7 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, overload
 
 import psycopg
 from psycopg import sql
@@ -105,18 +105,100 @@ class IncludedKeys:
         else:
             self._other[key] = expands_down
 
-    def sorted_keys(self) -> tuple[Key, ...]:
+    def add_rows(
+        self,
+        rows: Iterable[tuple[Any, ...]],
+        key_of: Callable[[Sequence[Any]], Key],
+        expands_down: bool,
+        pending: list[tuple[Any, ...]],
+    ) -> int:
+        """Include the rows' keys; append to ``pending`` each row that is new, or that now expands down and
+        did not before (as ``(expands_down, *row)``). Returns how many keys were new.
+
+        The walk's hottest loop: ``get`` and ``__setitem__`` inlined for bitmap keys."""
+        all_keys, expanding = self._all, self._expanding
+        added = 0
+        for row in rows:
+            key = key_of(row)
+            if type(key) is int and 0 <= key < _BITMAP_END:
+                if key in all_keys:
+                    if not expands_down or key in expanding:
+                        continue
+                else:
+                    all_keys.add(key)
+                    added += 1
+                if expands_down:
+                    expanding.add(key)
+            else:
+                known = self._other.get(key)
+                if known is not None and (known or not expands_down):
+                    continue
+                self._other[key] = expands_down
+                added += known is None
+            pending.append((expands_down, *row))
+        return added
+
+    def sorted_keys(self) -> Sequence[Key]:
+        """The keys in order: the bitmap itself when it holds them all (the usual integer keys), so a million
+        keys stay a few bits each rather than a million Python ints."""
+        if not self._other:
+            return SortedBitmap(self._all)
         # Integer keys outside the bitmaps' range (negative, or 2**64 and above) are in the dict: merged.
         return tuple(heapq.merge(self._all, sorted(self._other)))
 
 
-def _bitmap_key(key: Key) -> bool:
-    return type(key) is int and 0 <= key < 1 << 64
+class SortedBitmap(Sequence[int]):
+    """Non-negative integer keys in a compressed bitmap, read like the sorted tuple of them: length, indexes,
+    slices (bitmaps again), iteration, ``in``, and equality with any sequence of the same keys."""
+
+    __slots__ = ("_bitmap",)
+
+    def __init__(self, bitmap: BitMap64) -> None:
+        self._bitmap = bitmap
+
+    def __len__(self) -> int:
+        return len(self._bitmap)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._bitmap)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, int) and _bitmap_key(key) and key in self._bitmap
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> SortedBitmap: ...
+
+    def __getitem__(self, index: int | slice) -> int | SortedBitmap:
+        if isinstance(index, slice):
+            return SortedBitmap(self._bitmap[index])
+        return int(self._bitmap[index])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SortedBitmap):
+            return bool(self._bitmap == other._bitmap)
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SortedBitmap({len(self)} keys)"
+
+
+def _bitmap_key(key: object) -> bool:
+    return type(key) is int and 0 <= key < _BITMAP_END
+
+
+_BITMAP_END = 1 << 64
 
 
 @dataclass(frozen=True)
 class Closure:
-    keys: Mapping[TableName, tuple[Key, ...]]  # sorted primary keys of the included rows
+    keys: Mapping[TableName, Sequence[Key]]  # sorted primary keys of the included rows
     reasons: Mapping[TableName, Mapping[str, int]]  # how many rows each root or FK edge brought
     passes: int
     root_keys: Mapping[TableName, tuple[Key, ...]]  # the rows each root predicate selected
@@ -245,18 +327,13 @@ class _Walk:
             self.pending[name].extend((False, *row) for row in rows)
             return
         key_of = key_getter(self._key_columns(table), table.primary_key)
-        included, pending = self.included[name], self.pending[name]
         left_out = self.left_out.get(name, frozenset())
-        added = 0
-        for row in rows:
-            key = key_of(row)
-            if key in left_out:
-                continue
-            known = included.get(key)
-            if known is None or (expands_down and not known):
-                included[key] = expands_down
-                pending.append((expands_down, *row))
-                added += known is None
+        added = self.included[name].add_rows(
+            (row for row in rows if key_of(row) not in left_out) if left_out else rows,
+            key_of,
+            expands_down,
+            self.pending[name],
+        )
         if added:
             self.reasons[name][reason] += added
 

@@ -18,13 +18,15 @@ them (a rule that masks nothing). Two searches follow:
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
 
-import ahocorasick
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
@@ -32,8 +34,9 @@ from pyroaring import BitMap64
 
 from repro_pipeline.engine.config import PassthroughAction, RegexMaskAction, ReproConfig, StaticAction
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
-from repro_pipeline.engine.source.catalog import Catalog, Table, TableName
-from repro_pipeline.engine.subset.keyset import column_list, key_getter
+from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
+from repro_pipeline.engine.subset.keyset import key_getter
+from repro_pipeline.engine.verify.leak_search import DISTINCTIVE, NOTHING, OriginalsMatcher
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,17 @@ def _too_plain(value: str) -> str:
 _BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
 
 
+STREAM_ROWS = 2_000  # rows a stream brings per round trip (libpq's chunked rows), and the sieve takes at once
+
+
+def _stream(
+    conn: psycopg.Connection[TupleRow], query: sql.Composed, params: Mapping[str, Any] | None = None
+) -> Generator[TupleRow]:
+    """The rows of ``query``, fetched a chunk at a time; closed early, it frees the connection (an unclosed
+    stream holds the connection's lock, and the next statement would wait for it)."""
+    yield from conn.cursor().stream(query, params, size=STREAM_ROWS)
+
+
 RowConditions = Callable[[Table], Iterable[tuple[sql.Composable, dict[str, Any]]]]
 """The WHERE conditions (with their parameters) that select a table's copied rows on the source."""
 
@@ -165,36 +179,68 @@ def original_values(
     for name, wanted in sorted(fields.items()):
         table = catalog.tables[name]
         json_columns = tuple(dict.fromkeys(field.column for field in wanted.json_paths))
-        masked = tuple(dict.fromkeys((*(column.name for column in wanted.columns), *json_columns)))
-        if not masked:
+        plain = tuple(dict.fromkeys(column.name for column in wanted.columns))
+        if not plain and not json_columns:
             continue
-        read = tuple(dict.fromkeys((*table.primary_key, *masked)))
+        # A dotted path of a jsonb column is read by the server (``#>``): only the value at the path comes
+        # back and is parsed, not the whole document.
+        paths_on_server = {
+            index: field.path[2:].split(".")
+            for index, field in enumerate(wanted.json_paths)
+            if field.column not in plain and _reads_on_server(table, field)
+        }
+        whole = tuple(
+            dict.fromkeys(
+                field.column for index, field in enumerate(wanted.json_paths) if index not in paths_on_server
+            )
+        )
+        read = tuple(dict.fromkeys((*table.primary_key, *plain, *whole)))
+        selected = sql.SQL(", ").join(
+            [
+                *(sql.Identifier(column) for column in read),
+                *(
+                    sql.SQL("{} #> {}").format(
+                        sql.Identifier(wanted.json_paths[index].column), sql.Placeholder(f"path_{index}")
+                    )
+                    for index in paths_on_server
+                ),
+            ]
+        )
+        path_params = {f"path_{index}": keys for index, keys in paths_on_server.items()}
         key_of = key_getter(read, table.primary_key)
-        readers = [(field, path_reader(field.path)) for field in wanted.json_paths]
+        readers = {
+            index: path_reader(field.path)
+            for index, field in enumerate(wanted.json_paths)
+            if index not in paths_on_server
+        }
         regex_columns = {column.name: _RegexOriginals() for column in wanted.columns if column.pattern}
         for condition, params in copied_rows(table):
-            query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
-                column_list(read), name.identifier, condition
-            )
-            for row in source.cursor().stream(query, params):
-                values = dict(zip(read, row, strict=True))
-                key = key_of(row)
-                for column in wanted.columns:
-                    value = values[column.name]
-                    if value is None:
-                        continue
-                    text = str(value)
-                    if column.pattern is not None:
-                        regex_columns[column.name].read(text, key, column.pattern, originals)
-                    elif text != column.kept:
-                        originals.add(text)
-                        if key is not None:
-                            originals.add_own(name, column.name, key, text)
-                for json_field, read_path in readers:
-                    for found in read_path(values[json_field.column]):
-                        for leaf in _json_originals(found):
-                            if leaf != json_field.kept:
-                                originals.add(leaf)
+            query = sql.SQL("SELECT {} FROM {} WHERE {}").format(selected, name.identifier, condition)
+            with closing(_stream(source, query, {**params, **path_params})) as rows:
+                for row in rows:
+                    values = dict(zip(read, row, strict=False))
+                    at_paths = dict(zip(paths_on_server, row[len(read) :], strict=True))
+                    key = key_of(row)
+                    for column in wanted.columns:
+                        value = values[column.name]
+                        if value is None:
+                            continue
+                        text = str(value)
+                        if column.pattern is not None:
+                            regex_columns[column.name].read(text, key, column.pattern, originals)
+                        elif text != column.kept:
+                            originals.add(text)
+                            if key is not None:
+                                originals.add_own(name, column.name, key, text)
+                    for index, json_field in enumerate(wanted.json_paths):
+                        if index in readers:
+                            found_at_path = readers[index](values[json_field.column])
+                        else:  # SQL NULL where the path leads nowhere
+                            found_at_path = [] if at_paths[index] is None else [at_paths[index]]
+                        for found in found_at_path:
+                            for leaf in _json_originals(found):
+                                if leaf != json_field.kept:
+                                    originals.add(leaf)
         for column_name, regex_originals in regex_columns.items():
             if regex_originals.masked_nothing():
                 originals.masked_nothing.append(f"{name}.{column_name}")
@@ -203,6 +249,16 @@ def original_values(
                     if key is not None:
                         originals.add_own(name, column_name, key, value)
     return originals
+
+
+def _reads_on_server(table: Table, field: JsonPathField) -> bool:
+    """A dotted path (``$.actor.email``) of a jsonb column: ``#>`` finds what ``path_reader`` would, as
+    its keys cannot be array indexes (they begin with a letter or ``_``)."""
+    column = table.column(field.column)
+    return column is not None and column.type == "jsonb" and bool(_DOTTED_PATH.fullmatch(field.path))
+
+
+_DOTTED_PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_-]*)+")
 
 
 def _json_originals(found: Any) -> list[str]:
@@ -246,116 +302,109 @@ class LeakScan:
 def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals: Originals) -> LeakScan:
     """How many target values of each ``schema.table.column`` contain an original sensitive value.
 
-    Every column that can hold text is read (as text, or parsed for json/jsonb, whose keys count too).
+    Every column that can hold text is read as text, a chunk of rows at a time: the values the matcher's
+    sieve lets through are tested one by one (json/jsonb parsed, whose keys count too).
     """
     leaks: Counter[str] = Counter()
     common_words: Counter[str] = Counter()
-    kept: Counter[str] = Counter()  # masked rows still holding their own original
-    kept_only: Counter[str] = Counter()  # of those, the ones no distinctive original made a leak already
-    checked: Counter[str] = Counter()
-    find = _matcher(originals)
+    kept = _KeptOriginals()
+    matcher = OriginalsMatcher(originals.common_words, originals.distinctive)
     for table in catalog.tables.values():
         columns = [column for column in table.columns if not column.type.startswith(_NEVER_TEXT)]
-        own = originals.own_columns.get(table.name, set())
-        if not columns or (find is None and not own):
+        if not columns:
             continue
-        key = table.primary_key if own else ()
-        selected = sql.SQL(", ").join(
-            [
-                *(sql.Identifier(c) for c in key),
-                *(
-                    sql.Identifier(c.name)
-                    if c.type in ("json", "jsonb")
-                    else sql.SQL("{}::text").format(sql.Identifier(c.name))
-                    for c in columns
-                ),
-            ]
-        )
-        key_of = key_getter((*key, *(c.name for c in columns)), key)
-        for row in target.cursor().stream(
-            sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
-        ):
-            row_key = key_of(row)
-            for column, value in zip(columns, row[len(key) :], strict=True):
-                if value is None:
-                    continue
-                where = f"{table.name}.{column.name}"
-                found = (
-                    _NOTHING
-                    if find is None
-                    else max((find(text) for text in _texts(value)), default=_NOTHING)
-                )
-                if found == _DISTINCTIVE:
-                    leaks[where] += 1
-                elif found == _COMMON_WORD:
-                    common_words[where] += 1
-                if column.name in own and isinstance(value, str):
-                    checked[where] += 1
-                    if _row_value(table.name, column.name, row_key, value) in originals.own:
-                        kept[where] += 1
-                        # Counted once: a leak already if it is a distinctive original.
-                        kept_only[where] += found != _DISTINCTIVE
-    # One row alike may be chance (a tenant's one row faked to its own first name); most of several is not.
-    failing = Counter(
-        {
-            column: kept_only[column]
-            for column in kept
-            if kept[column] >= 2 and kept[column] * 2 > checked[column]
-        }
-    )
-    by_chance = Counter({column: rows for column, rows in kept.items() if column not in failing})
+        if not matcher.empty:
+            for where, found in _values_holding_originals(target, table, columns, matcher):
+                (leaks if found == DISTINCTIVE else common_words)[where] += 1
+        own = [column for column in columns if column.name in originals.own_columns.get(table.name, ())]
+        if own:
+            kept.read(target, table, own, originals, matcher)
+    failing = kept.failing()
+    by_chance = Counter({column: rows for column, rows in kept.rows.items() if column not in failing})
     return LeakScan(leaks + failing, common_words, by_chance)
 
 
-_NOTHING, _COMMON_WORD, _DISTINCTIVE = 0, 1, 2
+def _values_holding_originals(
+    target: psycopg.Connection[TupleRow], table: Table, columns: list[Column], matcher: OriginalsMatcher
+) -> Iterator[tuple[str, int]]:
+    """(``schema.table.column``, what it holds) of each value of ``columns`` that holds an original."""
+    parsed = [column.type in _JSON_TYPES for column in columns]
+    select = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(
+            sql.SQL("coalesce({}::text, '')").format(sql.Identifier(column.name)) for column in columns
+        ),
+        table.name.identifier,
+    )
+    with closing(_stream(target, select)) as rows:
+        while chunk := list(islice(rows, STREAM_ROWS)):
+            values: list[str] = list(chain.from_iterable(chunk))
+            for index in matcher.candidate_values(values):
+                column = index % len(columns)
+                if values[index]:
+                    text = values[index]
+                    found = matcher.value_holds(json.loads(text) if parsed[column] else text)
+                    if found != NOTHING:
+                        yield f"{table.name}.{columns[column].name}", found
 
 
-def _matcher(originals: Originals) -> Callable[[str], int] | None:
-    """What a text holds of ``originals``, case-insensitively, at word boundaries: ``_DISTINCTIVE`` if one
-    of those, else ``_COMMON_WORD`` if one of those, else ``_NOTHING``."""
-    automaton = ahocorasick.Automaton()
-    for kind, words in ((_COMMON_WORD, originals.common_words), (_DISTINCTIVE, originals.distinctive)):
-        for original in words:
-            folded = original.casefold()
-            known = automaton.get(folded, (_NOTHING, folded))[0]  # "MARY" and "Mary" fold alike
-            automaton.add_word(folded, (max(kind, known), folded))
-    if not len(automaton):
-        return None
-    automaton.make_automaton()
+@dataclass
+class _KeptOriginals:
+    """Masked rows that still hold their own original, per ``schema.table.column``."""
 
-    def holds(text: str) -> int:
-        folded = text.rstrip(" ").casefold()
-        found = _NOTHING
-        for end, (kind, word) in automaton.iter(folded):
-            if kind > found and _bounded(folded, end - len(word) + 1, end, word):
-                found = kind
-                if found == _DISTINCTIVE:
-                    break
-        return found
+    rows: Counter[str] = field(default_factory=Counter)
+    only: Counter[str] = field(
+        default_factory=Counter
+    )  # of those, the ones no distinctive original made a leak
+    checked: Counter[str] = field(default_factory=Counter)
 
-    return holds
+    def read(
+        self,
+        target: psycopg.Connection[TupleRow],
+        table: Table,
+        columns: list[Column],
+        originals: Originals,
+        matcher: OriginalsMatcher,
+    ) -> None:
+        key = table.primary_key
+        selected = sql.SQL(", ").join(
+            [
+                *(sql.Identifier(name) for name in key),
+                *(
+                    sql.Identifier(column.name)
+                    if column.type in _JSON_TYPES
+                    else sql.SQL("{}::text").format(sql.Identifier(column.name))
+                    for column in columns
+                ),
+            ]
+        )
+        select = sql.SQL("SELECT {} FROM {}").format(selected, table.name.identifier)
+        key_of = key_getter((*key, *(column.name for column in columns)), key)
+        with closing(_stream(target, select)) as rows:
+            for row in rows:
+                row_key = key_of(row)
+                for column, value in zip(columns, row[len(key) :], strict=True):
+                    if not isinstance(value, str):
+                        continue
+                    where = f"{table.name}.{column.name}"
+                    self.checked[where] += 1
+                    if _row_value(table.name, column.name, row_key, value) in originals.own:
+                        self.rows[where] += 1
+                        # Counted once: a leak already if it is a distinctive original.
+                        self.only[where] += matcher.value_holds(value) != DISTINCTIVE
+
+    def failing(self) -> Counter[str]:
+        """One row alike may be chance (a tenant's one row faked to its own first name); most of several is
+        not: those columns leak."""
+        return Counter(
+            {
+                column: self.only[column]
+                for column, rows in self.rows.items()
+                if rows >= 2 and rows * 2 > self.checked[column]
+            }
+        )
 
 
-def _bounded(text: str, start: int, end: int, found: str) -> bool:
-    """``found`` at text[start:end + 1] is not the middle of a longer word (``Ann`` in ``Annual``)."""
-    left_open = start == 0 or not (found[0].isalnum() and text[start - 1].isalnum())
-    right_open = end == len(text) - 1 or not (found[-1].isalnum() and text[end + 1].isalnum())
-    return left_open and right_open
-
-
-def _texts(value: Any) -> Iterator[str]:
-    """A value's texts: itself, or a JSON document's string leaves and keys."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _texts(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _texts(item)
-
-
+_JSON_TYPES = ("json", "jsonb")
 _NEVER_TEXT = (
     "smallint",
     "integer",

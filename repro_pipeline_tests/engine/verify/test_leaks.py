@@ -35,6 +35,7 @@ CREATE TABLE users (id int PRIMARY KEY, full_name text, email text, notes text, 
 CREATE TABLE events (id int PRIMARY KEY, payload jsonb);
 CREATE TABLE comments (id int PRIMARY KEY, body text);
 CREATE TABLE keyless (organization_id int, full_name text);
+CREATE TABLE documents (id int PRIMARY KEY, title text, body json, tags text[]);
 """
 USERS = TableName("public", "users")
 EVENTS = TableName("public", "events")
@@ -331,3 +332,112 @@ def test_json_paths_of_a_table_that_gets_no_rows_are_not_read_back(tmp_path: Pat
     )
     config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
     assert sensitive_fields(config, read_catalog(pair.source)) == {}
+
+
+def test_an_original_next_to_an_escaped_character_is_found_as_in_its_value(pair: Pair) -> None:
+    """COPY writes a newline or a tab as a backslash and a letter: the test sees the value itself, in
+    which the original after a newline begins a word."""
+    _user(pair.source, "Zorblat Quenwick")
+    _user(pair.target, "Masked Person")
+    pair.target.execute(
+        "INSERT INTO comments VALUES (1, %s), (2, %s), (3, %s)",
+        ("first line\nzorblat quenwick", "tab\tZorblat Quenwick\r\n", "C:\\Zorblat Quenwick"),
+    )
+    assert pair.scan(NAMES)[1] == Counter({"public.comments.body": 3})
+
+
+def test_an_original_holding_a_quote_or_backslash_is_found_in_json_and_text(pair: Pair) -> None:
+    """In a document's text such an original is escaped (``\\"``), and in COPY's text the backslash is
+    escaped again: found all the same."""
+    _user(pair.source, 'Zorblat "Zee" O\\Quenwick')
+    _user(pair.target, "Masked Person")
+    pair.target.execute(
+        "INSERT INTO events VALUES (1, %s)", (Jsonb({"note": 'met zorblat "zee" o\\quenwick today'}),)
+    )
+    pair.target.execute("INSERT INTO comments VALUES (1, %s)", ('cc Zorblat "Zee" O\\Quenwick',))
+    assert pair.scan(NAMES)[1] == Counter({"public.events.payload": 1, "public.comments.body": 1})
+
+
+def test_an_original_written_with_unicode_escapes_in_a_json_document_is_found(pair: Pair) -> None:
+    """A json (not jsonb) column keeps its text as written: ``\\u0061`` is an ``a``, and a key counts."""
+    _user(pair.source, "Zorblat Quenwick")
+    _user(pair.target, "Masked Person")
+    pair.target.execute(
+        "INSERT INTO documents (id, body) VALUES (1, %s), (2, %s), (3, %s)",
+        (
+            '{"note": "Zorbl\\u0061t Quenwick"}',
+            '{"Zorblat \\u0051uenwick": 1}',
+            '{"note": "Zorblat Quenwicks"}',
+        ),
+    )
+    assert pair.scan(NAMES)[1] == Counter({"public.documents.body": 2})
+
+
+def test_an_original_inside_an_array_of_text_is_found(pair: Pair) -> None:
+    _user(pair.source, "Zorblat Quenwick")
+    _user(pair.target, "Masked Person")
+    pair.target.execute(
+        "INSERT INTO documents (id, tags) VALUES (1, %s), (2, %s)",
+        (["vip", "Zorblat Quenwick"], ["vip"]),
+    )
+    assert pair.scan(NAMES)[1] == Counter({"public.documents.tags": 1})
+
+
+def test_every_leaking_row_of_a_table_read_in_many_chunks_is_counted_and_no_other(pair: Pair) -> None:
+    """Tables are read in chunks of many rows: each leak is counted once, in its own column, whatever the
+    rows before it (``ß`` folds to two letters) and wherever the chunks end."""
+    _user(pair.source, "Zorblat Quenwick", email="zorblat@acme.example")
+    _user(pair.target, "Masked Person", email="masked@example.com")
+    leaking = {7, 15_000, 29_999}
+    rows = [
+        (
+            index,
+            "Straße " * 8 + ("ZORBLAT QUENWICK" if index in leaking else "nobody here"),
+            '{"to": "zorblat@acme.example"}' if index == 15_001 else '{"to": "Großmann"}',
+        )
+        for index in range(30_000)
+    ]
+    with pair.target.cursor().copy("COPY documents (id, title, body) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    assert pair.scan(NAMES)[1] == Counter({"public.documents.title": 3, "public.documents.body": 1})
+
+
+def test_a_long_original_is_found_whether_or_not_it_quotes_a_shorter_one(pair: Pair) -> None:
+    """A long original (a note) that quotes a shorter one is searched through it; one that quotes none is
+    searched for itself."""
+    quoting = "Customer asked to move every invoice to zorblat@acme.example before the end of the quarter"
+    alone = "Customer asked to move every invoice to the new billing address before the end of the quarter"
+    pair.source.execute(
+        "INSERT INTO users (id, email, notes) VALUES (1, 'zorblat@acme.example', %s), (2, 'q@acme.example', %s)",
+        (quoting, alone),
+    )
+    pair.target.execute(
+        "INSERT INTO users (id, email, notes) VALUES (1, 'a@example.com', 'x'), (2, 'b@example.com', 'y')"
+    )
+    pair.target.execute(
+        "INSERT INTO comments VALUES (1, %s), (2, %s), (3, %s)", (quoting, alone.upper(), alone[:-1])
+    )
+    fields = {USERS: SensitiveFields((SensitiveColumn("email"), SensitiveColumn("notes")), ())}
+    assert pair.scan(fields)[1] == Counter({"public.comments.body": 2})
+
+
+def test_a_dotted_json_path_reads_what_is_there_and_nothing_through_arrays_or_scalars(pair: Pair) -> None:
+    """The server reads a dotted path of a jsonb column: an object at the path gives its strings at any
+    depth, a number as written, and a path through an array, a scalar, a null or a missing key nothing.
+    Other paths (recursive descent) are read from the document as before."""
+    pair.source.execute(
+        "INSERT INTO events VALUES (1, %s), (2, %s), (3, %s), (4, %s), (5, %s), (6, NULL), (7, %s)",
+        (
+            Jsonb({"actor": {"email": {"work": "zorblat@acme.example", "tags": ["Quenwick Holdings"]}}}),
+            Jsonb({"actor": {"email": 12345.5}}),
+            Jsonb({"actor": [{"email": "through@array.example"}]}),
+            Jsonb({"actor": "scalar@text.example"}),
+            Jsonb({"actor": {"email": None}}),
+            Jsonb({"x": [{"deep": "Deep Secret Value"}]}),
+        ),
+    )
+    paths = (JsonPathField("payload", "$.actor.email"), JsonPathField("payload", "$..deep"))
+    originals, _ = pair.scan({EVENTS: SensitiveFields((), paths)})
+    assert originals.values == {"zorblat@acme.example", "Quenwick Holdings", "Deep Secret Value"}
+    assert originals.not_searched == Counter({"bare number": 1})

@@ -1,0 +1,116 @@
+"""The search for originals in text: one Aho-Corasick automaton of every original, built once.
+
+``holds`` is the exact test of one value: an original, case-insensitively, whole or at word boundaries.
+``candidate_values`` is its sieve over many values at once (one C loop over their text): a value without any
+original anywhere in it, and without a backslash, holds none, so only the others are tested exactly. A JSON
+document's text without a backslash holds its keys and strings verbatim; what a backslash escapes (a quote,
+a newline, a ``\\u`` escape of a json document) is why such a value is always tested exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import ahocorasick
+
+NOTHING, COMMON_WORD, DISTINCTIVE = 0, 1, 2
+
+
+class OriginalsMatcher:
+    def __init__(self, common_words: Iterable[str], distinctive: Iterable[str]) -> None:
+        kinds: dict[str, int] = {}  # "MARY" and "Mary" fold alike: the stronger kind counts
+        for kind, words in ((COMMON_WORD, common_words), (DISTINCTIVE, distinctive)):
+            for original in words:
+                folded = original.casefold()
+                kinds[folded] = max(kind, kinds.get(folded, NOTHING))
+        self._automata = _automata(
+            {original: kind for original, kind in kinds.items() if len(original) <= _SHORT}
+        )
+        # A long original that holds a shorter distinctive one (a note quoting an email) is found wherever
+        # that one is, and nothing is more than distinctive: the automaton of the short ones is the same
+        # search without it, and much smaller to build.
+        self._automata += _automata(
+            {
+                original: kind
+                for original, kind in kinds.items()
+                if len(original) > _SHORT and self._holds_folded(original) != DISTINCTIVE
+            }
+        )
+        self.empty = not self._automata
+
+    def holds(self, text: str) -> int:
+        """``DISTINCTIVE`` if ``text`` holds one of those originals, else ``COMMON_WORD`` if it holds one of
+        those, else ``NOTHING``."""
+        return self._holds_folded(text.rstrip(" ").casefold())
+
+    def _holds_folded(self, folded: str) -> int:
+        found = NOTHING
+        for automaton in self._automata:
+            for end, (kind, word) in automaton.iter(folded):
+                if kind > found and _bounded(folded, end - len(word) + 1, end, word):
+                    found = int(kind)
+                    if found == DISTINCTIVE:
+                        return found
+        return found
+
+    def value_holds(self, value: Any) -> int:
+        """What a value holds: a text, or a JSON document's strings and keys."""
+        return max(map(self.holds, texts(value)), default=NOTHING)
+
+    def candidate_values(self, values: Sequence[str]) -> list[int]:
+        """The indexes of ``values`` that may hold an original: any original anywhere in them, word boundaries
+        or not, or a backslash. The others hold none."""
+        if self.empty or not values:
+            return []
+        # NUL is in no text or JSON value of PostgreSQL's, so no original spans two values; casefold works
+        # character by character, so the n-th NUL still ends the n-th value.
+        folded = "\0".join(values).casefold()
+        positions = [end for automaton in self._automata for end, _ in automaton.iter(folded)]
+        escape = folded.find("\\")
+        while escape != -1:
+            positions.append(escape)
+            value_end = folded.find("\0", escape)
+            escape = -1 if value_end == -1 else folded.find("\\", value_end)
+        found: list[int] = []
+        index, counted_to = 0, 0
+        for position in sorted(positions):
+            index += folded.count("\0", counted_to, position)
+            counted_to = position
+            if not found or found[-1] != index:
+                found.append(index)
+        return found
+
+
+_SHORT = 64  # characters: an email, a name; longer ones are mostly notes
+
+
+def _automata(kinds: dict[str, int]) -> list[ahocorasick.Automaton]:
+    """An automaton of ``kinds``' originals (folded), or none for none."""
+    if not kinds:
+        return []
+    automaton = ahocorasick.Automaton()
+    for original, kind in kinds.items():
+        automaton.add_word(original, (kind, original))
+    automaton.make_automaton()
+    return [automaton]
+
+
+def _bounded(text: str, start: int, end: int, found: str) -> bool:
+    """``found`` at text[start:end + 1] is not the middle of a longer word (``Ann`` in ``Annual``)."""
+    left_open = start == 0 or not (found[0].isalnum() and text[start - 1].isalnum())
+    right_open = end == len(text) - 1 or not (found[-1].isalnum() and text[end + 1].isalnum())
+    return left_open and right_open
+
+
+def texts(value: Any) -> Iterator[str]:
+    """A value's texts: itself, or a JSON document's string leaves and keys."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from texts(item)
