@@ -5,7 +5,6 @@ load, each check). Every copy is verified; a wrong one raises ``BenchFailure``."
 from __future__ import annotations
 
 import os
-import resource
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from repro_pipeline.engine.verify.checks import (
     schema_matches_source,
     zero_fk_orphans,
 )
+from repro_pipeline_tests.bench.descendants import descendants_peak_rss_mb
 from repro_pipeline_tests.bench.floor import copy_floor
 from repro_pipeline_tests.bench.source import BenchTenant
 
@@ -86,7 +86,10 @@ def measure_engine(
     process's own leaves them out."""
     config = load_config(MASK_RULES, EXTENSIONS)
     workers = LoadWorkers(worker_count or os.cpu_count() or 1, config, Secret(tenant.salt), min_rows_each)
-    with _scratch_database(tenant, "bench_load") as target_dsn:
+    with (
+        descendants_peak_rss_mb() as child_peak_rss_mb,
+        _scratch_database(tenant, "bench_load") as target_dsn,
+    ):
         with open_source_snapshot(tenant.standby_dsn) as snapshot:
             closure_seconds, plan = _timed(
                 lambda: plan_subset(snapshot, config, Secret(tenant.salt), tenant.organization)
@@ -133,8 +136,7 @@ def measure_engine(
         "table_rows": {str(name): count for name, count in load.loaded_rows.items()},
         "check_seconds": checks,
         "load_workers": load.workers,
-        # ru_maxrss of the children this process waited for (the load's workers, pg_dump), in kB on Linux.
-        "child_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "child_peak_rss_mb": child_peak_rss_mb(),
     }
 
 

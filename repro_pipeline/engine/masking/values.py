@@ -38,7 +38,7 @@ TAG_SEPARATOR_LENGTH = 1  # "+" before an email's @, "-" otherwise
 UNTAGGED_PROVIDERS = frozenset({"uuid"})  # 122 random bits already: unique without a tag
 HASH_HEX_LENGTH = 64
 
-_CACHE_SIZE = 1 << 16
+_CACHE_SIZE = 1 << 12
 _CACHED_LENGTH = 1024  # longer values are masked every time rather than kept in the cache
 
 

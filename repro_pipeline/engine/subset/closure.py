@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any, overload
 
 import psycopg
@@ -30,7 +32,7 @@ from pyroaring import BitMap64
 
 from repro_pipeline.engine.errors import ClosureError
 from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, Table, TableName
-from repro_pipeline.engine.subset.keyset import Term, batches, column_list, key_getter, match_keys
+from repro_pipeline.engine.subset.keyset import KEY_BATCH, Term, batches, column_list, key_getter, match_keys
 from repro_pipeline.engine.subset.predicate import PLACEHOLDER, Predicate
 
 Key = Any  # a scalar for one-column primary keys, a tuple for composite ones
@@ -201,7 +203,7 @@ class Closure:
     keys: Mapping[TableName, Sequence[Key]]  # sorted primary keys of the included rows
     reasons: Mapping[TableName, Mapping[str, int]]  # how many rows each root or FK edge brought
     passes: int
-    root_keys: Mapping[TableName, tuple[Key, ...]]  # the rows each root predicate selected
+    root_keys: Mapping[TableName, Sequence[Key]]  # the rows each root predicate selected
     keyless: Mapping[TableName, KeylessRows] = field(default_factory=dict)
     # References of copied rows to no row of the parent on the source (a virtual foreign key, or a NOT VALID
     # constraint, enforces nothing): copied as they are, so the orphan check expects exactly these.
@@ -239,14 +241,16 @@ def compute_closure(
     *,
     copied_tables: Iterable[TableName],
     edge_policies: Mapping[EdgeKey, EdgePolicy] | None = None,
-    check_roots: Callable[[Mapping[TableName, tuple[Key, ...]]], None] = lambda _: None,
+    check_roots: Callable[[Mapping[TableName, Sequence[Key]]], None] = lambda _: None,
     left_out: Mapping[TableName, frozenset[Key]] | None = None,
 ) -> Closure:
     """``check_roots`` sees the rows each root selected before the walk starts, and may refuse them.
     Rows in ``left_out`` (by primary key) are never included: references to them are noted as nulled."""
     walk = _Walk(conn, catalog, roots, frozenset(copied_tables), edge_policies or {}, left_out or {})
     for root in roots:
-        walk.add_root(root.table, walk.select_root(root, organization_id))
+        # A stream left unread holds the connection: closed whatever happens.
+        with closing(walk.select_root(root, organization_id)) as chunks:
+            walk.add_root(root.table, chunks)
     check_roots(walk.root_keys)
     if not any(walk.root_rows.values()):
         raise ClosureError(
@@ -280,10 +284,10 @@ class _Walk:
         self.root_tables = frozenset(root.table for root in roots)
         self.copied = copied_tables
         self.included: dict[TableName, IncludedKeys] = defaultdict(IncludedKeys)
-        self.pending: dict[TableName, list[tuple[Any, ...]]] = defaultdict(list)
+        self.pending: dict[TableName, _Frontier] = {}
         self.reasons: dict[TableName, Counter[str]] = defaultdict(Counter)
         self.passes = 0
-        self.root_keys: dict[TableName, tuple[Key, ...]] = {}
+        self.root_keys: dict[TableName, Sequence[Key]] = {}
         self.root_rows: Counter[TableName] = Counter()
         self.roots = roots
         self.keyless_parents: dict[TableName, dict[ForeignKey, set[Key]]] = defaultdict(dict)
@@ -292,7 +296,7 @@ class _Walk:
             if fk.child in copied_tables and fk.parent in copied_tables:
                 _require_primary_key(catalog.tables[fk.parent], because=f"{fk} references it")
 
-    def select_root(self, root: Root, organization_id: int) -> list[tuple[Any, ...]]:
+    def select_root(self, root: Root, organization_id: int) -> Generator[list[tuple[Any, ...]]]:
         table = self.catalog.tables[root.table]
         query = sql.SQL("SELECT {columns} FROM {table} WHERE {predicate}").format(
             columns=column_list(self._key_columns(table)),
@@ -300,7 +304,7 @@ class _Walk:
             predicate=root.predicate.as_sql(),
         )
         try:
-            return self.cur.execute(query, {PLACEHOLDER: organization_id}).fetchall()
+            yield from _streamed(self.cur, query, {PLACEHOLDER: organization_id})
         except (psycopg.errors.QueryCanceled, psycopg.errors.SerializationFailure):
             raise
         except psycopg.Error as exc:
@@ -310,13 +314,17 @@ class _Walk:
                 "fix the predicate: it must be one boolean SQL expression over the columns of that table",
             ) from None
 
-    def add_root(self, name: TableName, rows: list[tuple[Any, ...]]) -> None:
+    def add_root(self, name: TableName, chunks: Iterable[list[tuple[Any, ...]]]) -> None:
         table = self.catalog.tables[name]
-        self.root_rows[name] += len(rows)
+        key_of = key_getter(self._key_columns(table), table.primary_key)
+        keys = _DistinctValues()
+        for rows in chunks:
+            self.root_rows[name] += len(rows)
+            if table.primary_key:
+                keys.update([key_of(row) for row in rows])
+            self.add(name, rows, expands_down=True, reason="root predicate")
         if table.primary_key:
-            key_of = key_getter(self._key_columns(table), table.primary_key)
-            self.root_keys[name] = tuple(sorted(key_of(row) for row in rows))
-        self.add(name, rows, expands_down=True, reason="root predicate")
+            self.root_keys[name] = keys.sorted_keys()
 
     def add(
         self, name: TableName, rows: Iterable[tuple[Any, ...]], *, expands_down: bool, reason: str
@@ -324,46 +332,54 @@ class _Walk:
         table = self.catalog.tables[name]
         if not table.primary_key:
             # Nothing references a keyless table: its rows only need their parents pulled up.
-            self.pending[name].extend((False, *row) for row in rows)
+            self._frontier(name).absorb([(False, *row) for row in rows])
             return
         key_of = key_getter(self._key_columns(table), table.primary_key)
         left_out = self.left_out.get(name, frozenset())
+        found: list[tuple[Any, ...]] = []
         added = self.included[name].add_rows(
             (row for row in rows if key_of(row) not in left_out) if left_out else rows,
             key_of,
             expands_down,
-            self.pending[name],
+            found,
         )
+        self._frontier(name).absorb(found)
         if added:
             self.reasons[name][reason] += added
 
     def run_pass(self) -> None:
         self.passes += 1
-        frontier, self.pending = self.pending, defaultdict(list)
-        for name, entries in frontier.items():
-            table = self.catalog.tables[name]
-            columns = self._key_columns(table)
+        frontier, self.pending = self.pending, {}
+        for name, found in frontier.items():
             for fk in self.catalog.referenced_by(name):
                 if fk.parent in self.copied:
-                    self._pull_up(fk, columns, entries)
-            expanding = [entry for entry in entries if entry[0]]
+                    self._pull_up(fk, found.every[fk.child_terms])
             for fk in self.catalog.referencing(name):
                 policy = self.policies.get((fk.child, fk.name), FOLLOW)
                 if fk.child not in self.copied or fk.child in self.root_tables or not policy.follow_down:
                     continue
-                parents = entries if policy.from_pulled_up_parents else expanding
+                parents = (found.every if policy.from_pulled_up_parents else found.expanding)[
+                    fk.parent_columns
+                ]
                 if parents:
-                    self._expand_down(fk, columns, parents, policy.max_rows_per_parent)
+                    self._expand_down(fk, parents, policy.max_rows_per_parent)
 
-    def _pull_up(self, fk: ForeignKey, columns: tuple[Term, ...], entries: list[tuple[Any, ...]]) -> None:
+    def _frontier(self, name: TableName) -> _Frontier:
+        frontier = self.pending.get(name)
+        if frontier is None:
+            groups = [fk.child_terms for fk in self.catalog.referenced_by(name) if fk.parent in self.copied]
+            groups += [fk.parent_columns for fk in self.catalog.referencing(name)]
+            frontier = self.pending[name] = _Frontier(self._key_columns(self.catalog.tables[name]), groups)
+        return frontier
+
+    def _pull_up(self, fk: ForeignKey, values: Iterable[Key]) -> None:
         parent = self.catalog.tables[fk.parent]
-        values = _distinct_values(entries, columns, fk.child_terms)
         if fk.parent_columns == parent.primary_key:
             known = self.included[fk.parent]
-            values = [value for value in values if value not in known]
+            values = (value for value in values if value not in known)
         referenced = key_getter(self._key_columns(parent), fk.parent_columns)
         left_out = self.left_out.get(fk.parent)
-        for batch in batches(values):
+        for batch in _chunks(values):
             rows = self._fetch(parent, fk.parent_columns, batch)
             if len(rows) < len(batch):
                 found = {referenced(row) for row in rows}
@@ -373,11 +389,8 @@ class _Walk:
                 self.nulled[fk].update(referenced(row) for row in rows if key_of(row) in left_out)
             self.add(fk.parent, rows, expands_down=False, reason=f"up from {fk.child} via {fk.name}")
 
-    def _expand_down(
-        self, fk: ForeignKey, columns: tuple[Term, ...], entries: list[tuple[Any, ...]], limit: int | None
-    ) -> None:
+    def _expand_down(self, fk: ForeignKey, values: Iterable[Key], limit: int | None) -> None:
         child = self.catalog.tables[fk.child]
-        values = _distinct_values(entries, columns, fk.parent_columns)
         if not child.primary_key:
             if limit:
                 _require_primary_key(child, because=f"max_rows_per_parent is set for {fk.name}")
@@ -385,18 +398,21 @@ class _Walk:
             values = [value for value in values if value not in known]
             known.update(values)
         reason = f"down from {fk.parent} via {fk.name}" + (f" (at most {limit} per parent)" if limit else "")
-        for batch in batches(values):
-            rows = self._fetch(child, fk.child_terms, batch, limit=limit)
-            self.add(fk.child, rows, expands_down=True, reason=reason)
+        for batch in _chunks(values):
+            # Streamed: the children of a batch of parents have no bound (a whale's invoices, their lines).
+            query, params = self._query(child, fk.child_terms, batch, limit)
+            with closing(_streamed(self.cur, query, params)) as children:
+                for rows in children:
+                    self.add(fk.child, rows, expands_down=True, reason=reason)
 
     def _fetch(
-        self,
-        table: Table,
-        match_columns: tuple[Term, ...],
-        values: Sequence[Key],
-        *,
-        limit: int | None = None,
+        self, table: Table, match_columns: tuple[Term, ...], values: Sequence[Key]
     ) -> list[tuple[Any, ...]]:
+        return self.cur.execute(*self._query(table, match_columns, values, None)).fetchall()
+
+    def _query(
+        self, table: Table, match_columns: tuple[Term, ...], values: Sequence[Key], limit: int | None
+    ) -> tuple[sql.Composed, dict[str, Any]]:
         condition, params = match_keys(table, match_columns, values)
         columns = column_list(self._key_columns(table))
         if limit is None:
@@ -418,7 +434,7 @@ class _Walk:
                 condition=condition,
                 limit=sql.Literal(limit),
             )
-        return self.cur.execute(query, params).fetchall()
+        return query, params
 
     def _key_columns(self, table: Table) -> tuple[Term, ...]:
         """Primary key, then every column (or JSON path) an FK of the table uses or an FK into the table
@@ -475,12 +491,75 @@ def _require_primary_key(table: Table, *, because: str) -> None:
         )
 
 
-def _distinct_values(
-    entries: list[tuple[Any, ...]], columns: tuple[Term, ...], wanted: tuple[Term, ...]
-) -> list[Key]:
-    positions = [1 + columns.index(column) for column in wanted]
-    if len(positions) == 1:
-        (only,) = positions
-        return list({entry[only] for entry in entries if entry[only] is not None})
-    found = {tuple(entry[position] for position in positions) for entry in entries}
-    return [value for value in found if None not in value]
+_STREAM_ROWS = 5_000  # rows of a query brought and walked at once (libpq's chunked rows)
+
+
+def _streamed(
+    cur: psycopg.Cursor[TupleRow], query: sql.Composed, params: dict[str, Any]
+) -> Generator[list[tuple[Any, ...]]]:
+    """The rows of ``query`` a chunk at a time; closed early, it closes the stream, which would otherwise hold
+    the connection."""
+    yield from _chunks(cur.stream(query, params, size=_STREAM_ROWS), _STREAM_ROWS)
+
+
+def _chunks(values: Iterable[Any], size: int = KEY_BATCH) -> Iterator[list[Any]]:
+    iterator = iter(values)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class _DistinctValues:
+    """Values seen, each once: non-negative integers (nearly every key) in a compressed bitmap, a few bits
+    each, others in a set. Iterated integers first, in order."""
+
+    def __init__(self) -> None:
+        self._integers = BitMap64()
+        self._other: set[Key] = set()
+
+    def update(self, values: list[Key]) -> None:
+        try:
+            self._integers.update(values)  # one call in C for the usual batch of integer keys
+        except (TypeError, OverflowError, ValueError):
+            for value in values:
+                if type(value) is int and 0 <= value < _BITMAP_END:
+                    self._integers.add(value)
+                else:
+                    self._other.add(value)
+
+    def __bool__(self) -> bool:
+        return bool(self._integers) or bool(self._other)
+
+    def __iter__(self) -> Iterator[Key]:
+        yield from self._integers
+        yield from self._other
+
+    def sorted_keys(self) -> Sequence[Key]:
+        if not self._other:
+            return SortedBitmap(self._integers)
+        return tuple(heapq.merge(self._integers, sorted(self._other)))
+
+
+class _Frontier:
+    """What a pass found in one table, for the next: for each group of columns an FK reads (to pull parents
+    up, or to find children), the distinct non-null values of the rows found, and of those that expand down.
+    Kept as values rather than rows, so a pass over a million rows holds their distinct references (bits in
+    a bitmap), not a million tuples."""
+
+    def __init__(self, columns: tuple[Term, ...], groups: Iterable[tuple[Term, ...]]) -> None:
+        self._positions = {group: [1 + columns.index(column) for column in group] for group in groups}
+        self.every = {group: _DistinctValues() for group in self._positions}
+        self.expanding = {group: _DistinctValues() for group in self._positions}
+
+    def absorb(self, entries: list[tuple[Any, ...]]) -> None:
+        """Entries are ``(expands_down, *row)`` over the walk's key columns of the table."""
+        if not entries:
+            return
+        expanding = [entry for entry in entries if entry[0]]
+        for group, positions in self._positions.items():
+            for found, rows in ((self.every[group], entries), (self.expanding[group], expanding)):
+                if len(positions) == 1:
+                    (only,) = positions
+                    found.update([row[only] for row in rows if row[only] is not None])
+                else:
+                    values = (tuple(row[position] for position in positions) for row in rows)
+                    found.update([value for value in values if None not in value])

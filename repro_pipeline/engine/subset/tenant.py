@@ -5,7 +5,7 @@ organization's rows and no other's."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -84,7 +84,7 @@ def parse_organization_id(key: object) -> int:
 def require_tenant_roots(
     config: ReproConfig,
     tenant: Tenant,
-    root_keys: Mapping[TableName, tuple[Any, ...]],
+    root_keys: Mapping[TableName, Sequence[Any]],
     organization_id: int,
     has_placeholder: bool,
 ) -> None:
@@ -228,5 +228,5 @@ def _reached(organization_id: int, tenant: Tenant, crossing: CrossTenantRows) ->
     return f"the closure of organization {organization_id} reaches other tenant(s) {_some(ids)} of {tenant.table}"
 
 
-def _some(keys: tuple[Any, ...]) -> str:
+def _some(keys: Sequence[Any]) -> str:
     return ", ".join(str(key) for key in keys[:5]) + (" ..." if len(keys) > 5 else "")
