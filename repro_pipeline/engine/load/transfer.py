@@ -75,7 +75,7 @@ def copy_table(
             with source_cur.copy(copy_out, params | nulled_params) as stream:
                 if mask_lines is not None and not splits_safely(encoding):
                     for row in stream.rows():
-                        sink.write_row(masking.mask_row(row))
+                        sink.write_row(_masked_row(row, python_maskers))
                 else:
                     for block in stream:
                         pending += block
@@ -94,6 +94,14 @@ def _python_maskers(masking: TableMasking) -> list[FieldMasker]:
         for position, masker in masking.maskers.items()
     }
     return sorted((position, masker) for position, masker in python.items() if masker is not None)
+
+
+def _masked_row(row: tuple[Any, ...], maskers: list[FieldMasker]) -> list[Any]:
+    """A row parsed by psycopg, through the maskers left to Python (the SELECT applied the others)."""
+    masked = list(row)
+    for position, masker in maskers:
+        masked[position] = masker(masked[position])
+    return masked
 
 
 def _write_lines(sink: Copy, data: bytearray, mask_lines: Callable[[bytes], bytes] | None) -> bytearray:

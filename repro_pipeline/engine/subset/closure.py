@@ -517,14 +517,19 @@ class _DistinctValues:
         self._other: set[Key] = set()
 
     def update(self, values: list[Key]) -> None:
-        try:
-            self._integers.update(values)  # one call in C for the usual batch of integer keys
-        except (TypeError, OverflowError, ValueError):
-            for value in values:
-                if type(value) is int and 0 <= value < _BITMAP_END:
-                    self._integers.add(value)
-                else:
-                    self._other.add(value)
+        # The bitmap converts what it can to an integer (a UUID, 2.5, True): only a batch of ints may go to it
+        # whole, else a uuid key would come back as an int and a numeric 2.5 as the key 2.
+        if all(type(value) is int for value in values):
+            try:
+                self._integers.update(values)  # one call in C for the usual batch of integer keys
+                return
+            except (OverflowError, ValueError):
+                pass  # a negative or 64-bit-overflowing key: sorted one by one below
+        for value in values:
+            if type(value) is int and 0 <= value < _BITMAP_END:
+                self._integers.add(value)
+            else:
+                self._other.add(value)
 
     def __bool__(self) -> bool:
         return bool(self._integers) or bool(self._other)

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ Row = dict[str, Any]
 ID_KEYS = list(range(1, 21))
 COMPOSITE_KEYS = [(a, b) for a in range(1, 5) for b in range(1, 6)]
 KEYLESS_VALUES = 6  # column n of a table without a primary key holds 1..6: rows repeat, whole rows too
-KEY_TYPES = ("integer", "bigint", "text", "uuid")
+KEY_TYPES = ("integer", "bigint", "text", "uuid", "numeric")
 # Text keys start with their number (so they are unique) and end with what SQL literals and array parameters
 # must escape. The stack's databases use the C collation (initdb --locale=C): Postgres orders text by its
 # UTF-8 bytes, which is Python's order of str; it orders uuid by its 16 bytes, which is Python's order of
@@ -82,7 +83,12 @@ def encode(key_type: str, value: int | None) -> Any:
     if key_type == "text":
         return f"{value}{TEXT_TAILS[value % len(TEXT_TAILS)]}"
     if key_type == "uuid":
-        return uuid.uuid5(uuid.NAMESPACE_URL, str(value))
+        # Odd values as fixtures write them (00000000-...-0000000000000007), whose int fits a bitmap: they
+        # must stay UUIDs, never become integer keys.
+        return uuid.UUID(int=value) if value % 2 else uuid.uuid5(uuid.NAMESPACE_URL, str(value))
+    if key_type == "numeric":
+        # Odd values fractional: 7.5 is a key of its own, never 7.
+        return Decimal(value) + (Decimal("0.5") if value % 2 else 0)
     return value
 
 
