@@ -56,7 +56,9 @@ def test_the_workflow_runs_the_strict_gate_on_the_shipped_config(
         text=True,
         timeout=300,
     )
-    diff = json.loads((checkout / "policy-diff.json").read_text(encoding="utf-8"))
+    diff_file = checkout / "policy-diff.json"
+    assert diff_file.exists(), f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
+    diff = json.loads(diff_file.read_text(encoding="utf-8"))
     assert diff["strict_autodetect"] is True, run.stderr
     assert run.returncode == (0 if diff["strict_passed"] else 3), run.stderr
     assert "Traceback" not in run.stderr
