@@ -31,7 +31,7 @@ everywhere. How the closure uses `subset`, `foreign_keys`, `tenant` and `virtual
 # The models carry few descriptions of their own; these fill the gap, and the docs test fails when a key of
 # the schema has neither (a new key cannot reach the reference undocumented).
 KEY_DESCRIPTIONS: Mapping[str, str] = {
-    "MaskRules.version": "The guide's format version, for example `\"1.0\"`.",
+    "MaskRules.version": 'The guide\'s format version, for example `"1.0"`.',
     "MaskRules.global_salt": "Where the masking salt comes from: `env://NAME` reads it from that variable (the shipped file: `env://ANONYMIZATION_SALT`). Never the salt itself.",
     "MaskRules.on_existing_data": "The guide's key, accepted for compatibility: a repro database is always created empty.",
     "MaskRules.auto_detect": "Run PII auto-detection (`repro-pipeline preview`) on name and sampled values.",
@@ -59,7 +59,7 @@ KEY_DESCRIPTIONS: Mapping[str, str] = {
     "StaticAction.value": "The constant.",
     "NullAction.action": "Write NULL (the column must be nullable).",
     "PassthroughAction.action": "Copy as it is, on purpose: covers the column for the policy gate.",
-    "CommercialExtensions.version": "The guide's format version, for example `\"1.0\"`.",
+    "CommercialExtensions.version": 'The guide\'s format version, for example `"1.0"`.',
     "CommercialExtensions.subset": "The closure's roots: a table and the predicate selecting its rows.",
     "CommercialExtensions.json_mask": "Masking rules for paths inside json/jsonb columns.",
     "CommercialExtensions.foreign_keys": "Per-FK rules for the closure's walk (our addition).",
@@ -91,7 +91,7 @@ KEY_DESCRIPTIONS: Mapping[str, str] = {
     "VirtualForeignKey.references": "The referenced table and columns.",
     "TenantRule.table": "The table whose rows are the tenants.",
     "TenantRule.key": "Its key column (the partition's organization id).",
-    "TenantRule.cross_tenant_references": "`refuse`: a closure reaching another tenant's row fails at plan time; `\"null\"` (quoted): those rows are left out and references to them written as NULL; `allow`: they are copied and the plan names them.",
+    "TenantRule.cross_tenant_references": '`refuse`: a closure reaching another tenant\'s row fails at plan time; `"null"` (quoted): those rows are left out and references to them written as NULL; `allow`: they are copied and the plan names them.',
 }
 
 

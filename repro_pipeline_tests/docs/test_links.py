@@ -33,9 +33,9 @@ def broken_links(markdown: Path) -> list[str]:
             continue
         path_part, _, anchor = target.partition("#")
         linked = (markdown.parent / path_part).resolve() if path_part else markdown
-        if not linked.exists():
-            broken.append(target)
-        elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+        if not linked.exists() or (
+            bool(anchor) and linked.suffix == ".md" and anchor not in _anchors(linked)
+        ):
             broken.append(target)
     return broken
 

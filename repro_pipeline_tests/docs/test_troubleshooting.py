@@ -13,7 +13,9 @@ _MIN_FRAGMENT = 10
 
 
 def _source_text() -> str:
-    source = "\n".join(path.read_text(encoding="utf-8") for path in (PROJECT_ROOT / "repro_pipeline").rglob("*.py"))
+    source = "\n".join(
+        path.read_text(encoding="utf-8") for path in (PROJECT_ROOT / "repro_pipeline").rglob("*.py")
+    )
     # messages are written as implicitly concatenated literals over several lines
     return re.sub(r'"\s*\n\s*f?"', "", source)
 
@@ -35,4 +37,6 @@ def test_every_quoted_message_is_one_the_code_prints() -> None:
 
 
 def test_a_message_the_code_does_not_print_is_found() -> None:
-    assert unknown_fragments(["the standby is on fire: N alarms"], _source_text()) == ["the standby is on fire"]
+    assert unknown_fragments(["the standby is on fire: N alarms"], _source_text()) == [
+        "the standby is on fire"
+    ]
