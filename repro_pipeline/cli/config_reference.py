@@ -28,96 +28,32 @@ everywhere. How the closure uses `subset`, `foreign_keys`, `tenant` and `virtual
 [closure.md](closure.md).
 """
 
-# The models carry few descriptions of their own; these fill the gap, and the docs test fails when a key of
-# the schema has neither (a new key cannot reach the reference undocumented).
-KEY_DESCRIPTIONS: Mapping[str, str] = {
-    "MaskRules.version": 'The guide\'s format version, for example `"1.0"`.',
-    "MaskRules.global_salt": "Where the masking salt comes from: `env://NAME` reads it from that variable (the shipped file: `env://ANONYMIZATION_SALT`). Never the salt itself.",
-    "MaskRules.on_existing_data": "The guide's key, accepted for compatibility: a repro database is always created empty.",
-    "MaskRules.auto_detect": "Run PII auto-detection (`repro-pipeline preview`) on name and sampled values.",
-    "MaskRules.strict_autodetect": "The policy gate: a high or medium finding without a rule (`passthrough` counts) fails `preview` (exit 3) and the run.",
-    "MaskRules.batch_size": "Rows per masking batch.",
-    "MaskRules.audit_log": "The guide's key, accepted for compatibility.",
-    "MaskRules.replicate_all_indexes": "Also recreate the source's non-constraint indexes in the repro database (slower load).",
-    "MaskRules.require_least_privilege": "Refuse a source role that is a superuser (plan time).",
-    "MaskRules.tables": "Rules per table, keyed by `schema.table`.",
-    "TableRules.strategy": "`transform`: copy the closure's rows, masked; `exclude`: do not create the table; `empty` / `truncate`: create it without rows. Only `transform` tables are traversed.",
-    "TableRules.columns": "Masking action per column; a column without one is copied as it is.",
-    "TableRules.batch_size": "Rows per masking batch for this table (the file's `batch_size` otherwise).",
-    "FakeAction.normalize": "`lower`: lower-case the original before seeding, so `A@x.com` and `a@x.com` get the same fake.",
-    "FakeAction.action": "Replace with a deterministic fake value (seeded by the salt and the original).",
-    "FakeAction.provider": "The fake's kind (for example `email`, `full_name`, `phone`); `repro-pipeline validate` lists the known ones when it is wrong.",
-    "FakeAction.seed_alias": "Columns sharing an alias get the same fake for the same original (joins keep working).",
-    "FakeAction.params": "The provider's parameters; an unknown one is refused.",
-    "HashAction.normalize": "`lower`: lower-case the original before hashing.",
-    "HashAction.action": "Replace with a keyed hash of the original (HMAC with the salt).",
-    "RegexMaskAction.action": "Replace what a regular expression matches.",
-    "RegexMaskAction.flags": "Python `re` flag names, for example `IGNORECASE`.",
-    "RegexMaskAction.pattern": "The regular expression; refused when it can backtrack catastrophically.",
-    "RegexMaskAction.replace": "The replacement (`re.sub` syntax).",
-    "StaticAction.action": "Replace every value with one constant.",
-    "StaticAction.value": "The constant.",
-    "NullAction.action": "Write NULL (the column must be nullable).",
-    "PassthroughAction.action": "Copy as it is, on purpose: covers the column for the policy gate.",
-    "CommercialExtensions.version": 'The guide\'s format version, for example `"1.0"`.',
-    "CommercialExtensions.subset": "The closure's roots: a table and the predicate selecting its rows.",
-    "CommercialExtensions.json_mask": "Masking rules for paths inside json/jsonb columns.",
-    "CommercialExtensions.foreign_keys": "Per-FK rules for the closure's walk (our addition).",
-    "CommercialExtensions.tenant": "Which table holds the tenants (default `public.organizations`, key `id`).",
-    "CommercialExtensions.virtual_foreign_keys": "References the schema does not declare, followed both ways like a declared FK.",
-    "SubsetRoot.table": "The root table, `schema.table`.",
-    "SubsetRoot.predicate": "One boolean SQL expression; `:organization_id` is the partition's organization (bound, never spliced). Only IMMUTABLE or STABLE functions.",
-    "JsonMask.column": "The json/jsonb column, `schema.table.column`.",
-    "JsonMask.paths": "The rules for paths inside it.",
-    "JsonPathRule.normalize": "`lower`: lower-case the original first (fake and hash).",
-    "JsonPathRule.path": "A JSONPath (`$.actor.email`, `$..email`, `$.items[*].ip`).",
-    "JsonPathRule.action": "`fake`, `hash`, `static`, `null`, or `remove` (drop the key).",
-    "JsonPathRule.provider": "The fake's kind (with `action: fake`).",
-    "JsonPathRule.seed_alias": "Shares fakes with columns or paths of the same alias.",
-    "JsonPathRule.params": "The provider's parameters.",
-    "JsonPathRule.value": "The constant (with `action: static`).",
-    "ForeignKeyRule.table": "The referencing table, `schema.table`.",
-    "ForeignKeyRule.columns": "The FK's columns; needed when the table has several FKs (or give `name`).",
-    "ForeignKeyRule.name": "The FK constraint's name, instead of `columns`.",
-    "ForeignKeyRule.down": "`skip`: do not follow it downward (upward it is always followed).",
-    "ForeignKeyRule.max_rows_per_parent": "Bring down at most this many rows per parent, newest first.",
-    "ForeignKeyRule.from_pulled_up_parents": "Also follow it down from parents that were only pulled up.",
-    "ReferencedColumns.table": "The referenced table, `schema.table`.",
-    "ReferencedColumns.columns": "Its referenced columns (a primary or unique key).",
-    "VirtualForeignKey.table": "The referencing table, `schema.table`.",
-    "VirtualForeignKey.columns": "The referencing columns (or `column` with `json_path`).",
-    "VirtualForeignKey.column": "A json/jsonb column holding the reference (with `json_path`).",
-    "VirtualForeignKey.json_path": "A dotted path in `column` (`$.invoice.id`).",
-    "VirtualForeignKey.references": "The referenced table and columns.",
-    "TenantRule.table": "The table whose rows are the tenants.",
-    "TenantRule.key": "Its key column (the partition's organization id).",
-    "TenantRule.cross_tenant_references": '`refuse`: a closure reaching another tenant\'s row fails at plan time; `"null"` (quoted): those rows are left out and references to them written as NULL; `allow`: they are copied and the plan names them.',
-}
 
-
-def undocumented_keys() -> list[str]:
-    """``Model.key`` of every key of the two schemas with no description in the schema or here."""
+def config_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each config file, by file name (what ``repro-pipeline schema`` prints)."""
     from repro_pipeline.engine.config import CommercialExtensions, MaskRules
 
+    return {
+        "mask-rules.yaml": MaskRules.model_json_schema(),
+        "commercial-extensions.yaml": CommercialExtensions.model_json_schema(),
+    }
+
+
+def undocumented_keys(schemas: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``Model.key`` of every key of the schemas without a description (a field without a docstring)."""
     missing = []
-    for model in (MaskRules, CommercialExtensions):
-        schema = model.model_json_schema()
+    for schema in schemas.values():
         for name, definition in [(schema["title"], schema), *schema.get("$defs", {}).items()]:
             for key, prop in definition.get("properties", {}).items():
-                if not prop.get("description") and f"{name}.{key}" not in KEY_DESCRIPTIONS:
+                if not prop.get("description"):
                     missing.append(f"{name}.{key}")
     return missing
 
 
 def render_reference() -> str:
-    from repro_pipeline.engine.config import CommercialExtensions, MaskRules
-
     sections = [_HEADER]
-    for file_name, model in (
-        ("mask-rules.yaml", MaskRules),
-        ("commercial-extensions.yaml", CommercialExtensions),
-    ):
-        sections.append(_render_file(file_name, model.model_json_schema()))
+    for file_name, schema in config_schemas().items():
+        sections.append(_render_file(file_name, schema))
     return "\n".join(sections)
 
 
@@ -148,7 +84,7 @@ def _render_object(name: str, schema: Mapping[str, Any], prefix: str) -> list[st
             presence = f"default `{json.dumps(prop['default'])}`"
         else:
             presence = "optional"
-        description = _one_line(prop.get("description") or KEY_DESCRIPTIONS.get(f"{name}.{key}", ""))
+        description = _one_line(prop.get("description", ""))
         rows.append(f"| `{key}` | {_render_type(prop, prefix)} | {presence} | {description} |")
     return [*rows, ""]
 
