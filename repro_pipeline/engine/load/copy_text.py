@@ -32,6 +32,16 @@ _ESCAPED = {"\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\
 FieldMasker = tuple[int, ValueMasker]  # a column's position in the line, and its masker
 
 
+class UnwritableValue(ValueError):
+    """A masked value holds a character the COPY data's encoding cannot write (its message quotes no value)."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(
+            f"a masked value at position {position} cannot be written in the COPY data's encoding"
+        )
+        self.position = position
+
+
 def splits_safely(encoding: str) -> bool:
     """Whether lines in ``encoding`` (a Python codec name) can be split and unescaped byte by byte."""
     return codecs.lookup(encoding).name not in _NOT_ASCII_SAFE
@@ -74,7 +84,12 @@ def line_masker(maskers: Sequence[FieldMasker], encoding: str) -> Callable[[byte
         for line in data.split(b"\n")[:-1]:
             fields = line.split(b"\t")
             for position, masker in fields_masked:
-                fields[position] = encode_field(masker(decode_field(fields[position], encoding)), encoding)
+                try:
+                    fields[position] = encode_field(
+                        masker(decode_field(fields[position], encoding)), encoding
+                    )
+                except UnicodeEncodeError:
+                    raise UnwritableValue(position) from None
             masked_lines.append(b"\t".join(fields))
         masked_lines.append(b"")
         return b"\n".join(masked_lines)

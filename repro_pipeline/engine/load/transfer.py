@@ -4,6 +4,10 @@ Rows go from ``COPY ... TO STDOUT`` on the source to ``COPY ... FROM STDIN`` on 
 keys (or, for a table without a primary key, one selecting condition) at a time, so memory holds one batch
 whatever the tenant's size. Rows stay COPY text: a table without masks is copied as the bytes the source sent,
 and in a masked one only the masked fields are decoded and written again (``copy_text``).
+
+Those bytes are in the source session's client encoding (its database's, unless its DSN sets another), which
+need not be the target database's: the target session takes the same client encoding for the COPY, so its
+server converts them (and refuses, naming the character, one its own encoding cannot hold).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import psycopg
 from psycopg import Copy, sql
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.load.copy_text import FieldMasker, line_masker, splits_safely
+from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.load.copy_text import FieldMasker, UnwritableValue, line_masker, splits_safely
 from repro_pipeline.engine.masking.in_select import SelectMask
 from repro_pipeline.engine.masking.plan import TableMasking
 from repro_pipeline.engine.source.catalog import ForeignKey
@@ -67,23 +72,43 @@ def copy_table(
     # The source sends one message per row; handing each to the target on its own costs a round of libpq
     # calls per row, so rows are gathered into blocks of about WRITE_SIZE bytes first.
     pending = bytearray()
-    with target_cur.copy(copy_in) as sink:
-        for condition, params in batches:
-            copy_out = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {condition}) TO STDOUT").format(
-                columns=selected, table=table.name.identifier, condition=condition
-            )
-            with source_cur.copy(copy_out, params | nulled_params) as stream:
-                if mask_lines is not None and not splits_safely(encoding):
-                    for row in stream.rows():
-                        sink.write_row(_masked_row(row, python_maskers))
-                else:
-                    for block in stream:
-                        pending += block
-                        if len(pending) >= WRITE_SIZE:
-                            pending = _write_lines(sink, pending, mask_lines)
-            read += source_cur.rowcount
-        _write_lines(sink, pending, mask_lines)
+    target_encoding = target.info.parameter_status("client_encoding")
+    source_encoding = source.info.parameter_status("client_encoding")
+    _set_client_encoding(target, source_encoding)
+    try:
+        with target_cur.copy(copy_in) as sink:
+            for condition, params in batches:
+                copy_out = sql.SQL("COPY (SELECT {columns} FROM {table} WHERE {condition}) TO STDOUT").format(
+                    columns=selected, table=table.name.identifier, condition=condition
+                )
+                with source_cur.copy(copy_out, params | nulled_params) as stream:
+                    if mask_lines is not None and not splits_safely(encoding):
+                        for row in stream.rows():
+                            sink.write_row(_masked_row(row, python_maskers, encoding))
+                    else:
+                        for block in stream:
+                            pending += block
+                            if len(pending) >= WRITE_SIZE:
+                                pending = _write_lines(sink, pending, mask_lines)
+                read += source_cur.rowcount
+            _write_lines(sink, pending, mask_lines)
+    except UnwritableValue as exc:
+        column = columns[exc.position]
+        action = next((c.action for c in masking.columns if c.column == column), "masked")
+        raise ConfigError(
+            f"a masked value of {table.name}.{column} ({action}) holds a character the "
+            f"source's client encoding {source_encoding} cannot write",
+            f"give {table.name}.{column} a mask whose values {source_encoding} can hold, or connect to the "
+            "source with a client encoding that holds them (client_encoding=UTF8 in its DSN's options)",
+        ) from None
+    # The target's later statements (the post-data script) are text of the target's own encoding.
+    _set_client_encoding(target, target_encoding)
     return CopiedRows(read=read, written=target_cur.rowcount)
+
+
+def _set_client_encoding(conn: psycopg.Connection[TupleRow], name: str | None) -> None:
+    if name is not None and name != conn.info.parameter_status("client_encoding"):
+        conn.execute(sql.SQL("SET client_encoding TO {}").format(sql.Literal(name)))
 
 
 def _python_maskers(masking: TableMasking) -> list[FieldMasker]:
@@ -96,11 +121,17 @@ def _python_maskers(masking: TableMasking) -> list[FieldMasker]:
     return sorted((position, masker) for position, masker in python.items() if masker is not None)
 
 
-def _masked_row(row: tuple[Any, ...], maskers: list[FieldMasker]) -> list[Any]:
-    """A row parsed by psycopg, through the maskers left to Python (the SELECT applied the others)."""
+def _masked_row(row: tuple[Any, ...], maskers: list[FieldMasker], encoding: str) -> list[Any]:
+    """A row parsed by psycopg, through the maskers left to Python (the SELECT applied the others), each
+    masked value checked writable in ``encoding``, the COPY's."""
     masked = list(row)
     for position, masker in maskers:
-        masked[position] = masker(masked[position])
+        masked[position] = value = masker(masked[position])
+        if value is not None:
+            try:
+                value.encode(encoding)
+            except UnicodeEncodeError:
+                raise UnwritableValue(position) from None
     return masked
 
 

@@ -21,14 +21,18 @@ from repro_pipeline.engine.verify.checks import Verdict, read_originals, verify_
 
 
 @contextmanager
-def source_database(stack: Stack, name: str, schema: str) -> Iterator[str]:
-    """A database made on the primary with ``schema`` (DDL and rows); yields its DSN on the standby."""
+def source_database(stack: Stack, name: str, schema: str, encoding: str | None = None) -> Iterator[str]:
+    """A database made on the primary with ``schema`` (DDL and rows), in ``encoding`` (the server's default
+    if None); yields its DSN on the standby."""
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if encoding is not None:
+        create += sql.SQL(" ENCODING {} TEMPLATE template0").format(sql.Literal(encoding))
     with psycopg.connect(stack.primary_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.execute(create)
     try:
         with psycopg.connect(stack.dsn("primary", name), autocommit=True) as conn:
-            conn.execute(schema.encode())
+            conn.execute(schema.encode(conn.info.encoding))
         wait_for_standby_replay(stack, timeout=30)
         yield stack.dsn("standby", name)
     finally:

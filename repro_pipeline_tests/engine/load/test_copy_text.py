@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from repro_pipeline.embedded.stack import Stack
-from repro_pipeline.engine.load.copy_text import decode_field, encode_field, line_masker, splits_safely
+from repro_pipeline.engine.load.copy_text import (
+    UnwritableValue,
+    decode_field,
+    encode_field,
+    line_masker,
+    splits_safely,
+)
 
 NASTY = [
     "",
@@ -88,3 +94,11 @@ def test_only_the_masked_fields_of_a_line_change() -> None:
 @pytest.mark.parametrize(("encoding", "safe"), [("utf-8", True), ("latin-1", True), ("sjis", False)])
 def test_encodings_whose_bytes_can_look_like_a_backslash_are_not_split(encoding: str, safe: bool) -> None:
     assert splits_safely(encoding) is safe
+
+
+def test_a_masked_value_the_encoding_cannot_write_is_refused_naming_its_position() -> None:
+    line = "1\té\tß\n".encode("latin-1")
+    assert line_masker([(2, lambda value: "Åsa")], "latin-1")(line) == "1\té\tÅsa\n".encode("latin-1")
+    with pytest.raises(UnwritableValue) as refused:
+        line_masker([(2, lambda value: "日本")], "latin-1")(line)
+    assert refused.value.position == 2

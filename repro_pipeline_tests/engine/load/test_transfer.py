@@ -18,9 +18,10 @@ from psycopg.types.string import TextLoader
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.config import load_config
+from repro_pipeline.engine.load.copy_text import UnwritableValue
 from repro_pipeline.engine.load.loader import load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
-from repro_pipeline.engine.load.transfer import _python_maskers
+from repro_pipeline.engine.load.transfer import _masked_row, _python_maskers
 from repro_pipeline.engine.masking import in_select, values
 from repro_pipeline.engine.masking.in_select import SelectMask
 from repro_pipeline.engine.masking.json_paths import JsonPathAction
@@ -253,3 +254,11 @@ def test_null_static_and_removals_are_left_to_the_server(awkward_source: str, tm
     assert in_python == {"name", "code", "profile"}
     profile = masking.masker_for("profile")
     assert isinstance(profile, SelectMask) and profile.remaining is not None
+
+
+def test_a_parsed_row_whose_masked_value_the_encoding_cannot_write_is_refused_naming_its_position() -> None:
+    """Rows in an encoding whose bytes can look like a backslash are parsed by psycopg, then masked."""
+    assert _masked_row((1, "x", "y"), [(2, lambda value: "日本")], "shift_jis") == [1, "x", "日本"]
+    with pytest.raises(UnwritableValue) as refused:
+        _masked_row((1, "x", "y"), [(1, lambda value: "Zoë")], "shift_jis")
+    assert refused.value.position == 1
