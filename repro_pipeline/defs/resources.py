@@ -85,8 +85,10 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
     ttl_hours: float | None = Field(
         default=None,
         gt=0,
+        le=MAX_TTL_HOURS,
         allow_inf_nan=False,
-        description="how long a repro database lives before the sweep drops it; unset: $REPRO_TTL_HOURS, else 48",
+        description="how long a repro database lives before the sweep drops it, at most "
+        f"{MAX_TTL_HOURS} (90 days); unset: $REPRO_TTL_HOURS, else 48",
     )
     load_workers: int | None = Field(
         default=None,

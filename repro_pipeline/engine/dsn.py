@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import psycopg
@@ -36,6 +37,25 @@ def _parts(dsn: str) -> dict[str, Any]:
         return conninfo_to_dict(dsn)
     except Exception:
         raise _MALFORMED from None
+
+
+def where_to_connect(dsn: str, role: str | None = None) -> dict[str, str]:
+    """Host, port, database and role (the DSN's, unless ``role`` is given) of a DSN, and a ``psql`` command
+    that opens it: what a user needs to connect, without the password (``psql`` asks for it, or reads
+    ``~/.pgpass`` or ``PGPASSWORD``)."""
+    parts = _parts(dsn)
+    host = str(parts.get("host") or "localhost")
+    port = str(parts.get("port") or "5432")
+    role = role or str(parts.get("user") or "")
+    database = str(parts.get("dbname") or role)
+    shown = {"host": host, "port": port, "dbname": database, **({"user": role} if role else {})}
+    return {
+        "host": host,
+        "port": port,
+        "database": database,
+        "role": role,
+        "psql": f"psql {shlex.quote(make_conninfo(**shown))}",
+    }
 
 
 def parameter(dsn: str, name: str) -> str | None:

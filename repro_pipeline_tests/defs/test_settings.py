@@ -69,7 +69,13 @@ def test_a_configured_value_wins_over_the_variable(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize(
-    ("value", "says"), [(0, "greater than 0"), (-1, "greater than 0"), (math.inf, "finite")]
+    ("value", "says"),
+    [
+        (0, "greater than 0"),
+        (-1, "greater than 0"),
+        (math.inf, "finite"),
+        (2161, "less than or equal to 2160"),
+    ],
 )
 def test_a_configured_value_must_be_positive_and_finite(value: float, says: str) -> None:
     with pytest.raises(ValidationError, match=says):

@@ -18,7 +18,7 @@ from repro_pipeline.defs.resources import (
 )
 from repro_pipeline.defs.slack_messages import Handoff, handoff_message
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS, check_results
-from repro_pipeline.defs.tenant_repro.partitions import organizations
+from repro_pipeline.defs.tenant_repro.partitions import OWNERS, PARTITION_KEY_HELP, organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, TENANT_CLOSURE, repro_database_of
 from repro_pipeline.defs.tenant_repro.repro_query import (
     REPRO_QUERY_CHECK,
@@ -43,21 +43,32 @@ from repro_pipeline.engine.repro_databases.manifest import (
 )
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.source.standby import read_standby_health, require_ready_standby
-from repro_pipeline.engine.subset.tenant import parse_organization_id
+from repro_pipeline.engine.subset.tenant import parse_organization_id, require_organization_exists
 from repro_pipeline.engine.verify.checks import read_originals
 from repro_pipeline.engine.verify.repro_query import recorded_repro_query
 
 GROUP = "tenant_repro"
 
 
-@dg.asset(partitions_def=organizations, group_name=GROUP, kinds={"postgres"})
-def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    """The source is a hot standby in recovery, replaying, and within the configured lag."""
+@dg.asset(
+    partitions_def=organizations,
+    group_name=GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    description="The source is a hot standby in recovery, replaying, within the configured lag, and holds "
+    f"the organization. {PARTITION_KEY_HELP}",
+)
+def standby_health(
+    context: dg.AssetExecutionContext, standby: SourceStandby, masking: MaskingConfig
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
     with reported_as_failure():
-        parse_organization_id(context.partition_key)
+        organization_id = parse_organization_id(context.partition_key)
+        config = masking.load_config()
         with standby.connect() as conn:
             health = read_standby_health(conn)
-        require_ready_standby(health, standby.lag_limits, source=standby.description)
+            require_ready_standby(health, standby.lag_limits, source=standby.description)
+            # Here, in a second, rather than after the closure's planning reads the whole catalog.
+            require_organization_exists(conn, config, organization_id)
         for warning in health.warnings():
             context.log.warning(warning)
         if not health.hot_standby_feedback:
@@ -82,9 +93,20 @@ def standby_health(context: dg.AssetExecutionContext, standby: SourceStandby) ->
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            TENANT_CLOSURE, deps=[standby_health], description="The tenant's FK closure on the standby"
+            TENANT_CLOSURE,
+            deps=[standby_health],
+            description=f"The organization's FK closure on the standby: the rows a repro copies. {PARTITION_KEY_HELP}",
+            kinds={"postgres"},
+            owners=OWNERS,
         ),
-        dg.AssetSpec(REPRO_DATABASE, deps=[TENANT_CLOSURE], description="The masked repro database"),
+        dg.AssetSpec(
+            REPRO_DATABASE,
+            deps=[TENANT_CLOSURE],
+            description="The organization's masked repro database on the target server; its metadata says "
+            f"how to connect. {PARTITION_KEY_HELP}",
+            kinds={"postgres"},
+            owners=OWNERS,
+        ),
     ],
     check_specs=[*CHECK_SPECS, REPRO_QUERY_SPEC],
     can_subset=True,
@@ -160,7 +182,10 @@ def tenant_closure_and_repro_database(
             schema = report.schema
             with target.admin() as admin:
                 lifecycle.mark(admin, checked, "loaded")
-            yield dg.MaterializeResult(asset_key=REPRO_DATABASE, metadata=_repro_metadata(checked, report))
+            yield dg.MaterializeResult(
+                asset_key=REPRO_DATABASE,
+                metadata=_repro_metadata(checked, report, target.database_dsn(checked.name)),
+            )
         if plan is not None and originals is not None and checked is not None and schema is not None:
             yield from check_results(context, target, checked, plan, originals, schema)
         if query is not None and checked is not None:
@@ -201,9 +226,12 @@ def _dropped_on_failure(target: TargetServer, database: lifecycle.ReproDatabase)
         raise
 
 
-def _repro_metadata(database: lifecycle.ReproDatabase, report: LoadReport) -> dict[str, Any]:
+def _repro_metadata(
+    database: lifecycle.ReproDatabase, report: LoadReport, database_dsn: str
+) -> dict[str, Any]:
     return {
         "database": database.name,
+        **_connection_metadata(dsn.where_to_connect(database_dsn)),
         "expires_at": dg.MetadataValue.timestamp(database.expires_at),
         "dagster/row_count": sum(report.loaded_rows.values()),
         "rows_by_table": dg.MetadataValue.md(
@@ -216,6 +244,16 @@ def _repro_metadata(database: lifecycle.ReproDatabase, report: LoadReport) -> di
             f"{phase}_seconds".replace("-", "_"): round(seconds, 3)
             for phase, seconds in report.phase_seconds.items()
         },
+    }
+
+
+def _connection_metadata(where: dict[str, str]) -> dict[str, Any]:
+    """Host, port, role and a ``psql`` command (its password is asked for, never shown)."""
+    return {
+        "host": where["host"],
+        "port": where["port"],
+        "role": where["role"],
+        "psql": dg.MetadataValue.md(f"```\n{where['psql']}\n```"),
     }
 
 
@@ -254,7 +292,15 @@ class HandoffConfig(dg.Config):
     )
 
 
-@dg.asset(partitions_def=organizations, group_name=GROUP, deps=[REPRO_DATABASE], kinds={"slack"})
+@dg.asset(
+    partitions_def=organizations,
+    group_name=GROUP,
+    deps=[REPRO_DATABASE],
+    kinds={"slack"},
+    owners=OWNERS,
+    description="A read-only login for the repro database, its DSN kept in the secret sink, and the "
+    f"support channel told where. {PARTITION_KEY_HELP}",
+)
 def repro_handoff(
     context: dg.AssetExecutionContext,
     config: HandoffConfig,
@@ -331,6 +377,7 @@ def repro_handoff(
             "database": name,
             "login": login.role,
             "dsn_reference": where_the_dsn_is,
+            **_connection_metadata(dsn.where_to_connect(target.database_dsn(name), role=login.role)),
             **({"repro_query": repro_query.sentence()} if repro_query is not None else {}),
         }
     )

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from repro_pipeline.defs.tenant_repro.assets import GROUP
+from repro_pipeline.defs.tenant_repro.partitions import PARTITION_KEY_HELP
 
 # Every run of the job carries this tag, however the job is launched (its launchpad, the ticket sensor, the
 # CLI), so the run queue (dagster.yaml `concurrency.runs.tag_concurrency_limits`) can cap how many runs read
@@ -14,7 +15,8 @@ READS_STANDBY_TAG = "repro/reads_standby"
 tenant_repro_job = dg.define_asset_job(
     "tenant_repro",
     selection=dg.AssetSelection.groups(GROUP),
-    description="Build one organization's masked repro database from the standby and hand it off",
+    description="Build one organization's masked repro database from the standby and hand it off. "
+    f"{PARTITION_KEY_HELP}",
     tags={"dagster/max_retries": 0, READS_STANDBY_TAG: "true"},
     # The steps run one after the other (each needs the one before it), so a process per step would only add
     # a Python and code-location start-up to each: the run's own process runs them all.

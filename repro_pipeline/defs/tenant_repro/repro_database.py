@@ -7,6 +7,7 @@ from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.subset.tenant import parse_organization_id
 
+STANDBY_HEALTH = dg.AssetKey("standby_health")
 TENANT_CLOSURE = dg.AssetKey("tenant_closure")
 REPRO_DATABASE = dg.AssetKey("repro_database")
 REPRO_HANDOFF = dg.AssetKey("repro_handoff")

@@ -1,6 +1,6 @@
 """The TTL sweep: an op job (cleanup, no asset) that drops expired repro databases, and those a run that no
 longer runs left half-built, on an hourly schedule; an expired one's drop is posted to Slack and its ticket.
-Then it removes what dropped databases left behind: their logins and kept DSNs."""
+Then it removes what dropped databases left behind: their logins and kept DSNs, and the partitions whose key names no organization."""
 
 from datetime import UTC, datetime
 
@@ -11,6 +11,7 @@ from repro_pipeline.defs.failures import reported_as_failure
 from repro_pipeline.defs.repro_databases.observations import repro_database_observation
 from repro_pipeline.defs.resources import ReproSecretSink, SlackHandoff, TargetServer
 from repro_pipeline.defs.ttl.expiry_notices import post_expiry_notices
+from repro_pipeline.defs.ttl.invalid_partitions import prune_invalid_partitions
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.leftovers import remove_leftovers
@@ -67,6 +68,11 @@ def drop_expired_repro_databases(
         context.log.warning(f"skipped {skipped}")
     if not sweep.databases:
         context.log.info("no repro database has expired")
+    pruned = prune_invalid_partitions(context.instance)
+    if pruned:
+        context.log.info(
+            f"removed the partitions {', '.join(map(repr, pruned))}: not organization ids, never materialized"
+        )
     dropped = [database.name for database in sweep.databases]
     return dg.Output(
         dropped,
@@ -74,11 +80,15 @@ def drop_expired_repro_databases(
             "dropped": dg.MetadataValue.json(dropped),
             "leftover_logins_dropped": dg.MetadataValue.json(leftovers.logins),
             "leftover_secrets_removed": dg.MetadataValue.json(leftovers.secrets),
+            "invalid_partitions_removed": dg.MetadataValue.json(pruned),
         },
     )
 
 
-@dg.job(description="Drop every repro database whose TTL has run out")
+@dg.job(
+    description="Drop every repro database whose TTL has run out, and remove the partitions whose key is not "
+    "an organization id and was never materialized"
+)
 def ttl_sweep() -> None:
     drop_expired_repro_databases()
 

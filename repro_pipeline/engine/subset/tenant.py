@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.config import ReproConfig, TenantRule
@@ -79,6 +80,36 @@ def parse_organization_id(key: object) -> int:
             "zeros, slug or quotes",
         )
     return int(text)
+
+
+def require_organization_exists(
+    conn: psycopg.Connection[TupleRow], config: ReproConfig, organization_id: int
+) -> None:
+    """Refuse, in one indexed lookup, an organization that has no row in the tenant table: the cheap check
+    a run makes before it plans a closure. A tenant table or key not on the source is left to the plan,
+    which says what is wrong with the configuration."""
+    rule = config.extensions.tenant or TenantRule()
+    table = TableName.parse(rule.table)
+    present = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attname = %s AND NOT a.attisdropped)",
+        [table.schema, table.name, rule.key],
+    ).fetchone()
+    if not (present and present[0]):
+        return
+    found = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT FROM {} WHERE {} = %s)").format(
+            table.identifier, sql.Identifier(rule.key)
+        ),
+        [organization_id],
+    ).fetchone()
+    if not (found and found[0]):
+        raise TenantError(
+            f"organization {organization_id} does not exist on the source: {table} has no row with "
+            f"{rule.key} = {organization_id}",
+            "check the organization id (the number in the organization's admin URL), then add it as a partition",
+        )
 
 
 def require_tenant_roots(

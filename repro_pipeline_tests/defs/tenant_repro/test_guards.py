@@ -70,3 +70,23 @@ def test_a_primary_as_source_fails_the_run_before_any_repro_database_exists(
     with psycopg.connect(stack.target_admin_dsn) as admin:
         assert admin.execute("SELECT count(*) FROM pg_database").fetchone() == before
     assert os.environ["REPRO_STANDBY_DSN"] == stack.primary_dsn
+
+
+def test_a_missing_organization_fails_the_first_step_in_one_message_without_a_traceback(
+    pipeline_environment: dict[str, str], instance: dg.DagsterInstance
+) -> None:
+    result = materialize_tenant("99999", instance)
+    assert not result.success
+    failures = [event for event in result.all_events if event.is_step_failure]
+    assert [event.step_key for event in failures] == ["standby_health"]
+    (failure,) = failures
+    error = failure.step_failure_data.error
+    assert error is not None
+    assert error.message.splitlines()[0] == (
+        "dagster._core.definitions.events.Failure: organization 99999 does not exist on the source: "
+        "public.organizations has no row with id = 99999"
+    )
+    # Dagster keeps the frames of the step's own Failure; what it never holds is the engine's error as a
+    # second, chained traceback.
+    assert error.cause is None and error.context is None
+    assert result.get_asset_materialization_events() == []

@@ -349,6 +349,32 @@ def test_same_salt_gives_identical_masked_values(first_run: TenantRun, second_ru
         assert _query(first_run.target_dsn, query) == _query(second_run.target_dsn, query)
 
 
+def test_the_repro_database_says_where_to_connect_without_any_password(
+    first_run: TenantRun, stack: Stack, salt: str
+) -> None:
+    target = conninfo_to_dict(stack.target_admin_dsn)
+    metadata = {
+        event.step_materialization_data.materialization.asset_key.to_user_string(): {
+            key: str(value.value)
+            for key, value in event.step_materialization_data.materialization.metadata.items()
+        }
+        for event in first_run.result.get_asset_materialization_events()
+    }
+    repro = metadata["repro_database"]
+    assert (repro["host"], repro["port"], repro["database"], repro["role"]) == (
+        target["host"],
+        str(target["port"]),
+        first_run.database,
+        target["user"],
+    )
+    assert f"psql 'host={target['host']} port={target['port']} dbname={first_run.database} " in repro["psql"]
+    handoff = metadata["repro_handoff"]
+    assert handoff["role"] == handoff["login"] and f"user={handoff['login']}'" in handoff["psql"]
+    login_password = conninfo_to_dict(_login_dsn(first_run))["password"]
+    for secret in (stack.password, salt, login_password, stack.target_admin_dsn):
+        assert all(secret not in value for values in metadata.values() for value in values.values())
+
+
 def test_secrets_never_reach_the_event_log(first_run: TenantRun, stack: Stack, salt: str) -> None:
     records = first_run.instance.all_logs(first_run.result.run_id)
     text = "\n".join(repr(record) for record in records)
