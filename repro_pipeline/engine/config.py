@@ -39,7 +39,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _check_provider(name: str) -> str:
@@ -72,6 +72,8 @@ class _NormalizeOmittedWhenUnset(_Strict):
     """``normalize`` is left out of dumps when unset, so config fingerprints of existing files stay as they were."""
 
     normalize: Normalize | None = None
+    """`lower`: lower-case the original before it seeds the fake or the hash, so `A@x.com` and `a@x.com` mask
+    alike."""
 
     @model_serializer(mode="wrap")
     def _without_unset_normalize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -83,9 +85,14 @@ class _NormalizeOmittedWhenUnset(_Strict):
 
 class FakeAction(_NormalizeOmittedWhenUnset):
     action: Literal["fake"]
+    """Replace with a deterministic fake value (seeded by the salt and the original)."""
     provider: str
+    """The fake's kind (for example `email`, `full_name`, `phone`); `repro-pipeline validate` lists the known
+    ones when it is wrong."""
     seed_alias: str | None = None
+    """Columns sharing an alias get the same fake for the same original (joins keep working)."""
     params: dict[str, str] = Field(default_factory=dict)
+    """The provider's parameters; an unknown one is refused."""
 
     _provider = field_validator("provider")(_check_provider)
 
@@ -97,15 +104,20 @@ class FakeAction(_NormalizeOmittedWhenUnset):
 
 class HashAction(_NormalizeOmittedWhenUnset):
     action: Literal["hash"]
+    """Replace with a keyed hash of the original (HMAC with the salt)."""
 
 
 class RegexMaskAction(_Strict):
     """``re.sub(pattern, replace, value)``; compiled and checked for catastrophic shapes at load."""
 
     action: Literal["regex_mask"]
+    """Replace what a regular expression matches."""
     flags: list[str] = Field(default_factory=list)  # validated before pattern, which compiles with them
+    """Python `re` flag names, for example `IGNORECASE`."""
     pattern: str
+    """The regular expression; refused when it can backtrack catastrophically."""
     replace: str
+    """The replacement (`re.sub` syntax)."""
 
     @field_validator("flags")
     @classmethod
@@ -134,15 +146,19 @@ class RegexMaskAction(_Strict):
 
 class StaticAction(_Strict):
     action: Literal["static"]
+    """Replace every value with one constant."""
     value: str
+    """The constant."""
 
 
 class NullAction(_Strict):
     action: Literal["null"]
+    """Write NULL (the column must be nullable)."""
 
 
 class PassthroughAction(_Strict):
     action: Literal["passthrough"]
+    """Copy as it is, on purpose: covers the column for the policy gate."""
 
 
 ColumnAction = Annotated[
@@ -160,8 +176,12 @@ def _unquoted_null_action(rule: Any) -> Any:
 
 class TableRules(_Strict):
     strategy: Literal["transform", "exclude", "empty", "truncate"] = "transform"
+    """`transform`: copy the closure's rows, masked; `exclude`: do not create the table; `empty` / `truncate`:
+    create it without rows. Only `transform` tables are traversed."""
     columns: dict[str, ColumnAction] = Field(default_factory=dict)
+    """Masking action per column; a column without one is copied as it is."""
     batch_size: int | None = Field(default=None, ge=1)
+    """Rows per masking batch for this table (the file's `batch_size` otherwise)."""
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -189,18 +209,30 @@ class MaskRules(_Strict):
     """``mask-rules.yaml``."""
 
     version: str
+    """The guide's format version: `"1.0"`, quoted (YAML reads 1.0 unquoted as a number)."""
     global_salt: str | None = None
+    """Where the masking salt comes from: `env://NAME` reads it from that variable (the shipped file:
+    `env://ANONYMIZATION_SALT`). Never the salt itself."""
     on_existing_data: Literal["fail", "truncate", "drop_create"] = "fail"
+    """The guide's key, accepted and ignored: a repro database is always a new, empty database."""
     # PII auto-detection (engine/autodetect.py): findings by column name and sampled values. With
     # strict_autodetect, a high or medium finding without a rule (passthrough counts) fails the run.
     auto_detect: bool = True
+    """Run PII auto-detection (`repro-pipeline preview`) on name and sampled values."""
     strict_autodetect: bool = False
+    """The policy gate: a high or medium finding without a rule (`passthrough` counts) fails `preview` (exit 3)
+    and the run."""
     batch_size: int = Field(default=10_000, ge=1)
+    """Rows per masking batch."""
     audit_log: bool = True
+    """The guide's key, accepted and ignored."""
     replicate_all_indexes: bool = False
+    """Also recreate the source's non-constraint indexes in the repro database (slower load)."""
     # Refuse a superuser source role (it is warned about otherwise): the read needs SELECT and pg_monitor.
     require_least_privilege: bool = False
+    """Refuse a source role that is a superuser (plan time)."""
     tables: dict[str, TableRules] = Field(default_factory=dict)
+    """Rules per table, keyed by `schema.table`."""
 
     _version = field_validator("version", mode="before")(_check_version)
 
@@ -218,7 +250,10 @@ class MaskRules(_Strict):
 
 class SubsetRoot(_Strict):
     table: str
+    """The root table, `schema.table`."""
     predicate: str = Field(min_length=1)
+    """One boolean SQL expression; `:organization_id` is the partition's organization (bound, never spliced).
+    Only IMMUTABLE or STABLE functions."""
 
     @field_validator("predicate")
     @classmethod
@@ -229,11 +264,17 @@ class SubsetRoot(_Strict):
 
 class JsonPathRule(_NormalizeOmittedWhenUnset):
     path: str
+    """A JSONPath (`$.actor.email`, `$..email`, `$.items[*].ip`)."""
     action: Literal["fake", "hash", "static", "null", "remove"]
+    """`fake`, `hash`, `static`, `null`, or `remove` (drop the key)."""
     provider: str | None = None
+    """The fake's kind (with `action: fake`)."""
     seed_alias: str | None = None
+    """Shares fakes with columns or paths of the same alias."""
     params: dict[str, str] = Field(default_factory=dict)
+    """The provider's parameters."""
     value: str | None = None
+    """The constant (with `action: static`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -265,23 +306,33 @@ class JsonPathRule(_NormalizeOmittedWhenUnset):
 
 class JsonMask(_Strict):
     column: str
+    """The json/jsonb column, `schema.table.column`."""
     paths: list[JsonPathRule] = Field(min_length=1)
+    """The rules for paths inside it."""
 
 
 class ForeignKeyRule(_Strict):
     """How the closure follows one foreign key (named by its table and columns, or by its name)."""
 
     table: str
+    """The referencing table, `schema.table`."""
     columns: list[str] | None = None
+    """The FK's columns; needed when the table has several FKs (or give `name`)."""
     name: str | None = None
+    """The FK constraint's name, instead of `columns`."""
     down: Literal["follow", "skip"] = "follow"
+    """`skip`: do not follow it downward (upward it is always followed)."""
     max_rows_per_parent: int | None = Field(default=None, ge=1)
+    """Bring down at most this many rows per parent, newest first."""
     from_pulled_up_parents: bool = False
+    """Also follow it down from parents that were only pulled up."""
 
 
 class ReferencedColumns(_Strict):
     table: str
+    """The referenced table, `schema.table`."""
     columns: list[str] = Field(min_length=1)
+    """Its referenced columns (a primary or unique key)."""
 
 
 _DOTTED_JSON_PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_-]*)+")
@@ -293,10 +344,15 @@ class VirtualForeignKey(_Strict):
     the value at ``json_path`` (a dotted path such as ``$.actor.user_id``) of the json/jsonb ``column``."""
 
     table: str
+    """The referencing table, `schema.table`."""
     columns: list[str] | None = Field(default=None, min_length=1)
+    """The referencing columns (or `column` with `json_path`)."""
     column: str | None = None
+    """A json/jsonb column holding the reference (with `json_path`)."""
     json_path: str | None = None
+    """A dotted path in `column` (`$.invoice.id`)."""
     references: ReferencedColumns
+    """The referenced table and columns."""
 
     @model_validator(mode="after")
     def _one_form(self) -> VirtualForeignKey:
@@ -354,11 +410,12 @@ class TenantRule(_Strict):
     """Which table holds the tenants (our addition; the guide's tenant is ``public.organizations``)."""
 
     table: str = "public.organizations"
+    """The table whose rows are the tenants."""
     key: str = "id"
-    # refuse: a closure that reaches another tenant's row fails at plan time; "null": other tenants' rows are
-    # left out and the references that lead to them written as NULL; allow: they are copied, and the plan
-    # says which tenants came and through which references.
+    """Its key column (the partition's organization id)."""
     cross_tenant_references: Literal["refuse", "null", "allow"] = "refuse"
+    """`refuse`: a closure reaching another tenant's row fails at plan time; `"null"` (quoted): those rows are
+    left out and references to them written as NULL; `allow`: they are copied and the plan names them."""
 
     @field_validator("cross_tenant_references", mode="before")
     @classmethod
@@ -373,11 +430,17 @@ class CommercialExtensions(_Strict):
     tenant table."""
 
     version: str
+    """The guide's format version: `"1.0"`, quoted (YAML reads 1.0 unquoted as a number)."""
     subset: list[SubsetRoot] = Field(default_factory=list)
+    """The closure's roots: a table and the predicate selecting its rows."""
     json_mask: list[JsonMask] = Field(default_factory=list)
+    """Masking rules for paths inside json/jsonb columns."""
     foreign_keys: list[ForeignKeyRule] = Field(default_factory=list)
+    """Per-FK rules for the closure's walk (our addition)."""
     tenant: TenantRule | None = None
+    """Which table holds the tenants (default `public.organizations`, key `id`)."""
     virtual_foreign_keys: list[VirtualForeignKey] = Field(default_factory=list)
+    """References the schema does not declare, followed both ways like a declared FK."""
 
     _version = field_validator("version", mode="before")(_check_version)
 
