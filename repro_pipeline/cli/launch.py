@@ -53,6 +53,8 @@ def hand_off_again(
 class SweepOutcome:
     success: bool
     dropped: tuple[str, ...]
+    run_id: str
+    failures: tuple[str, ...]
 
 
 def run_ttl_sweep(instance: dg.DagsterInstance, *, console_log_level: str = "INFO") -> SweepOutcome:
@@ -60,8 +62,15 @@ def run_ttl_sweep(instance: dg.DagsterInstance, *, console_log_level: str = "INF
         dg.reconstructable(ttl_sweep_job_def), instance=instance, run_config=_console(console_log_level)
     ) as result:
         if not result.success:
-            return SweepOutcome(False, ())
-        return SweepOutcome(True, tuple(result.output_for_node("drop_expired_repro_databases")))
+            failures = tuple(
+                event.step_failure_data.error.message.strip()
+                for event in result.all_events
+                if event.is_step_failure and event.step_failure_data.error is not None
+            )
+            return SweepOutcome(False, (), result.run_id, failures)
+        return SweepOutcome(
+            True, tuple(result.output_for_node("drop_expired_repro_databases")), result.run_id, ()
+        )
 
 
 def extend_repro_database(
