@@ -90,7 +90,10 @@ def _sweep(arguments: argparse.Namespace) -> int:
 
     use_embedded_stack_unless_configured()
     with dg.DagsterInstance.get() as instance:
-        outcome = run_ttl_sweep(instance, console_log_level="WARNING")
+        # The run's log would print each failure with its stack trace: its warnings and failures are printed below.
+        outcome = run_ttl_sweep(instance, console_log_level="CRITICAL")
+    for warning in outcome.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not outcome.success:
         print(
             f"error: the TTL sweep failed (run {outcome.run_id} in {os.environ['DAGSTER_HOME']}):",

@@ -51,7 +51,7 @@ def _without_servers(tmp_path: Path, **extra: str) -> dict[str, str]:
 def _assert_one_error(run: subprocess.CompletedProcess[str], code: ExitCode, *phrases: str) -> None:
     assert run.returncode == code, run.stderr
     assert "Traceback" not in run.stderr + run.stdout
-    assert run.stderr.startswith("error: ") or run.stderr.startswith("usage: "), run.stderr
+    assert any(line.startswith(("error: ", "usage: ")) for line in run.stderr.splitlines()), run.stderr
     for phrase in phrases:
         assert phrase in run.stderr
 
@@ -132,3 +132,13 @@ def test_without_dsns_or_a_stack_commands_say_to_run_stack_up_and_exit_7(tmp_pat
     )
     status = _cli("stack", "status", env=_without_servers(tmp_path))
     _assert_one_error(status, ExitCode.NOT_READY, "no stack in", "`repro-pipeline stack up`")
+
+
+def test_a_failed_sweep_exits_1_with_its_step_failure_and_run_id(tmp_path: Path) -> None:
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    environment = _without_servers(tmp_path, REPRO_STANDBY_DSN=NOWHERE, REPRO_TARGET_DSN=NOWHERE)
+    run = _cli("sweep", env=environment)
+    _assert_one_error(
+        run, ExitCode.RUNTIME, "error: the TTL sweep failed (run ", f" in {tmp_path}):", "127.0.0.1:1"
+    )
+    assert "Dagster UI" not in run.stderr and "dagster._core" not in run.stderr
