@@ -5,9 +5,10 @@ The README's exit code table is checked against this enum by a test, so the two 
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 
+@unique
 class ExitCode(IntEnum):
     """What the process's exit status means; each member carries its line of the README's table."""
 

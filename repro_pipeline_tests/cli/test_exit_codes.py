@@ -65,7 +65,7 @@ def test_the_readme_table_is_the_exit_code_enum() -> None:
 
 
 def test_exit_codes_are_distinct_and_each_has_a_description() -> None:
-    assert len({int(code) for code in ExitCode}) == len(ExitCode)
+    assert len({int(code) for code in ExitCode.__members__.values()}) == len(ExitCode.__members__)
     assert all(code.description for code in ExitCode)
 
 
