@@ -25,7 +25,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     preview.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
     add_config_file_arguments(preview)
     preview.add_argument(
-        "--policy-diff", type=Path, metavar="FILE", help="write the policy diff JSON here (before any exit 3)"
+        "--policy-diff", type=Path, metavar="FILE", help="write the policy diff JSON here (before any exit 6)"
     )
     preview.add_argument(
         "--sample", type=_positive_int, default=200, metavar="N", help="rows sampled per table (200)"
@@ -54,7 +54,7 @@ def _validate(arguments: argparse.Namespace) -> int:
 
 
 def _preview(arguments: argparse.Namespace) -> int:
-    """Findings, covered or not, on stdout; the policy diff to --policy-diff; exit 3 when the gate fails."""
+    """Findings, covered or not, on stdout; the policy diff to --policy-diff; exit 6 when the gate fails."""
     import json
 
     from repro_pipeline.engine.config import load_config

@@ -9,7 +9,7 @@ Coverage: a finding is covered when ``mask-rules.yaml`` has a rule for its colum
 ``passthrough`` included), when its table copies no rows (strategy ``exclude``, ``empty``, ``truncate``), or
 for a JSON finding when a ``json_mask`` path of ``commercial-extensions.yaml`` selects it or one of its
 parents (wildcards and recursive descent count for what they select). ``require_covered`` is the
-``strict_autodetect: true`` gate: an uncovered high or medium finding is a config error (exit 3).
+``strict_autodetect: true`` gate: an uncovered high or medium finding is a PolicyGateFailed (exit 6).
 """
 
 from __future__ import annotations
