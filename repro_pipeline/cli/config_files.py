@@ -8,26 +8,24 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from repro_pipeline.cli.config_arguments import add_config_file_arguments
 from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
-from repro_pipeline.engine.config import default_config_paths
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.secrets import Secret
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     validate = commands.add_parser("validate", help="check the two config files (no database needed)")
-    validate.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
-    validate.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
+    add_config_file_arguments(validate)
     validate.set_defaults(handler=_validate)
 
     preview = commands.add_parser(
         "preview", help="PII auto-detection on the source and the policy diff (the strict_autodetect gate)"
     )
     preview.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
-    preview.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
-    preview.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
+    add_config_file_arguments(preview)
     preview.add_argument(
-        "--policy-diff", type=Path, metavar="FILE", help="write the policy diff JSON here (before any exit 3)"
+        "--policy-diff", type=Path, metavar="FILE", help="write the policy diff JSON here (before any exit 6)"
     )
     preview.add_argument(
         "--sample", type=_positive_int, default=200, metavar="N", help="rows sampled per table (200)"
@@ -56,7 +54,7 @@ def _validate(arguments: argparse.Namespace) -> int:
 
 
 def _preview(arguments: argparse.Namespace) -> int:
-    """Findings, covered or not, on stdout; the policy diff to --policy-diff; exit 3 when the gate fails."""
+    """Findings, covered or not, on stdout; the policy diff to --policy-diff; exit 6 when the gate fails."""
     import json
 
     from repro_pipeline.engine.config import load_config

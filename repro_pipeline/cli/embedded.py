@@ -8,20 +8,28 @@ import sys
 from typing import Any
 
 from repro_pipeline.cli.environment import PROJECT_ROOT, running_stack, use_embedded_stack_unless_configured
+from repro_pipeline.engine.exit_codes import ExitCode
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     demo = commands.add_parser("demo", help="embedded stack + synthetic source + a run for organization 451")
     demo.add_argument("--scale", type=float, default=1.0, help="synthetic source size (1.0: about 500k rows)")
-    demo.add_argument("--organization", default="451")
+    demo.add_argument("--organization", default="451", help="the organization id to copy (451)")
     demo.set_defaults(handler=_demo)
 
     stack = commands.add_parser("stack", help="the embedded Postgres stack: up, down, status, destroy")
-    stack.add_argument("action", choices=["up", "down", "status", "destroy"])
+    stack.add_argument(
+        "action",
+        choices=["up", "down", "status", "destroy"],
+        help="up: start (create if needed); down: stop; status: DSNs and server states, exit 7 when one is "
+        "stopped; destroy: stop and delete",
+    )
     stack.set_defaults(handler=_stack)
 
     source = commands.add_parser("source", help="build the synthetic billing source on the embedded primary")
-    source.add_argument("--scale", type=float, default=1.0)
+    source.add_argument(
+        "--scale", type=float, default=1.0, help="synthetic source size (1.0: about 500k rows)"
+    )
     source.add_argument("--force", action="store_true", help="rebuild even if the same source is there")
     source.set_defaults(handler=_source)
 
@@ -52,7 +60,10 @@ def _demo(arguments: argparse.Namespace) -> int:
 def _stack(arguments: argparse.Namespace) -> int:
     from repro_pipeline.embedded.stack.__main__ import main as stack_main
 
-    return stack_main([arguments.action])
+    code = stack_main([arguments.action], up_command="repro-pipeline stack up")
+    if code and arguments.action == "status":
+        return ExitCode.NOT_READY
+    return code
 
 
 def _source(arguments: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 from repro_pipeline.embedded.stack import Stack
-from repro_pipeline.engine.errors import ReproError
+from repro_pipeline.engine.errors import ConfigError, StackDown
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ def use_embedded_stack_unless_configured() -> Stack | None:
     if len(configured) == 2:
         return None
     if configured:
-        raise ReproError(
+        raise ConfigError(
             f"only {configured[0]} is set: repro_pipeline needs both the standby and the target server",
             "set both REPRO_STANDBY_DSN and REPRO_TARGET_DSN, or neither to use the embedded stack",
         )
@@ -32,14 +32,22 @@ def use_embedded_stack_unless_configured() -> Stack | None:
     return stack
 
 
-def running_stack() -> Stack:
-    from repro_pipeline.embedded.stack import status
+def running_stack(root: Path | None = None) -> Stack:
+    """The embedded stack with every server running, or a StackDown saying to run `repro-pipeline stack up`."""
+    from repro_pipeline.embedded.stack import server_statuses, status
 
-    stack = status()
+    stack = status(root)
     if stack is None:
-        raise ReproError(
+        raise StackDown(
             "the embedded stack is not set up, and REPRO_STANDBY_DSN / REPRO_TARGET_DSN are not set",
-            "run `make demo` (or `repro-pipeline stack up`), or export the DSNs of your own servers",
+            "run `repro-pipeline stack up` (or `make demo`), or export the DSNs of your own servers",
+        )
+    stopped = [name for name, state in server_statuses(stack).items() if not state.running]
+    if stopped:
+        raise StackDown(
+            f"the embedded stack in {stack.root} is down (stopped: {', '.join(stopped)}), and "
+            "REPRO_STANDBY_DSN / REPRO_TARGET_DSN are not set",
+            "run `repro-pipeline stack up`, or export the DSNs of your own servers",
         )
     return stack
 

@@ -1,5 +1,6 @@
 """Launch one tenant's run through the Dagster instance, on the same executor path as the UI."""
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -53,15 +54,38 @@ def hand_off_again(
 class SweepOutcome:
     success: bool
     dropped: tuple[str, ...]
+    run_id: str
+    failures: tuple[str, ...]
+    warnings: tuple[str, ...]
 
 
 def run_ttl_sweep(instance: dg.DagsterInstance, *, console_log_level: str = "INFO") -> SweepOutcome:
     with dg.execute_job(
         dg.reconstructable(ttl_sweep_job_def), instance=instance, run_config=_console(console_log_level)
     ) as result:
+        warnings = tuple(
+            entry.user_message
+            for entry in instance.all_logs(result.run_id)
+            if entry.level == logging.WARNING and not entry.is_dagster_event
+        )
         if not result.success:
-            return SweepOutcome(False, ())
-        return SweepOutcome(True, tuple(result.output_for_node("drop_expired_repro_databases")))
+            return SweepOutcome(False, (), result.run_id, step_failures(result), warnings)
+        dropped = tuple(result.output_for_node("drop_expired_repro_databases"))
+        return SweepOutcome(True, dropped, result.run_id, (), warnings)
+
+
+def step_failures(result: dg.JobExecutionResult | dg.ExecuteInProcessResult) -> tuple[str, ...]:
+    """Each failed step's message: a ``dg.Failure``'s description as raised, else the error's message."""
+    messages = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            messages.append(data.user_failure_data.description.strip())
+        elif data.error is not None:
+            messages.append(data.error.message.strip())
+    return tuple(messages)
 
 
 def extend_repro_database(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from repro_pipeline.cli import (
     config_files,
@@ -16,6 +17,7 @@ from repro_pipeline.cli import (
     verify,
 )
 from repro_pipeline.engine.errors import ReproError
+from repro_pipeline.engine.exit_codes import ExitCode
 
 DESCRIPTION = "Build a clean, masked, FK-complete copy of one tenant from a Postgres warm standby."
 
@@ -26,18 +28,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(arguments.handler(arguments))
     except ReproError as error:
         print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return int(error.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:  # the reader went away (e.g. `| head`): nothing left to say
         sys.stderr.close()
-        return 0
+        return ExitCode.OK
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="repro-pipeline", description=DESCRIPTION)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="repro-pipeline",
+        description=DESCRIPTION,
+        epilog="exit codes: "
+        + "; ".join(f"{code.value} {code.name.lower().replace('_', ' ')}" for code in ExitCode)
+        + " (see the README's table)",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {version('repro_pipeline')}",
+        help="print the version and exit",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", help="one of the commands below")
     for group in (embedded, runs, repro_databases, plan_and_load, verify, config_files, suggest_references):
         group.add_commands(commands)
     return parser

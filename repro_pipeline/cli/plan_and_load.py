@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repro_pipeline.cli.config_arguments import add_config_file_arguments
 from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
-from repro_pipeline.engine.config import ReproConfig, default_config_paths
+from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.secrets import Secret
 
 if TYPE_CHECKING:
@@ -45,8 +45,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
     parser.add_argument("--organization", required=True, help="numeric organization id")
-    parser.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
-    parser.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
+    add_config_file_arguments(parser)
     add_allow_primary(parser)
 
 

@@ -127,10 +127,7 @@ def _drop(arguments: argparse.Namespace) -> int:
 
 
 def _failed(result: dg.ExecuteInProcessResult, what: str) -> int:
-    failures = [
-        event.step_failure_data.error.message.strip()
-        for event in result.all_events
-        if event.is_step_failure and event.step_failure_data.error is not None
-    ]
-    print(f"error: {what} failed:", *failures, sep="\n  ", file=sys.stderr)
+    from repro_pipeline.cli.launch import step_failures
+
+    print(f"error: {what} failed:", *step_failures(result), sep="\n  ", file=sys.stderr)
     return 1

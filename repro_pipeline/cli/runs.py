@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
 from repro_pipeline.cli.environment import use_embedded_stack_unless_configured
 from repro_pipeline.cli.repro_query_input import add_repro_query_arguments, repro_query_of
+from repro_pipeline.engine.exit_codes import ExitCode
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -88,9 +90,17 @@ def _sweep(arguments: argparse.Namespace) -> int:
 
     use_embedded_stack_unless_configured()
     with dg.DagsterInstance.get() as instance:
-        outcome = run_ttl_sweep(instance, console_log_level="WARNING")
+        # The run's log would print each failure with its stack trace: its warnings and failures are printed below.
+        outcome = run_ttl_sweep(instance, console_log_level="CRITICAL")
+    for warning in outcome.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not outcome.success:
-        print("error: the TTL sweep failed; see the run in the Dagster UI", file=sys.stderr)
-        return 1
+        print(
+            f"error: the TTL sweep failed (run {outcome.run_id} in {os.environ['DAGSTER_HOME']}):",
+            *(outcome.failures or ("no step failure was recorded",)),
+            sep="\n  ",
+            file=sys.stderr,
+        )
+        return ExitCode.RUNTIME
     print(f"dropped {len(outcome.dropped)} expired repro database(s): {', '.join(outcome.dropped) or '-'}")
     return 0

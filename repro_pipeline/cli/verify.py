@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
-from pathlib import Path
 from typing import Any
 
+from repro_pipeline.cli.config_arguments import add_config_file_arguments
 from repro_pipeline.cli.plan_and_load import engine_inputs
 from repro_pipeline.cli.repro_query_input import (
     add_repro_query_arguments,
@@ -22,7 +22,6 @@ from repro_pipeline.cli.repro_query_input import (
     repro_query_timeout_of,
 )
 from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
-from repro_pipeline.engine.config import default_config_paths
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -33,8 +32,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     verify.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
     verify.add_argument("--target", required=True, help="libpq URL of the repro database to check")
     verify.add_argument("--organization", required=True, help="numeric organization id it was loaded for")
-    verify.add_argument("--mask-rules", type=Path, default=default_config_paths()[0])
-    verify.add_argument("--commercial-extensions", type=Path, default=default_config_paths()[1])
+    add_config_file_arguments(verify)
     verify.add_argument("--json", action="store_true", help="print the verdicts as JSON, for scripts")
     add_repro_query_arguments(verify)
     add_repro_query_timeout(verify)

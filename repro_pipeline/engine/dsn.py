@@ -9,11 +9,11 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.errors import ConnectionFailed, ReproError
+from repro_pipeline.engine.errors import ConfigError, ConnectionFailed
 
 APPLICATION_NAME = "repro_pipeline"
 
-_MALFORMED = ReproError(
+_MALFORMED = ConfigError(
     "a connection string is malformed (its text is not shown: it may hold a password)",
     "check the DSN variables; they take libpq URLs like postgresql://user@host:5432/dbname "
     "(percent-encode special characters of a password in a URL)",

@@ -92,7 +92,7 @@ def test_plan_and_load_work_on_any_source_without_dagster(
         assert f"loaded {plan['total_rows']} rows" in loaded.stdout
         assert "public.invoices: 3000/3000 rows in " in loaded.stdout  # its progress line at its end
         again = _cli(*load, env=environment)
-        assert again.returncode == 2 and "is not empty" in again.stderr and "Traceback" not in again.stderr
+        assert again.returncode == 7 and "is not empty" in again.stderr and "Traceback" not in again.stderr
         assert stack.password not in again.stderr
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
@@ -109,7 +109,7 @@ def test_a_dsn_with_a_malformed_password_never_shows_it(source: SourceSummary, s
         "451",
         env=environment,
     )
-    assert run.returncode == 1
+    assert run.returncode == 3
     assert "malformed" in run.stderr and "pa%zz" not in run.stderr and "Traceback" not in run.stderr
 
 
@@ -150,7 +150,7 @@ def test_preview_writes_the_policy_diff_before_failing_the_strict_gate(
     run = _cli(
         "preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), "--policy-diff", str(diff_file)
     )
-    assert run.returncode == 3, run.stderr
+    assert run.returncode == 6, run.stderr
     assert diff_file.exists()  # written although the exit is non-zero: CI uploads it with if: always()
     diff = json.loads(diff_file.read_text())
     assert (diff["strict_autodetect"], diff["strict_passed"]) == (True, False)
@@ -252,7 +252,7 @@ def test_strict_autodetect_stops_a_plan_that_leaves_pii_unmasked(
         str(strict),
         env=environment,
     )
-    assert run.returncode == 3
+    assert run.returncode == 6
     assert "public.users.email" in run.stderr and "Traceback" not in run.stderr
 
 
@@ -267,7 +267,7 @@ def test_the_engine_commands_refuse_a_primary(
         "preview": (),
     }[command]
     run = _cli(command, "--source", stack.primary_dsn, *arguments, env=environment)
-    assert run.returncode == 2, run.stderr
+    assert run.returncode == 7, run.stderr
     assert "is not a caught-up hot standby: it is not in recovery" in run.stderr
     assert "never the primary" in run.stderr and "Traceback" not in run.stderr
 
@@ -394,10 +394,10 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
             target,
             env=environment,
         )
-        assert other.returncode == 2 and "holds organization 451, not 452" in other.stderr
+        assert other.returncode == 7 and "holds organization 451, not 452" in other.stderr
         unrecorded = with_database(stack.target_admin_dsn, "postgres")
         foreign = _cli("verify", *common, "--target", unrecorded, env=environment)
-        assert foreign.returncode == 2 and "has no repro_pipeline record" in foreign.stderr
+        assert foreign.returncode == 7 and "has no repro_pipeline record" in foreign.stderr
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS cli_verify_test WITH (FORCE)")

@@ -21,6 +21,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from repro_pipeline.cli.environment import running_stack
+from repro_pipeline.cli.main import main as repro_pipeline_main
 from repro_pipeline.embedded.stack import (
     PgBinaries,
     Stack,
@@ -37,6 +39,8 @@ from repro_pipeline.embedded.stack import (
 )
 from repro_pipeline.embedded.stack.__main__ import main
 from repro_pipeline.embedded.stack.binaries import shared_copy, shared_copy_folder
+from repro_pipeline.engine.errors import StackDown
+from repro_pipeline.engine.exit_codes import ExitCode
 
 only_as_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="only root hands the stack to an unprivileged account"
@@ -140,12 +144,15 @@ def test_second_up_reuses_running_servers_quickly(stack: Stack) -> None:
     assert query_one(again.primary_dsn, "select pg_postmaster_start_time()") == started_before
 
 
-def test_down_then_up_restarts_with_data_kept(stack: Stack) -> None:
+def test_down_then_up_restarts_with_data_kept(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     table = new_table_with_row(stack)
     wait_for_standby_replay(stack)
     down(stack.root)
     down(stack.root)
     assert not any(state.running for state in server_statuses(stack).values())
+    assert_stopped_stack_is_reported(stack, capsys, monkeypatch)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(stack.primary_dsn, connect_timeout=2).close()
     restarted = up(stack.root)
@@ -156,6 +163,27 @@ def test_down_then_up_restarts_with_data_kept(stack: Stack) -> None:
     execute(restarted.primary_dsn, f"insert into {table} values (2, 'after restart')")
     wait_for_standby_replay(restarted)
     assert query_one(restarted.standby_dsn, f"select count(*) from {table}") == 2
+
+
+def assert_stopped_stack_is_reported(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``status`` exits non-zero naming the stopped servers, and the CLI says to run ``stack up``."""
+    capsys.readouterr()
+    assert main(["status", "--dir", str(stack.root)]) == 1
+    stopped = ", ".join(server.name for server in stack.servers)
+    assert capsys.readouterr().err == (
+        f"error: stopped: {stopped}; run `python -m repro_pipeline.embedded.stack up`\n"
+    )
+    monkeypatch.setenv("REPRO_STACK_DIR", str(stack.root))
+    for variable in ("REPRO_STANDBY_DSN", "REPRO_TARGET_DSN"):
+        monkeypatch.delenv(variable, raising=False)
+    assert repro_pipeline_main(["stack", "status"]) == ExitCode.NOT_READY
+    assert "run `repro-pipeline stack up`" in capsys.readouterr().err
+    with pytest.raises(
+        StackDown, match=r"is down \(stopped: primary, standby, target\)(.|\n)*run `repro-pipeline stack up`"
+    ):
+        running_stack()
 
 
 def test_up_recovers_from_a_crash_and_its_stale_postmaster_pid(stack: Stack) -> None:

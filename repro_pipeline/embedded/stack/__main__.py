@@ -1,6 +1,7 @@
 """``python -m repro_pipeline.embedded.stack up|down|status|destroy [--dir PATH]``.
 
-``up`` and ``status`` print shell-sourceable DSN lines; errors are one line on stderr and exit status 1.
+``up`` and ``status`` print shell-sourceable DSN lines; errors, and a ``status`` with any server stopped, are one
+line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from repro_pipeline.embedded.stack.lifecycle import destroy, down, server_status
 from repro_pipeline.embedded.stack.model import Stack
 
 COMMANDS = ("up", "down", "status", "destroy")
+UP_COMMAND = "python -m repro_pipeline.embedded.stack up"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, up_command: str = UP_COMMAND) -> int:
+    """Run one command; ``up_command`` is the command named in the hints, as the caller's users type it."""
     arguments = _parser().parse_args(argv)
     root: Path | None = arguments.dir
     try:
-        return _run(arguments.command, root)
+        return _run(arguments.command, root, up_command)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -34,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _run(command: str, root: Path | None) -> int:
+def _run(command: str, root: Path | None, up_command: str) -> int:
     if command == "up":
         _print_environment(up(root))
     elif command == "down":
@@ -44,13 +47,13 @@ def _run(command: str, root: Path | None) -> int:
     else:
         stack = status(root)
         if stack is None:
-            print(
-                f"error: no stack in {resolve_stack_root(root)}; run `python -m repro_pipeline.embedded.stack up`",
-                file=sys.stderr,
-            )
+            print(f"error: no stack in {resolve_stack_root(root)}; run `{up_command}`", file=sys.stderr)
             return 1
         _print_environment(stack)
-        _print_server_states(stack)
+        stopped = _print_server_states(stack)
+        if stopped:
+            print(f"error: stopped: {', '.join(stopped)}; run `{up_command}`", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -61,11 +64,16 @@ def _print_environment(stack: Stack) -> None:
     print(f"REPRO_TARGET_DSN={shlex.quote(stack.target_admin_dsn)}")
 
 
-def _print_server_states(stack: Stack) -> None:
+def _print_server_states(stack: Stack) -> list[str]:
+    """Print each server's state; return the names of those stopped."""
+    stopped = []
     for name, state in server_statuses(stack).items():
         server = stack.server(name)
         running = f"running (pid {state.pid})" if state.running else "stopped"
         print(f"# {name}: {running}, port {server.port}, data {server.data_dir}, log {server.log_file}")
+        if not state.running:
+            stopped.append(name)
+    return stopped
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ Coverage: a finding is covered when ``mask-rules.yaml`` has a rule for its colum
 ``passthrough`` included), when its table copies no rows (strategy ``exclude``, ``empty``, ``truncate``), or
 for a JSON finding when a ``json_mask`` path of ``commercial-extensions.yaml`` selects it or one of its
 parents (wildcards and recursive descent count for what they select). ``require_covered`` is the
-``strict_autodetect: true`` gate: an uncovered high or medium finding is a config error (exit 3).
+``strict_autodetect: true`` gate: an uncovered high or medium finding is a PolicyGateFailed (exit 6).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine.config import ReproConfig, TableRules
-from repro_pipeline.engine.errors import ConfigError, ConnectionFailed
+from repro_pipeline.engine.errors import ConnectionFailed, PolicyGateFailed
 from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
 
 Confidence = Literal["high", "medium", "low"]
@@ -755,7 +755,7 @@ def uncovered(findings: Iterable[Finding], config: ReproConfig) -> list[Finding]
 
 
 def require_covered(findings: Iterable[Finding], config: ReproConfig) -> None:
-    """The ``strict_autodetect: true`` gate: a ConfigError (exit 3) naming each uncovered finding."""
+    """The ``strict_autodetect: true`` gate: a PolicyGateFailed naming each uncovered finding."""
     missing = uncovered(findings, config)
     if not missing:
         return
@@ -764,7 +764,7 @@ def require_covered(findings: Iterable[Finding], config: ReproConfig) -> None:
         f"{finding.rule_file}: {finding.suggested_line()}"
         for finding in missing
     ]
-    raise ConfigError(
+    raise PolicyGateFailed(
         f"{config.mask_rules_doc.path}: strict_autodetect is on and {len(missing)} PII finding(s) have no "
         "rule:\n  " + "\n  ".join(lines),
         "add the suggested rules (or an explicit { action: passthrough } for a column that is not PII); "

@@ -15,7 +15,7 @@ import yaml
 from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
 from repro_pipeline.embedded.synthetic import SourceSummary
 from repro_pipeline.engine.config import CommercialExtensions, MaskRules, ReproConfig, load_config
-from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.errors import ConfigError, PolicyGateFailed
 from repro_pipeline.engine.masking.autodetect import (
     Finding,
     classify_value,
@@ -329,9 +329,9 @@ def test_require_covered_names_each_column_its_reason_and_rule(tmp_path: Path) -
         "public.users.email",
         "public.audit_events.payload $.contact.email",
     ]
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(PolicyGateFailed) as caught:
         require_covered(findings, config)
-    assert caught.value.exit_code == 3
+    assert caught.value.exit_code == 6
     message = str(caught.value)
     assert f"{tmp_path / 'mask-rules.yaml'}: strict_autodetect is on and 2 PII finding(s)" in message
     assert (
