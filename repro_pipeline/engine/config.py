@@ -220,7 +220,7 @@ class MaskRules(_Strict):
     auto_detect: bool = True
     """Run PII auto-detection (`repro-pipeline preview`) on name and sampled values."""
     strict_autodetect: bool = False
-    """The policy gate: a high or medium finding without a rule (`passthrough` counts) fails `preview` (exit 3)
+    """The policy gate: a high or medium finding without a rule (`passthrough` counts) fails `preview` (exit 6)
     and the run."""
     batch_size: int = Field(default=10_000, ge=1)
     """Rows per masking batch."""
