@@ -41,7 +41,9 @@ def _wait_for_webserver(url: str, server: subprocess.Popen[bytes], log: Path) ->
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(1)
-    pytest.fail(f"dg dev did not answer at {url} within {WEBSERVER_START_TIMEOUT_SECONDS} s:\n{log.read_text()[-4000:]}")
+    pytest.fail(
+        f"dg dev did not answer at {url} within {WEBSERVER_START_TIMEOUT_SECONDS} s:\n{log.read_text()[-4000:]}"
+    )
 
 
 @pytest.fixture(scope="session")
