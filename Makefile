@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: install demo test lint bench dev sweep stack-down clean
+.PHONY: install demo test test-ui lint bench dev sweep stack-down clean
 
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ demo: install
 test: lint
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 	$(BIN)/python -m pytest
+
+# The real-browser test: Playwright drives Debian's chromium (installed with apt when missing), never a
+# browser download; screenshots go to ui-screenshots/.
+test-ui: install
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,ui]'
+	$(BIN)/python -m pytest -m ui repro_pipeline_tests/ui
 
 lint: install
 	$(BIN)/ruff check repro_pipeline repro_pipeline_tests
