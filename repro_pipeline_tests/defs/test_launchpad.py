@@ -3,6 +3,7 @@ is, and run config that holds no secret. Read from the code location's own Defin
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,12 +13,13 @@ import pytest
 from repro_pipeline.definitions import defs
 from repro_pipeline.defs.tenant_repro.partitions import PARTITION_KEY_HELP, organizations
 
+# Made up at each run, so nothing that looks like a real token or salt is kept in the repository.
 SECRETS = {
-    "SLACK_BOT_TOKEN": "xoxb-launchpad-secret",
-    "GITHUB_TOKEN": "ghp_launchpad-secret",
-    "ANONYMIZATION_SALT": "launchpad-salt-" + "s" * 50,
-    "REPRO_STANDBY_DSN": "postgresql://reader:standby-password@standby.internal:5432/app",
-    "REPRO_TARGET_DSN": "postgresql://admin:target-password@target.internal:5432/postgres",
+    "SLACK_BOT_TOKEN": f"slack-{secrets.token_hex(12)}",
+    "GITHUB_TOKEN": f"github-{secrets.token_hex(12)}",
+    "ANONYMIZATION_SALT": secrets.token_hex(32),
+    "REPRO_STANDBY_DSN": f"postgresql://reader:{secrets.token_hex(8)}@standby.internal:5432/app",
+    "REPRO_TARGET_DSN": f"postgresql://admin:{secrets.token_hex(8)}@target.internal:5432/postgres",
 }
 
 
