@@ -78,7 +78,7 @@ def test_plan_and_load_work_on_any_source_without_dagster(
         loaded = run_cli(*load, env=environment)
         assert loaded.returncode == 0, loaded.stderr
         assert f"loaded {plan['total_rows']} rows" in loaded.stdout
-        assert "public.invoices: 3000/3000 rows in " in loaded.stdout  # its progress line at its end
+        assert "public.invoices: 3000/3000 rows in " in loaded.stderr  # its progress line at its end
         again = run_cli(*load, env=environment)
         assert again.returncode == 7 and "is not empty" in again.stderr and "Traceback" not in again.stderr
         assert stack.password not in again.stderr
