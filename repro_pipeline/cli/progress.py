@@ -95,6 +95,7 @@ def progress_display(console: Console | None = None, *, quiet: bool = False) -> 
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
+        redirect_stdout=False,  # stdout is the result a script reads, never drawn over
     )
     with bars:
         yield ProgressDisplay(console, bars)
