@@ -75,6 +75,10 @@ class ProgressDisplay:
             description=f"{progress.table} ({progress.rows_per_second:,.0f} rows/s)",
         )
 
+    def note(self, text: str) -> None:
+        """One line of news (a step began or ended), above the bars or among the lines."""
+        self._line(text)
+
     def _line(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 

@@ -44,13 +44,20 @@ def run_tenant(organization_key: str, repro_query: str = "", *, as_json: bool = 
     import dagster as dg
 
     from repro_pipeline.cli.launch import materialize_tenant
+    from repro_pipeline.cli.progress import progress_display
+    from repro_pipeline.cli.run_progress import RunProgress, watching
     from repro_pipeline.cli.run_report import print_run_report
+    from repro_pipeline.defs.tenant_repro.jobs import tenant_repro_job
 
     stack = use_embedded_stack_unless_configured()
     with dg.DagsterInstance.get() as instance:
-        result = materialize_tenant(
-            organization_key, instance, console_log_level="WARNING", repro_query=repro_query
-        )
+        with (
+            progress_display() as display,
+            watching(RunProgress(display, tenant_repro_job.name, organization_key)),
+        ):
+            result = materialize_tenant(
+                organization_key, instance, console_log_level="WARNING", repro_query=repro_query
+            )
         password_file = str(stack.root / "credentials") if stack else ""
         return print_run_report(result, int(organization_key), password_file, as_json=as_json)
 

@@ -205,6 +205,10 @@ def test_materialize_json_reports_the_run(stack: Stack, source: SourceSummary, t
     assert all(check["passed"] for name, check in report["checks"].items() if name != "repro_query")
     assert sorted(report["guide_bug_query_invoice_ids"]) == sorted(source.planted_invoice_ids)
     assert report["port"] == stack.target.port and report["database"].startswith("repro_org451_")
+    # its progress while it ran, as plain lines on stderr (no terminal here)
+    assert f"public.invoices: {source.demo_invoice_count}/{source.demo_invoice_count} rows in " in run.stderr
+    assert "step tenant_closure_and_repro_database started" in run.stderr
+    assert "check zero_fk_orphans passed" in run.stderr
     # the embedded stack's defaults, said on stderr, never its password
     assert f"using the embedded stack's standby at 127.0.0.1:{stack.standby.port}/billing" in run.stderr
     assert f"salt from {stack.root / 'demo-salt'}" in run.stderr

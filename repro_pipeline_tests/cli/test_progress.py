@@ -98,3 +98,19 @@ def test_a_pseudo_terminal_gets_the_bar_from_the_command() -> None:
     text = shown.decode()
     assert "\x1b[" in text and "closure of organization 451: 7 rows (" in text
     assert "closure of organization 451...\n" not in text.replace("\r", "")
+
+
+def test_a_run_progress_line_reads_back_as_the_table_progress_it_was() -> None:
+    from repro_pipeline.cli.run_progress import parse_progress_line
+
+    weird = TableProgress(TableName("billing", "line.items: 2"), 12345, 99999, 12.3, finished=False)
+    for progress in [*_events(), weird]:
+        read = parse_progress_line(progress.line())
+        assert read is not None and read.seconds == progress.seconds  # shown to 0.1 s, as these are
+        assert (read.table, read.rows, read.total_rows, read.finished) == (
+            progress.table,
+            progress.rows,
+            progress.total_rows,
+            progress.finished,
+        )
+    assert parse_progress_line("closure: 4242 rows") is None
