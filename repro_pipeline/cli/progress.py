@@ -87,10 +87,8 @@ class ProgressDisplay:
 def progress_display(console: Console | None = None, *, quiet: bool = False) -> Iterator[ProgressDisplay]:
     """Bars when ``console`` (stderr by default) is a terminal, lines otherwise; nothing when ``quiet``."""
     console = console or Console(stderr=True)
-    if quiet:
-        console = Console(file=console.file, quiet=True)
-    if not console.is_terminal or quiet:
-        yield ProgressDisplay(console, None)
+    if quiet or not console.is_terminal:
+        yield ProgressDisplay(Console(file=console.file, quiet=True) if quiet else console, None)
         return
     bars = Progress(
         SpinnerColumn(finished_text="✓"),

@@ -215,3 +215,11 @@ def test_materialize_json_reports_the_run(stack: Stack, source: SourceSummary, t
     assert stack.password not in run.stdout + run.stderr
     dropped = run_cli("drop", report["database"], "--json", env=environment)
     assert _document(dropped.stdout) == {"dropped": report["database"], "organization_id": 451}
+
+
+def test_json_is_requested_by_the_option_before_any_double_dash() -> None:
+    from repro_pipeline.cli.json_output import json_requested
+
+    assert json_requested(["plan", "--organization", "451", "--json"])
+    assert not json_requested(["plan", "--organization", "451"])
+    assert not json_requested(["materialize", "--", "--json"])
