@@ -10,7 +10,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.rows import TupleRow
 
 from repro_pipeline.embedded.stack import Stack, destroy, up, wait_for_standby_replay
 from repro_pipeline.embedded.synthetic import SourceSpec, SourceSummary, build_source
@@ -58,6 +60,13 @@ def source(stack: Stack) -> SourceSummary:
 @pytest.fixture(scope="session")
 def salt() -> str:
     return secrets.token_hex(32)
+
+
+@pytest.fixture
+def target_admin(stack: Stack) -> Iterator[psycopg.Connection[TupleRow]]:
+    """A session of the target's admin role, in autocommit: CREATE and DROP DATABASE refuse a transaction."""
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as conn:
+        yield conn
 
 
 @pytest.fixture(scope="session")

@@ -1,29 +1,21 @@
 """A real HTTP server on 127.0.0.1 that speaks the part of the GitHub REST API the ticket sensors use:
 issues listed by label with ``Link`` pagination, issue events, comments and labels. It records every
-request, and answers scripted replies first (a rate limit, a server error, a garbled or a late body)."""
+request, and answers scripted replies first."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from repro_pipeline_tests.http_server import LocalServer, Request, ScriptedReply, json_reply
+
 _ISSUE_PATH = re.compile(r"/repos/(?P<repo>[^/]+/[^/]+)/issues(?:/(?P<number>\d+)(?P<rest>/.*)?)?")
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class ScriptedReply:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    delay_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +48,7 @@ class GitHubApi:
     requests: list[RecordedRequest] = field(default_factory=list)
     scripted: list[ScriptedReply] = field(default_factory=list)
     comment_replies: dict[int, ScriptedReply] = field(default_factory=dict)  # the next comment on an issue
-    server: ThreadingHTTPServer | None = None
+    server: LocalServer | None = None
     _clock: int = 0
     _event_ids: int = 9000
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -67,8 +59,7 @@ class GitHubApi:
     @property
     def base_url(self) -> str:
         assert self.server is not None
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.server.url
 
     def open_ticket(
         self, title: str, body: str = "", labels: tuple[str, ...] = (), author: str = "oncall-amy"
@@ -108,62 +99,33 @@ class GitHubApi:
         return (_EPOCH + timedelta(seconds=self._clock)).isoformat().replace("+00:00", "Z")
 
     def __enter__(self) -> GitHubApi:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def do_DELETE(self) -> None:
-                self._serve("DELETE")
-
-            def _serve(self, method: str) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-                with api._lock:
-                    api.requests.append(RecordedRequest(method, self.path, dict(self.headers), body))
-                    reply = api.scripted.pop(0) if api.scripted else None
-                    if reply is None:
-                        reply = api._answer(method, self.path, self.headers.get("Authorization"), body)
-                if reply.delay_seconds:
-                    time.sleep(reply.delay_seconds)
-                try:
-                    self.send_response(reply.status)
-                    for name, value in reply.headers:
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(reply.body)))
-                    self.end_headers()
-                    self.wfile.write(reply.body)
-                except OSError:
-                    pass  # a client that timed out has gone
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer(self._serve).__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self.server is not None
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.__exit__(None, None, None)
+
+    def _serve(self, request: Request) -> ScriptedReply:
+        with self._lock:
+            self.requests.append(RecordedRequest(request.method, request.path, request.headers, request.body))
+            if self.scripted:
+                return self.scripted.pop(0)
+            return self._answer(request.method, request.path, request.header("Authorization"), request.body)
 
     def _answer(self, method: str, target: str, authorization: str | None, body: str) -> ScriptedReply:
         if authorization != f"Bearer {self.token}":
-            return _json(401, {"message": "Bad credentials"})
+            return json_reply(401, {"message": "Bad credentials"})
         url = urlsplit(target)
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
         match = _ISSUE_PATH.fullmatch(url.path)
         if match is None or match["repo"] != self.repository:
-            return _json(404, {"message": "Not Found"})
+            return json_reply(404, {"message": "Not Found"})
         if match["number"] is None:
-            return self._list_issues(url.path, query) if method == "GET" else _json(404, {})
+            return self._list_issues(url.path, query) if method == "GET" else json_reply(404, {})
         issue = self.issues.get(int(match["number"]))
         if issue is None:
-            return _json(404, {"message": "Not Found"})
+            return json_reply(404, {"message": "Not Found"})
         rest = match["rest"] or ""
         if method == "GET" and rest == "/events":
             return self._page(url.path, query, issue.events)
@@ -172,18 +134,18 @@ class GitHubApi:
         if method == "POST" and rest == "/comments":
             issue.comments.append(json.loads(body)["body"])
             issue.updated_at = self._tick()
-            return _json(201, {"id": len(issue.comments), "body": issue.comments[-1]})
+            return json_reply(201, {"id": len(issue.comments), "body": issue.comments[-1]})
         if method == "POST" and rest == "/labels":
             for label in json.loads(body)["labels"]:
                 self.add_label(issue.number, label)
-            return _json(200, [{"name": label} for label in issue.labels])
+            return json_reply(200, [{"name": label} for label in issue.labels])
         if method == "DELETE" and rest.startswith("/labels/"):
             label = unquote(rest.removeprefix("/labels/"))
             if label not in issue.labels:
-                return _json(404, {"message": "Label does not exist"})
+                return json_reply(404, {"message": "Label does not exist"})
             self.remove_label(issue.number, label)
-            return _json(200, [{"name": label} for label in issue.labels])
-        return _json(404, {"message": "Not Found"})
+            return json_reply(200, [{"name": label} for label in issue.labels])
+        return json_reply(404, {"message": "Not Found"})
 
     def _list_issues(self, path: str, query: dict[str, str]) -> ScriptedReply:
         wanted = [label for label in query.get("labels", "").split(",") if label]
@@ -216,9 +178,3 @@ class GitHubApi:
             following = urlencode({**query, "page": str(page + 1)})
             headers += (("Link", f'<{self.base_url}{path}?{following}>; rel="next"'),)
         return ScriptedReply(200, json.dumps(items[start : start + self.page_size]).encode(), headers)
-
-
-def _json(status: int, payload: object) -> ScriptedReply:
-    return ScriptedReply(
-        status, json.dumps(payload).encode(), (("Content-Type", "application/json; charset=utf-8"),)
-    )

@@ -56,7 +56,7 @@ def _parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
         description=DESCRIPTION,
         epilog="exit codes: "
         + "; ".join(f"{code.value} {code.name.lower().replace('_', ' ')}" for code in ExitCode)
-        + " (see the README's table)",
+        + " (see docs/cli.md)",
     )
     parser.add_argument(
         "--version",

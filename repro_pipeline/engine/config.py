@@ -555,7 +555,7 @@ def _validate(model: type[ModelT], doc: YamlDocument) -> ModelT:
             lines.append(f"{doc.where(key_path)}: {shown or '(top level)'}: {_message(error)}")
         raise ConfigError(
             "invalid configuration:\n  " + "\n  ".join(lines),
-            f"correct {doc.path.name} at the lines shown; see README.md, section 'Configuration'",
+            f"correct {doc.path.name} at the lines shown; see docs/masking.md and docs/configuration.md",
         ) from None
 
 

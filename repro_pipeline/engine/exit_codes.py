@@ -1,6 +1,6 @@
 """The exit codes of ``repro-pipeline``: one per kind of outcome, so a script or CI can tell them apart.
 
-The README's exit code table is checked against this enum by a test, so the two cannot drift.
+docs/cli.md's exit code table is checked against this enum by a test, so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from enum import IntEnum, unique
 
 @unique
 class ExitCode(IntEnum):
-    """What the process's exit status means; each member carries its line of the README's table."""
+    """What the process's exit status means; each member carries its line of docs/cli.md's table."""
 
     description: str
 
@@ -44,6 +44,6 @@ class ExitCode(IntEnum):
 
 
 def readme_table() -> str:
-    """The Markdown table of every exit code, as the README shows it."""
+    """The Markdown table of every exit code, as docs/cli.md shows it."""
     rows = [f"| {code.value} | `{code.name}` | {code.description} |" for code in ExitCode]
     return "\n".join(["| Code | Name | Meaning |", "| ---: | --- | --- |", *rows])

@@ -1,4 +1,4 @@
-"""Exit codes, help and version: each kind of outcome has its own code, documented in the README's table, with
+"""Exit codes, help and version: each kind of outcome has its own code, documented in docs/cli.md's table, with
 one message and no traceback; every command and option says what it is for."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from repro_pipeline.engine.exit_codes import ExitCode, readme_table
 from repro_pipeline_tests.cli.run_cli import NOWHERE, run_cli, without_servers
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 
-README_TABLE = re.compile(r"<!-- exit-codes:start -->\n(.*?)\n<!-- exit-codes:end -->", re.DOTALL)
+EXIT_CODE_TABLE = re.compile(r"<!-- exit-codes:start -->\n(.*?)\n<!-- exit-codes:end -->", re.DOTALL)
 
 
 def _assert_one_error(run: subprocess.CompletedProcess[str], code: ExitCode, *phrases: str) -> None:
@@ -29,10 +29,10 @@ def _assert_one_error(run: subprocess.CompletedProcess[str], code: ExitCode, *ph
 
 
 def test_the_readme_table_is_the_exit_code_enum() -> None:
-    found = README_TABLE.search((PROJECT_ROOT / "README.md").read_text(encoding="utf-8"))
-    assert found is not None, "README.md lost its <!-- exit-codes:start/end --> markers"
+    found = EXIT_CODE_TABLE.search((PROJECT_ROOT / "docs" / "cli.md").read_text(encoding="utf-8"))
+    assert found is not None, "docs/cli.md lost its <!-- exit-codes:start/end --> markers"
     assert found.group(1) == readme_table(), (
-        "README.md's exit code table drifted from ExitCode: regenerate it"
+        "docs/cli.md's exit code table drifted from ExitCode: regenerate it"
     )
 
 

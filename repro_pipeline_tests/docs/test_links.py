@@ -1,4 +1,4 @@
-"""The README's "Where next" list and the docs link only to files and README sections that exist."""
+"""The README's "Where next" list and the docs link only to files and sections that exist."""
 
 from __future__ import annotations
 

@@ -310,7 +310,7 @@ def _column_masker(
     return _regex_masker(rule, action, kind, salt)
 
 
-_TYPE_REMEDY = "pick an action whose output fits the column's type (see README.md, 'Configuration')"
+_TYPE_REMEDY = "pick an action whose output fits the column's type (see docs/masking.md)"
 
 
 def _check_normalize_on_unique(rule: _ColumnRule, kind: ColumnType) -> None:

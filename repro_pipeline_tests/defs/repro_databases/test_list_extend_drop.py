@@ -17,7 +17,6 @@ from psycopg import sql
 
 from repro_pipeline.cli.launch import drop_repro_database
 from repro_pipeline.cli.main import main
-from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.secret_sink import FileSecretSink
@@ -38,29 +37,23 @@ def dagster_home(
 
 
 @pytest.fixture
-def admin(stack: Stack) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def database(admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[lifecycle.ReproDatabase]:
+def database(target_admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[lifecycle.ReproDatabase]:
     made = lifecycle.create_repro_database(
-        admin,
+        target_admin,
         organization_id=ORGANIZATION,
         run_id=uuid.uuid4().hex,
         ttl=timedelta(hours=48),
         now=datetime.now(UTC),
     )
-    yield lifecycle.mark(admin, made, "ready")
-    lifecycle.drop_repro_database(admin, made.name)
+    yield lifecycle.mark(target_admin, made, "ready")
+    lifecycle.drop_repro_database(target_admin, made.name)
 
 
 @pytest.fixture
-def not_ours(admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[str]:
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(NOT_OURS)))
+def not_ours(target_admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[str]:
+    target_admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(NOT_OURS)))
     yield NOT_OURS
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(NOT_OURS)))
+    target_admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(NOT_OURS)))
 
 
 def _listed(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, object]]:
@@ -137,7 +130,7 @@ def test_an_extension_that_is_not_a_positive_number_is_refused(
 @pytest.mark.parametrize("command", [["extend", "--hours", "1"], ["drop"]])
 def test_a_database_not_ours_or_unknown_is_refused_before_any_run(
     dagster_home: Path,
-    admin: psycopg.Connection[tuple[object, ...]],
+    target_admin: psycopg.Connection[tuple[object, ...]],
     not_ours: str,
     capsys: pytest.CaptureFixture[str],
     command: list[str],
@@ -146,7 +139,7 @@ def test_a_database_not_ours_or_unknown_is_refused_before_any_run(
     assert f"the database '{not_ours}' on the target server has no repro_pipeline record" in (
         capsys.readouterr().err
     )
-    assert admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (not_ours,)).fetchone()
+    assert target_admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (not_ours,)).fetchone()
     assert main([command[0], "repro_org452_00000000", *command[1:]]) == TargetError.exit_code
     assert "the target server has no database 'repro_org452_00000000'" in capsys.readouterr().err
     assert _run_count() == 0
@@ -168,13 +161,13 @@ def test_drop_removes_the_database_and_the_partition_says_so(
 
 
 def test_the_drop_job_refuses_a_database_not_ours_as_launched_from_the_ui(
-    dagster_home: Path, admin: psycopg.Connection[tuple[object, ...]], not_ours: str
+    dagster_home: Path, target_admin: psycopg.Connection[tuple[object, ...]], not_ours: str
 ) -> None:
     with dg.DagsterInstance.get() as instance:
         result = drop_repro_database(not_ours, instance)
     assert not result.success
     assert "has no repro_pipeline record" in step_failure_messages(result)
-    assert admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (not_ours,)).fetchone()
+    assert target_admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (not_ours,)).fetchone()
     assert _observations(str(ORGANIZATION)) == []
 
 

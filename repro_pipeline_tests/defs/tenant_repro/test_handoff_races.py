@@ -4,7 +4,6 @@ the extension is made while the handoff waits for Slack (between its read of the
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +19,7 @@ from repro_pipeline.engine.repro_databases import lifecycle, logins
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, record_check, write_manifest
 from repro_pipeline_tests.advisory_locks import wait_until_blocked_on_the_lock
 from repro_pipeline_tests.defs.run_results import step_failure_messages
+from repro_pipeline_tests.repro_databases import new_repro_database
 from repro_pipeline_tests.run_records import run_record
 from repro_pipeline_tests.slack_api import SlackApi, SlackMessage
 
@@ -28,23 +28,15 @@ Admin = psycopg.Connection[tuple[object, ...]]
 
 
 @pytest.fixture
-def admin(stack: Stack) -> Iterator[Admin]:
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def checked(admin: Admin, stack: Stack) -> Iterator[lifecycle.ReproDatabase]:
+def checked(target_admin: Admin, stack: Stack) -> Iterator[lifecycle.ReproDatabase]:
     """A repro database on which every check passed, waiting for its handoff."""
-    database = lifecycle.create_repro_database(
-        admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=48), now=datetime.now(UTC)
-    )
+    database = new_repro_database(target_admin, now=datetime.now(UTC))
     with psycopg.connect(with_database(stack.target_admin_dsn, database.name), autocommit=True) as conn:
         write_manifest(conn, run_record(database.run_id))
         for check in REQUIRED_CHECKS:
             record_check(conn, check, passed=True)
-    yield lifecycle.mark(admin, database, "loaded")
-    lifecycle.drop_repro_database(admin, database.name)
+    yield lifecycle.mark(target_admin, database, "loaded")
+    lifecycle.drop_repro_database(target_admin, database.name)
 
 
 @pytest.fixture
@@ -72,7 +64,7 @@ def _hand_off(database: lifecycle.ReproDatabase) -> str | None:
 
 
 def test_an_extension_made_while_the_handoff_posts_survives_it(
-    admin: Admin,
+    target_admin: Admin,
     stack: Stack,
     checked: lifecycle.ReproDatabase,
     while_posting: Callable[[Callable[[], None]], None],
@@ -87,56 +79,64 @@ def test_an_extension_made_while_the_handoff_posts_survives_it(
 
     while_posting(extend)
     assert _hand_off(checked) is None
-    after = lifecycle.find_repro_database(admin, checked.name)
+    after = lifecycle.find_repro_database(target_admin, checked.name)
     assert after.status == "ready"
     assert after.expires_at == extended[0].expires_at == checked.expires_at + timedelta(hours=24)
-    (valid_until,) = admin.execute(
+    (valid_until,) = target_admin.execute(
         "SELECT rolvaliduntil FROM pg_roles WHERE rolname = %s", (logins.login_role(checked.name),)
     ).fetchone() or (None,)
     assert valid_until == after.expires_at  # the login lives as long as its database
 
 
 def test_an_extension_made_before_the_handoff_issues_its_login_sets_the_logins_valid_until(
-    admin: Admin, stack: Stack, checked: lifecycle.ReproDatabase, slack_environment: None
+    target_admin: Admin, stack: Stack, checked: lifecycle.ReproDatabase, slack_environment: None
 ) -> None:
     """The extension holds the database's lock when the handoff, having read the record, comes to issue the
     login: the login is issued on the record as the extension left it."""
     failures: list[str | None] = []
-    with lifecycle.record_lock(admin, checked.name):
+    with lifecycle.record_lock(target_admin, checked.name):
         handoff = threading.Thread(target=lambda: failures.append(_hand_off(checked)), daemon=True)
         handoff.start()
-        wait_until_blocked_on_the_lock(admin, checked.name, handoff, 120)
-        extended = lifecycle.extend_ttl(admin, checked.name, timedelta(hours=24), LONGEST, datetime.now(UTC))
+        wait_until_blocked_on_the_lock(target_admin, checked.name, handoff, 120)
+        extended = lifecycle.extend_ttl(
+            target_admin, checked.name, timedelta(hours=24), LONGEST, datetime.now(UTC)
+        )
     handoff.join(120)
     assert failures == [None]
-    after = lifecycle.find_repro_database(admin, checked.name)
+    after = lifecycle.find_repro_database(target_admin, checked.name)
     assert (after.status, after.expires_at) == ("ready", extended.expires_at)
-    (valid_until,) = admin.execute(
+    (valid_until,) = target_admin.execute(
         "SELECT rolvaliduntil FROM pg_roles WHERE rolname = %s", (logins.login_role(checked.name),)
     ).fetchone() or (None,)
     assert valid_until == extended.expires_at
 
 
 def test_a_database_retired_before_the_handoff_issues_its_login_gets_none_and_slack_is_not_told(
-    admin: Admin, stack: Stack, checked: lifecycle.ReproDatabase, slack_api: SlackApi, slack_environment: None
+    target_admin: Admin,
+    stack: Stack,
+    checked: lifecycle.ReproDatabase,
+    slack_api: SlackApi,
+    slack_environment: None,
 ) -> None:
     failures: list[str | None] = []
     posted = len(slack_api.messages)
-    with lifecycle.record_lock(admin, checked.name):
+    with lifecycle.record_lock(target_admin, checked.name):
         handoff = threading.Thread(target=lambda: failures.append(_hand_off(checked)), daemon=True)
         handoff.start()
-        wait_until_blocked_on_the_lock(admin, checked.name, handoff, 120)
-        lifecycle.retire(admin, checked, datetime.now(UTC))
+        wait_until_blocked_on_the_lock(target_admin, checked.name, handoff, 120)
+        lifecycle.retire(target_admin, checked, datetime.now(UTC))
     handoff.join(120)
     (failure,) = failures
     assert failure is not None and f"{checked.name} is not handed off: it is retired" in failure
     assert len(slack_api.messages) == posted
-    roles = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (logins.login_role(checked.name),))
+    roles = target_admin.execute(
+        "SELECT 1 FROM pg_roles WHERE rolname = %s", (logins.login_role(checked.name),)
+    )
     assert roles.fetchone() is None
 
 
 def test_a_database_retired_while_the_handoff_posts_is_not_marked_ready(
-    admin: Admin,
+    target_admin: Admin,
     stack: Stack,
     checked: lifecycle.ReproDatabase,
     while_posting: Callable[[Callable[[], None]], None],
@@ -148,4 +148,4 @@ def test_a_database_retired_while_the_handoff_posts_is_not_marked_ready(
     while_posting(retire)
     failure = _hand_off(checked)
     assert failure is not None and f"{checked.name} was retired meanwhile" in failure
-    assert lifecycle.find_repro_database(admin, checked.name).status == "failed"
+    assert lifecycle.find_repro_database(target_admin, checked.name).status == "failed"

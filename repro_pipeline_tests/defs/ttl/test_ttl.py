@@ -17,7 +17,6 @@ from psycopg import sql
 
 from repro_pipeline.cli.launch import run_ttl_sweep
 from repro_pipeline.definitions import defs
-from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.repro_databases import lifecycle, logins
 from repro_pipeline.engine.repro_databases.manifest import REQUIRED_CHECKS, record_check, write_manifest
@@ -25,39 +24,32 @@ from repro_pipeline.engine.repro_databases.secret_sink import FileSecretSink
 from repro_pipeline_tests.defs.tenant_repro.conftest import SLACK_TOKEN
 from repro_pipeline_tests.defs.tickets.conftest import GITHUB_TOKEN, REPOSITORY
 from repro_pipeline_tests.github_api import GitHubApi
+from repro_pipeline_tests.repro_databases import new_repro_database
 from repro_pipeline_tests.run_records import run_record
 from repro_pipeline_tests.slack_api import SlackApi
 
 UNRECORDED = "repro_org451_deadbeef"
 
 
-@pytest.fixture
-def admin(stack: Stack) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as conn:
-        yield conn
-
-
-def _names(admin: psycopg.Connection[tuple[object, ...]]) -> set[str]:
-    return {str(name) for (name,) in admin.execute("SELECT datname FROM pg_database")}
+def _names(target_admin: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+    return {str(name) for (name,) in target_admin.execute("SELECT datname FROM pg_database")}
 
 
 def test_the_sweep_drops_an_expired_repro_database_and_keeps_an_unexpired_one(
-    admin: psycopg.Connection[tuple[object, ...]], pipeline_environment: dict[str, str]
+    target_admin: psycopg.Connection[tuple[object, ...]], pipeline_environment: dict[str, str]
 ) -> None:
     now = datetime.now(UTC)
     handed_off = lifecycle.create_repro_database(
-        admin,
+        target_admin,
         organization_id=451,
         run_id=uuid.uuid4().hex,
         ttl=timedelta(hours=48),
         now=now - timedelta(hours=49),
     )
-    expired = lifecycle.mark(admin, handed_off, "ready")
-    alive = lifecycle.create_repro_database(
-        admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=48), now=now
-    )
+    expired = lifecycle.mark(target_admin, handed_off, "ready")
+    alive = new_repro_database(target_admin, now=now)
     # Shaped like ours, but without repro_pipeline's record: never dropped.
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(UNRECORDED)))
+    target_admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(UNRECORDED)))
     try:
         # A session still open on the expired database does not keep it alive.
         target_dsn = with_database(pipeline_environment["REPRO_TARGET_DSN"], expired.name)
@@ -68,7 +60,7 @@ def test_the_sweep_drops_an_expired_repro_database_and_keeps_an_unexpired_one(
                 observations = _observations(instance, "451")
         assert outcome.success
         assert expired.name in outcome.dropped
-        names = _names(admin)
+        names = _names(target_admin)
         assert expired.name not in names
         assert alive.name in names
         assert UNRECORDED in names
@@ -81,8 +73,8 @@ def test_the_sweep_drops_an_expired_repro_database_and_keeps_an_unexpired_one(
         )
         assert alive.name not in {o.metadata["database"].value for o in observations}
     finally:
-        lifecycle.drop_repro_database(admin, alive.name)
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(UNRECORDED)))
+        lifecycle.drop_repro_database(target_admin, alive.name)
+        target_admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(UNRECORDED)))
 
 
 def _observations(instance: dg.DagsterInstance, partition: str) -> list[dg.AssetObservation]:
@@ -95,7 +87,7 @@ def _observations(instance: dg.DagsterInstance, partition: str) -> list[dg.Asset
 
 
 def test_the_sweep_drops_the_login_of_an_expired_database_and_removes_its_secret_file(
-    admin: psycopg.Connection[tuple[object, ...]],
+    target_admin: psycopg.Connection[tuple[object, ...]],
     pipeline_environment: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -103,48 +95,43 @@ def test_the_sweep_drops_the_login_of_an_expired_database_and_removes_its_secret
     monkeypatch.setenv("REPRO_SECRET_DIR", str(tmp_path / "secrets"))
     now = datetime.now(UTC)
     expired, alive = (
-        lifecycle.create_repro_database(
-            admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=48), now=now - age
-        )
-        for age in (timedelta(hours=49), timedelta(0))
+        new_repro_database(target_admin, now=now - age) for age in (timedelta(hours=49), timedelta(0))
     )
     sink = FileSecretSink(tmp_path / "secrets")
     try:
         for database in (expired, alive):
             target_dsn = with_database(pipeline_environment["REPRO_TARGET_DSN"], database.name)
             with psycopg.connect(target_dsn, autocommit=True) as repro:
-                login = logins.issue_login(admin, repro, database.name, now + timedelta(hours=1))
+                login = logins.issue_login(target_admin, repro, database.name, now + timedelta(hours=1))
             sink.store(database.name, login.dsn(target_dsn))
         with dg.instance_for_test() as instance:
             assert expired.name in run_ttl_sweep(instance).dropped
         assert not sink.path(expired.name).exists() and sink.path(alive.name).exists()
-        roles = {str(name) for (name,) in admin.execute("SELECT rolname FROM pg_roles")}
+        roles = {str(name) for (name,) in target_admin.execute("SELECT rolname FROM pg_roles")}
         assert logins.login_role(expired.name) not in roles and logins.login_role(alive.name) in roles
     finally:
-        lifecycle.drop_repro_database(admin, alive.name)
+        lifecycle.drop_repro_database(target_admin, alive.name)
 
 
 def test_the_sweep_removes_the_login_and_secrets_a_dropped_database_left_and_names_them(
-    admin: psycopg.Connection[tuple[object, ...]],
+    target_admin: psycopg.Connection[tuple[object, ...]],
     pipeline_environment: dict[str, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("REPRO_SECRET_DIR", str(tmp_path / "secrets"))
     sink = FileSecretSink(tmp_path / "secrets")
-    gone = lifecycle.create_repro_database(
-        admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=48), now=datetime.now(UTC)
-    )
+    gone = new_repro_database(target_admin, now=datetime.now(UTC))
     target_dsn = with_database(pipeline_environment["REPRO_TARGET_DSN"], gone.name)
     with psycopg.connect(target_dsn, autocommit=True) as repro:
-        login = logins.issue_login(admin, repro, gone.name, gone.expires_at)
+        login = logins.issue_login(target_admin, repro, gone.name, gone.expires_at)
     sink.store(gone.name, login.dsn(target_dsn))
     # Its DROP DATABASE went through; its DROP ROLE and the removal of its DSN did not.
-    admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(gone.name)))
+    target_admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(gone.name)))
     crashed = sink.directory / ".repro_org451_00c0ffee.0123456789abcdef.partial"
     crashed.write_text("password=half-written\n")
     foreign = "repro_org451_0badc0de_reader"  # shaped like a login of ours, made by someone else
-    admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(foreign)))
+    target_admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(foreign)))
     try:
         with dg.instance_for_test() as instance:
             assert run_ttl_sweep(instance).success
@@ -155,7 +142,7 @@ def test_the_sweep_removes_the_login_and_secrets_a_dropped_database_left_and_nam
                 for record in instance.all_logs(sweep.run_id, of_type=dg.DagsterEventType.STEP_OUTPUT)
                 if record.dagster_event is not None
             ]
-        roles = {str(name) for (name,) in admin.execute("SELECT rolname FROM pg_roles")}
+        roles = {str(name) for (name,) in target_admin.execute("SELECT rolname FROM pg_roles")}
         assert logins.login_role(gone.name) not in roles and foreign in roles
         assert not sink.path(gone.name).exists() and not crashed.exists()
         assert output.metadata["leftover_logins_dropped"].value == [logins.login_role(gone.name)]
@@ -166,7 +153,7 @@ def test_the_sweep_removes_the_login_and_secrets_a_dropped_database_left_and_nam
         assert f"removed the DSN kept for {gone.name}: its database is gone" in logs
         assert all("password" not in message for message in logs)
     finally:
-        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(foreign)))
+        target_admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(foreign)))
 
 
 def test_the_sweep_runs_hourly() -> None:
@@ -176,7 +163,7 @@ def test_the_sweep_runs_hourly() -> None:
 
 
 def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_built(
-    admin: psycopg.Connection[tuple[object, ...]], pipeline_environment: dict[str, str]
+    target_admin: psycopg.Connection[tuple[object, ...]], pipeline_environment: dict[str, str]
 ) -> None:
     now = datetime.now(UTC)
     with dg.instance_for_test() as instance:
@@ -190,9 +177,9 @@ def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_bu
 
         def made(run_id: str, status: str, age: timedelta) -> lifecycle.ReproDatabase:
             database = lifecycle.create_repro_database(
-                admin, organization_id=451, run_id=run_id, ttl=timedelta(hours=48), now=now - age
+                target_admin, organization_id=451, run_id=run_id, ttl=timedelta(hours=48), now=now - age
             )
-            return lifecycle.mark(admin, database, status)
+            return lifecycle.mark(target_admin, database, status)
 
         loading = made(running.run_id, "loading", timedelta(0))
         abandoned = made(killed.run_id, "loading", timedelta(0))
@@ -210,7 +197,7 @@ def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_bu
             outcome = run_ttl_sweep(instance)
             assert outcome.success
             assert set(outcome.dropped) == {abandoned.name, checks_errored.name, unknown_old.name}
-            assert {loading.name, unknown_young.name, handed_off.name, checked.name} <= _names(admin)
+            assert {loading.name, unknown_young.name, handed_off.name, checked.name} <= _names(target_admin)
             statuses_seen = [
                 (o.metadata["database"].value, o.metadata["status"].value)
                 for o in reversed(_observations(instance, "451"))
@@ -225,7 +212,7 @@ def test_the_sweep_retires_and_drops_what_a_run_that_no_longer_runs_left_half_bu
             }
         finally:
             for database in made_here:
-                lifecycle.drop_repro_database(admin, database.name)
+                lifecycle.drop_repro_database(target_admin, database.name)
 
 
 @pytest.fixture
@@ -254,7 +241,7 @@ class Notices:
 
 
 def _expired_databases(
-    admin: psycopg.Connection[tuple[object, ...]], instance: dg.DagsterInstance, ticket: int
+    target_admin: psycopg.Connection[tuple[object, ...]], instance: dg.DagsterInstance, ticket: int
 ) -> tuple[lifecycle.ReproDatabase, lifecycle.ReproDatabase]:
     """Two handed-off databases past their TTL: one made by a ticket's run, one launched by hand."""
     ticket_tags = {
@@ -269,23 +256,23 @@ def _expired_databases(
         )
         instance.add_run(run)
         database = lifecycle.create_repro_database(
-            admin,
+            target_admin,
             organization_id=451,
             run_id=run.run_id,
             ttl=timedelta(hours=48),
             now=datetime.now(UTC) - timedelta(hours=49),
         )
-        made.append(lifecycle.mark(admin, database, "ready"))
+        made.append(lifecycle.mark(target_admin, database, "ready"))
     return made[0], made[1]
 
 
 def test_the_sweep_tells_slack_and_the_ticket_that_a_database_expired(
-    admin: psycopg.Connection[tuple[object, ...]], notice_environment: Notices
+    target_admin: psycopg.Connection[tuple[object, ...]], notice_environment: Notices
 ) -> None:
     github, slack = notice_environment.github, notice_environment.slack
     ticket = github.open_ticket("Invoice totals off", labels=("repro-db-ready", "org:451"))
     with dg.instance_for_test() as instance:
-        from_ticket, by_hand = _expired_databases(admin, instance, ticket)
+        from_ticket, by_hand = _expired_databases(target_admin, instance, ticket)
         outcome = run_ttl_sweep(instance)
     assert outcome.success and {from_ticket.name, by_hand.name} <= set(outcome.dropped)
     notices = sorted(message.text for message in slack.messages)
@@ -303,7 +290,7 @@ def test_the_sweep_tells_slack_and_the_ticket_that_a_database_expired(
 
 
 def test_a_notice_that_cannot_be_given_does_not_stop_the_sweep(
-    admin: psycopg.Connection[tuple[object, ...]],
+    target_admin: psycopg.Connection[tuple[object, ...]],
     notice_environment: Notices,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -314,7 +301,7 @@ def test_a_notice_that_cannot_be_given_does_not_stop_the_sweep(
     github = notice_environment.github
     ticket = github.open_ticket("Invoice totals off", labels=("repro-db-ready", "org:451"))
     with dg.instance_for_test() as instance:
-        from_ticket, by_hand = _expired_databases(admin, instance, ticket)
+        from_ticket, by_hand = _expired_databases(target_admin, instance, ticket)
         outcome = run_ttl_sweep(instance)
         (sweep,) = instance.get_runs(dg.RunsFilter(job_name="ttl_sweep"))
         warnings = [
@@ -323,7 +310,7 @@ def test_a_notice_that_cannot_be_given_does_not_stop_the_sweep(
             if record.level == logging.WARNING
         ]
     assert outcome.success and {from_ticket.name, by_hand.name} <= set(outcome.dropped)
-    assert {from_ticket.name, by_hand.name}.isdisjoint(_names(admin))
+    assert {from_ticket.name, by_hand.name}.isdisjoint(_names(target_admin))
     assert github.issues[ticket].comments == [] and notice_environment.slack.messages == []
     assert any(f"{by_hand.name}: the expiry notice was not posted to Slack" in w for w in warnings)
     assert any(f"{from_ticket.name}: ticket #{ticket} was not told it expired" in w for w in warnings)

@@ -92,7 +92,7 @@ class Reference:
 def oracle(
     conn: psycopg.Connection[Any], root: TableName, key: str, tenant: int
 ) -> dict[TableName, set[Any]]:
-    """README.md's closure semantics over whole tables held in memory, with the references read from
+    """docs/closure.md's rules over whole tables held in memory, with the references read from
     pg_constraint here (a partition's as its partitioned table's): the closure's code is not used."""
     references = [
         Reference(TableName(*child), tuple(columns), TableName(*parent), tuple(parent_columns))

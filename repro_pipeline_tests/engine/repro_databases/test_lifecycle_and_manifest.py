@@ -4,7 +4,6 @@ and the manifest's planned row counts read back as the load wrote them."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -24,22 +23,15 @@ from repro_pipeline.engine.repro_databases.manifest import (
     write_manifest,
 )
 from repro_pipeline.engine.source.catalog import TableName
+from repro_pipeline_tests.repro_databases import new_repro_database
 from repro_pipeline_tests.run_records import run_record
 
 
 @pytest.fixture
-def admin(stack: Stack) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def database(admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[lifecycle.ReproDatabase]:
-    made = lifecycle.create_repro_database(
-        admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=1), now=datetime.now(UTC)
-    )
+def database(target_admin: psycopg.Connection[tuple[object, ...]]) -> Iterator[lifecycle.ReproDatabase]:
+    made = new_repro_database(target_admin, ttl=timedelta(hours=1), now=datetime.now(UTC))
     yield made
-    lifecycle.drop_repro_database(admin, made.name)
+    lifecycle.drop_repro_database(target_admin, made.name)
 
 
 def test_the_name_derives_from_the_organization_and_the_run(database: lifecycle.ReproDatabase) -> None:
@@ -48,22 +40,22 @@ def test_the_name_derives_from_the_organization_and_the_run(database: lifecycle.
 
 
 def test_a_database_is_found_by_its_record_and_retired_for_the_sweep(
-    admin: psycopg.Connection[tuple[object, ...]], database: lifecycle.ReproDatabase
+    target_admin: psycopg.Connection[tuple[object, ...]], database: lifecycle.ReproDatabase
 ) -> None:
-    (found,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == database.name]
+    (found,) = [db for db in lifecycle.list_repro_databases(target_admin) if db.name == database.name]
     assert found == database and found.status == "loading"
     now = datetime.now(UTC)
-    lifecycle.retire(admin, database, now)
-    (retired,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == database.name]
+    lifecycle.retire(target_admin, database, now)
+    (retired,) = [db for db in lifecycle.list_repro_databases(target_admin) if db.name == database.name]
     assert retired.status == "failed" and retired.expires_at == now
 
 
 @pytest.mark.parametrize("name", ["billing", "postgres", "repro_org451_DEADBEEF", "repro_org451_dead; DROP"])
 def test_only_a_repro_database_name_is_ever_dropped(
-    admin: psycopg.Connection[tuple[object, ...]], name: str
+    target_admin: psycopg.Connection[tuple[object, ...]], name: str
 ) -> None:
     with pytest.raises(TargetError, match="is not a repro database name"):
-        lifecycle.drop_repro_database(admin, name)
+        lifecycle.drop_repro_database(target_admin, name)
 
 
 def test_the_planned_row_counts_are_read_back_as_the_load_wrote_them(
@@ -84,36 +76,38 @@ def test_the_planned_row_counts_are_read_back_as_the_load_wrote_them(
         assert planned_row_counts(conn) == {invoices: PlannedRows(12, 12), notes: PlannedRows(0, 0)}
 
 
-def _record(admin: psycopg.Connection[tuple[object, ...]], name: str, record: dict[str, object]) -> None:
-    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+def _record(
+    target_admin: psycopg.Connection[tuple[object, ...]], name: str, record: dict[str, object]
+) -> None:
+    target_admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     comment = json.dumps({"created_by": "repro_pipeline", **record})
-    admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+    target_admin.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
+    )
 
 
 def test_a_record_the_sweep_cannot_read_is_reported_and_skipped_and_a_naive_expiry_is_utc(
-    admin: psycopg.Connection[tuple[object, ...]],
+    target_admin: psycopg.Connection[tuple[object, ...]],
 ) -> None:
     naive, broken = "repro_org451_aaaaaaaa", "repro_org451_bbbbbbbb"
     a_day_ago = (datetime.now(UTC) - timedelta(days=1)).replace(tzinfo=None).isoformat()
     fields = {"organization_id": 451, "created_at": a_day_ago, "status": "loaded"}
-    _record(admin, naive, {**fields, "run_id": "aaaaaaaa", "expires_at": a_day_ago})
-    _record(admin, broken, {**fields, "run_id": "bbbbbbbb", "expires_at": "soon"})
+    _record(target_admin, naive, {**fields, "run_id": "aaaaaaaa", "expires_at": a_day_ago})
+    _record(target_admin, broken, {**fields, "run_id": "bbbbbbbb", "expires_at": "soon"})
     try:
-        sweep = lifecycle.drop_expired(admin, datetime.now(UTC))
+        sweep = lifecycle.drop_expired(target_admin, datetime.now(UTC))
         dropped = [database.name for database in sweep.databases]
         assert naive in dropped and broken not in dropped  # the shared server may hold others' databases
         assert f"{broken}: its record cannot be read (Invalid isoformat string: 'soon')" in sweep.skipped
-        assert broken in {str(name) for (name,) in admin.execute("SELECT datname FROM pg_database")}
+        assert broken in {str(name) for (name,) in target_admin.execute("SELECT datname FROM pg_database")}
     finally:
         for name in (naive, broken):
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            target_admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def test_a_read_only_target_is_one_clear_error(stack: Stack) -> None:
     read_only = make_conninfo(stack.target_admin_dsn, options="-c default_transaction_read_only=on")
-    with psycopg.connect(read_only, autocommit=True) as admin, pytest.raises(TargetError) as raised:
-        lifecycle.create_repro_database(
-            admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=1), now=datetime.now(UTC)
-        )
+    with psycopg.connect(read_only, autocommit=True) as target_admin, pytest.raises(TargetError) as raised:
+        new_repro_database(target_admin, ttl=timedelta(hours=1), now=datetime.now(UTC))
     assert "the target server is read-only" in str(raised.value)
     assert "REPRO_TARGET_DSN" in raised.value.remedy

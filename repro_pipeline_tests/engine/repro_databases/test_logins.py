@@ -18,32 +18,25 @@ from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle, logins
 from repro_pipeline.engine.secrets import Secret
+from repro_pipeline_tests.repro_databases import new_repro_database
 
 Admin = psycopg.Connection[tuple[object, ...]]
 
 
 @pytest.fixture
-def admin(stack: Stack) -> Iterator[Admin]:
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def repro_database(stack: Stack, admin: Admin) -> Iterator[Callable[[], lifecycle.ReproDatabase]]:
+def repro_database(stack: Stack, target_admin: Admin) -> Iterator[Callable[[], lifecycle.ReproDatabase]]:
     """Makes repro databases with a table, a sequence and the manifest's schema; drops them afterwards."""
     made: list[lifecycle.ReproDatabase] = []
 
     def make() -> lifecycle.ReproDatabase:
-        database = lifecycle.create_repro_database(
-            admin, organization_id=451, run_id=uuid.uuid4().hex, ttl=timedelta(hours=1), now=datetime.now(UTC)
-        )
+        database = new_repro_database(target_admin, ttl=timedelta(hours=1), now=datetime.now(UTC))
         made.append(database)
         with psycopg.connect(with_database(stack.target_admin_dsn, database.name), autocommit=True) as conn:
             conn.execute(
                 "CREATE TABLE public.invoices (id serial PRIMARY KEY, total_cents int);"
                 "INSERT INTO public.invoices (total_cents) VALUES (100), (250);"
                 "CREATE SCHEMA _repro_pipeline; CREATE TABLE _repro_pipeline.runs (run_id text);"
-                # As pg_restore --no-owner leaves a source's SECURITY DEFINER function: owned by the admin.
+                # As pg_restore --no-owner leaves a source's SECURITY DEFINER function: owned by the target_admin.
                 "CREATE FUNCTION public.note_payment(cents int) RETURNS void LANGUAGE sql SECURITY DEFINER "
                 "AS 'INSERT INTO public.invoices (total_cents) VALUES (cents)'"
             )
@@ -51,12 +44,12 @@ def repro_database(stack: Stack, admin: Admin) -> Iterator[Callable[[], lifecycl
 
     yield make
     for database in made:
-        lifecycle.drop_repro_database(admin, database.name)
+        lifecycle.drop_repro_database(target_admin, database.name)
 
 
-def _issue(stack: Stack, admin: Admin, database: str, expires_at: datetime) -> logins.Login:
+def _issue(stack: Stack, target_admin: Admin, database: str, expires_at: datetime) -> logins.Login:
     with psycopg.connect(with_database(stack.target_admin_dsn, database), autocommit=True) as repro:
-        return logins.issue_login(admin, repro, database, expires_at)
+        return logins.issue_login(target_admin, repro, database, expires_at)
 
 
 def _in_an_hour() -> datetime:
@@ -64,10 +57,10 @@ def _in_an_hour() -> datetime:
 
 
 def test_the_login_reads_its_database_and_can_write_or_own_nothing(
-    stack: Stack, admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
+    stack: Stack, target_admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
 ) -> None:
     database = repro_database()
-    login = _issue(stack, admin, database.name, _in_an_hour())
+    login = _issue(stack, target_admin, database.name, _in_an_hour())
     assert login.role == f"{database.name}_reader" and len(login.role.encode()) <= 63
     with psycopg.connect(login.dsn(stack.target_admin_dsn).reveal(), autocommit=True) as conn:
         assert conn.execute("SELECT current_user, sum(total_cents) FROM invoices").fetchone() == (
@@ -84,18 +77,18 @@ def test_the_login_reads_its_database_and_can_write_or_own_nothing(
             "CREATE TABLE public.mine (id int)",
             "CREATE TEMPORARY TABLE mine (id int)",
             "CREATE SCHEMA mine",
-            "SELECT public.note_payment(1)",  # would write as the admin
+            "SELECT public.note_payment(1)",  # would write as the target_admin
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
-    (attributes,) = admin.execute(
+    (attributes,) = target_admin.execute(
         "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolinherit, rolreplication, "
         "rolbypassrls, rolconnlimit, rolvaliduntil FROM pg_roles WHERE rolname = %s",
         (login.role,),
     )
     assert attributes[:8] == (True, False, False, False, False, False, False, logins.CONNECTION_LIMIT)
     assert attributes[8] == login.expires_at
-    assert admin.execute(
+    assert target_admin.execute(
         "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s",
         (login.role,),
     ).fetchone() == (0,)
@@ -103,7 +96,9 @@ def test_the_login_reads_its_database_and_can_write_or_own_nothing(
 
 def test_the_dsn_names_the_target_server_and_the_login_only(stack: Stack) -> None:
     login = logins.Login("repro_org451_0123abcd_reader", "repro_org451_0123abcd", Secret("pw"), _in_an_hour())
-    admin_dsn = make_conninfo(stack.target_admin_dsn, sslmode="prefer", sslkey="/admin/key", passfile="/p")
+    admin_dsn = make_conninfo(
+        stack.target_admin_dsn, sslmode="prefer", sslkey="/target_admin/key", passfile="/p"
+    )
     parts = conninfo_to_dict(login.dsn(admin_dsn).reveal())
     assert parts == {
         "host": "127.0.0.1",
@@ -117,10 +112,10 @@ def test_the_dsn_names_the_target_server_and_the_login_only(stack: Stack) -> Non
 
 
 def test_the_login_cannot_open_another_database_nor_the_standby_or_primary(
-    stack: Stack, admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
+    stack: Stack, target_admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
 ) -> None:
     ours, loading = repro_database(), repro_database()  # the other one was never handed off
-    login = _issue(stack, admin, ours.name, _in_an_hour())
+    login = _issue(stack, target_admin, ours.name, _in_an_hour())
     dsn = login.dsn(stack.target_admin_dsn).reveal()
     with pytest.raises(psycopg.OperationalError, match=f'permission denied for database "{loading.name}"'):
         psycopg.connect(make_conninfo(dsn, dbname=loading.name)).close()
@@ -134,10 +129,10 @@ def test_the_login_cannot_open_another_database_nor_the_standby_or_primary(
 
 
 def test_the_password_stops_working_after_valid_until(
-    stack: Stack, admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
+    stack: Stack, target_admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
 ) -> None:
     database = repro_database()
-    login = _issue(stack, admin, database.name, datetime.now(UTC) + timedelta(seconds=3))
+    login = _issue(stack, target_admin, database.name, datetime.now(UTC) + timedelta(seconds=3))
     dsn = login.dsn(stack.target_admin_dsn).reveal()
     psycopg.connect(dsn).close()
     time.sleep(max(0.0, (login.expires_at - datetime.now(UTC)).total_seconds()) + 1)
@@ -146,26 +141,28 @@ def test_the_password_stops_working_after_valid_until(
 
 
 def test_retiring_the_database_ends_its_login_and_dropping_it_drops_the_login(
-    stack: Stack, admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
+    stack: Stack, target_admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
 ) -> None:
     database = repro_database()
-    login = _issue(stack, admin, database.name, database.expires_at)
+    login = _issue(stack, target_admin, database.name, database.expires_at)
     dsn = login.dsn(stack.target_admin_dsn).reveal()
     psycopg.connect(dsn).close()
-    lifecycle.retire(admin, database, datetime.now(UTC))
+    lifecycle.retire(target_admin, database, datetime.now(UTC))
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(dsn).close()
-    lifecycle.drop_repro_database(admin, database.name)
-    assert admin.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (login.role,)).fetchone() == (0,)
-    lifecycle.drop_repro_database(admin, database.name)  # again: nothing left to drop is no error
+    lifecycle.drop_repro_database(target_admin, database.name)
+    assert target_admin.execute(
+        "SELECT count(*) FROM pg_roles WHERE rolname = %s", (login.role,)
+    ).fetchone() == (0,)
+    lifecycle.drop_repro_database(target_admin, database.name)  # again: nothing left to drop is no error
 
 
 def test_handed_off_again_the_login_gets_a_new_password_and_the_old_one_stops_working(
-    stack: Stack, admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
+    stack: Stack, target_admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
 ) -> None:
     database = repro_database()
-    first = _issue(stack, admin, database.name, _in_an_hour())
-    second = _issue(stack, admin, database.name, _in_an_hour())
+    first = _issue(stack, target_admin, database.name, _in_an_hour())
+    second = _issue(stack, target_admin, database.name, _in_an_hour())
     assert first.password != second.password
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(first.dsn(stack.target_admin_dsn).reveal()).close()
@@ -173,28 +170,28 @@ def test_handed_off_again_the_login_gets_a_new_password_and_the_old_one_stops_wo
 
 
 def test_a_role_of_that_name_with_more_rights_is_refused(
-    stack: Stack, admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
+    stack: Stack, target_admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
 ) -> None:
     database = repro_database()
     role = logins.login_role(database.name)
-    admin.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(role)))
+    target_admin.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(role)))
     with pytest.raises(TargetError, match=f"the role {role} .* has more than a login .* \\(CREATEDB\\)"):
-        _issue(stack, admin, database.name, _in_an_hour())
-    assert admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone() == (
-        None,
-    )
+        _issue(stack, target_admin, database.name, _in_an_hour())
+    assert target_admin.execute(
+        "SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)
+    ).fetchone() == (None,)
 
 
 def test_a_target_role_that_may_not_create_roles_is_one_clear_error(
-    stack: Stack, admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
+    stack: Stack, target_admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
 ) -> None:
     database = repro_database()
     limited = f"limited_{uuid.uuid4().hex[:8]}"
-    admin.execute(
+    target_admin.execute(
         sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD 'limited-pw'").format(sql.Identifier(limited))
     )
-    # The embedded target closes its admin database to PUBLIC: an admin role that is no superuser is granted it.
-    admin.execute(sql.SQL("GRANT CONNECT ON DATABASE postgres TO {}").format(sql.Identifier(limited)))
+    # The embedded target closes its target_admin database to PUBLIC: an target_admin role that is no superuser is granted it.
+    target_admin.execute(sql.SQL("GRANT CONNECT ON DATABASE postgres TO {}").format(sql.Identifier(limited)))
     try:
         limited_dsn = make_conninfo(stack.target_admin_dsn, user=limited, password="limited-pw")
         with (
@@ -205,19 +202,21 @@ def test_a_target_role_that_may_not_create_roles_is_one_clear_error(
         assert "may not create or change the login role" in raised.value.problem
         assert "CREATEROLE" in raised.value.remedy
     finally:
-        admin.execute(sql.SQL("REVOKE CONNECT ON DATABASE postgres FROM {}").format(sql.Identifier(limited)))
-        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(limited)))
+        target_admin.execute(
+            sql.SQL("REVOKE CONNECT ON DATABASE postgres FROM {}").format(sql.Identifier(limited))
+        )
+        target_admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(limited)))
 
 
 def test_the_server_log_sees_the_scram_verifier_never_the_password(
-    stack: Stack, admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
+    stack: Stack, target_admin: Admin, repro_database: Callable[[], lifecycle.ReproDatabase]
 ) -> None:
     database = repro_database()
-    admin.execute("SET log_statement = 'all'")
+    target_admin.execute("SET log_statement = 'all'")
     try:
-        login = _issue(stack, admin, database.name, _in_an_hour())
+        login = _issue(stack, target_admin, database.name, _in_an_hour())
     finally:
-        admin.execute("RESET log_statement")
+        target_admin.execute("RESET log_statement")
     server_log = stack.target.log_file.read_text(errors="replace")
     assert f'CREATE ROLE "{login.role}"' in server_log and "SCRAM-SHA-256$4096:" in server_log
     assert login.password.reveal() not in server_log

@@ -7,7 +7,7 @@ FK between two tables with a rule of commercial-extensions.yaml: follow, ``down:
 ``max_rows_per_parent``, ``from_pulled_up_parents``) with a few rows and one or two root predicates. It is
 created in its own schema of the scratch database ``props`` on the primary; the closure is computed on the hot
 standby from the example's config files and compared, table by table and row by row, with ``closure_oracle``,
-which applies README.md's "Closure semantics" and FK rules literally to the full table contents until nothing
+which applies docs/closure.md's rules and FK rules literally to the full table contents until nothing
 changes. A table without a primary key is compared by the rows its closure condition selects on the source. A
 second test loads the closure into a target database and checks that every FK of the source is there, has no
 orphans, and that the target holds exactly the closure's rows.
@@ -504,7 +504,7 @@ def render(spec: SchemaSpec, schema: str) -> list[sql.Composed]:
 
 
 def closure_oracle(spec: SchemaSpec, contents: Sequence[Sequence[Row]]) -> list[set[int]]:
-    """README.md's closure semantics and FK rules, applied to every pair of rows until nothing changes.
+    """docs/closure.md's rules and FK rules, applied to every pair of rows until nothing changes.
 
     Rows are named by their position in ``contents``. ``down`` holds the rows that expand downwards: root
     rows, and rows of non-root tables that reference, through an FK not skipped downwards, a parent that
