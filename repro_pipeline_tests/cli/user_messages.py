@@ -85,9 +85,17 @@ def _helpers(tree: ast.Module) -> dict[str, list[ast.expr]]:
     }
 
 
+SIGNATURE_CHARACTERS = 40
+
+
 def signature(parts: list[str]) -> str:
-    longest = max((" ".join(part.split()) for part in parts), key=len, default="")
-    return longest.strip(" :;,.") if len(_WORD.findall(longest)) >= 3 else ""
+    """The start of the longest literal part (an entry quotes a message's start), cut at a word's end."""
+    longest = max((" ".join(part.split()) for part in parts), key=len, default="").strip(" :;,.")
+    if len(_WORD.findall(longest)) < 3:
+        return ""
+    if len(longest) <= SIGNATURE_CHARACTERS:
+        return longest
+    return longest[: longest.rfind(" ", 0, SIGNATURE_CHARACTERS + 1)].rstrip(" :;,.")
 
 
 def _message(where: str, node: ast.expr, helpers: dict[str, list[ast.expr]], prefix: str = "") -> UserMessage:

@@ -19,8 +19,8 @@ PASSED_ON = {
     "self._failure(command, server, log_file, outcome)": "exited with status N",
     "self._failure(command, server, log_file, f'timed out after {timeout:g}s')": "timed out after",
     "self._failure(command, server, log_file, f'could not run: {error}')": "could not run",
-    "redact(message, stack.password)": "waited Ns for it",
-    "f'{where}: {problem}'": "FILE:LINE:COLUMN: PROBLEM",  # the YAML parser's problem
+    "redact(message, stack.password)": "waited N s for it",
+    "f'{where}: {problem}'": "FILE:LINE:COL: ...",  # the YAML parser's problem
 }
 
 
