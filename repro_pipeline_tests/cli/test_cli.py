@@ -75,13 +75,18 @@ def test_plan_and_load_work_on_any_source_without_dagster(
         admin.execute("CREATE DATABASE cli_load_test")
     try:
         load = ("load", "--source", stack.standby_dsn, "--organization", "451", "--target", target)
-        loaded = run_cli(*load, env=environment)
+        loaded = run_cli(*load, "--json", env=environment)
         assert loaded.returncode == 0, loaded.stderr
-        assert f"loaded {plan['total_rows']} rows" in loaded.stdout
+        report = json.loads(loaded.stdout)
+        assert report["total_rows"] == plan["total_rows"] == sum(report["loaded_rows"].values())
+        assert report["loaded_rows"]["public.invoices"] == source.demo_invoice_count
         assert "public.invoices: 3000/3000 rows in " in loaded.stderr  # its progress line at its end
         again = run_cli(*load, env=environment)
         assert again.returncode == 7 and "is not empty" in again.stderr and "Traceback" not in again.stderr
         assert stack.password not in again.stderr
+        again_json = run_cli(*load, "--json", env=environment)
+        assert again_json.returncode == 7
+        assert "is not empty" in json.loads(again_json.stdout)["error"]["problem"]
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS cli_load_test WITH (FORCE)")
@@ -361,6 +366,14 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
             '"public.invoice_line_items.sku": 1' in leaking.stdout and original.upper() not in leaking.stdout
         )
         assert "failed no_original_pii" in leaking.stderr and "Traceback" not in leaking.stderr
+        leaking_json = run_cli("verify", *common, "--target", target, "--json", env=environment)
+        assert leaking_json.returncode == 5, leaking_json.stderr
+        verdicts = json.loads(leaking_json.stdout)
+        assert verdicts["no_original_pii"]["passed"] is False
+        assert "failed no_original_pii" in verdicts["error"]["problem"]
+        assert (
+            verdicts["error"]["exit_name"] == "CHECK_FAILED" and original.upper() not in leaking_json.stdout
+        )
 
         with psycopg.connect(target, autocommit=True) as conn:
             conn.execute("CREATE INDEX users_email_idx ON users (email)")

@@ -177,6 +177,12 @@ def test_list_extend_drop_and_sweep_json(
             "invalid_partitions_removed",
         }
 
+        assert main(["handoff", "repro_org453_00000000", "--json"]) == ExitCode.NOT_READY
+        assert (
+            "no repro database 'repro_org453_00000000'"
+            in _error(capsys.readouterr().out, ExitCode.NOT_READY)["problem"]
+        )
+
         assert main(["drop", living, "--json"]) == 0
         assert _document(capsys.readouterr().out) == {"dropped": living, "organization_id": ORGANIZATION}
     finally:
