@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -38,11 +38,92 @@ SUPPORTED_VERSION = "1.0"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a PrivaCI key, action or provider is refused here, and what to write instead."""
+
+    reason: str
+    alternative: str
+
+    def message(self, what: str) -> str:
+        return f"{what} is not supported: {self.reason}; {self.alternative}"
+
+
+_NOT_YET = "not built yet (issue 13)"
+_ALWAYS_REPLICATED = Refusal(
+    "the repro database's schema is always the source's as pg_dump writes it (views, functions, triggers, "
+    "materialized views without their rows; triggers created after the rows are loaded)",
+    "remove the key",
+)
+
+# PrivaCI keys and actions refused with their own message (docs/privaci-compatibility.md lists each);
+# any other unknown key stays "unknown key".
+REFUSED_TOP_LEVEL_KEYS: Mapping[str, Refusal] = {
+    "pseudonym_key": Refusal(_NOT_YET, "remove it, and use fake or hash instead of pseudonym and hmac_hash"),
+    "implied_fk_ignore": Refusal(
+        _NOT_YET,
+        "remove it: `repro-pipeline suggest-references` only reports implied references, it never blocks",
+    ),
+    "schema_mode": Refusal(
+        "a repro database is always a new database whose schema is replicated from the source",
+        "remove the key",
+    ),
+    "passthrough_copy": Refusal(
+        "every table is copied with COPY in text format, masked or not", "remove the key"
+    ),
+    "replicate_views": _ALWAYS_REPLICATED,
+    "replicate_functions": _ALWAYS_REPLICATED,
+    "replicate_triggers": _ALWAYS_REPLICATED,
+    "replicate_materialized_views": _ALWAYS_REPLICATED,
+    "refresh_materialized_views": Refusal(
+        "materialized views are created as pg_dump writes them, and are not refreshed",
+        "remove the key, and run REFRESH MATERIALIZED VIEW on the repro database when you need their rows",
+    ),
+    "elevated_objects": Refusal(
+        "SECURITY DEFINER functions and views are replicated as the source has them (pg_dump's schema), "
+        "owned by the target's admin role",
+        "remove the key",
+    ),
+}
+REFUSED_TABLE_KEYS: Mapping[str, Refusal] = {
+    "null_orphan_fks": Refusal(
+        _NOT_YET,
+        "remove it; the closure copies the parents of every copied row, so a transform table has no "
+        "orphans, and a table whose parent is excluded can use strategy: empty",
+    ),
+}
+REFUSED_ACTIONS: Mapping[str, Refusal] = {
+    "hmac_hash": Refusal(_NOT_YET, "use hash (HMAC-SHA256 keyed by the salt)"),
+    "pseudonym": Refusal(_NOT_YET, "use fake with the same provider (seeded by the salt)"),
+    "ner_mask": Refusal(
+        f"free text cannot be masked in place yet ({_NOT_YET})",
+        "use null, static, or regex_mask for the shapes you know (emails, phone numbers)",
+    ),
+    "ai_refine": Refusal(
+        "no language model is called on the tenant's data", "use fake, hash, static or null"
+    ),
+}
+REFUSED_ACTION_KEYS: Mapping[str, Refusal] = {
+    "when": Refusal(
+        "conditional masking (a CEL expression per row) is not built",
+        "mask the whole column, or use regex_mask to mask only the values of a given shape",
+    ),
+    "entities": Refusal("it is a key of action ner_mask, which is refused", "remove it"),
+    "encoding": Refusal("it is a key of action hmac_hash, which is refused", "remove it"),
+    "model": Refusal("it is a key of action ai_refine, which is refused", "remove it"),
+}
+REFUSED_PROVIDERS: Mapping[str, Refusal] = {
+    "password": Refusal("it gives one constant", "use action: static with the value you want"),
+}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _check_provider(name: str) -> str:
+    if name in REFUSED_PROVIDERS:
+        raise ValueError(REFUSED_PROVIDERS[name].message(f"provider {name!r}"))
     if name not in PROVIDERS:
         raise ValueError(f"unknown provider {name!r}; known providers: {', '.join(sorted(PROVIDERS))}")
     return name
@@ -214,7 +295,8 @@ class MaskRules(_Strict):
     """Where the masking salt comes from: `env://NAME` reads it from that variable (the shipped file:
     `env://ANONYMIZATION_SALT`). Never the salt itself."""
     on_existing_data: Literal["fail", "truncate", "drop_create"] = "fail"
-    """The guide's key, accepted and ignored: a repro database is always a new, empty database."""
+    """PrivaCI's key (`fail`, `truncate`, `drop_create`); accepted, not yet acted on (issue 13): a repro
+    database is always a new, empty database. `append` is refused."""
     # PII auto-detection (engine/autodetect.py): findings by column name and sampled values. With
     # strict_autodetect, a high or medium finding without a rule (passthrough counts) fails the run.
     auto_detect: bool = True
@@ -225,7 +307,7 @@ class MaskRules(_Strict):
     batch_size: int = Field(default=10_000, ge=1)
     """Rows per masking batch."""
     audit_log: bool = True
-    """The guide's key, accepted and ignored."""
+    """PrivaCI's key; accepted, not yet acted on (issue 13)."""
     replicate_all_indexes: bool = False
     """Also recreate the source's non-constraint indexes in the repro database (slower load)."""
     # Refuse a superuser source role (it is warned about otherwise): the read needs SELECT and pg_monitor.
@@ -235,6 +317,16 @@ class MaskRules(_Strict):
     """Rules per table, keyed by `schema.table`."""
 
     _version = field_validator("version", mode="before")(_check_version)
+
+    @field_validator("on_existing_data", mode="before")
+    @classmethod
+    def _no_append(cls, value: Any) -> Any:
+        if value == "append":
+            raise ValueError(
+                "append is not supported: rows are never added to a database that holds some; use fail, "
+                "truncate or drop_create"
+            )
+        return value
 
     @field_validator("strict_autodetect")
     @classmethod
@@ -552,22 +644,42 @@ def _validate(model: type[ModelT], doc: YamlDocument) -> ModelT:
         for error in exc.errors():
             key_path = [part for part in error["loc"] if isinstance(part, str | int)]
             shown = ".".join(str(part) for part in _yaml_path(doc, key_path))
-            lines.append(f"{doc.where(key_path)}: {shown or '(top level)'}: {_message(error)}")
+            lines.append(f"{doc.where(key_path)}: {shown or '(top level)'}: {_message(model, error)}")
         raise ConfigError(
             "invalid configuration:\n  " + "\n  ".join(lines),
             f"correct {doc.path.name} at the lines shown; see docs/masking.md and docs/configuration.md",
         ) from None
 
 
-def _message(error: Any) -> str:
+def _message(model: type[BaseModel], error: Any) -> str:
     kind, msg = error["type"], error["msg"]
     if kind == "extra_forbidden":
+        refusal = _refused_key(model, tuple(error["loc"]))
+        if refusal is not None:
+            return refusal.message(f"key {error['loc'][-1]!r}")
         return "unknown key (misspelled, or not supported by this engine)"
     if kind == "union_tag_invalid":
-        return f"unknown action {error['input'].get('action')!r}; use one of {error['ctx']['expected_tags']}"
+        action = error["input"].get("action")
+        if action in REFUSED_ACTIONS:
+            return REFUSED_ACTIONS[action].message(f"action {action!r}")
+        return f"unknown action {action!r}; use one of {error['ctx']['expected_tags']}"
     if kind == "missing":
         return f"required key {error['loc'][-1]!r} is missing"
     return str(msg).removeprefix("Value error, ")
+
+
+def _refused_key(model: type[BaseModel], loc: tuple[Any, ...]) -> Refusal | None:
+    """The refusal of a PrivaCI key at ``loc`` in ``mask-rules.yaml``, if it is one we refuse by name."""
+    if model is not MaskRules:
+        return None
+    key = loc[-1]
+    if len(loc) == 1:
+        return REFUSED_TOP_LEVEL_KEYS.get(key)
+    if loc[0] == "tables" and len(loc) == 3:
+        return REFUSED_TABLE_KEYS.get(key)
+    if loc[0] == "tables" and len(loc) == 6 and loc[2] == "columns":  # tables.T.columns.C.<action tag>.key
+        return REFUSED_ACTION_KEYS.get(key)
+    return None
 
 
 def _yaml_path(doc: YamlDocument, key_path: Sequence[str | int]) -> list[str | int]:

@@ -15,7 +15,18 @@ MIN_SALT_BYTES = 32
 _MAX_SECRET_FILE_BYTES = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHOLE_VALUE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_KNOWN_UNSUPPORTED_SCHEMES = ("aws-sm", "azure-kv", "vault", "gcp-sm", "http", "https", "s3")
+SUPPORTED_SCHEMES = ("env", "file")
+_KNOWN_UNSUPPORTED_SCHEMES = (
+    "aws-sm",
+    "azure-kv",
+    "vault",
+    "gcp-sm",
+    "http",
+    "https",
+    "s3",
+    "postgres",
+    "postgresql",
+)
 _KERNEL_FILESYSTEMS = (Path("/proc"), Path("/sys"))  # regular-looking files that are process state
 
 
