@@ -7,19 +7,23 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from repro_pipeline.engine import secret_stores
 from repro_pipeline.engine.errors import SecretError
 
 MIN_SALT_BYTES = 32
 _MAX_SECRET_FILE_BYTES = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHOLE_VALUE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-SUPPORTED_SCHEMES = ("env", "file")
+_STORES: Mapping[str, Callable[..., str]] = {
+    "vault": secret_stores.read_vault,
+    "aws-sm": secret_stores.read_aws_secrets_manager,
+    "azure-kv": secret_stores.read_azure_key_vault,
+}
+SUPPORTED_SCHEMES = ("env", "file", *_STORES)
 _KNOWN_UNSUPPORTED_SCHEMES = (
-    "aws-sm",
-    "azure-kv",
-    "vault",
     "gcp-sm",
     "http",
     "https",
@@ -58,7 +62,8 @@ class Secret:
 
 
 def resolve_secret(reference: str, *, what: str) -> Secret:
-    """Resolve ``env://VAR``, a whole-value ``${VAR}``, ``file:///path`` or a literal into a ``Secret``.
+    """Resolve ``env://VAR``, a whole-value ``${VAR}``, ``file:///path``, a secret store's reference
+    (``vault://``, ``aws-sm://``, ``azure-kv://``) or a literal into a ``Secret``.
 
     ``what`` names the setting in error messages (for example ``global_salt in config/mask-rules.yaml``).
     """
@@ -74,13 +79,16 @@ def resolve_secret(reference: str, *, what: str) -> Secret:
         return Secret(_from_environment(reference.removeprefix("env://"), what=what))
     if reference.startswith("file://"):
         return Secret(_from_file(Path(reference.removeprefix("file://")), what=what))
+    scheme = reference.split("://", 1)[0]
+    if "://" in reference and scheme in _STORES:
+        return Secret(_STORES[scheme](reference, what=what))
     if "://" in reference:
         # Name the scheme only when it is a known one: the text may be a literal secret that holds "://".
-        scheme = reference.split("://", 1)[0]
         shown = f"scheme {scheme!r}" if scheme in _KNOWN_UNSUPPORTED_SCHEMES else "this scheme"
         raise SecretError(
             f"{what}: secret {shown} is not supported",
-            "use env://VARIABLE, ${VARIABLE}, file:///absolute/path or a literal value without '://'",
+            "use env://VARIABLE, ${VARIABLE}, file:///absolute/path, vault://, aws-sm://, azure-kv:// or a "
+            "literal value without '://'",
         )
     return Secret(reference)
 
