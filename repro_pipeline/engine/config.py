@@ -59,7 +59,6 @@ _ALWAYS_REPLICATED = Refusal(
 # PrivaCI keys and actions refused with their own message (docs/privaci-compatibility.md lists each);
 # any other unknown key stays "unknown key".
 REFUSED_TOP_LEVEL_KEYS: Mapping[str, Refusal] = {
-    "pseudonym_key": Refusal(_NOT_YET, "remove it, and use fake or hash instead of pseudonym and hmac_hash"),
     "implied_fk_ignore": Refusal(
         _NOT_YET,
         "remove it: `repro-pipeline suggest-references` only reports implied references, it never blocks",
@@ -93,8 +92,6 @@ REFUSED_TABLE_KEYS: Mapping[str, Refusal] = {
     ),
 }
 REFUSED_ACTIONS: Mapping[str, Refusal] = {
-    "hmac_hash": Refusal(_NOT_YET, "use hash (HMAC-SHA256 keyed by the salt)"),
-    "pseudonym": Refusal(_NOT_YET, "use fake with the same provider (seeded by the salt)"),
     "ner_mask": Refusal(
         f"free text cannot be masked in place yet ({_NOT_YET})",
         "use null, static, or regex_mask for the shapes you know (emails, phone numbers)",
@@ -109,7 +106,6 @@ REFUSED_ACTION_KEYS: Mapping[str, Refusal] = {
         "mask the whole column, or use regex_mask to mask only the values of a given shape",
     ),
     "entities": Refusal("it is a key of action ner_mask, which is refused", "remove it"),
-    "encoding": Refusal("it is a key of action hmac_hash, which is refused", "remove it"),
     "model": Refusal("it is a key of action ai_refine, which is refused", "remove it"),
 }
 REFUSED_PROVIDERS: Mapping[str, Refusal] = {
@@ -188,6 +184,32 @@ class HashAction(_NormalizeOmittedWhenUnset):
     """Replace with a keyed hash of the original (HMAC with the salt)."""
 
 
+class PseudonymAction(_NormalizeOmittedWhenUnset):
+    action: Literal["pseudonym"]
+    """Replace with a deterministic fake value seeded by the pseudonym key (not the salt)."""
+    provider: str
+    """The fake's kind, as for `fake`."""
+    seed_alias: str | None = None
+    """Columns sharing an alias get the same pseudonym for the same original."""
+    params: dict[str, str] = Field(default_factory=dict)
+    """The provider's parameters; an unknown one is refused."""
+
+    _provider = field_validator("provider")(_check_provider)
+
+    @model_validator(mode="after")
+    def _known_params(self) -> PseudonymAction:
+        _check_params(self.provider, self.params)
+        return self
+
+
+class HmacHashAction(_Strict):
+    action: Literal["hmac_hash"]
+    """Replace with HMAC-SHA256 keyed by the pseudonym key over the column's path and the original: the same
+    original hashes differently in another column."""
+    encoding: Literal["hex", "base64url"] = "hex"
+    """`hex` (64 characters) or `base64url` (43 characters, unpadded)."""
+
+
 class RegexMaskAction(_Strict):
     """``re.sub(pattern, replace, value)``; compiled and checked for catastrophic shapes at load."""
 
@@ -243,7 +265,14 @@ class PassthroughAction(_Strict):
 
 
 ColumnAction = Annotated[
-    FakeAction | HashAction | RegexMaskAction | StaticAction | NullAction | PassthroughAction,
+    FakeAction
+    | HashAction
+    | PseudonymAction
+    | HmacHashAction
+    | RegexMaskAction
+    | StaticAction
+    | NullAction
+    | PassthroughAction,
     Field(discriminator="action"),
 ]
 
@@ -294,6 +323,10 @@ class MaskRules(_Strict):
     global_salt: str | None = None
     """Where the masking salt comes from: `env://NAME` reads it from that variable (the shipped file:
     `env://ANONYMIZATION_SALT`). Never the salt itself."""
+    pseudonym_key: str | None = None
+    """Where the key of `pseudonym` and `hmac_hash` comes from, as `global_salt` (`env://PSEUDONYM_KEY`,
+    `vault://...`); without it, the `PSEUDONYM_KEY` variable. At least 32 bytes, not the salt; resolved only
+    when a rule uses it. Never the key itself."""
     on_existing_data: Literal["fail", "truncate", "drop_create"] = "fail"
     """PrivaCI's key (`fail`, `truncate`, `drop_create`); accepted, not yet acted on (issue 13): a repro
     database is always a new, empty database. `append` is refused."""

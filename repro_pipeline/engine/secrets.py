@@ -108,6 +108,28 @@ def resolve_salt(reference: str | None, *, what: str) -> Secret:
     return salt
 
 
+MIN_PSEUDONYM_KEY_BYTES = 32
+
+
+def resolve_pseudonym_key(reference: str | None, *, what: str, salt: Secret) -> Secret:
+    """The key of ``pseudonym`` and ``hmac_hash``: from the config reference, else from ``PSEUDONYM_KEY``; at
+    least 32 bytes, and not the salt (a key of its own, so a salt that leaks does not give the pseudonyms)."""
+    if not reference:
+        reference, what = "env://PSEUDONYM_KEY", "PSEUDONYM_KEY (no pseudonym_key in the config)"
+    key = resolve_secret(reference, what=what)
+    length = len(key.reveal().encode())
+    if length < MIN_PSEUDONYM_KEY_BYTES:
+        raise SecretError(
+            f"{what}: the pseudonym key is {length} bytes long; at least {MIN_PSEUDONYM_KEY_BYTES} are required",
+            "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`",
+        )
+    if key == salt:
+        raise SecretError(
+            f"{what}: the pseudonym key is the salt", "generate a key of its own for pseudonym and hmac_hash"
+        )
+    return key
+
+
 def _from_environment(name: str, *, what: str) -> str:
     if not _ENV_NAME.fullmatch(name):
         raise SecretError(f"{what}: {name!r} is not a valid environment variable name")
