@@ -59,10 +59,6 @@ _ALWAYS_REPLICATED = Refusal(
 # PrivaCI keys and actions refused with their own message (docs/privaci-compatibility.md lists each);
 # any other unknown key stays "unknown key".
 REFUSED_TOP_LEVEL_KEYS: Mapping[str, Refusal] = {
-    "implied_fk_ignore": Refusal(
-        _NOT_YET,
-        "remove it: `repro-pipeline suggest-references` only reports implied references, it never blocks",
-    ),
     "schema_mode": Refusal(
         "a repro database is always a new database whose schema is replicated from the source",
         "remove the key",
@@ -341,6 +337,9 @@ class MaskRules(_Strict):
     """Rows per masking batch."""
     audit_log: bool = True
     """PrivaCI's key; accepted, not yet acted on (issue 13)."""
+    implied_fk_ignore: list[str] = Field(default_factory=list)
+    """Columns, `schema.table.column`, that `repro-pipeline suggest-references` does not suggest as references
+    (each must be a column of the source)."""
     replicate_all_indexes: bool = False
     """Also recreate the source's non-constraint indexes in the repro database (slower load)."""
     # Refuse a superuser source role (it is warned about otherwise): the read needs SELECT and pg_monitor.
@@ -360,6 +359,14 @@ class MaskRules(_Strict):
                 "truncate or drop_create"
             )
         return value
+
+    @field_validator("implied_fk_ignore")
+    @classmethod
+    def _qualified_columns(cls, columns: list[str]) -> list[str]:
+        for column in columns:
+            if len(column.split(".")) != 3 or not all(column.split(".")):
+                raise ValueError(f"{column!r} is not a column written as schema.table.column")
+        return columns
 
     @field_validator("strict_autodetect")
     @classmethod

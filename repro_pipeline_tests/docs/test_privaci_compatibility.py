@@ -193,3 +193,10 @@ def test_an_unknown_key_that_is_no_privaci_key_stays_unknown(tmp_path: Path) -> 
 def test_refused_secret_schemes_are_named(scheme: str) -> None:
     with pytest.raises(SecretError, match=f"secret scheme {scheme!r} is not supported"):
         secrets.resolve_secret(f"{scheme}://somewhere/secret-value", what="global_salt")
+
+
+@pytest.mark.parametrize("entry", ["members.account_id", "app..account_id", "a.b.c.d"])
+def test_implied_fk_ignore_entries_are_schema_table_column(tmp_path: Path, entry: str) -> None:
+    with pytest.raises(ConfigError, match=r"is not a column written as schema.table.column"):
+        _load(tmp_path, {"version": "1.0", "implied_fk_ignore": [entry]})
+    _load(tmp_path, {"version": "1.0", "implied_fk_ignore": ["app.members.account_id"]})
