@@ -80,13 +80,7 @@ REFUSED_TOP_LEVEL_KEYS: Mapping[str, Refusal] = {
         "remove the key",
     ),
 }
-REFUSED_TABLE_KEYS: Mapping[str, Refusal] = {
-    "null_orphan_fks": Refusal(
-        _NOT_YET,
-        "remove it; the closure copies the parents of every copied row, so a transform table has no "
-        "orphans, and a table whose parent is excluded can use strategy: empty",
-    ),
-}
+REFUSED_TABLE_KEYS: Mapping[str, Refusal] = {}
 REFUSED_ACTIONS: Mapping[str, Refusal] = {
     "ner_mask": Refusal(
         f"free text cannot be masked in place yet ({_NOT_YET})",
@@ -139,6 +133,12 @@ def _check_jsonpath(path: str) -> str:
 
 
 Normalize = Literal["lower"]
+
+
+def _without_unset(data: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` without the keys that hold their default: keys added since, left out of dumps when unset, so
+    the config fingerprints of existing files stay as they were."""
+    return {key: value for key, value in data.items() if key not in defaults or value != defaults[key]}
 
 
 class _NormalizeOmittedWhenUnset(_Strict):
@@ -288,6 +288,24 @@ class TableRules(_Strict):
     """Masking action per column; a column without one is copied as it is."""
     batch_size: int | None = Field(default=None, ge=1)
     """Rows per masking batch for this table (the file's `batch_size` otherwise)."""
+    null_orphan_fks: bool | None = None
+    """PrivaCI's key, always on here: a reference of this table to a table that gets no rows (`exclude`,
+    `empty`, `truncate`) is written as NULL where its column allows it (the plan lists each); `false` is
+    refused."""
+
+    @field_validator("null_orphan_fks")
+    @classmethod
+    def _orphans_always_nulled(cls, value: bool | None) -> bool | None:
+        if value is False:
+            raise ValueError(
+                "false is not supported: a reference to a table that gets no rows is always written as NULL "
+                "where its column allows it, and refused where it is NOT NULL; remove the key"
+            )
+        return value
+
+    @model_serializer(mode="wrap")
+    def _new_keys_omitted_when_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), {"null_orphan_fks": None})
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -349,6 +367,10 @@ class MaskRules(_Strict):
     """Rules per table, keyed by `schema.table`."""
 
     _version = field_validator("version", mode="before")(_check_version)
+
+    @model_serializer(mode="wrap")
+    def _new_keys_omitted_when_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), {"pseudonym_key": None, "implied_fk_ignore": []})
 
     @field_validator("on_existing_data", mode="before")
     @classmethod

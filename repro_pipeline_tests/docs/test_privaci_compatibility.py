@@ -200,3 +200,29 @@ def test_implied_fk_ignore_entries_are_schema_table_column(tmp_path: Path, entry
     with pytest.raises(ConfigError, match=r"is not a column written as schema.table.column"):
         _load(tmp_path, {"version": "1.0", "implied_fk_ignore": [entry]})
     _load(tmp_path, {"version": "1.0", "implied_fk_ignore": ["app.members.account_id"]})
+
+
+def test_null_orphan_fks_true_is_accepted_and_false_refused(tmp_path: Path) -> None:
+    _load(tmp_path, {"version": "1.0", "tables": {"public.users": {"null_orphan_fks": True}}})
+    with pytest.raises(ConfigError, match="false is not supported: a reference to a table that gets no rows"):
+        _load(tmp_path, {"version": "1.0", "tables": {"public.users": {"null_orphan_fks": False}}})
+
+
+def test_keys_added_for_privaci_are_left_out_of_dumps_when_unset(tmp_path: Path) -> None:
+    """Config fingerprints of files written before these keys existed stay as they were."""
+    (tmp_path / "ext.yaml").write_text('version: "1.0"\n')
+    (tmp_path / "mask-rules.yaml").write_text('version: "1.0"\ntables:\n  public.users: {strategy: empty}\n')
+    plain = load_config(tmp_path / "mask-rules.yaml", tmp_path / "ext.yaml")
+    dumped = plain.mask_rules.model_dump(mode="json")
+    assert "pseudonym_key" not in dumped and "implied_fk_ignore" not in dumped
+    assert "null_orphan_fks" not in dumped["tables"]["public.users"]
+    (tmp_path / "mask-rules.yaml").write_text(
+        'version: "1.0"\npseudonym_key: env://PSEUDONYM_KEY\nimplied_fk_ignore: [public.users.org_id]\n'
+        "tables:\n  public.users: {strategy: empty, null_orphan_fks: true}\n"
+    )
+    keyed = load_config(tmp_path / "mask-rules.yaml", tmp_path / "ext.yaml")
+    dumped = keyed.mask_rules.model_dump(mode="json")
+    assert dumped["pseudonym_key"] == "env://PSEUDONYM_KEY"
+    assert dumped["implied_fk_ignore"] == ["public.users.org_id"]
+    assert dumped["tables"]["public.users"]["null_orphan_fks"] is True
+    assert keyed.fingerprint() != plain.fingerprint()
