@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+from repro_pipeline_tests.http_server import LocalServer, Request, ScriptedReply, json_reply
 
 
 @dataclass
@@ -16,51 +16,37 @@ class VaultApi:
     kv_mounts: tuple[str, ...] = ("secret",)
     answer_status: int | None = None  # answer every request with this status (a sealed or failing Vault)
     requests: list[str] = field(default_factory=list)  # the paths asked for
-    server: ThreadingHTTPServer | None = None
+    server: LocalServer | None = None
 
     @property
     def address(self) -> str:
         assert self.server is not None
-        host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.server.url
+
+    def answer(self, request: Request) -> ScriptedReply:
+        self.requests.append(request.path)
+        if self.answer_status is not None:
+            return json_reply(self.answer_status, {"errors": ["Vault is sealed"]})
+        if request.header("X-Vault-Token") != self.token:
+            return json_reply(403, {"errors": ["permission denied"]})
+        mount, _, rest = request.path.removeprefix("/v1/").partition("/")
+        fields = self.secrets.get(f"{mount}/{rest.removeprefix('data/').split('?', 1)[0]}")
+        if (
+            request.method != "GET"
+            or mount not in self.kv_mounts
+            or not rest.startswith("data/")
+            or fields is None
+        ):
+            return json_reply(404, {"errors": []})
+        metadata = {"version": 1, "deletion_time": "", "destroyed": False}
+        return json_reply(200, {"data": {"data": fields, "metadata": metadata}, "lease_duration": 0})
 
     def __enter__(self) -> VaultApi:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                api.requests.append(self.path)
-                if api.answer_status is not None:
-                    self._reply(api.answer_status, {"errors": ["Vault is sealed"]})
-                    return
-                if self.headers.get("X-Vault-Token") != api.token:
-                    self._reply(403, {"errors": ["permission denied"]})
-                    return
-                mount, _, rest = self.path.removeprefix("/v1/").partition("/")
-                secret_path = rest.removeprefix("data/").split("?", 1)[0]
-                fields = api.secrets.get(f"{mount}/{secret_path}")
-                if mount not in api.kv_mounts or not rest.startswith("data/") or fields is None:
-                    self._reply(404, {"errors": []})
-                    return
-                metadata = {"version": 1, "deletion_time": "", "destroyed": False}
-                self._reply(200, {"data": {"data": fields, "metadata": metadata}, "lease_duration": 0})
-
-            def _reply(self, status: int, payload: object) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalServer(self.answer).__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         assert self.server is not None
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.__exit__(kind, error, trace)
