@@ -15,7 +15,7 @@ from repro_pipeline.cli.environment import source_dsn
 from repro_pipeline.cli.json_output import add_json_argument, print_json
 from repro_pipeline.cli.progress import progress_display
 from repro_pipeline.cli.standby import add_allow_primary, add_source_argument, standby_snapshot
-from repro_pipeline.engine.config import CommercialExtensions, default_config_paths
+from repro_pipeline.engine.config import ReproConfig, default_config_paths
 from repro_pipeline.engine.source.reference_suggestions import ColumnRef, ReferenceSuggestions, Suggestion
 
 DESCRIPTION = """\
@@ -39,8 +39,8 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     suggest.add_argument(
         "--mask-rules",
         type=Path,
-        help="mask-rules.yaml, validated with the other file (default: $REPRO_MASK_RULES or "
-        "config/mask-rules.yaml)",
+        help="mask-rules.yaml, validated with the other file; its implied_fk_ignore columns are not suggested "
+        "(default: $REPRO_MASK_RULES or config/mask-rules.yaml)",
     )
     suggest.add_argument(
         "--commercial-extensions",
@@ -74,20 +74,25 @@ def _suggest_references(arguments: argparse.Namespace) -> int:
     from repro_pipeline.engine.source.catalog import read_catalog
     from repro_pipeline.engine.source.reference_suggestions import (
         declared_virtual_columns,
+        ignored_columns,
         suggest_references,
     )
 
-    extensions, config_note = _extensions(arguments)
+    config, config_note = _config(arguments)
     source, _ = source_dsn(arguments.source)
     with (
         progress_display() as display,
         standby_snapshot(source, allow_primary=arguments.allow_primary) as snapshot,
         display.step("references without a foreign key") as step,
     ):
+        catalog = read_catalog(snapshot.conn)
+        ignored = ignored_columns(config, catalog)
+        if ignored:
+            config_note += f"; {len(ignored)} column(s) of implied_fk_ignore left out"
         found = suggest_references(
             snapshot.conn,
-            read_catalog(snapshot.conn),
-            declared_virtual_columns(extensions),
+            catalog,
+            declared_virtual_columns(config.extensions if config else None) | ignored,
             statement_timeout_seconds=arguments.statement_timeout,
         )
         step.done(f"{len(found.suggestions)} suggestion(s)")
@@ -98,7 +103,7 @@ def _suggest_references(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _extensions(arguments: argparse.Namespace) -> tuple[CommercialExtensions | None, str]:
+def _config(arguments: argparse.Namespace) -> tuple[ReproConfig | None, str]:
     """The configuration, read as ``plan`` reads it when a file is given or at its default path."""
     from repro_pipeline.engine.config import load_config
 
@@ -109,7 +114,7 @@ def _extensions(arguments: argparse.Namespace) -> tuple[CommercialExtensions | N
         return None, f"no configuration read ({default_extensions} does not exist)"
     extensions = extensions or default_extensions
     config = load_config(rules or default_rules, extensions)
-    return config.extensions, f"virtual_foreign_keys of {extensions} left out"
+    return config, f"virtual_foreign_keys of {extensions} left out"
 
 
 def _as_json(found: ReferenceSuggestions, source: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ The import rule, enforced by ``repro_pipeline_tests/engine/test_import_rule.py``
 
 - A stage imports only the stages before it.
 - ``repro_databases`` imports only ``source`` (for table names); ``load`` and ``verify`` may import it.
-- Every package may import the shared modules: ``config``, ``secrets``, ``errors``, ``dsn``,
+- Every package may import the shared modules: ``config``, ``secrets`` (with ``secret_stores``), ``errors``, ``dsn``,
   ``pg_binaries`` (where PostgreSQL's programs are; the embedded stack uses it too) and ``exit_codes`` (the
   CLI's exit code of each kind of error). These import only each
   other, except that ``config`` validates the user's files with three stage parsers that import

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -38,11 +38,78 @@ SUPPORTED_VERSION = "1.0"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a PrivaCI key, action or provider is refused here, and what to write instead."""
+
+    reason: str
+    alternative: str
+
+    def message(self, what: str) -> str:
+        return f"{what} is not supported: {self.reason}; {self.alternative}"
+
+
+_NOT_YET = "not built yet (issue 13)"
+_ALWAYS_REPLICATED = Refusal(
+    "the repro database's schema is always the source's as pg_dump writes it (views, functions, triggers, "
+    "materialized views without their rows; triggers created after the rows are loaded)",
+    "remove the key",
+)
+
+# PrivaCI keys and actions refused with their own message (docs/privaci-compatibility.md lists each);
+# any other unknown key stays "unknown key".
+REFUSED_TOP_LEVEL_KEYS: Mapping[str, Refusal] = {
+    "schema_mode": Refusal(
+        "a repro database is always a new database whose schema is replicated from the source",
+        "remove the key",
+    ),
+    "passthrough_copy": Refusal(
+        "every table is copied with COPY in text format, masked or not", "remove the key"
+    ),
+    "replicate_views": _ALWAYS_REPLICATED,
+    "replicate_functions": _ALWAYS_REPLICATED,
+    "replicate_triggers": _ALWAYS_REPLICATED,
+    "replicate_materialized_views": _ALWAYS_REPLICATED,
+    "refresh_materialized_views": Refusal(
+        "materialized views are created as pg_dump writes them, and are not refreshed",
+        "remove the key, and run REFRESH MATERIALIZED VIEW on the repro database when you need their rows",
+    ),
+    "elevated_objects": Refusal(
+        "SECURITY DEFINER functions and views are replicated as the source has them (pg_dump's schema), "
+        "owned by the target's admin role",
+        "remove the key",
+    ),
+}
+REFUSED_TABLE_KEYS: Mapping[str, Refusal] = {}
+REFUSED_ACTIONS: Mapping[str, Refusal] = {
+    "ner_mask": Refusal(
+        f"free text cannot be masked in place yet ({_NOT_YET})",
+        "use null, static, or regex_mask for the shapes you know (emails, phone numbers)",
+    ),
+    "ai_refine": Refusal(
+        "no language model is called on the tenant's data", "use fake, hash, static or null"
+    ),
+}
+REFUSED_ACTION_KEYS: Mapping[str, Refusal] = {
+    "when": Refusal(
+        "conditional masking (a CEL expression per row) is not built",
+        "mask the whole column, or use regex_mask to mask only the values of a given shape",
+    ),
+    "entities": Refusal("it is a key of action ner_mask, which is refused", "remove it"),
+    "model": Refusal("it is a key of action ai_refine, which is refused", "remove it"),
+}
+REFUSED_PROVIDERS: Mapping[str, Refusal] = {
+    "password": Refusal("it gives one constant", "use action: static with the value you want"),
+}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _check_provider(name: str) -> str:
+    if name in REFUSED_PROVIDERS:
+        raise ValueError(REFUSED_PROVIDERS[name].message(f"provider {name!r}"))
     if name not in PROVIDERS:
         raise ValueError(f"unknown provider {name!r}; known providers: {', '.join(sorted(PROVIDERS))}")
     return name
@@ -66,6 +133,12 @@ def _check_jsonpath(path: str) -> str:
 
 
 Normalize = Literal["lower"]
+
+
+def _without_unset(data: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` without the keys that hold their default: keys added since, left out of dumps when unset, so
+    the config fingerprints of existing files stay as they were."""
+    return {key: value for key, value in data.items() if key not in defaults or value != defaults[key]}
 
 
 class _NormalizeOmittedWhenUnset(_Strict):
@@ -105,6 +178,32 @@ class FakeAction(_NormalizeOmittedWhenUnset):
 class HashAction(_NormalizeOmittedWhenUnset):
     action: Literal["hash"]
     """Replace with a keyed hash of the original (HMAC with the salt)."""
+
+
+class PseudonymAction(_NormalizeOmittedWhenUnset):
+    action: Literal["pseudonym"]
+    """Replace with a deterministic fake value seeded by the pseudonym key (not the salt)."""
+    provider: str
+    """The fake's kind, as for `fake`."""
+    seed_alias: str | None = None
+    """Columns sharing an alias get the same pseudonym for the same original."""
+    params: dict[str, str] = Field(default_factory=dict)
+    """The provider's parameters; an unknown one is refused."""
+
+    _provider = field_validator("provider")(_check_provider)
+
+    @model_validator(mode="after")
+    def _known_params(self) -> PseudonymAction:
+        _check_params(self.provider, self.params)
+        return self
+
+
+class HmacHashAction(_Strict):
+    action: Literal["hmac_hash"]
+    """Replace with HMAC-SHA256 keyed by the pseudonym key over the column's path and the original: the same
+    original hashes differently in another column."""
+    encoding: Literal["hex", "base64url"] = "hex"
+    """`hex` (64 characters) or `base64url` (43 characters, unpadded)."""
 
 
 class RegexMaskAction(_Strict):
@@ -162,7 +261,14 @@ class PassthroughAction(_Strict):
 
 
 ColumnAction = Annotated[
-    FakeAction | HashAction | RegexMaskAction | StaticAction | NullAction | PassthroughAction,
+    FakeAction
+    | HashAction
+    | PseudonymAction
+    | HmacHashAction
+    | RegexMaskAction
+    | StaticAction
+    | NullAction
+    | PassthroughAction,
     Field(discriminator="action"),
 ]
 
@@ -182,6 +288,24 @@ class TableRules(_Strict):
     """Masking action per column; a column without one is copied as it is."""
     batch_size: int | None = Field(default=None, ge=1)
     """Rows per masking batch for this table (the file's `batch_size` otherwise)."""
+    null_orphan_fks: bool | None = None
+    """PrivaCI's key, always on here: a reference of this table to a table that gets no rows (`exclude`,
+    `empty`, `truncate`) is written as NULL where its column allows it (the plan lists each); `false` is
+    refused."""
+
+    @field_validator("null_orphan_fks")
+    @classmethod
+    def _orphans_always_nulled(cls, value: bool | None) -> bool | None:
+        if value is False:
+            raise ValueError(
+                "false is not supported: a reference to a table that gets no rows is always written as NULL "
+                "where its column allows it, and refused where it is NOT NULL; remove the key"
+            )
+        return value
+
+    @model_serializer(mode="wrap")
+    def _new_keys_omitted_when_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), {"null_orphan_fks": None})
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -213,8 +337,13 @@ class MaskRules(_Strict):
     global_salt: str | None = None
     """Where the masking salt comes from: `env://NAME` reads it from that variable (the shipped file:
     `env://ANONYMIZATION_SALT`). Never the salt itself."""
+    pseudonym_key: str | None = None
+    """Where the key of `pseudonym` and `hmac_hash` comes from, as `global_salt` (`env://PSEUDONYM_KEY`,
+    `vault://...`); without it, the `PSEUDONYM_KEY` variable. At least 32 bytes, not the salt; resolved only
+    when a rule uses it. Never the key itself."""
     on_existing_data: Literal["fail", "truncate", "drop_create"] = "fail"
-    """The guide's key, accepted and ignored: a repro database is always a new, empty database."""
+    """PrivaCI's key (`fail`, `truncate`, `drop_create`); accepted, not yet acted on (issue 13): a repro
+    database is always a new, empty database. `append` is refused."""
     # PII auto-detection (engine/autodetect.py): findings by column name and sampled values. With
     # strict_autodetect, a high or medium finding without a rule (passthrough counts) fails the run.
     auto_detect: bool = True
@@ -225,7 +354,10 @@ class MaskRules(_Strict):
     batch_size: int = Field(default=10_000, ge=1)
     """Rows per masking batch."""
     audit_log: bool = True
-    """The guide's key, accepted and ignored."""
+    """PrivaCI's key; accepted, not yet acted on (issue 13)."""
+    implied_fk_ignore: list[str] = Field(default_factory=list)
+    """Columns, `schema.table.column`, that `repro-pipeline suggest-references` does not suggest as references
+    (each must be a column of the source)."""
     replicate_all_indexes: bool = False
     """Also recreate the source's non-constraint indexes in the repro database (slower load)."""
     # Refuse a superuser source role (it is warned about otherwise): the read needs SELECT and pg_monitor.
@@ -235,6 +367,28 @@ class MaskRules(_Strict):
     """Rules per table, keyed by `schema.table`."""
 
     _version = field_validator("version", mode="before")(_check_version)
+
+    @model_serializer(mode="wrap")
+    def _new_keys_omitted_when_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), {"pseudonym_key": None, "implied_fk_ignore": []})
+
+    @field_validator("on_existing_data", mode="before")
+    @classmethod
+    def _no_append(cls, value: Any) -> Any:
+        if value == "append":
+            raise ValueError(
+                "append is not supported: rows are never added to a database that holds some; use fail, "
+                "truncate or drop_create"
+            )
+        return value
+
+    @field_validator("implied_fk_ignore")
+    @classmethod
+    def _qualified_columns(cls, columns: list[str]) -> list[str]:
+        for column in columns:
+            if len(column.split(".")) != 3 or not all(column.split(".")):
+                raise ValueError(f"{column!r} is not a column written as schema.table.column")
+        return columns
 
     @field_validator("strict_autodetect")
     @classmethod
@@ -552,22 +706,42 @@ def _validate(model: type[ModelT], doc: YamlDocument) -> ModelT:
         for error in exc.errors():
             key_path = [part for part in error["loc"] if isinstance(part, str | int)]
             shown = ".".join(str(part) for part in _yaml_path(doc, key_path))
-            lines.append(f"{doc.where(key_path)}: {shown or '(top level)'}: {_message(error)}")
+            lines.append(f"{doc.where(key_path)}: {shown or '(top level)'}: {_message(model, error)}")
         raise ConfigError(
             "invalid configuration:\n  " + "\n  ".join(lines),
             f"correct {doc.path.name} at the lines shown; see docs/masking.md and docs/configuration.md",
         ) from None
 
 
-def _message(error: Any) -> str:
+def _message(model: type[BaseModel], error: Any) -> str:
     kind, msg = error["type"], error["msg"]
     if kind == "extra_forbidden":
+        refusal = _refused_key(model, tuple(error["loc"]))
+        if refusal is not None:
+            return refusal.message(f"key {error['loc'][-1]!r}")
         return "unknown key (misspelled, or not supported by this engine)"
     if kind == "union_tag_invalid":
-        return f"unknown action {error['input'].get('action')!r}; use one of {error['ctx']['expected_tags']}"
+        action = error["input"].get("action")
+        if action in REFUSED_ACTIONS:
+            return REFUSED_ACTIONS[action].message(f"action {action!r}")
+        return f"unknown action {action!r}; use one of {error['ctx']['expected_tags']}"
     if kind == "missing":
         return f"required key {error['loc'][-1]!r} is missing"
     return str(msg).removeprefix("Value error, ")
+
+
+def _refused_key(model: type[BaseModel], loc: tuple[Any, ...]) -> Refusal | None:
+    """The refusal of a PrivaCI key at ``loc`` in ``mask-rules.yaml``, if it is one we refuse by name."""
+    if model is not MaskRules:
+        return None
+    key = loc[-1]
+    if len(loc) == 1:
+        return REFUSED_TOP_LEVEL_KEYS.get(key)
+    if loc[0] == "tables" and len(loc) == 3:
+        return REFUSED_TABLE_KEYS.get(key)
+    if loc[0] == "tables" and len(loc) == 6 and loc[2] == "columns":  # tables.T.columns.C.<action tag>.key
+        return REFUSED_ACTION_KEYS.get(key)
+    return None
 
 
 def _yaml_path(doc: YamlDocument, key_path: Sequence[str | int]) -> list[str | int]:

@@ -7,15 +7,30 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from repro_pipeline.engine import secret_stores
 from repro_pipeline.engine.errors import SecretError
 
 MIN_SALT_BYTES = 32
 _MAX_SECRET_FILE_BYTES = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHOLE_VALUE_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_KNOWN_UNSUPPORTED_SCHEMES = ("aws-sm", "azure-kv", "vault", "gcp-sm", "http", "https", "s3")
+_STORES: Mapping[str, Callable[..., str]] = {
+    "vault": secret_stores.read_vault,
+    "aws-sm": secret_stores.read_aws_secrets_manager,
+    "azure-kv": secret_stores.read_azure_key_vault,
+}
+SUPPORTED_SCHEMES = ("env", "file", *_STORES)
+_KNOWN_UNSUPPORTED_SCHEMES = (
+    "gcp-sm",
+    "http",
+    "https",
+    "s3",
+    "postgres",
+    "postgresql",
+)
 _KERNEL_FILESYSTEMS = (Path("/proc"), Path("/sys"))  # regular-looking files that are process state
 
 
@@ -47,7 +62,8 @@ class Secret:
 
 
 def resolve_secret(reference: str, *, what: str) -> Secret:
-    """Resolve ``env://VAR``, a whole-value ``${VAR}``, ``file:///path`` or a literal into a ``Secret``.
+    """Resolve ``env://VAR``, a whole-value ``${VAR}``, ``file:///path``, a secret store's reference
+    (``vault://``, ``aws-sm://``, ``azure-kv://``) or a literal into a ``Secret``.
 
     ``what`` names the setting in error messages (for example ``global_salt in config/mask-rules.yaml``).
     """
@@ -63,13 +79,16 @@ def resolve_secret(reference: str, *, what: str) -> Secret:
         return Secret(_from_environment(reference.removeprefix("env://"), what=what))
     if reference.startswith("file://"):
         return Secret(_from_file(Path(reference.removeprefix("file://")), what=what))
+    scheme = reference.split("://", 1)[0]
+    if "://" in reference and scheme in _STORES:
+        return Secret(_STORES[scheme](reference, what=what))
     if "://" in reference:
         # Name the scheme only when it is a known one: the text may be a literal secret that holds "://".
-        scheme = reference.split("://", 1)[0]
         shown = f"scheme {scheme!r}" if scheme in _KNOWN_UNSUPPORTED_SCHEMES else "this scheme"
         raise SecretError(
             f"{what}: secret {shown} is not supported",
-            "use env://VARIABLE, ${VARIABLE}, file:///absolute/path or a literal value without '://'",
+            "use env://VARIABLE, ${VARIABLE}, file:///absolute/path, vault://, aws-sm://, azure-kv:// or a "
+            "literal value without '://'",
         )
     return Secret(reference)
 
@@ -87,6 +106,28 @@ def resolve_salt(reference: str | None, *, what: str) -> Secret:
             "with your other production credentials",
         )
     return salt
+
+
+MIN_PSEUDONYM_KEY_BYTES = 32
+
+
+def resolve_pseudonym_key(reference: str | None, *, what: str, salt: Secret) -> Secret:
+    """The key of ``pseudonym`` and ``hmac_hash``: from the config reference, else from ``PSEUDONYM_KEY``; at
+    least 32 bytes, and not the salt (a key of its own, so a salt that leaks does not give the pseudonyms)."""
+    if not reference:
+        reference, what = "env://PSEUDONYM_KEY", "PSEUDONYM_KEY (no pseudonym_key in the config)"
+    key = resolve_secret(reference, what=what)
+    length = len(key.reveal().encode())
+    if length < MIN_PSEUDONYM_KEY_BYTES:
+        raise SecretError(
+            f"{what}: the pseudonym key is {length} bytes long; at least {MIN_PSEUDONYM_KEY_BYTES} are required",
+            "generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`",
+        )
+    if key == salt:
+        raise SecretError(
+            f"{what}: the pseudonym key is the salt", "generate a key of its own for pseudonym and hmac_hash"
+        )
+    return key
 
 
 def _from_environment(name: str, *, what: str) -> str:

@@ -152,3 +152,15 @@ def test_a_statement_timeout_must_be_positive() -> None:
     )
     assert run.returncode == 2
     assert "'0' is not a positive number of seconds" in run.stderr
+
+
+def test_implied_fk_ignore_leaves_its_columns_out_and_says_so(app_source: str, tmp_path: Path) -> None:
+    arguments = _config(tmp_path, ROOT + DECLARED)
+    (tmp_path / "mask-rules.yaml").write_text('version: "1.0"\nimplied_fk_ignore: [app.members.account_id]\n')
+    run = run_cli("suggest-references", "--source", app_source, *arguments)
+    assert run.returncode == 0, run.stderr
+    assert "; 1 column(s) of implied_fk_ignore left out." in run.stdout
+    assert "app.members.account_id" not in run.stdout
+    assert ("app.sessions", "member_id", "app.members", "id") in _entries(
+        yaml.safe_load(run.stdout)["virtual_foreign_keys"]
+    )

@@ -933,8 +933,8 @@ SECRET_ERRORS = [
     ("env-var-bad-name", lambda tmp_path: "env://1-not-a-name", "not a valid environment variable name"),
     (
         "unknown-scheme",
-        lambda tmp_path: f"vault://kv/{SECRET_VALUE}#salt",
-        "secret scheme 'vault' is not supported",
+        lambda tmp_path: f"gcp-sm://projects/{SECRET_VALUE}",
+        "secret scheme 'gcp-sm' is not supported",
     ),
     ("relative-file", lambda tmp_path: "file://secrets/salt", "need an absolute path"),
     ("missing-file", lambda tmp_path: f"file://{tmp_path}/no-such-salt", "cannot read secret file"),

@@ -14,7 +14,7 @@ import repro_pipeline.engine
 ENGINE = "repro_pipeline.engine"
 STAGES = ("source", "subset", "masking", "load", "verify")
 TARGET_SIDE = "repro_databases"
-SHARED = frozenset({"config", "secrets", "errors", "dsn", "pg_binaries", "exit_codes"})
+SHARED = frozenset({"config", "secrets", "secret_stores", "errors", "dsn", "pg_binaries", "exit_codes"})
 CONFIG_VALIDATORS = frozenset(
     {f"{ENGINE}.subset.predicate", f"{ENGINE}.masking.regex", f"{ENGINE}.masking.providers"}
 )

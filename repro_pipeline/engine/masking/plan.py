@@ -42,9 +42,11 @@ from decimal import Decimal, InvalidOperation
 from repro_pipeline.engine.config import (
     FakeAction,
     HashAction,
+    HmacHashAction,
     JsonPathRule,
     NullAction,
     PassthroughAction,
+    PseudonymAction,
     RegexMaskAction,
     ReproConfig,
     StaticAction,
@@ -61,11 +63,21 @@ from repro_pipeline.engine.masking.providers import max_length
 from repro_pipeline.engine.masking.regex import can_lengthen
 from repro_pipeline.engine.masking.unique import Uniqueness, unique_columns
 from repro_pipeline.engine.masking.values import ValueMasker
-from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.secrets import Secret, resolve_pseudonym_key
 from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
 
 Row = Sequence[str | None]
-AnyColumnAction = FakeAction | HashAction | RegexMaskAction | StaticAction | NullAction | PassthroughAction
+AnyColumnAction = (
+    FakeAction
+    | HashAction
+    | PseudonymAction
+    | HmacHashAction
+    | RegexMaskAction
+    | StaticAction
+    | NullAction
+    | PassthroughAction
+)
+KEYED_ACTIONS = (PseudonymAction, HmacHashAction)  # keyed by the pseudonym key, not the salt
 
 TAG_EXTRA = values.TAG_SEPARATOR_LENGTH + values.TAG_LENGTH
 MIN_HASH_HEX = 16  # 64 bits
@@ -213,6 +225,7 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
             )
 
     tagged_aliases = _aliases(column_rules, json_rules)
+    keys = _Keys(salt, _pseudonym_key(config, column_rules, salt))
 
     plan = {}
     for name, table in catalog.tables.items():
@@ -221,7 +234,7 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
         described = []
         positions = {column.name: position for position, column in enumerate(table.copy_columns)}
         for rule in column_rules.get(name, []):
-            masker, description = _column_masker(rule, tagged_aliases, salt)
+            masker, description = _column_masker(rule, tagged_aliases, keys)
             if masker is not None:
                 maskers[positions[rule.column.name]] = masker
             described.append(ColumnMasking(rule.column.name, description))
@@ -236,6 +249,22 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
     return MaskPlan(plan)
 
 
+@dataclass(frozen=True)
+class _Keys:
+    salt: Secret
+    pseudonym: Secret | None  # None when no rule uses it
+
+
+def _pseudonym_key(
+    config: ReproConfig, column_rules: Mapping[TableName, Sequence[_ColumnRule]], salt: Secret
+) -> Secret | None:
+    """The pseudonym key, resolved only when a rule is keyed by it (its store is not asked otherwise)."""
+    if not any(isinstance(rule.action, KEYED_ACTIONS) for rules in column_rules.values() for rule in rules):
+        return None
+    what = f"pseudonym_key in {config.mask_rules_doc.path}"
+    return resolve_pseudonym_key(config.mask_rules.pseudonym_key, what=what, salt=salt)
+
+
 def _aliases(
     column_rules: Mapping[TableName, Sequence[_ColumnRule]],
     json_rules: Mapping[TableName, Mapping[str, Sequence[_JsonRule]]],
@@ -246,7 +275,7 @@ def _aliases(
     uses: list[tuple[str, str | None, str, str]] = []
     for rules in column_rules.values():
         for rule in rules:
-            if isinstance(rule.action, FakeAction) and rule.action.seed_alias is not None:
+            if isinstance(rule.action, FakeAction | PseudonymAction) and rule.action.seed_alias is not None:
                 uses.append((rule.action.seed_alias, rule.action.normalize, rule.where, rule.yaml_path))
                 if rule.unique is not None and rule.action.provider not in values.UNTAGGED_PROVIDERS:
                     tagged.setdefault(rule.action.seed_alias, f"{rule.qualified} ({rule.unique.describe()})")
@@ -274,8 +303,9 @@ def _aliases(
 
 
 def _column_masker(
-    rule: _ColumnRule, tagged_aliases: Mapping[str, str], salt: Secret
+    rule: _ColumnRule, tagged_aliases: Mapping[str, str], keys: _Keys
 ) -> tuple[ValueMasker | None, str]:
+    salt = keys.salt
     action, kind = rule.action, type_of(rule.column)
     is_type = f"{rule.qualified} is {kind.text}"
     if isinstance(action, PassthroughAction):
@@ -301,12 +331,18 @@ def _column_masker(
                 f"static value {action.value!r} does not fit: {problem}; {is_type}", _TYPE_REMEDY
             )
         return in_select.static(action.value), action.action
-    if isinstance(action, FakeAction | HashAction) and action.normalize is not None:
+    if isinstance(action, FakeAction | HashAction | PseudonymAction) and action.normalize is not None:
         _check_normalize_on_unique(rule, kind)
     if isinstance(action, FakeAction):
         return _fake_masker(rule, action, kind, tagged_aliases, salt)
     if isinstance(action, HashAction):
         return _hash_masker(rule, action, kind, salt)
+    if isinstance(action, KEYED_ACTIONS):
+        if keys.pseudonym is None:
+            raise ValueError("a keyed rule's pseudonym key is resolved before its maskers are built")
+        if isinstance(action, PseudonymAction):
+            return _fake_masker(rule, action, kind, tagged_aliases, keys.pseudonym)
+        return _hmac_hash_masker(rule, action, kind, keys.pseudonym)
     return _regex_masker(rule, action, kind, salt)
 
 
@@ -326,11 +362,12 @@ def _check_normalize_on_unique(rule: _ColumnRule, kind: ColumnType) -> None:
 
 def _fake_masker(
     rule: _ColumnRule,
-    action: FakeAction,
+    action: FakeAction | PseudonymAction,
     kind: ColumnType,
     tagged_aliases: Mapping[str, str],
     salt: Secret,
 ) -> tuple[ValueMasker, str]:
+    """``fake`` seeded by the salt, or ``pseudonym`` (the same, seeded by the pseudonym key, given as ``salt``)."""
     provider, alias = action.provider, action.seed_alias
     why_tagged = None
     if rule.unique is not None:
@@ -343,14 +380,14 @@ def _fake_masker(
     if kind.kind in ("number", "array", "enum", "other") or (expected is not None and provider != expected):
         fitting = f"only provider {expected} fits it" if expected else "no provider gives values of that type"
         raise rule.refuse(
-            f"fake {provider} gives text that does not fit the column: {is_type}, and {fitting}",
+            f"{action.action} {provider} gives text that does not fit the column: {is_type}, and {fitting}",
             "use static with a value of that type, null or passthrough"
             if expected is None
             else f"use provider {expected}, or static, null or passthrough",
         )
     if tagged and kind.kind in ("date", "inet"):
         raise rule.refuse(
-            f"fake {provider} cannot be made unique in this column: {is_type}, which cannot hold the "
+            f"{action.action} {provider} cannot be made unique in this column: {is_type}, which cannot hold the "
             f"uniqueness tag, and {why_tagged}",
             "use passthrough for this column, or drop the seed_alias that ties it to a unique column",
         )
@@ -358,7 +395,7 @@ def _fake_masker(
     if kind.length is not None and longest > kind.length:
         tag_note = f", with the {TAG_EXTRA}-character uniqueness tag because {why_tagged}" if tagged else ""
         raise rule.refuse(
-            f"fake {provider} gives up to {longest} characters{tag_note}, more than the column holds: {is_type}",
+            f"{action.action} {provider} gives up to {longest} characters{tag_note}, more than the column holds: {is_type}",
             "use a provider with shorter values, or hash (cut to the column's length), or passthrough",
         )
     masker = values.fake(
@@ -369,7 +406,7 @@ def _fake_masker(
         normalize=action.normalize,
         tagged=tagged,
     )
-    described = f"fake:{provider}" + _notes(
+    described = f"{action.action}:{provider}" + _notes(
         f"seed_alias {action.seed_alias}" if action.seed_alias else None,
         f"normalize {action.normalize}" if action.normalize else None,
         "uniqueness tag" if tagged else None,
@@ -397,6 +434,37 @@ def _hash_masker(
     masker = values.hashed(salt, normalize=action.normalize, length=length)
     cut = f"first {length} hex" if length < values.HASH_HEX_LENGTH else None
     return _fitted(masker, kind), "hash" + _notes(cut, _normalize_note(action))
+
+
+MIN_HMAC_CHARACTERS = {"hex": (MIN_HASH_HEX, MIN_UNIQUE_HASH_HEX), "base64url": (11, 14)}  # 64 / 80 bits
+HMAC_LENGTHS = {"hex": values.HASH_HEX_LENGTH, "base64url": values.HMAC_BASE64URL_LENGTH}
+
+
+def _hmac_hash_masker(
+    rule: _ColumnRule, action: HmacHashAction, kind: ColumnType, key: Secret
+) -> tuple[ValueMasker, str]:
+    is_type = f"{rule.qualified} is {kind.text}"
+    if kind.kind == "uuid" and action.encoding == "hex":
+        return values.hmac_hashed(key, rule.qualified, uuid_shaped=True), "hmac_hash (as uuid)"
+    if kind.kind not in ("text", "json"):
+        raise rule.refuse(
+            f"hmac_hash gives {action.encoding} text that does not fit the column: {is_type}", _TYPE_REMEDY
+        )
+    full = HMAC_LENGTHS[action.encoding]
+    length = full if kind.length is None else min(kind.length, full)
+    least = MIN_HMAC_CHARACTERS[action.encoding][rule.unique is not None]
+    if length < least:
+        why = f" on a unique column ({rule.unique.describe()})" if rule.unique is not None else ""
+        raise rule.refuse(
+            f"hmac_hash needs at least {least} {action.encoding} characters{why} (fewer would collide), but "
+            f"{is_type}",
+            "use passthrough, static or null for such a short column, or fake with a provider that fits",
+        )
+    masker = values.hmac_hashed(key, rule.qualified, encoding=action.encoding, length=length)
+    cut = f"first {length} characters" if length < full else None
+    return _fitted(
+        masker, kind
+    ), f"hmac_hash ({action.encoding})" if cut is None else f"hmac_hash ({action.encoding}, {cut})"
 
 
 def _regex_masker(
@@ -436,7 +504,7 @@ def _notes(*notes: str | None) -> str:
     return f" ({', '.join(shown)})" if shown else ""
 
 
-def _normalize_note(action: FakeAction | HashAction) -> str | None:
+def _normalize_note(action: FakeAction | HashAction | PseudonymAction) -> str | None:
     return f"normalize {action.normalize}" if action.normalize else None
 
 

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 
 from faker.providers.address.en_US import Provider as _Address
 from faker.providers.company.en_US import Provider as _Company
+from faker.providers.job.en_US import Provider as _Job
 from faker.providers.person.en_US import Provider as _Person
 
 Provider = Callable[[bytes, Mapping[str, str]], str]
@@ -25,6 +26,7 @@ _STREET_SUFFIXES = tuple(_Address.street_suffixes)
 _CITY_PREFIXES = tuple(_Address.city_prefixes)
 _CITY_SUFFIXES = tuple(_Address.city_suffixes)
 _COUNTRIES = tuple(_Address.countries)
+_JOB_TITLES = tuple(_Job.jobs)
 _EMAIL_DOMAINS = ("example.com", "example.net", "example.org")
 _TEST_NETS = ("192.0.2", "198.51.100", "203.0.113")
 _TEST_CARD_BINS = ("424242", "400000", "555555", "222300")
@@ -62,6 +64,10 @@ def email(seed: bytes, params: Mapping[str, str]) -> str:
 
 def company(seed: bytes, params: Mapping[str, str]) -> str:
     return f"{last_name(seed, params)} {_pick(_COMPANY_SUFFIXES, seed, 2)}"
+
+
+def job_title(seed: bytes, params: Mapping[str, str]) -> str:
+    return _pick(_JOB_TITLES, seed, 4)
 
 
 def phone(seed: bytes, params: Mapping[str, str]) -> str:
@@ -138,6 +144,7 @@ def max_length(provider: str, params: Mapping[str, str]) -> int:
         "username": user,
         "email": user + 1 + (len(params["domain"]) if params.get("domain") else _longest(_EMAIL_DOMAINS)),
         "company": last + 1 + _longest(_COMPANY_SUFFIXES),
+        "job_title": _longest(_JOB_TITLES),
         "phone": len("+1-999-555-0199"),
         "street": street_length,
         "city": city_length,
@@ -160,6 +167,7 @@ PROVIDERS: Mapping[str, Provider] = {
     "username": username,
     "email": email,
     "company": company,
+    "job_title": job_title,
     "phone": phone,
     "street": street,
     "city": city,

@@ -23,6 +23,7 @@ import base64
 import hmac
 import re
 import unicodedata
+import uuid
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
@@ -37,6 +38,7 @@ TAG_LENGTH = 16  # characters of lowercase base32: 80 bits
 TAG_SEPARATOR_LENGTH = 1  # "+" before an email's @, "-" otherwise
 UNTAGGED_PROVIDERS = frozenset({"uuid"})  # 122 random bits already: unique without a tag
 HASH_HEX_LENGTH = 64
+HMAC_BASE64URL_LENGTH = 43  # 256 bits, unpadded
 
 _CACHE_SIZE = 1 << 12
 _CACHED_LENGTH = 1024  # longer values are masked every time rather than kept in the cache
@@ -172,6 +174,31 @@ def hashed(
                 f"{hexdigest[:8]}-{hexdigest[8:12]}-{hexdigest[12:16]}-{hexdigest[16:20]}-{hexdigest[20:32]}"
             )
         return hexdigest[:length]
+
+    return _cached(compute)
+
+
+def hmac_hashed(
+    key: Secret, scope: str, *, encoding: str = "hex", length: int | None = None, uuid_shaped: bool = False
+) -> ValueMasker:
+    """``hmac_hash``: HMAC-SHA256 keyed by the pseudonym key over the length-prefixed column path and value, as
+    hex or unpadded base64url. Scoped to the column: the same value hashes differently elsewhere.
+
+    ``length`` keeps the first ``length`` characters (for a varchar(n) column); ``uuid_shaped`` writes the
+    first 128 bits as a uuid (for a uuid column).
+    """
+    if encoding not in ("hex", "base64url"):
+        raise ValueError(f"unknown encoding {encoding!r}; use hex or base64url")
+    keyed = hmac.new(key.reveal().encode(), _length_prefixed(scope), "sha256")
+
+    def compute(value: str) -> str:
+        state = keyed.copy()
+        state.update(_length_prefixed(value))
+        digest = state.digest()
+        if uuid_shaped:
+            return str(uuid.UUID(bytes=digest[:16]))
+        text = digest.hex() if encoding == "hex" else base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return text[:length]
 
     return _cached(compute)
 

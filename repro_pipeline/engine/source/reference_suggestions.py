@@ -20,7 +20,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.config import CommercialExtensions
+from repro_pipeline.engine.config import CommercialExtensions, ReproConfig
+from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName, base_type
 
 _REFERENCE_COLUMN = re.compile(r"(?P<stem>[a-z][a-z0-9_]*?)_id")
@@ -99,6 +100,24 @@ def declared_virtual_columns(extensions: CommercialExtensions | None) -> frozens
         for rule in extensions.virtual_foreign_keys
         for column in rule.columns or ()  # a reference held in JSON (issue 9) names no columns
     )
+
+
+def ignored_columns(config: ReproConfig | None, catalog: Catalog) -> frozenset[ColumnRef]:
+    """The columns ``implied_fk_ignore`` of ``mask-rules.yaml`` says not to suggest; each must exist."""
+    if config is None:
+        return frozenset()
+    ignored = set()
+    for index, entry in enumerate(config.mask_rules.implied_fk_ignore):
+        table_text, _, column = entry.rpartition(".")
+        table = catalog.find(table_text)
+        if table is None or table.column(column) is None:
+            where = config.mask_rules_doc.where(["implied_fk_ignore", index])
+            raise ConfigError(
+                f"{where}: implied_fk_ignore[{index}]: the source has no column {entry}",
+                "check the spelling (schema.table.column), or remove the entry",
+            )
+        ignored.add(ColumnRef(table.name, column))
+    return frozenset(ignored)
 
 
 def suggest_references(

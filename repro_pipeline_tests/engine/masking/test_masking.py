@@ -79,6 +79,7 @@ GOLDEN_PROVIDER_OUTPUTS = {
     "username": "alexander.benson9325",
     "email": "alexander.benson9325@example.com",
     "company": "Benson Group",
+    "job_title": "Radiographer, diagnostic",
     "phone": "+1-448-555-0131",
     "street": "1002 Benson Avenue",
     "city": "West Alexanderfurt",

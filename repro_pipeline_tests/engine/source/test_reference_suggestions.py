@@ -4,17 +4,20 @@ values exists in a table's key of its type, and never when a reference is declar
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from repro_pipeline.embedded.stack import Stack
-from repro_pipeline.engine.config import CommercialExtensions
+from repro_pipeline.engine.config import CommercialExtensions, load_config
+from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.source.catalog import TableName, read_catalog
 from repro_pipeline.engine.source.reference_suggestions import (
     ColumnRef,
     NameMatch,
     ReferenceSuggestions,
     declared_virtual_columns,
+    ignored_columns,
     suggest_references,
 )
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
@@ -161,3 +164,40 @@ def test_a_check_past_the_statement_timeout_is_reported_not_checked(stack: Stack
     assert [(str(n.child), n.reason) for n in found.not_suggested] == [
         ("public.events.member_id", "not checked: it ran past the statement timeout")
     ]
+
+
+def _ignoring(tmp_path: Path, columns: list[str]) -> Path:
+    rules = tmp_path / "mask-rules.yaml"
+    rules.write_text(
+        'version: "1.0"\nimplied_fk_ignore:\n' + "".join(f"  - {column}\n" for column in columns)
+    )
+    (tmp_path / "ext.yaml").write_text('version: "1.0"\n')
+    return rules
+
+
+def test_implied_fk_ignore_silences_the_columns_it_names(app_source: str, tmp_path: Path) -> None:
+    config = load_config(
+        _ignoring(tmp_path, ["app.members.account_id", "app.comments.member_id"]), tmp_path / "ext.yaml"
+    )
+    with open_source_snapshot(app_source) as snapshot:
+        catalog = read_catalog(snapshot.conn)
+        ignored = ignored_columns(config, catalog)
+        found = suggest_references(
+            snapshot.conn, catalog, declared_virtual_columns(DECLARED) | ignored, statement_timeout_seconds=60
+        )
+    assert ignored == {_ref("app.members.account_id"), _ref("app.comments.member_id")}
+    considered = {s.child for s in found.suggestions} | {n.child for n in found.not_suggested}
+    assert considered.isdisjoint(ignored)
+    assert _ref("app.sessions.member_id") in {s.child for s in found.suggestions}
+
+
+def test_implied_fk_ignore_naming_no_column_of_the_source_is_refused_with_its_line(
+    app_source: str, tmp_path: Path
+) -> None:
+    rules = _ignoring(tmp_path, ["app.members.account_id", "app.members.acount_id"])
+    config = load_config(rules, tmp_path / "ext.yaml")
+    with open_source_snapshot(app_source) as snapshot, pytest.raises(ConfigError) as raised:
+        ignored_columns(config, read_catalog(snapshot.conn))
+    assert f"{rules}:4: implied_fk_ignore[1]: the source has no column app.members.acount_id" in str(
+        raised.value
+    )
