@@ -8,6 +8,8 @@ import sys
 from typing import Any
 
 from repro_pipeline.cli.environment import PROJECT_ROOT, running_stack, use_embedded_stack_unless_configured
+from repro_pipeline.cli.json_output import add_json_argument, print_json, report_with_error
+from repro_pipeline.engine.errors import StackDown
 from repro_pipeline.engine.exit_codes import ExitCode
 
 
@@ -24,6 +26,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         help="up: start (create if needed); down: stop; status: DSNs and server states, exit 7 when one is "
         "stopped; destroy: stop and delete",
     )
+    add_json_argument(stack, "the servers' states (status only)")
     stack.set_defaults(handler=_stack)
 
     source = commands.add_parser("source", help="build the synthetic billing source on the embedded primary")
@@ -60,10 +63,45 @@ def _demo(arguments: argparse.Namespace) -> int:
 def _stack(arguments: argparse.Namespace) -> int:
     from repro_pipeline.embedded.stack.__main__ import main as stack_main
 
+    if arguments.json and arguments.action == "status":
+        return _stack_status_json()
+
     code = stack_main([arguments.action], up_command="repro-pipeline stack up")
     if code and arguments.action == "status":
         return ExitCode.NOT_READY
     return code
+
+
+def _stack_status_json() -> int:
+    """The servers as a document, never a password: where each listens and whether it runs."""
+    from repro_pipeline.embedded.stack import server_statuses, status
+    from repro_pipeline.embedded.stack.layout import resolve_stack_root
+
+    stack = status()
+    if stack is None:
+        raise StackDown(f"no stack in {resolve_stack_root(None)}", "run `repro-pipeline stack up`")
+    states = server_statuses(stack)
+    document = {
+        "root": str(stack.root),
+        "binaries": stack.binaries.describe(),
+        "servers": {
+            server.name: {
+                "running": states[server.name].running,
+                "pid": states[server.name].pid,
+                "port": server.port,
+                "data_dir": str(server.data_dir),
+                "log_file": str(server.log_file),
+            }
+            for server in stack.servers
+        },
+    }
+    stopped = [name for name, state in states.items() if not state.running]
+    if stopped:
+        return report_with_error(
+            document, StackDown(f"stopped: {', '.join(stopped)}", "run `repro-pipeline stack up`")
+        )
+    print_json(document)
+    return 0
 
 
 def _source(arguments: argparse.Namespace) -> int:

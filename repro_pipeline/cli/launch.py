@@ -57,6 +57,10 @@ class SweepOutcome:
     run_id: str
     failures: tuple[str, ...]
     warnings: tuple[str, ...]
+    leftovers: dict[str, list[str]]  # what else it removed, by its metadata key
+
+
+_SWEEP_LEFTOVERS = ("leftover_logins_dropped", "leftover_secrets_removed", "invalid_partitions_removed")
 
 
 def run_ttl_sweep(instance: dg.DagsterInstance, *, console_log_level: str = "INFO") -> SweepOutcome:
@@ -69,9 +73,20 @@ def run_ttl_sweep(instance: dg.DagsterInstance, *, console_log_level: str = "INF
             if entry.level == logging.WARNING and not entry.is_dagster_event
         )
         if not result.success:
-            return SweepOutcome(False, (), result.run_id, step_failures(result), warnings)
+            return SweepOutcome(False, (), result.run_id, step_failures(result), warnings, {})
         dropped = tuple(result.output_for_node("drop_expired_repro_databases"))
-        return SweepOutcome(True, dropped, result.run_id, (), warnings)
+        metadata = {
+            key: value
+            for event in result.all_events
+            if event.is_successful_output
+            for key, value in event.step_output_data.metadata.items()
+        }
+        leftovers = {
+            key: [str(name) for name in value]
+            for key in _SWEEP_LEFTOVERS
+            if key in metadata and isinstance(value := metadata[key].value, list)
+        }
+        return SweepOutcome(True, dropped, result.run_id, (), warnings, leftovers)
 
 
 def step_failures(result: dg.JobExecutionResult | dg.ExecuteInProcessResult) -> tuple[str, ...]:

@@ -16,6 +16,13 @@ from repro_pipeline.cli import (
     suggest_references,
     verify,
 )
+from repro_pipeline.cli.json_output import (
+    error_fields,
+    json_requested,
+    parser_class,
+    print_json,
+    repro_error_document,
+)
 from repro_pipeline.engine.errors import ReproError
 from repro_pipeline.engine.exit_codes import ExitCode
 
@@ -23,13 +30,19 @@ DESCRIPTION = "Build a clean, masked, FK-complete copy of one tenant from a Post
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = _parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    as_json = json_requested(given)
+    arguments = _parser(json_errors=as_json).parse_args(given)
     try:
         return int(arguments.handler(arguments))
     except ReproError as error:
+        if as_json:
+            print_json(repro_error_document(error))
         print(f"error: {error}", file=sys.stderr)
         return int(error.exit_code)
     except KeyboardInterrupt:
+        if as_json:
+            print_json({"error": error_fields("interrupted", "", ExitCode.INTERRUPTED)})
         print("error: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # the reader went away (e.g. `| head`): nothing left to say
@@ -37,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
+    parser = parser_class(json_errors=json_errors)(
         prog="repro-pipeline",
         description=DESCRIPTION,
         epilog="exit codes: "
@@ -51,7 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         version=f"%(prog)s {version('repro_pipeline')}",
         help="print the version and exit",
     )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND", help="one of the commands below")
+    commands = parser.add_subparsers(
+        required=True,
+        metavar="COMMAND",
+        help="one of the commands below",
+        parser_class=parser_class(json_errors=json_errors),
+    )
     for group in (embedded, runs, repro_databases, plan_and_load, verify, config_files, suggest_references):
         group.add_commands(commands)
     return parser

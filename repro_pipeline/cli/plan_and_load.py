@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from repro_pipeline.cli.config_arguments import add_config_file_arguments
-from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
+from repro_pipeline.cli.environment import demo_salt_reference, source_dsn
+from repro_pipeline.cli.json_output import add_json_argument, print_json
+from repro_pipeline.cli.progress import progress_display
+from repro_pipeline.cli.standby import add_allow_primary, add_source_argument, standby_snapshot
 from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.secrets import Secret
 
@@ -19,7 +23,7 @@ if TYPE_CHECKING:
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     plan = commands.add_parser("plan", help="the closure of one organization on any source, without writing")
     _engine_arguments(plan)
-    plan.add_argument("--json", action="store_true", help="print the plan as JSON, for scripts")
+    add_json_argument(plan, "the plan")
     plan.add_argument(
         "--target",
         help="libpq URL of a database on the target server: also check it can take the source's schema "
@@ -38,12 +42,13 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         help="processes that read, mask and write tables at once, from one snapshot (default: the core "
         "count); 1: one connection and one target transaction, which leaves the target empty on error",
     )
-    load.add_argument("--quiet", action="store_true", help="no progress lines per table")
+    load.add_argument("--quiet", action="store_true", help="no progress bar or lines")
+    add_json_argument(load, "the rows loaded per table and the times")
     load.set_defaults(handler=_load)
 
 
 def _engine_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
+    add_source_argument(parser)
     parser.add_argument("--organization", required=True, help="numeric organization id")
     add_config_file_arguments(parser)
     add_allow_primary(parser)
@@ -56,16 +61,24 @@ def _positive_int(text: str) -> int:
 
 
 def _plan(arguments: argparse.Namespace) -> int:
-    import json
-
     from repro_pipeline.engine.load.plan import plan_subset
     from repro_pipeline.engine.load.report import plan_summary, plan_text
 
-    config, salt, organization_id = engine_inputs(arguments)
+    inputs = engine_inputs(arguments)
     target = None if arguments.target is None else _target_server(arguments.target)
-    with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
-        summary = plan_summary(plan_subset(snapshot, config, salt, organization_id, target))
-    print(json.dumps(summary, indent=2) if arguments.json else plan_text(summary))
+    with (
+        progress_display() as display,
+        standby_snapshot(inputs.source, allow_primary=arguments.allow_primary) as snapshot,
+        display.step(f"closure of organization {inputs.organization_id}") as step,
+    ):
+        summary = plan_summary(
+            plan_subset(snapshot, inputs.config, inputs.salt, inputs.organization_id, target)
+        )
+        step.done(f"{summary['total_rows']} rows in {summary['passes']} passes")
+    if arguments.json:
+        print_json(summary)
+    else:
+        print(plan_text(summary))
     return 0
 
 
@@ -73,16 +86,25 @@ def _load(arguments: argparse.Namespace) -> int:
     import uuid
     from datetime import UTC, datetime
 
+    from repro_pipeline.engine import dsn
     from repro_pipeline.engine.errors import ReproError
     from repro_pipeline.engine.load.loader import load_repro, require_empty_target
     from repro_pipeline.engine.load.parallel import LoadWorkers
     from repro_pipeline.engine.load.plan import plan_subset
 
-    config, salt, organization_id = engine_inputs(arguments)
-    with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
+    inputs = engine_inputs(arguments)
+    config = inputs.config
+    with (
+        progress_display(quiet=arguments.quiet) as display,
+        standby_snapshot(inputs.source, allow_primary=arguments.allow_primary) as snapshot,
+    ):
         require_empty_target(arguments.target)
-        plan = plan_subset(snapshot, config, salt, organization_id, _target_server(arguments.target))
-        workers = LoadWorkers(arguments.workers, config, salt)
+        with display.step(f"closure of organization {inputs.organization_id}") as step:
+            plan = plan_subset(
+                snapshot, config, inputs.salt, inputs.organization_id, _target_server(arguments.target)
+            )
+            step.done(f"{plan.closure.total_rows} rows")
+        workers = LoadWorkers(arguments.workers, config, inputs.salt)
         try:
             report = load_repro(
                 snapshot,
@@ -92,7 +114,7 @@ def _load(arguments: argparse.Namespace) -> int:
                 started_at=datetime.now(UTC),
                 batch_size=config.mask_rules.batch_size,
                 workers=workers,
-                on_progress=None if arguments.quiet else lambda progress: print(progress.line(), flush=True),
+                on_progress=display.table,
             )
         except ReproError as error:
             if workers.for_rows(plan.closure.total_rows) == 1:
@@ -103,10 +125,25 @@ def _load(arguments: argparse.Namespace) -> int:
                 f"{error.remedy}; the target database holds part of the load now: drop it and create it "
                 "empty again before the next load",
             ) from None
+    total = sum(report.loaded_rows.values())
+    if arguments.json:
+        print_json(
+            {
+                "target": dsn.describe(arguments.target),
+                "organization_id": inputs.organization_id,
+                "loaded_rows": {str(table): rows for table, rows in sorted(report.loaded_rows.items())},
+                "total_rows": total,
+                "seconds": round(report.seconds, 3),
+                "phase_seconds": {
+                    phase: round(seconds, 3) for phase, seconds in report.phase_seconds.items()
+                },
+            }
+        )
+        return 0
     for table, rows in sorted(report.loaded_rows.items()):
         print(f"{table!s:<36} {rows:>9}")
     phases = ", ".join(f"{phase} {seconds:.2f} s" for phase, seconds in report.phase_seconds.items())
-    print(f"loaded {sum(report.loaded_rows.values())} rows in {report.seconds:.1f} s ({phases})")
+    print(f"loaded {total} rows in {report.seconds:.1f} s ({phases})")
     return 0
 
 
@@ -118,13 +155,29 @@ def _target_server(target_dsn: str) -> TargetServerFacts:
         return read_target_server(conn)
 
 
-def engine_inputs(arguments: argparse.Namespace) -> tuple[ReproConfig, Secret, int]:
-    """The configuration, its salt and the organization id that plan, load and verify are given."""
+@dataclass(frozen=True)
+class EngineInputs:
+    """What plan, load and verify are given: the configuration, its salt, the organization and the source."""
+
+    config: ReproConfig
+    salt: Secret
+    organization_id: int
+    source: str
+
+
+def engine_inputs(arguments: argparse.Namespace) -> EngineInputs:
+    """The inputs, the source and the salt taken from the embedded stack when none is given (and said)."""
     from repro_pipeline.engine.config import load_config
     from repro_pipeline.engine.secrets import resolve_salt
     from repro_pipeline.engine.subset.tenant import parse_organization_id
 
     organization_id = parse_organization_id(arguments.organization)
     config = load_config(arguments.mask_rules, arguments.commercial_extensions)
-    salt = resolve_salt(config.mask_rules.global_salt, what=f"global_salt in {arguments.mask_rules}")
-    return config, salt, organization_id
+    source, stack = source_dsn(arguments.source)
+    reference = demo_salt_reference(config.mask_rules.global_salt, stack)
+    what = (
+        f"global_salt in {arguments.mask_rules}"
+        if reference == config.mask_rules.global_salt
+        else "the demo salt"
+    )
+    return EngineInputs(config, resolve_salt(reference, what=what), organization_id, source)

@@ -9,12 +9,12 @@ before any run.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from typing import TYPE_CHECKING, Any
 
 from repro_pipeline.cli.environment import use_embedded_stack_unless_configured
+from repro_pipeline.cli.json_output import add_json_argument, print_json, report_failure
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -26,7 +26,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     listing = commands.add_parser(
         "list", help="the repro databases on the target server: organization, database, status, expiry"
     )
-    listing.add_argument("--json", action="store_true", help="print one JSON array, for scripts")
+    add_json_argument(listing, "the databases (a JSON array)")
     listing.set_defaults(handler=_list)
 
     extend = commands.add_parser(
@@ -39,10 +39,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         required=True,
         help="how much longer it lives, from its current expiry (from now, if that has passed)",
     )
+    add_json_argument(extend, "the database and its new expiry")
     extend.set_defaults(handler=_extend)
 
     drop = commands.add_parser("drop", help="drop a repro database now, before its TTL runs out")
     drop.add_argument("database", help="the repro database's name, e.g. repro_org451_0123abcd")
+    add_json_argument(drop, "the database dropped")
     drop.set_defaults(handler=_drop)
 
 
@@ -75,7 +77,7 @@ def _list(arguments: argparse.Namespace) -> int:
         print(f"warning: skipped {problem}", file=sys.stderr)
     listed = [listing(database) for database in registry.databases]
     if arguments.json:
-        print(json.dumps(listed, indent=2))
+        print_json(listed)
         return 0
     if not listed:
         print("no repro database on the target server")
@@ -103,9 +105,12 @@ def _extend(arguments: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         result = extend_repro_database(database.name, arguments.hours, instance, console_log_level="WARNING")
     if not result.success:
-        return _failed(result, "the extension")
+        return _failed(result, "the extension", as_json=arguments.json)
     expires_at = datetime.fromisoformat(result.output_for_node("extend_repro_database_ttl"))
-    print(f"{database.name} now expires {expires_at:%Y-%m-%d %H:%M} UTC")
+    if arguments.json:
+        print_json({"database": database.name, "expires_at": expires_at.isoformat()})
+    else:
+        print(f"{database.name} now expires {expires_at:%Y-%m-%d %H:%M} UTC")
     return 0
 
 
@@ -121,13 +126,15 @@ def _drop(arguments: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         result = drop_repro_database(database.name, instance, console_log_level="WARNING")
     if not result.success:
-        return _failed(result, "the drop")
-    print(f"dropped {database.name} (organization {database.organization_id})")
+        return _failed(result, "the drop", as_json=arguments.json)
+    if arguments.json:
+        print_json({"dropped": database.name, "organization_id": database.organization_id})
+    else:
+        print(f"dropped {database.name} (organization {database.organization_id})")
     return 0
 
 
-def _failed(result: dg.ExecuteInProcessResult, what: str) -> int:
+def _failed(result: dg.ExecuteInProcessResult, what: str, *, as_json: bool) -> int:
     from repro_pipeline.cli.launch import step_failures
 
-    print(f"error: {what} failed:", *step_failures(result), sep="\n  ", file=sys.stderr)
-    return 1
+    return report_failure(as_json, f"{what} failed", step_failures(result))

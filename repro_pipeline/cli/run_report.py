@@ -3,10 +3,12 @@
 import json
 import os
 import shlex
+from typing import Any
 
 import dagster as dg
 from psycopg.conninfo import conninfo_to_dict
 
+from repro_pipeline.cli.json_output import print_json, report_failure
 from repro_pipeline.defs.tenant_repro.repro_query import REPRO_QUERY_CHECK
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.subset.predicate import PLACEHOLDER
@@ -25,7 +27,9 @@ ORDER BY i.id
 """
 
 
-def print_run_report(result: dg.JobExecutionResult, organization_id: int, password_file: str = "") -> int:
+def print_run_report(
+    result: dg.JobExecutionResult, organization_id: int, password_file: str = "", *, as_json: bool = False
+) -> int:
     metadata = {
         materialization.asset_key.to_user_string(): materialization.metadata
         for materialization in (
@@ -34,43 +38,69 @@ def print_run_report(result: dg.JobExecutionResult, organization_id: int, passwo
         )
     }
     closure = metadata.get("tenant_closure", {})
-    if "row_counts" in closure:
-        counts = json.loads(json.dumps(closure["row_counts"].value))
-        print(f"\nClosure of organization {organization_id} ({closure['passes'].value} passes):")
-        for table, rows in sorted(counts.items()):
-            print(f"  {table:<32} {rows:>8}")
+    counts = json.loads(json.dumps(closure["row_counts"].value)) if "row_counts" in closure else {}
     checks = result.get_asset_check_evaluations()
-    if checks:
-        print("\nChecks:")
-        for check in checks:
-            if check.check_name == REPRO_QUERY_CHECK:  # information, not a verdict
-                print(f"  {check.check_name:<28} {check.description}")
-            else:
-                print(f"  {check.check_name:<28} {'PASSED' if check.passed else 'FAILED'}")
+    report: dict[str, Any] = {
+        "organization_id": organization_id,
+        "run_id": result.run_id,
+        "success": result.success,
+        "closure": {"rows_by_table": counts, "passes": closure["passes"].value if counts else None},
+        "checks": {
+            check.check_name: {"passed": check.passed, "description": check.description or ""}
+            for check in checks
+        },
+    }
+    if not as_json:
+        _print_closure_and_checks(report)
     if not result.success:
-        failures = [event.message for event in result.all_events if event.is_failure]
-        print("\nThe run failed:", *(f"  {message}" for message in failures if message), sep="\n")
-        return 1
+        failures = [event.message for event in result.all_events if event.is_failure and event.message]
+        return report_failure(as_json, f"the run {result.run_id} failed", failures)
     database = str(metadata["repro_database"]["database"].value)
     target_dsn = dsn.with_database(os.environ["REPRO_TARGET_DSN"], database)
-    host, port = dsn.describe(target_dsn).split("/")[0].rsplit(":", 1)
+    host, port = dsn.server_address(target_dsn).rsplit(":", 1)
     user = conninfo_to_dict(target_dsn).get("user") or "postgres"
     with dsn.connect(target_dsn, role="repro database") as conn:
         mismatched = conn.execute(
             parse_repro_query(GUIDE_BUG_QUERY).as_sql(), {PLACEHOLDER: organization_id}
         ).fetchall()
+    handoff = metadata.get("repro_handoff", {})
+    report.update(
+        database=database,
+        host=host,
+        port=int(port),
+        guide_bug_query_invoice_ids=[invoice_id for invoice_id, _, _ in mismatched],
+        handoff_message=handoff["message"].value if "message" in handoff else None,
+        dsn_reference=str(handoff["dsn_reference"].value) if "dsn_reference" in handoff else None,
+    )
+    if as_json:
+        print_json(report)
+        return 0
     print(f"\nThe guide's bug query on {database} (invoice totals vs line items):")
     print(f"  {'invoice id':>10} {'total_cents':>12} {'computed_cents':>15}")
     for invoice_id, total, computed in mismatched:
         print(f"  {invoice_id:>10} {total:>12} {computed:>15}")
-    handoff = metadata.get("repro_handoff", {})
-    if "message" in handoff:
-        print(f"\nHandoff message: {handoff['message'].value}")
-    if "dsn_reference" in handoff:
-        secret_file = shlex.quote(str(handoff["dsn_reference"].value))
+    if report["handoff_message"] is not None:
+        print(f"\nHandoff message: {report['handoff_message']}")
+    if report["dsn_reference"] is not None:
+        secret_file = shlex.quote(report["dsn_reference"])
         print(f'\nConnect with the database\'s own read-only login: psql "$(cat {secret_file})"')
         return 0
     print(f"\nConnect: psql -h {host} -p {port} -U {user} -d {database}")
     if password_file:
         print(f"  (the password of the embedded stack is in {password_file})")
     return 0
+
+
+def _print_closure_and_checks(report: dict[str, Any]) -> None:
+    closure = report["closure"]
+    if closure["rows_by_table"]:
+        print(f"\nClosure of organization {report['organization_id']} ({closure['passes']} passes):")
+        for table, rows in sorted(closure["rows_by_table"].items()):
+            print(f"  {table:<32} {rows:>8}")
+    if report["checks"]:
+        print("\nChecks:")
+        for name, check in report["checks"].items():
+            if name == REPRO_QUERY_CHECK:  # information, not a verdict
+                print(f"  {name:<28} {check['description']}")
+            else:
+                print(f"  {name:<28} {'PASSED' if check['passed'] else 'FAILED'}")

@@ -44,3 +44,11 @@ def _require_standby(conn: psycopg.Connection[TupleRow], *, allow_primary: bool)
         require_ready_standby(health, LagLimits(), source=source)
     for warning in health.warnings():
         print(f"warning: {warning}", file=sys.stderr)
+
+
+def add_source_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        help="libpq URL of the source (a hot standby, read only); default: $REPRO_STANDBY_DSN, else the "
+        "embedded stack's standby when it is up",
+    )

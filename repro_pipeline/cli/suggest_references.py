@@ -11,7 +11,10 @@ from typing import Any
 
 import yaml
 
-from repro_pipeline.cli.standby import add_allow_primary, standby_snapshot
+from repro_pipeline.cli.environment import source_dsn
+from repro_pipeline.cli.json_output import add_json_argument, print_json
+from repro_pipeline.cli.progress import progress_display
+from repro_pipeline.cli.standby import add_allow_primary, add_source_argument, standby_snapshot
 from repro_pipeline.engine.config import ReproConfig, default_config_paths
 from repro_pipeline.engine.source.reference_suggestions import ColumnRef, ReferenceSuggestions, Suggestion
 
@@ -32,7 +35,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         help="likely references without a foreign key, as virtual_foreign_keys YAML to paste",
         description=DESCRIPTION,
     )
-    suggest.add_argument("--source", required=True, help="libpq URL of the source (a hot standby, read only)")
+    add_source_argument(suggest)
     suggest.add_argument(
         "--mask-rules",
         type=Path,
@@ -52,7 +55,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help="the longest one check may run; a column whose check runs longer is reported as not checked (60)",
     )
-    suggest.add_argument("--json", action="store_true", help="print the suggestions as JSON, for scripts")
+    add_json_argument(suggest, "the suggestions")
     add_allow_primary(suggest)
     suggest.set_defaults(handler=_suggest_references)
 
@@ -76,7 +79,12 @@ def _suggest_references(arguments: argparse.Namespace) -> int:
     )
 
     config, config_note = _config(arguments)
-    with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
+    source, _ = source_dsn(arguments.source)
+    with (
+        progress_display() as display,
+        standby_snapshot(source, allow_primary=arguments.allow_primary) as snapshot,
+        display.step("references without a foreign key") as step,
+    ):
         catalog = read_catalog(snapshot.conn)
         ignored = ignored_columns(config, catalog)
         if ignored:
@@ -87,8 +95,9 @@ def _suggest_references(arguments: argparse.Namespace) -> int:
             declared_virtual_columns(config.extensions if config else None) | ignored,
             statement_timeout_seconds=arguments.statement_timeout,
         )
+        step.done(f"{len(found.suggestions)} suggestion(s)")
     if arguments.json:
-        print(json.dumps(_as_json(found, snapshot.source), indent=2))
+        print_json(_as_json(found, snapshot.source))
     else:
         print(_as_yaml(found, snapshot.source, config_note))
     return 0

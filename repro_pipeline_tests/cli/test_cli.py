@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -15,30 +13,20 @@ from repro_pipeline.cli.run_report import GUIDE_BUG_QUERY
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.embedded.synthetic import SourceSummary
 from repro_pipeline.engine.dsn import with_database
+from repro_pipeline_tests.cli.run_cli import NOWHERE, run_cli
 from repro_pipeline_tests.conftest import FIXTURES, PROJECT_ROOT
-
-
-def _cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repro_pipeline.cli", *arguments],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env=env,
-        timeout=120,
-    )
 
 
 @pytest.mark.parametrize("key", ["abc", "-5", "0451", "451;DROP TABLE users"])
 def test_materialize_refuses_a_bad_organization_id(key: str) -> None:
-    run = _cli("materialize", key)
+    run = run_cli("materialize", key)
     assert run.returncode == 2
     assert "not a positive integer" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
 
 
 def test_materialize_refuses_a_bad_repro_query_before_any_run() -> None:
-    run = _cli("materialize", "451", "--repro-query", "SELECT * FROM invoices FOR UPDATE")
+    run = run_cli("materialize", "451", "--repro-query", "SELECT * FROM invoices FOR UPDATE")
     assert run.returncode == 3
     assert "--repro-query is refused: FOR UPDATE / FOR SHARE locks rows" in run.stderr
     assert "Traceback" not in run.stderr + run.stdout
@@ -46,7 +34,7 @@ def test_materialize_refuses_a_bad_repro_query_before_any_run() -> None:
 
 def test_validate_accepts_the_guide_files_unchanged() -> None:
     guide = FIXTURES / "guide"
-    run = _cli(
+    run = run_cli(
         "validate",
         "--mask-rules",
         str(guide / "mask-rules.yaml"),
@@ -61,7 +49,7 @@ def test_validate_names_the_file_line_and_key_at_fault(tmp_path: Path) -> None:
     rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
     bad = tmp_path / "mask-rules.yaml"
     bad.write_text(rules.replace("action: hash", "action: hashh"))
-    run = _cli("validate", "--mask-rules", str(bad))
+    run = run_cli("validate", "--mask-rules", str(bad))
     assert run.returncode == 3
     line = next(number for number, text in enumerate(bad.read_text().splitlines(), 1) if "hashh" in text)
     assert f"{bad}:{line}: tables.public.payment_methods.columns.provider_token" in run.stderr
@@ -73,7 +61,7 @@ def test_plan_and_load_work_on_any_source_without_dagster(
     stack: Stack, source: SourceSummary, salt: str, tmp_path: Path
 ) -> None:
     environment = {**os.environ, "ANONYMIZATION_SALT": salt}
-    run = _cli("plan", "--source", stack.standby_dsn, "--organization", "451", "--json", env=environment)
+    run = run_cli("plan", "--source", stack.standby_dsn, "--organization", "451", "--json", env=environment)
     assert run.returncode == 0, run.stderr
     plan = json.loads(run.stdout)
     rows = {table["table"]: table["rows"] for table in plan["tables"]}
@@ -87,13 +75,18 @@ def test_plan_and_load_work_on_any_source_without_dagster(
         admin.execute("CREATE DATABASE cli_load_test")
     try:
         load = ("load", "--source", stack.standby_dsn, "--organization", "451", "--target", target)
-        loaded = _cli(*load, env=environment)
+        loaded = run_cli(*load, "--json", env=environment)
         assert loaded.returncode == 0, loaded.stderr
-        assert f"loaded {plan['total_rows']} rows" in loaded.stdout
-        assert "public.invoices: 3000/3000 rows in " in loaded.stdout  # its progress line at its end
-        again = _cli(*load, env=environment)
+        report = json.loads(loaded.stdout)
+        assert report["total_rows"] == plan["total_rows"] == sum(report["loaded_rows"].values())
+        assert report["loaded_rows"]["public.invoices"] == source.demo_invoice_count
+        assert "public.invoices: 3000/3000 rows in " in loaded.stderr  # its progress line at its end
+        again = run_cli(*load, env=environment)
         assert again.returncode == 7 and "is not empty" in again.stderr and "Traceback" not in again.stderr
         assert stack.password not in again.stderr
+        again_json = run_cli(*load, "--json", env=environment)
+        assert again_json.returncode == 7
+        assert "is not empty" in json.loads(again_json.stdout)["error"]["problem"]
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS cli_load_test WITH (FORCE)")
@@ -101,7 +94,7 @@ def test_plan_and_load_work_on_any_source_without_dagster(
 
 def test_a_dsn_with_a_malformed_password_never_shows_it(source: SourceSummary, salt: str) -> None:
     environment = {**os.environ, "ANONYMIZATION_SALT": salt}
-    run = _cli(
+    run = run_cli(
         "plan",
         "--source",
         "postgresql://user:pa%zzword@127.0.0.1:1/db",
@@ -114,7 +107,7 @@ def test_a_dsn_with_a_malformed_password_never_shows_it(source: SourceSummary, s
 
 
 def test_schema_prints_the_json_schema_of_both_files() -> None:
-    run = _cli("schema")
+    run = run_cli("schema")
     assert run.returncode == 0, run.stderr
     schemas = json.loads(run.stdout)
     assert set(schemas) == {"mask-rules.yaml", "commercial-extensions.yaml"}
@@ -147,7 +140,7 @@ def test_preview_writes_the_policy_diff_before_failing_the_strict_gate(
 ) -> None:
     rules = _strict_rules(tmp_path, email=None)
     diff_file = tmp_path / "out" / "policy-diff.json"
-    run = _cli(
+    run = run_cli(
         "preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), "--policy-diff", str(diff_file)
     )
     assert run.returncode == 6, run.stderr
@@ -181,7 +174,7 @@ def test_preview_passes_the_strict_gate_when_every_finding_has_a_rule(
 ) -> None:
     rules = _strict_rules(tmp_path, email=email)
     diff_file = tmp_path / "policy-diff.json"
-    run = _cli(
+    run = run_cli(
         "preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), "--policy-diff", str(diff_file)
     )
     assert run.returncode == 0, run.stderr
@@ -197,7 +190,7 @@ def test_preview_without_strict_mode_reports_and_exits_zero(
     rules = tmp_path / "mask-rules.yaml"
     rules.write_text('version: "1.0"\n')
     diff_file = tmp_path / "policy-diff.json"
-    run = _cli(
+    run = run_cli(
         "preview",
         "--source",
         stack.standby_dsn,
@@ -226,7 +219,7 @@ def test_preview_checks_the_rules_against_the_source(
     rules.write_text(
         'version: "1.0"\nstrict_autodetect: true\ntables:\n  public.userz:\n    strategy: exclude\n'
     )
-    run = _cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules))
+    run = run_cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules))
     assert run.returncode == 3
     assert f"{rules}:5: tables.public.userz: the source has no table public.userz" in run.stderr
 
@@ -242,7 +235,7 @@ def test_strict_autodetect_stops_a_plan_that_leaves_pii_unmasked(
         )
     )
     environment = {**os.environ, "ANONYMIZATION_SALT": salt}
-    run = _cli(
+    run = run_cli(
         "plan",
         "--source",
         stack.standby_dsn,
@@ -266,7 +259,7 @@ def test_the_engine_commands_refuse_a_primary(
         "load": ("--organization", "451", "--target", with_database(stack.target_admin_dsn, "never_made")),
         "preview": (),
     }[command]
-    run = _cli(command, "--source", stack.primary_dsn, *arguments, env=environment)
+    run = run_cli(command, "--source", stack.primary_dsn, *arguments, env=environment)
     assert run.returncode == 7, run.stderr
     assert "is not a caught-up hot standby: it is not in recovery" in run.stderr
     assert "never the primary" in run.stderr and "Traceback" not in run.stderr
@@ -274,7 +267,7 @@ def test_the_engine_commands_refuse_a_primary(
 
 def test_allow_primary_reads_a_primary_and_says_so(stack: Stack, source: SourceSummary, salt: str) -> None:
     environment = {**os.environ, "ANONYMIZATION_SALT": salt}
-    run = _cli(
+    run = run_cli(
         "plan", "--source", stack.primary_dsn, "--organization", "451", "--allow-primary", env=environment
     )
     assert run.returncode == 0, run.stderr
@@ -306,10 +299,9 @@ def test_allow_primary_reads_a_primary_and_says_so(stack: Stack, source: SourceS
 def test_verify_refuses_a_bad_repro_query_before_touching_a_database(
     given: tuple[str, ...], refusal: str, salt: str
 ) -> None:
-    nowhere = "postgresql://nobody@127.0.0.1:1/none"  # never connected to: the refusal comes first
     environment = {**os.environ, "ANONYMIZATION_SALT": salt}
-    run = _cli(
-        "verify", "--source", nowhere, "--target", nowhere, "--organization", "451", *given, env=environment
+    run = run_cli(
+        "verify", "--source", NOWHERE, "--target", NOWHERE, "--organization", "451", *given, env=environment
     )
     assert run.returncode == 3, run.stderr
     assert refusal in run.stderr
@@ -326,10 +318,10 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
         admin.execute("CREATE DATABASE cli_verify_test")
     try:
         common = ("--source", stack.standby_dsn, "--organization", "451")
-        assert _cli("load", *common, "--target", target, env=environment).returncode == 0
+        assert run_cli("load", *common, "--target", target, env=environment).returncode == 0
         bug_query = tmp_path / "invoice-totals.sql"
         bug_query.write_text(GUIDE_BUG_QUERY)
-        clean = _cli(
+        clean = run_cli(
             "verify",
             *common,
             "--target",
@@ -361,7 +353,7 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
                 "UPDATE invoice_line_items SET sku = %s WHERE id = (SELECT min(id) FROM invoice_line_items)",
                 (f"paid by {original.upper()}",),
             )
-        leaking = _cli(
+        leaking = run_cli(
             "verify", *common, "--target", target, "--repro-query", "SELECT 1 WHERE false", env=environment
         )
         assert leaking.returncode == 5, leaking.stderr
@@ -374,17 +366,25 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
             '"public.invoice_line_items.sku": 1' in leaking.stdout and original.upper() not in leaking.stdout
         )
         assert "failed no_original_pii" in leaking.stderr and "Traceback" not in leaking.stderr
+        leaking_json = run_cli("verify", *common, "--target", target, "--json", env=environment)
+        assert leaking_json.returncode == 5, leaking_json.stderr
+        verdicts = json.loads(leaking_json.stdout)
+        assert verdicts["no_original_pii"]["passed"] is False
+        assert "failed no_original_pii" in verdicts["error"]["problem"]
+        assert (
+            verdicts["error"]["exit_name"] == "CHECK_FAILED" and original.upper() not in leaking_json.stdout
+        )
 
         with psycopg.connect(target, autocommit=True) as conn:
             conn.execute("CREATE INDEX users_email_idx ON users (email)")
-        changed = _cli("verify", *common, "--target", target, env=environment)
+        changed = run_cli("verify", *common, "--target", target, env=environment)
         assert changed.returncode == 5, changed.stderr
         assert "schema_matches_source        FAILED" in changed.stdout
         assert "      +CREATE INDEX users_email_idx ON public.users USING btree (email);" in changed.stdout
         assert "failed no_original_pii, schema_matches_source" in changed.stderr
         assert stack.password not in changed.stdout + changed.stderr
 
-        other = _cli(
+        other = run_cli(
             "verify",
             "--source",
             stack.standby_dsn,
@@ -396,7 +396,7 @@ def test_verify_passes_a_loaded_database_and_fails_a_leaking_one(
         )
         assert other.returncode == 7 and "holds organization 451, not 452" in other.stderr
         unrecorded = with_database(stack.target_admin_dsn, "postgres")
-        foreign = _cli("verify", *common, "--target", unrecorded, env=environment)
+        foreign = run_cli("verify", *common, "--target", unrecorded, env=environment)
         assert foreign.returncode == 7 and "has no repro_pipeline record" in foreign.stderr
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:

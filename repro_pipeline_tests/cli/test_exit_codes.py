@@ -4,11 +4,9 @@ one message and no traceback; every command and option says what it is for."""
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import secrets
 import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -16,36 +14,10 @@ import pytest
 
 from repro_pipeline.cli.main import _parser, main
 from repro_pipeline.engine.exit_codes import ExitCode, readme_table
+from repro_pipeline_tests.cli.run_cli import NOWHERE, run_cli, without_servers
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 
-NOWHERE = "postgresql://nobody@127.0.0.1:1/none"  # nothing listens on port 1
 EXIT_CODE_TABLE = re.compile(r"<!-- exit-codes:start -->\n(.*?)\n<!-- exit-codes:end -->", re.DOTALL)
-
-
-def _cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repro_pipeline.cli", *arguments],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env=env,
-        timeout=120,
-    )
-
-
-def _without_servers(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """An environment with no DSN set and the embedded stack's folder pointing at an empty one."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"REPRO_STANDBY_DSN", "REPRO_TARGET_DSN", "ANONYMIZATION_SALT"}
-    }
-    return {
-        **environment,
-        "REPRO_STACK_DIR": str(tmp_path / "no-stack"),
-        "DAGSTER_HOME": str(tmp_path),
-        **extra,
-    }
 
 
 def _assert_one_error(run: subprocess.CompletedProcess[str], code: ExitCode, *phrases: str) -> None:
@@ -103,41 +75,41 @@ def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[st
 
 
 def test_usage_mistakes_exit_2() -> None:
-    _assert_one_error(_cli("no-such-command"), ExitCode.USAGE, "invalid choice: 'no-such-command'")
-    _assert_one_error(_cli("materialize", "abc"), ExitCode.USAGE, "'abc' is not a positive integer")
+    _assert_one_error(run_cli("no-such-command"), ExitCode.USAGE, "invalid choice: 'no-such-command'")
+    _assert_one_error(run_cli("materialize", "abc"), ExitCode.USAGE, "'abc' is not a positive integer")
 
 
 def test_a_bad_config_file_exits_3(tmp_path: Path) -> None:
     rules = tmp_path / "mask-rules.yaml"
     rules.write_text('version: "1.0"\ntables: [not, a, mapping]\n')
-    _assert_one_error(_cli("validate", "--mask-rules", str(rules)), ExitCode.CONFIGURATION, str(rules))
+    _assert_one_error(run_cli("validate", "--mask-rules", str(rules)), ExitCode.CONFIGURATION, str(rules))
 
 
 def test_a_missing_salt_exits_4(tmp_path: Path) -> None:
-    run = _cli("plan", "--source", NOWHERE, "--organization", "451", env=_without_servers(tmp_path))
+    run = run_cli("plan", "--source", NOWHERE, "--organization", "451", env=without_servers(tmp_path))
     _assert_one_error(run, ExitCode.SECRET, "ANONYMIZATION_SALT is not set")
 
 
 def test_an_unreachable_source_exits_7(tmp_path: Path) -> None:
-    environment = _without_servers(tmp_path, ANONYMIZATION_SALT=secrets.token_hex(32))
-    run = _cli("plan", "--source", NOWHERE, "--organization", "451", env=environment)
+    environment = without_servers(tmp_path, ANONYMIZATION_SALT=secrets.token_hex(32))
+    run = run_cli("plan", "--source", NOWHERE, "--organization", "451", env=environment)
     _assert_one_error(run, ExitCode.NOT_READY, "127.0.0.1:1")
     assert "nobody@" not in run.stderr
 
 
 def test_without_dsns_or_a_stack_commands_say_to_run_stack_up_and_exit_7(tmp_path: Path) -> None:
-    run = _cli("list", env=_without_servers(tmp_path))
+    run = run_cli("list", env=without_servers(tmp_path))
     _assert_one_error(
         run, ExitCode.NOT_READY, "the embedded stack is not set up", "`repro-pipeline stack up`"
     )
-    status = _cli("stack", "status", env=_without_servers(tmp_path))
+    status = run_cli("stack", "status", env=without_servers(tmp_path))
     _assert_one_error(status, ExitCode.NOT_READY, "no stack in", "`repro-pipeline stack up`")
 
 
 def test_a_failed_sweep_exits_1_with_its_step_failure_and_run_id(tmp_path: Path) -> None:
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    environment = _without_servers(tmp_path, REPRO_STANDBY_DSN=NOWHERE, REPRO_TARGET_DSN=NOWHERE)
-    run = _cli("sweep", env=environment)
+    environment = without_servers(tmp_path, REPRO_STANDBY_DSN=NOWHERE, REPRO_TARGET_DSN=NOWHERE)
+    run = run_cli("sweep", env=environment)
     _assert_one_error(
         run, ExitCode.RUNTIME, "error: the TTL sweep failed (run ", f" in {tmp_path}):", "127.0.0.1:1"
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import pytest
 import yaml
 
 from repro_pipeline.embedded.stack import Stack
-from repro_pipeline_tests.conftest import PROJECT_ROOT
+from repro_pipeline_tests.cli.run_cli import run_cli
 from repro_pipeline_tests.engine.load.databases import source_database
 from repro_pipeline_tests.engine.source.test_reference_suggestions import SCHEMA
 
@@ -34,17 +32,6 @@ virtual_foreign_keys:
     columns: [member_id]
     references: {table: app.members, columns: [id]}
 """
-
-
-def _cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repro_pipeline.cli", *arguments],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env=env,
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +63,7 @@ def test_the_suggestions_paste_into_a_config_that_validates_and_plans(
     app_source: str, tmp_path: Path, salt: str
 ) -> None:
     declared = _config(tmp_path / "declared", ROOT + DECLARED)
-    run = _cli("suggest-references", "--source", app_source, *declared)
+    run = run_cli("suggest-references", "--source", app_source, *declared)
     assert run.returncode == 0, run.stderr
     suggested = yaml.safe_load(run.stdout)["virtual_foreign_keys"]
     assert _entries(suggested) == [
@@ -100,9 +87,9 @@ def test_the_suggestions_paste_into_a_config_that_validates_and_plans(
     entries = run.stdout.split("virtual_foreign_keys:\n", 1)[1]
     pasted_under = _config(tmp_path / "under", ROOT + DECLARED + entries)
     for pasted in (pasted_whole, pasted_under):
-        validated = _cli("validate", *pasted)
+        validated = run_cli("validate", *pasted)
         assert validated.returncode == 0, validated.stderr
-        planned = _cli(
+        planned = run_cli(
             "plan", "--source", app_source, "--organization", "2", "--json", *pasted, env=environment
         )
         assert planned.returncode == 0, planned.stderr
@@ -111,14 +98,14 @@ def test_the_suggestions_paste_into_a_config_that_validates_and_plans(
         assert rows["app.members"] == 4 and rows["app.sessions"] == 6 and rows["app.devices"] > 0
 
     # Once pasted, they are declared: nothing is left to suggest but the references not yet declared.
-    again = _cli("suggest-references", "--source", app_source, *pasted_under)
+    again = run_cli("suggest-references", "--source", app_source, *pasted_under)
     assert again.returncode == 0, again.stderr
     assert yaml.safe_load(again.stdout)["virtual_foreign_keys"] == []
     assert "0 suggestion(s)" in again.stdout
 
 
 def test_json_holds_the_entries_and_the_values_checked(app_source: str, tmp_path: Path) -> None:
-    run = _cli("suggest-references", "--source", app_source, "--json", *_config(tmp_path, ROOT + DECLARED))
+    run = run_cli("suggest-references", "--source", app_source, "--json", *_config(tmp_path, ROOT + DECLARED))
     assert run.returncode == 0, run.stderr
     found = json.loads(run.stdout)
     members = next(s for s in found["suggestions"] if s["table"] == "app.members")
@@ -147,7 +134,7 @@ def test_json_holds_the_entries_and_the_values_checked(app_source: str, tmp_path
 
 def test_a_config_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "commercial-extensions.yaml"
-    run = _cli(
+    run = run_cli(
         "suggest-references",
         "--source",
         "postgresql://nobody@127.0.0.1:1/none",
@@ -160,7 +147,7 @@ def test_a_config_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
 
 
 def test_a_statement_timeout_must_be_positive() -> None:
-    run = _cli(
+    run = run_cli(
         "suggest-references", "--source", "postgresql://nobody@127.0.0.1:1/none", "--statement-timeout", "0"
     )
     assert run.returncode == 2
@@ -170,7 +157,7 @@ def test_a_statement_timeout_must_be_positive() -> None:
 def test_implied_fk_ignore_leaves_its_columns_out_and_says_so(app_source: str, tmp_path: Path) -> None:
     arguments = _config(tmp_path, ROOT + DECLARED)
     (tmp_path / "mask-rules.yaml").write_text('version: "1.0"\nimplied_fk_ignore: [app.members.account_id]\n')
-    run = _cli("suggest-references", "--source", app_source, *arguments)
+    run = run_cli("suggest-references", "--source", app_source, *arguments)
     assert run.returncode == 0, run.stderr
     assert "; 1 column(s) of implied_fk_ignore left out." in run.stdout
     assert "app.members.account_id" not in run.stdout

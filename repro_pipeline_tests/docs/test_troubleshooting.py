@@ -16,8 +16,8 @@ def _source_text() -> str:
     source = "\n".join(
         path.read_text(encoding="utf-8") for path in (PROJECT_ROOT / "repro_pipeline").rglob("*.py")
     )
-    # messages are written as implicitly concatenated literals over several lines
-    return re.sub(r'"\s*\n\s*f?"', "", source)
+    # messages are written as implicitly concatenated literals over several lines, in either quotes
+    return re.sub(r"[\"']\s*\n\s*f?[\"']", "", source).replace("\\'", "'")
 
 
 def quoted_messages(page: Path) -> list[str]:
