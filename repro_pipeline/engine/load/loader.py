@@ -205,7 +205,7 @@ def _copy_here(
     if pacer:
         pacer.started(name, plan.closure.row_counts.get(name, 0))
     batches = batches_with_rows(
-        plan.closure, masking.table, plan.organization_id, masking.batch_size or batch_size
+        plan.closure.rows_of(name), masking.table, plan.organization_id, masking.batch_size or batch_size
     )
     with without_values(f"loading {name}", source=snapshot.conn):
         copied = (

@@ -38,8 +38,9 @@ from repro_pipeline.engine.load.progress import Batch, ProgressPacer, batches_wi
 from repro_pipeline.engine.load.transfer import CopiedRows, NulledReference, copy_table
 from repro_pipeline.engine.masking.plan import ColumnMasking
 from repro_pipeline.engine.secrets import Secret
-from repro_pipeline.engine.source.catalog import Catalog, TableName
+from repro_pipeline.engine.source.catalog import Catalog, Table, TableName
 from repro_pipeline.engine.source.snapshot import SessionLimits, SourceSnapshot, replay_conflict
+from repro_pipeline.engine.subset.closure import TableRows
 
 _POLL_SECONDS = 0.2  # how often the main process looks at its workers while no event comes
 _STOP_SECONDS = 5.0  # how long a terminated worker gets to end before it is killed
@@ -78,8 +79,15 @@ class TableJob:
     total_rows: int  # the closure's
     strategy: str
     columns: tuple[ColumnMasking, ...]  # the plan's masks, which the worker's must equal
-    batches: tuple[tuple[Batch, int], ...]  # with the closure's rows in each
+    # The closure's rows as compact keys: the worker builds each batch's condition (its key array) when it
+    # copies it, so neither process holds a table's key arrays at once.
+    rows: TableRows
+    organization_id: int
+    batch_size: int
     nulled: tuple[NulledReference, ...]
+
+    def batches(self, table: Table) -> Iterator[tuple[Batch, int]]:
+        return batches_with_rows(self.rows, table, self.organization_id, self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -136,11 +144,17 @@ def table_jobs(
         total = plan.closure.row_counts.get(name, 0)
         if not (masking.copies_rows and total):
             continue
-        batches = batches_with_rows(
-            plan.closure, masking.table, plan.organization_id, masking.batch_size or batch_size
-        )
         jobs.append(
-            TableJob(name, total, masking.strategy, masking.columns, tuple(batches), tuple(nulled(name)))
+            TableJob(
+                name,
+                total,
+                masking.strategy,
+                masking.columns,
+                plan.closure.rows_of(name),
+                plan.organization_id,
+                masking.batch_size or batch_size,
+                tuple(nulled(name)),
+            )
         )
     return sorted(jobs, key=lambda job: job.total_rows, reverse=True)
 
@@ -341,6 +355,8 @@ def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Ev
                 if not masking.table.partition_by:  # so COPY may write the rows frozen, in this transaction
                     target.execute(sql.SQL("TRUNCATE {}").format(masking.table.name.identifier))
                 events.put(_Started(job.table))
-                rows = copy_table(source, target, masking, counted(job.batches, copied), job.nulled)
+                rows = copy_table(
+                    source, target, masking, counted(job.batches(masking.table), copied), job.nulled
+                )
                 target.commit()
             events.put(_Finished(job.table, CopiedTable(rows, time.perf_counter() - began)))
