@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 from multiprocessing.queues import Queue
 from typing import Any, cast
 
 import pytest
+from pyroaring import BitMap64
 
 from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.load.parallel import LoadWorkerError, TableJob, _error_of, _Setup, _work, next_job
 from repro_pipeline.engine.secrets import Secret
-from repro_pipeline.engine.source.catalog import Catalog
+from repro_pipeline.engine.source.catalog import Catalog, TableName
 from repro_pipeline.engine.source.snapshot import SessionLimits
+from repro_pipeline.engine.subset.closure import SortedBitmap, TableRows
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 
 CONFIG = PROJECT_ROOT / "config"
@@ -57,3 +60,22 @@ def test_a_bug_in_a_worker_is_reported_by_where_it_happened_never_by_its_message
     assert isinstance(error, LoadWorkerError)
     assert str(error).startswith("a load worker failed with AttributeError at plan.py:")
     assert "NoneType" not in str(error) and "secret-password" not in str(error)
+
+
+def test_a_whales_table_travels_to_its_worker_as_compact_keys() -> None:
+    """What the load's main process sends a worker for a table of 700,000 keys: the closure's bitmap, a few
+    hundred bytes here, not the batches' key arrays (about 5 MB of text for these keys)."""
+    keys = SortedBitmap(BitMap64(range(1_000_000, 1_700_000)))
+    job = TableJob(
+        TableName("public", "invoice_line_items"),
+        len(keys),
+        "transform",
+        (),
+        TableRows(keys),
+        451,
+        20_000,
+        (),
+    )
+    sent = pickle.dumps(job)
+    assert len(sent) < 10_000
+    assert pickle.loads(sent) == job

@@ -3,8 +3,6 @@ and segments of consecutive keys that together hold every key once."""
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 from pyroaring import BitMap64
 
@@ -46,12 +44,3 @@ def test_batches_are_built_as_they_are_asked_for_with_their_rows() -> None:
     assert first_params == {"keys_0": "{1,2,3,4}"}
     assert [params for _, params in conditions] == [{"keys_0": "{5,6,7,8}"}, {"keys_0": "{9,10}"}]
     assert list(rows.batch_rows(4)) == [4, 4, 2]
-
-
-def test_a_whales_keys_travel_to_a_worker_in_a_few_bytes_each() -> None:
-    """What the load's main process sends a worker for a table of 700,000 keys: the bitmap, not the key
-    arrays (about 5 MB of text for these)."""
-    rows = TableRows(keys=SortedBitmap(BitMap64(range(1_000_000, 1_700_000))))
-    sent = pickle.dumps(rows)
-    assert len(sent) < 10_000
-    assert pickle.loads(sent) == rows
