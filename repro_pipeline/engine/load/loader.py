@@ -103,8 +103,18 @@ def load_repro(
     pacer = ProgressPacer(on_progress) if on_progress else None
     copied: dict[TableName, CopiedRows] = {}
     table_seconds: dict[TableName, float] = {}
-    parallel = workers is not None and workers.for_rows(plan.closure.total_rows) > 1
-    jobs = table_jobs(plan, batch_size, lambda name: _nulled_of(plan, name)) if parallel else []
+    worker_count = workers.for_rows(plan.closure.total_rows) if workers is not None else 1
+    parallel = workers is not None and worker_count > 1
+    jobs = (
+        table_jobs(
+            plan,
+            batch_size,
+            lambda name: _nulled_of(plan, name),
+            lambda rows: workers.segments_for(rows, worker_count),
+        )
+        if workers is not None and parallel
+        else []
+    )
     with (
         (
             started_workers(snapshot, target_dsn, plan, jobs, workers)
