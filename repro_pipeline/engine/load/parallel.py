@@ -5,7 +5,9 @@ each worker imports it (``SET TRANSACTION SNAPSHOT``) in its own REPEATABLE READ
 table is read as the closure saw it, whatever the primary wrote since. The exporting transaction ends once
 every worker has imported it. Tables go biggest first to whichever worker is free (longest processing time
 first); each is written in its worker's own target transaction, ``TRUNCATE`` then ``COPY ... FREEZE``, on
-the tables the committed pre-data created.
+the tables the committed pre-data created. A worker gets a table as the closure's compact keys and builds each
+batch's key array as it copies it. With ``split_tables``, a big table is read in segments of consecutive keys
+by several workers at once, each segment written by plain ``COPY`` (others write the table meanwhile).
 
 Workers are processes: the masks are Python, which threads would run on one core at a time. Each gets the
 DSNs, the config and the salt through the spawn pipe (never a command line, environment or log) and builds the
