@@ -23,7 +23,9 @@ class PhaseMemory:
 
     @property
     def growth_mb(self) -> float:
-        return self.peak_mb - self.start_mb
+        # The kernel updates the peak as pages are counted, so a phase that grew nothing can read a peak a
+        # fraction of a MB under the resident set read just after the reset: no growth, not a negative one.
+        return max(0.0, self.peak_mb - self.start_mb)
 
 
 @dataclass(frozen=True)
