@@ -21,6 +21,7 @@ from repro_pipeline.defs.slack_messages import SlackMessage
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.config import ReproConfig, default_config_paths, load_config
 from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.load.parallel import LoadWorkers
 from repro_pipeline.engine.repro_databases.secret_sink import FileSecretSink, SecretSink
 from repro_pipeline.engine.secrets import Secret, resolve_salt
 from repro_pipeline.engine.source.snapshot import SessionLimits
@@ -97,9 +98,20 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
         "unset: $REPRO_LOAD_WORKERS, else the core count; 1: one connection and one transaction",
     )
 
+    load_rows_per_worker: int = Field(
+        default=LoadWorkers.min_rows_each,
+        ge=1,
+        description="the fewest rows of a tenant that each load worker gets: a smaller tenant is loaded by "
+        "fewer workers (starting one costs about half a second of CPU), down to one connection",
+    )
+
     @property
     def workers(self) -> int:
         return positive_count(self.load_workers, "REPRO_LOAD_WORKERS", os.cpu_count() or 1)
+
+    def load_workers_for(self, config: ReproConfig, salt: Secret) -> LoadWorkers:
+        """The load's worker processes, which build the masks again from ``config`` and ``salt``."""
+        return LoadWorkers(self.workers, config, salt, self.load_rows_per_worker)
 
     @property
     def ttl(self) -> timedelta:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -12,6 +12,20 @@ class FloorFigures:
     copy_seconds: float
     constraint_seconds: float
     peak_rss_mb: float
+
+
+@dataclass(frozen=True)
+class PhaseMemory:
+    """One phase of a measure: the process's resident set when it began, and its peak while it ran (MB)."""
+
+    start_mb: float
+    peak_mb: float
+
+    @property
+    def growth_mb(self) -> float:
+        # The kernel updates the peak as pages are counted, so a phase that grew nothing can read a peak a
+        # fraction of a MB under the resident set read just after the reset: no growth, not a negative one.
+        return max(0.0, self.peak_mb - self.start_mb)
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,9 @@ class EngineFigures:
     peak_rss_mb: float  # the step's own process; its load workers are below
     load_workers: int = 1
     child_peak_rss_mb: float = 0.0  # the largest peak of its child processes: the load's workers, pg_dump
+    # The step's own process, phase by phase (closure, originals, load, each check), in the asset's order: a
+    # phase starts from what the ones before it left held (the originals stay held through the load).
+    phase_memory: dict[str, PhaseMemory] = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:

@@ -32,6 +32,7 @@ from repro_pipeline.engine.verify.checks import (
     schema_matches_source,
     zero_fk_orphans,
 )
+from repro_pipeline_tests.bench.child import PhasePeaks
 from repro_pipeline_tests.bench.descendants import descendants_peak_rss_mb
 from repro_pipeline_tests.bench.floor import copy_floor
 from repro_pipeline_tests.bench.source import BenchTenant
@@ -83,8 +84,9 @@ def measure_engine(
     """The pipeline's step as the asset runs it, timed part by part: closure, originals, masked load (with the
     asset's load workers, by default one per core), checks; and the closure's hand-written ``count(*)`` in the
     same snapshot. The peak RSS of its child processes (the load's workers, pg_dump) is the largest of theirs: the
-    process's own leaves them out."""
+    process's own leaves them out. The process's own is also split by phase (``phase_memory``)."""
     config = load_config(MASK_RULES, EXTENSIONS)
+    peaks = PhasePeaks()
     workers = LoadWorkers(worker_count or os.cpu_count() or 1, config, Secret(tenant.salt), min_rows_each)
     with (
         descendants_peak_rss_mb() as child_peak_rss_mb,
@@ -92,14 +94,20 @@ def measure_engine(
     ):
         with open_source_snapshot(tenant.standby_dsn) as snapshot:
             closure_seconds, plan = _timed(
-                lambda: plan_subset(snapshot, config, Secret(tenant.salt), tenant.organization)
+                lambda: plan_subset(snapshot, config, Secret(tenant.salt), tenant.organization),
+                peaks,
+                "closure",
             )
-            count_seconds, counted = _timed(lambda: _tenant_rows(snapshot.conn, tenant.organization))
+            count_seconds, counted = _timed(
+                lambda: _tenant_rows(snapshot.conn, tenant.organization), peaks, "count(*)"
+            )
             if plan.closure.total_rows != counted:
                 raise BenchFailure(
                     f"{tenant.label}: the closure holds {plan.closure.total_rows} rows, count(*) {counted}"
                 )
-            originals_seconds, originals = _timed(lambda: read_originals(snapshot.conn, plan, config))
+            originals_seconds, originals = _timed(
+                lambda: read_originals(snapshot.conn, plan, config), peaks, "originals"
+            )
             load_seconds, load = _timed(
                 lambda: load_repro(
                     snapshot,
@@ -109,11 +117,14 @@ def measure_engine(
                     started_at=datetime.now(UTC),
                     batch_size=config.mask_rules.batch_size,
                     workers=workers,
-                )
+                ),
+                peaks,
+                "load",
             )
         with dsn.connect(target_dsn, role="repro database", autocommit=True) as target:
             checks = _checks(
                 tenant,
+                peaks,
                 {
                     "zero_fk_orphans": lambda: zero_fk_orphans(plan, target),
                     "row_counts_match_closure": lambda: row_counts_match_closure(target),
@@ -137,13 +148,17 @@ def measure_engine(
         "check_seconds": checks,
         "load_workers": load.workers,
         "child_peak_rss_mb": child_peak_rss_mb(),
+        "phase_memory": peaks.phases,
+        "peak_rss_mb": peaks.overall_mb,
     }
 
 
-def _checks(tenant: BenchTenant, checks: dict[str, Callable[[], Verdict]]) -> dict[str, float]:
+def _checks(
+    tenant: BenchTenant, peaks: PhasePeaks, checks: dict[str, Callable[[], Verdict]]
+) -> dict[str, float]:
     seconds: dict[str, float] = {}
     for name, check in checks.items():
-        seconds[name], verdict = _timed(check)
+        seconds[name], verdict = _timed(check, peaks, f"check {name}")
         if not verdict.passed:
             found = {key: value for key, value in verdict.found.items() if key != "diff"}
             raise BenchFailure(f"{tenant.label}: the check {name} failed on the bench's copy: {found}")
@@ -156,10 +171,11 @@ def _tenant_rows(conn: psycopg.Connection[TupleRow], organization: int) -> int:
     return int(row[0])
 
 
-def _timed(action: Callable[[], T]) -> tuple[float, T]:
-    began = time.perf_counter()
-    result = action()
-    return time.perf_counter() - began, result
+def _timed(action: Callable[[], T], peaks: PhasePeaks, phase: str) -> tuple[float, T]:
+    with peaks.phase(phase):
+        began = time.perf_counter()
+        result = action()
+        return time.perf_counter() - began, result
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from repro_pipeline_tests.bench.figures import (
     DagsterFigures,
     EngineFigures,
     FloorFigures,
+    PhaseMemory,
     RunFigures,
     TenantFigures,
 )
@@ -50,6 +51,12 @@ def _tenant(
             table_rows={"public.invoices": rows},
             check_seconds=dict(CHECKS),
             peak_rss_mb=rss,
+            child_peak_rss_mb=70.0,
+            phase_memory={
+                "closure": PhaseMemory(60.0, rss - 10),
+                "load": PhaseMemory(rss - 20, rss),
+                "check schema_matches_source": PhaseMemory(rss + 0.4, rss),
+            },
         ),
         dagster=DagsterFigures(
             seconds=floor * 2.5,
@@ -135,6 +142,12 @@ def test_markdown_has_every_goal_with_both_runs_and_the_load_averages() -> None:
     assert "| check no_original_pii | 3.00 s | 3.00 s |" in markdown
     assert "|   step tenant_closure_and_repro_database | 18.50 s | 18.50 s |" in markdown
     assert "| Dagster process in all (start, imports, run) | 24.00 s | 24.00 s |" in markdown
+    assert "|   engine step's peak RSS in closure (its growth) | 90 MB (+30) | 90 MB (+30) |" in markdown
+    assert "|   engine step's peak RSS in load (its growth) | 100 MB (+20) | 100 MB (+20) |" in markdown
+    assert "| peak RSS of the load's workers (the largest) | 70 MB | 70 MB |" in markdown
+    assert (
+        "|   engine step's peak RSS in check schema_matches_source (its growth) | 100 MB (+0) |" in markdown
+    )
 
 
 def test_json_round_trip_gives_the_same_report(tmp_path: Path) -> None:

@@ -16,7 +16,10 @@ from repro_pipeline.definitions import defs
 from repro_pipeline.defs.resources import SourceStandby, TargetServer
 from repro_pipeline.defs.settings import positive_count, positive_setting, text_setting
 from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.engine.config import load_config
 from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.secrets import Secret
+from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.defs.run_results import step_failure_messages
 
 
@@ -126,3 +129,19 @@ def test_load_workers_default_to_the_core_count(monkeypatch: pytest.MonkeyPatch)
     assert TargetServer(admin_dsn="postgresql://x@h/db").workers == 3
     assert TargetServer(admin_dsn="postgresql://x@h/db", load_workers=1).workers == 1
     assert positive_count(None, "REPRO_TEST_UNSET_VARIABLE", 4) == 4
+
+
+def test_the_load_workers_rows_each_default_to_50000_and_refuse_less_than_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REPRO_LOAD_WORKERS", "4")
+    target = TargetServer(admin_dsn="postgresql://x@h/db")
+    salt = Secret("s" * 64)
+    config = load_config(
+        PROJECT_ROOT / "config" / "mask-rules.yaml", PROJECT_ROOT / "config" / "commercial-extensions.yaml"
+    )
+    assert target.load_workers_for(config, salt).for_rows(120_000) == 2
+    small = TargetServer(admin_dsn="postgresql://x@h/db", load_rows_per_worker=1_000)
+    assert small.load_workers_for(config, salt).for_rows(120_000) == 4
+    with pytest.raises(ValidationError, match="load_rows_per_worker"):
+        TargetServer(admin_dsn="postgresql://x@h/db", load_rows_per_worker=0)

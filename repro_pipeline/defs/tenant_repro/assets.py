@@ -30,7 +30,6 @@ from repro_pipeline.defs.tickets.tags import TICKET_URL_TAG
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import ReproError, TargetError
 from repro_pipeline.engine.load.loader import LoadReport, ReplicatedSchema, load_repro, replicated_schema
-from repro_pipeline.engine.load.parallel import LoadWorkers
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.report import plan_summary
 from repro_pipeline.engine.load.target_fit import read_target_server
@@ -173,7 +172,7 @@ def tenant_closure_and_repro_database(
                             run_id=context.run.run_id,
                             started_at=started_at,
                             batch_size=rules.mask_rules.batch_size,
-                            workers=LoadWorkers(target.workers, rules, salt),
+                            workers=target.load_workers_for(rules, salt),
                             on_progress=lambda progress: context.log.info(progress.line()),
                         )
                     loaded = database, report
@@ -240,6 +239,7 @@ def _repro_metadata(
             )
         ),
         "load_seconds": round(report.seconds, 3),
+        "load_workers": report.workers,
         **{
             f"{phase}_seconds".replace("-", "_"): round(seconds, 3)
             for phase, seconds in report.phase_seconds.items()

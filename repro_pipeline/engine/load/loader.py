@@ -103,8 +103,18 @@ def load_repro(
     pacer = ProgressPacer(on_progress) if on_progress else None
     copied: dict[TableName, CopiedRows] = {}
     table_seconds: dict[TableName, float] = {}
-    parallel = workers is not None and workers.for_rows(plan.closure.total_rows) > 1
-    jobs = table_jobs(plan, batch_size, lambda name: _nulled_of(plan, name)) if parallel else []
+    worker_count = workers.for_rows(plan.closure.total_rows) if workers is not None else 1
+    parallel = workers is not None and worker_count > 1
+    jobs = (
+        table_jobs(
+            plan,
+            batch_size,
+            lambda name: _nulled_of(plan, name),
+            lambda rows: workers.segments_for(rows, worker_count),
+        )
+        if workers is not None and parallel
+        else []
+    )
     with (
         (
             started_workers(snapshot, target_dsn, plan, jobs, workers)
@@ -205,7 +215,7 @@ def _copy_here(
     if pacer:
         pacer.started(name, plan.closure.row_counts.get(name, 0))
     batches = batches_with_rows(
-        plan.closure, masking.table, plan.organization_id, masking.batch_size or batch_size
+        plan.closure.rows_of(name), masking.table, plan.organization_id, masking.batch_size or batch_size
     )
     with without_values(f"loading {name}", source=snapshot.conn):
         copied = (

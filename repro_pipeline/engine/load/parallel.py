@@ -5,7 +5,9 @@ each worker imports it (``SET TRANSACTION SNAPSHOT``) in its own REPEATABLE READ
 table is read as the closure saw it, whatever the primary wrote since. The exporting transaction ends once
 every worker has imported it. Tables go biggest first to whichever worker is free (longest processing time
 first); each is written in its worker's own target transaction, ``TRUNCATE`` then ``COPY ... FREEZE``, on
-the tables the committed pre-data created.
+the tables the committed pre-data created. A worker gets a table as the closure's compact keys and builds each
+batch's key array as it copies it. With ``split_tables``, a big table is read in segments of consecutive keys
+by several workers at once, each segment written by plain ``COPY`` (others write the table meanwhile).
 
 Workers are processes: the masks are Python, which threads would run on one core at a time. Each gets the
 DSNs, the config and the salt through the spawn pipe (never a command line, environment or log) and builds the
@@ -19,6 +21,7 @@ import multiprocessing
 import queue
 import time
 import traceback
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,8 +41,9 @@ from repro_pipeline.engine.load.progress import Batch, ProgressPacer, batches_wi
 from repro_pipeline.engine.load.transfer import CopiedRows, NulledReference, copy_table
 from repro_pipeline.engine.masking.plan import ColumnMasking
 from repro_pipeline.engine.secrets import Secret
-from repro_pipeline.engine.source.catalog import Catalog, TableName
+from repro_pipeline.engine.source.catalog import Catalog, Table, TableName
 from repro_pipeline.engine.source.snapshot import SessionLimits, SourceSnapshot, replay_conflict
+from repro_pipeline.engine.subset.closure import TableRows
 
 _POLL_SECONDS = 0.2  # how often the main process looks at its workers while no event comes
 _STOP_SECONDS = 5.0  # how long a terminated worker gets to end before it is killed
@@ -60,10 +64,19 @@ class LoadWorkers:
     # A worker costs a Python start and its imports (about 0.5 s of CPU, measured): a tenant with fewer rows
     # than this per worker is loaded by fewer workers, down to the load's own connection.
     min_rows_each: int = 50_000
+    # A table of at least twice ``min_rows_each`` rows read in segments of consecutive keys, by as many
+    # workers at once, rather than by one worker while the others finish the smaller tables.
+    split_tables: bool = False
 
     def for_rows(self, rows: int) -> int:
         """How many workers a load of ``rows`` rows gets."""
         return max(1, min(self.count, rows // self.min_rows_each))
+
+    def segments_for(self, table_rows: int, workers: int) -> int:
+        """How many segments a table of ``table_rows`` rows is read in by ``workers`` workers."""
+        if not self.split_tables:
+            return 1
+        return max(1, min(workers, table_rows // self.min_rows_each))
 
 
 @dataclass(frozen=True)
@@ -75,11 +88,22 @@ class CopiedTable:
 @dataclass(frozen=True)
 class TableJob:
     table: TableName
-    total_rows: int  # the closure's
+    total_rows: int  # the closure's, in this job's segment
     strategy: str
     columns: tuple[ColumnMasking, ...]  # the plan's masks, which the worker's must equal
-    batches: tuple[tuple[Batch, int], ...]  # with the closure's rows in each
+    # The closure's rows as compact keys: the worker builds each batch's condition (its key array) when it
+    # copies it, so neither process holds a table's key arrays at once.
+    rows: TableRows
+    organization_id: int
+    batch_size: int
     nulled: tuple[NulledReference, ...]
+    segment: int = 0
+    # More than one: several workers write the table at once, each in its own transaction, so none may
+    # truncate it, nor write its rows frozen (which needs the table truncated in the writing transaction).
+    segments: int = 1
+
+    def batches(self, table: Table) -> Iterator[tuple[Batch, int]]:
+        return batches_with_rows(self.rows, table, self.organization_id, self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -102,17 +126,20 @@ class _Imported:
 @dataclass(frozen=True)
 class _Started:
     table: TableName
+    segment: int
 
 
 @dataclass(frozen=True)
 class _Copied:
     table: TableName
+    segment: int
     rows: int
 
 
 @dataclass(frozen=True)
 class _Finished:
     table: TableName
+    segment: int
     copied: CopiedTable
 
 
@@ -127,20 +154,34 @@ _Event = _Imported | _Started | _Copied | _Finished | _Failed
 
 
 def table_jobs(
-    plan: SubsetPlan, batch_size: int, nulled: Callable[[TableName], list[NulledReference]]
+    plan: SubsetPlan,
+    batch_size: int,
+    nulled: Callable[[TableName], list[NulledReference]],
+    segments_for: Callable[[int], int] = lambda rows: 1,
 ) -> list[TableJob]:
-    """One job per table with rows to copy, the biggest first."""
-    jobs = []
+    """One job per table with rows to copy, or per segment of a table ``segments_for`` its rows splits, the
+    biggest first."""
+    jobs: list[TableJob] = []
     for name in plan.created_tables:
         masking = plan.mask_plan.for_table(name)
         total = plan.closure.row_counts.get(name, 0)
         if not (masking.copies_rows and total):
             continue
-        batches = batches_with_rows(
-            plan.closure, masking.table, plan.organization_id, masking.batch_size or batch_size
-        )
-        jobs.append(
-            TableJob(name, total, masking.strategy, masking.columns, tuple(batches), tuple(nulled(name)))
+        segments = plan.closure.rows_of(name).segments(segments_for(total))
+        jobs.extend(
+            TableJob(
+                name,
+                rows.count,
+                masking.strategy,
+                masking.columns,
+                rows,
+                plan.organization_id,
+                masking.batch_size or batch_size,
+                tuple(nulled(name)),
+                segment,
+                len(segments),
+            )
+            for segment, rows in enumerate(segments)
         )
     return sorted(jobs, key=lambda job: job.total_rows, reverse=True)
 
@@ -211,10 +252,16 @@ def _gather(
     events: Queue[_Event],
     pacer: ProgressPacer | None,
 ) -> dict[TableName, CopiedTable]:
-    totals = {job.table: job.total_rows for job in jobs}
+    totals: Counter[TableName] = Counter()
+    for job in jobs:
+        totals[job.table] += job.total_rows
+    segments = Counter(job.table for job in jobs)
+    started: set[TableName] = set()
+    rows_so_far: dict[TableName, dict[int, int]] = defaultdict(dict)
+    finished: dict[TableName, list[CopiedTable]] = defaultdict(list)
     copied: dict[TableName, CopiedTable] = {}
     imported = 0
-    while len(copied) < len(jobs):
+    while len(copied) < len(totals):
         try:
             event = events.get(timeout=_POLL_SECONDS)
         except queue.Empty:
@@ -229,16 +276,33 @@ def _gather(
                 # standby (and be cut off by idle_in_transaction_session_timeout) until the rows are in.
                 snapshot.conn.rollback()
         elif isinstance(event, _Finished):
-            copied[event.table] = event.copied
+            finished[event.table].append(event.copied)
+            rows_so_far[event.table][event.segment] = event.copied.rows.written
+            if len(finished[event.table]) == segments[event.table]:
+                copied[event.table] = _whole_table(finished[event.table])
+                if pacer:
+                    pacer.finished(event.table, copied[event.table].rows.written)
+            elif pacer:
+                pacer.copied(event.table, sum(rows_so_far[event.table].values()))
+        elif isinstance(event, _Started) and event.table not in started:
+            started.add(event.table)
             if pacer:
-                pacer.finished(event.table, event.copied.rows.written)
-        elif pacer and isinstance(event, _Started):
-            pacer.started(event.table, totals[event.table])
-        elif pacer and isinstance(event, _Copied):
-            pacer.copied(event.table, event.rows)
+                pacer.started(event.table, totals[event.table])
+        elif isinstance(event, _Copied):
+            rows_so_far[event.table][event.segment] = event.rows
+            if pacer:
+                pacer.copied(event.table, sum(rows_so_far[event.table].values()))
         if pacer:
             pacer.tick()
     return copied
+
+
+def _whole_table(segments: list[CopiedTable]) -> CopiedTable:
+    """A table's copy from its segments' (the time: the longest segment's, as they ran at once)."""
+    return CopiedTable(
+        CopiedRows(sum(part.rows.read for part in segments), sum(part.rows.written for part in segments)),
+        max(part.seconds for part in segments),
+    )
 
 
 def _require_running(processes: Sequence[BaseProcess], events: Queue[_Event]) -> None:
@@ -332,15 +396,23 @@ def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Ev
                 raise LoadWorkerError(f"the masks a load worker built for {job.table} are not the plan's")
             began = time.perf_counter()
 
-            def copied(rows: int, table: TableName = job.table) -> None:
+            def copied(rows: int, table: TableName = job.table, segment: int = job.segment) -> None:
                 if parent is not None and not parent.is_alive():
                     raise LoadWorkerError("the load's main process ended")
-                events.put(_Copied(table, rows))
+                events.put(_Copied(table, segment, rows))
 
+            whole = job.segments == 1
             with without_values(f"loading {job.table}", source=source):
-                if not masking.table.partition_by:  # so COPY may write the rows frozen, in this transaction
+                if whole and not masking.table.partition_by:  # so COPY may write the rows frozen, here
                     target.execute(sql.SQL("TRUNCATE {}").format(masking.table.name.identifier))
-                events.put(_Started(job.table))
-                rows = copy_table(source, target, masking, counted(job.batches, copied), job.nulled)
+                events.put(_Started(job.table, job.segment))
+                rows = copy_table(
+                    source,
+                    target,
+                    masking,
+                    counted(job.batches(masking.table), copied),
+                    job.nulled,
+                    freeze=whole,
+                )
                 target.commit()
-            events.put(_Finished(job.table, CopiedTable(rows, time.perf_counter() - began)))
+            events.put(_Finished(job.table, job.segment, CopiedTable(rows, time.perf_counter() - began)))

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg import sql
 
 from repro_pipeline.engine.source.catalog import Table, TableName
-from repro_pipeline.engine.subset.closure import Closure
+from repro_pipeline.engine.subset.closure import TableRows
 
 REPORT_EVERY_SECONDS = 2.0
 
@@ -100,12 +100,7 @@ def counted(batches: Iterable[tuple[Batch, int]], copied: Callable[[int], None])
 
 
 def batches_with_rows(
-    closure: Closure, table: Table, organization_id: int, batch_size: int
+    rows: TableRows, table: Table, organization_id: int, batch_size: int
 ) -> Iterator[tuple[Batch, int]]:
-    """The closure's row conditions for ``table``, each with the rows it selects."""
-    if table.name in closure.keyless:
-        rows: Iterable[int] = [closure.keyless[table.name].rows] if closure.keyless[table.name].rows else []
-    else:
-        count = len(closure.keys.get(table.name, ()))
-        rows = (min(batch_size, count - start) for start in range(0, count, batch_size))
-    return zip(closure.row_conditions(table, organization_id, batch_size), rows, strict=True)
+    """The row conditions of ``rows`` of ``table``, each with the rows it selects, built as they are asked for."""
+    return zip(rows.conditions(table, organization_id, batch_size), rows.batch_rows(batch_size), strict=True)

@@ -51,9 +51,12 @@ def copy_table(
     masking: TableMasking,
     batches: Iterable[tuple[sql.Composed, dict[str, Any]]],
     nulled: Collection[NulledReference] = (),
+    *,
+    freeze: bool = True,
 ) -> CopiedRows:
     """Copy the rows each ``(condition, params)`` batch selects into the target table; the ``nulled`` values
-    of a reference (to another tenant's rows left out) are written as NULL."""
+    of a reference (to another tenant's rows left out) are written as NULL. ``freeze``: the table was created
+    or truncated in this transaction, and no other writes it."""
     table = masking.table
     columns = [column.name for column in table.copy_columns]
     selected, nulled_params = _selected_columns(masking, columns, nulled)
@@ -63,7 +66,7 @@ def copy_table(
     copy_in = sql.SQL("COPY {table} ({columns}) FROM STDIN{freeze}").format(
         table=table.name.identifier,
         columns=column_list(columns),
-        freeze=sql.SQL("" if table.partition_by else " WITH (FREEZE)"),
+        freeze=sql.SQL(" WITH (FREEZE)" if freeze and not table.partition_by else ""),
     )
     read = 0
     encoding = source.info.encoding

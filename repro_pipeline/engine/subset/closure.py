@@ -18,6 +18,7 @@ snapshot the load will also read.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -75,6 +76,51 @@ class KeylessRows:
             parts.append(condition)
             params |= fk_params
         return sql.SQL(" OR ").join(parts or [sql.SQL("false")]), params
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """One table's rows of the closure, kept compact: its sorted keys (a bitmap for the usual integer keys) or
+    a keyless table's selection. A load worker gets this, not the batches' conditions, and builds each batch's
+    condition only when it copies it, so no process holds a table's key arrays at once."""
+
+    keys: Sequence[Key] = ()
+    keyless: KeylessRows | None = None
+
+    @property
+    def count(self) -> int:
+        return self.keyless.rows if self.keyless is not None else len(self.keys)
+
+    def segments(self, count: int) -> list[TableRows]:
+        """The rows in ``count`` parts of consecutive keys whose sizes differ by one at most; one part when
+        there are fewer keys than parts, or for a keyless table's selection (one condition)."""
+        if self.keyless is not None or count <= 1 or len(self.keys) < count:
+            return [self]
+        size, larger = divmod(len(self.keys), count)
+        bounds = [0]
+        for part in range(count):
+            bounds.append(bounds[-1] + size + (part < larger))
+        return [TableRows(keys=self.keys[start:end]) for start, end in itertools.pairwise(bounds)]
+
+    def conditions(
+        self, table: Table, organization_id: int, batch_size: int
+    ) -> Iterator[tuple[sql.Composed, dict[str, Any]]]:
+        """WHERE conditions that together select these rows, one batch each."""
+        if self.keyless is not None:
+            if self.keyless.rows:
+                yield self.keyless.condition(table, organization_id)
+            return
+        for batch in batches(self.keys, batch_size):
+            yield match_keys(table, table.primary_key, batch)
+
+    def batch_rows(self, batch_size: int) -> Iterator[int]:
+        """The rows of each of ``conditions``' batches."""
+        if self.keyless is not None:
+            if self.keyless.rows:
+                yield self.keyless.rows
+            return
+        count = len(self.keys)
+        yield from (min(batch_size, count - start) for start in range(0, count, batch_size))
 
 
 class IncludedKeys:
@@ -221,16 +267,16 @@ class Closure:
     def total_rows(self) -> int:
         return sum(self.row_counts.values())
 
+    def rows_of(self, name: TableName) -> TableRows:
+        if name in self.keyless:
+            return TableRows(keyless=self.keyless[name])
+        return TableRows(keys=self.keys.get(name, ()))
+
     def row_conditions(
         self, table: Table, organization_id: int, batch_size: int
     ) -> Iterator[tuple[sql.Composed, dict[str, Any]]]:
         """WHERE conditions that together select the table's rows of the closure, one batch each."""
-        if table.name in self.keyless:
-            if self.keyless[table.name].rows:
-                yield self.keyless[table.name].condition(table, organization_id)
-            return
-        for batch in batches(self.keys.get(table.name, ()), batch_size):
-            yield match_keys(table, table.primary_key, batch)
+        return self.rows_of(table.name).conditions(table, organization_id, batch_size)
 
 
 def compute_closure(

@@ -26,7 +26,7 @@ from repro_pipeline.engine.config import ReproConfig, load_config
 from repro_pipeline.engine.dsn import APPLICATION_NAME, with_database
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.load.loader import LoadReport, load_repro
-from repro_pipeline.engine.load.parallel import LoadWorkerError, LoadWorkers
+from repro_pipeline.engine.load.parallel import LoadWorkerError, LoadWorkers, table_jobs
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.progress import TableProgress
 from repro_pipeline.engine.masking.plan import MaskPlan
@@ -76,6 +76,7 @@ def _load(
     on_progress: Callable[[TableProgress], None] | None = None,
     plan_change: Callable[[SubsetPlan], SubsetPlan] = lambda plan: plan,
     min_rows_each: int = 1,  # 451 is small: as many workers as asked for, whatever its size
+    split_tables: bool = False,
 ) -> tuple[SubsetPlan, LoadReport]:
     with open_source_snapshot(stack.standby_dsn) as snapshot:
         plan = plan_change(plan_subset(snapshot, config, salt, 451))
@@ -86,7 +87,7 @@ def _load(
             run_id="parallel-test",
             started_at=datetime.now(UTC),
             batch_size=BATCH_SIZE,
-            workers=LoadWorkers(workers, config, salt, min_rows_each=min_rows_each),
+            workers=LoadWorkers(workers, config, salt, min_rows_each, split_tables),
             on_progress=on_progress,
         )
     return plan, report
@@ -118,12 +119,19 @@ def _wait_for_no_standby_session(stack: Stack, timeout: float = 20) -> None:
     assert left == 0, f"{left} session(s) of the load are left on the standby"
 
 
+@pytest.mark.parametrize("split_tables", [False, True])
 def test_two_workers_make_the_same_repro_database_as_one(
-    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+    stack: Stack,
+    source: SourceSummary,
+    config: ReproConfig,
+    salt: Secret,
+    empty_database: Any,
+    split_tables: bool,
 ) -> None:
+    """Split, each table of two rows or more is read in two segments, one by each worker at once."""
     one, two = empty_database(), empty_database()
     plan, alone = _load(stack, one, config, salt, workers=1)
-    _, parallel = _load(stack, two, config, salt, workers=2)
+    _, parallel = _load(stack, two, config, salt, workers=2, split_tables=split_tables)
     assert parallel.loaded_rows == alone.loaded_rows
     assert (alone.workers, parallel.workers) == (1, 2)
     assert sum(alone.loaded_rows.values()) == plan.closure.total_rows
@@ -131,12 +139,21 @@ def test_two_workers_make_the_same_repro_database_as_one(
     _wait_for_no_standby_session(stack)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("workers", "split_tables"), [(1, False), (2, False), (2, True)])
 def test_progress_ends_each_table_with_the_rows_loaded(
-    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any, workers: int
+    stack: Stack,
+    source: SourceSummary,
+    config: ReproConfig,
+    salt: Secret,
+    empty_database: Any,
+    workers: int,
+    split_tables: bool,
 ) -> None:
+    """Split, a table's progress is its segments' rows together, and it ends once, when both are done."""
     seen: list[TableProgress] = []
-    plan, report = _load(stack, empty_database(), config, salt, workers, on_progress=seen.append)
+    plan, report = _load(
+        stack, empty_database(), config, salt, workers, on_progress=seen.append, split_tables=split_tables
+    )
     finished = {progress.table: progress for progress in seen if progress.finished}
     assert {table: progress.rows for table, progress in finished.items()} == report.loaded_rows
     assert {table: progress.total_rows for table, progress in finished.items()} == {
@@ -145,6 +162,29 @@ def test_progress_ends_each_table_with_the_rows_loaded(
     assert len(seen) == len(finished) + sum(not progress.finished for progress in seen)
     for table, last in finished.items():  # the last report of a table is its end
         assert [p for p in seen if p.table == table][-1] is last
+        rows = [p.rows for p in seen if p.table == table]
+        assert rows == sorted(rows), f"{table}'s progress went back: {rows}"
+
+
+def test_a_split_table_is_read_in_segments_holding_each_key_once(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret
+) -> None:
+    with open_source_snapshot(stack.standby_dsn) as snapshot:
+        plan = plan_subset(snapshot, config, salt, 451)
+    jobs = table_jobs(plan, BATCH_SIZE, lambda name: [], lambda rows: 2 if rows >= 1_000 else 1)
+    assert [job.total_rows for job in jobs] == sorted((job.total_rows for job in jobs), reverse=True)
+    for table in plan.created_tables:
+        parts = sorted((job for job in jobs if job.table == table), key=lambda job: job.segment)
+        count = plan.closure.row_counts.get(table, 0)
+        if not count:
+            assert parts == []
+            continue
+        assert [(job.segment, job.segments) for job in parts] == (
+            [(0, 2), (1, 2)] if count >= 1_000 else [(0, 1)]
+        )
+        keys = [key for job in parts for key in job.rows.keys]
+        assert keys == list(plan.closure.keys.get(table, keys))
+        assert sum(job.total_rows for job in parts) == count
 
 
 def test_a_worker_killed_mid_load_fails_the_load_and_leaves_no_session_on_the_standby(
