@@ -26,7 +26,7 @@ append the uniqueness tag (see ``values``), ``hash`` is the full HMAC (or at lea
 uuid provider is unique as it is. ``static`` is refused; ``null`` too when NULLs count as equal (primary
 key, NULLS NOT DISTINCT). A ``seed_alias`` used by a unique column's fake is tagged wherever it is used
 (other columns and JSON paths), so aliased values keep agreeing; columns sharing an alias must agree on
-``normalize``. ``normalize: lower`` on a unique column is refused unless the uniqueness is itself
+``normalize`` and on their key (all ``fake``, seeded by the salt, or all ``pseudonym``). ``normalize: lower`` on a unique column is refused unless the uniqueness is itself
 case-insensitive (citext, or a unique index on lower(column)): two rows differing only in case would
 otherwise get one output.
 """
@@ -269,14 +269,23 @@ def _aliases(
     column_rules: Mapping[TableName, Sequence[_ColumnRule]],
     json_rules: Mapping[TableName, Mapping[str, Sequence[_JsonRule]]],
 ) -> dict[str, str]:
-    """The seed_aliases to tag (alias -> the unique column that needs it); refuses disagreeing normalize."""
-    seen: dict[str, tuple[str | None, str, str]] = {}  # alias -> (normalize, where, yaml path)
+    """The seed_aliases to tag (alias -> the unique column that needs it); refuses an alias whose rules
+    disagree on normalize, or on the key that seeds them (``fake`` the salt, ``pseudonym`` the pseudonym key)."""
+    seen: dict[str, tuple[str, str | None, str, str]] = {}  # alias -> (action, normalize, where, yaml path)
     tagged: dict[str, str] = {}
-    uses: list[tuple[str, str | None, str, str]] = []
+    uses: list[tuple[str, str, str | None, str, str]] = []
     for rules in column_rules.values():
         for rule in rules:
             if isinstance(rule.action, FakeAction | PseudonymAction) and rule.action.seed_alias is not None:
-                uses.append((rule.action.seed_alias, rule.action.normalize, rule.where, rule.yaml_path))
+                uses.append(
+                    (
+                        rule.action.seed_alias,
+                        rule.action.action,
+                        rule.action.normalize,
+                        rule.where,
+                        rule.yaml_path,
+                    )
+                )
                 if rule.unique is not None and rule.action.provider not in values.UNTAGGED_PROVIDERS:
                     tagged.setdefault(rule.action.seed_alias, f"{rule.qualified} ({rule.unique.describe()})")
     for columns in json_rules.values():
@@ -286,17 +295,25 @@ def _aliases(
                     uses.append(
                         (
                             path_rule.rule.seed_alias,
+                            "fake",
                             path_rule.rule.normalize,
                             path_rule.where,
                             path_rule.yaml_path,
                         )
                     )
-    for alias, normalize, where, yaml_path in uses:
-        first = seen.setdefault(alias, (normalize, where, yaml_path))
-        if first[0] != normalize:
+    for alias, action, normalize, where, yaml_path in uses:
+        first = seen.setdefault(alias, (action, normalize, where, yaml_path))
+        if first[0] != action:
+            raise ConfigError(
+                f"{where}: {yaml_path}: seed_alias {alias} is used by {first[0]} at {first[2]} ({first[3]}) "
+                f"and by {action} here: a fake is seeded by the salt and a pseudonym by pseudonym_key, so "
+                "the two would give different values for the same original",
+                "use the same action (fake or pseudonym) on every rule sharing the alias, or another alias",
+            )
+        if first[1] != normalize:
             raise ConfigError(
                 f"{where}: {yaml_path}: seed_alias {alias} is used with normalize {normalize or 'unset'} "
-                f"here and with normalize {first[0] or 'unset'} at {first[1]} ({first[2]})",
+                f"here and with normalize {first[1] or 'unset'} at {first[2]} ({first[3]})",
                 "set the same normalize on every rule sharing the alias, or their fakes stop agreeing",
             )
     return tagged
