@@ -255,11 +255,21 @@ def _require_consistent_references(config: ReproConfig, catalog: Catalog, mask_p
             if child_mask is parent_mask is None:
                 continue
             if any(_masked(child_mask, probe) != _masked(parent_mask, probe) for probe in _PROBES):
+                scoped = _described(child, child_column) + _described(parent, parent_column)
                 raise ConfigError(
                     f"{config.mask_rules_doc.path}: {fk.child}.{child_column} and {fk.parent}.{parent_column} "
                     f"are masked differently, but {fk.name} joins them: the copy's foreign key would break",
-                    "give both columns the same rule with a shared seed_alias (or neither a rule)",
+                    "hmac_hash is scoped to its column and takes no seed_alias, so a key and its references "
+                    "cannot share it: use hash on both (the same in every column), or pseudonym with a shared "
+                    "seed_alias"
+                    if any(action.startswith("hmac_hash") for action in scoped)
+                    else "give both columns the same rule with a shared seed_alias (or neither a rule)",
                 )
+
+
+def _described(masking: TableMasking, column: str) -> list[str]:
+    """What the plan does to ``column`` (``fake:email``, ``hmac_hash (hex)``, ...)."""
+    return [described.action for described in masking.columns if described.column == column]
 
 
 def _require_unmasked_json_reference(
