@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -153,9 +153,14 @@ def plan_subset(
     )
 
 
-def mask_plan_of(config: ReproConfig, catalog: Catalog, salt: Secret) -> MaskPlan:
-    """The plan's masks, as each load worker builds them again (maskers are closures: they do not pickle)."""
-    return _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
+def mask_plan_of(
+    config: ReproConfig, catalog: Catalog, salt: Secret, pseudonym_key: Secret | None = None
+) -> MaskPlan:
+    """The plan's masks, as each load worker builds them again (maskers are closures: they do not pickle),
+    with the pseudonym key the plan resolved."""
+    return _without_dangling_references(
+        config, catalog, build_mask_plan(config, catalog, salt, pseudonym_key)
+    )
 
 
 def _excluded_tables(catalog: Catalog, mask_plan: MaskPlan) -> list[TableName]:
@@ -231,7 +236,7 @@ def _without_dangling_references(config: ReproConfig, catalog: Catalog, mask_pla
         tables[fk.child] = child.with_null_columns(
             fk.child_columns, f"{fk.name} references {fk.parent}, which is {parent.strategy}"
         )
-    return MaskPlan(tables)
+    return replace(mask_plan, tables=tables)
 
 
 _PROBES = ("repro-probe", "Probe.Value@example.com", "4242")

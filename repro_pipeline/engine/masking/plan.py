@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
 from repro_pipeline.engine.config import (
@@ -126,6 +126,9 @@ class TableMasking:
 @dataclass(frozen=True)
 class MaskPlan:
     tables: Mapping[TableName, TableMasking]
+    # Resolved once, while planning (None when no rule uses it): the load workers build their masks with it
+    # rather than each asking its store again.
+    pseudonym_key: Secret | None = field(default=None, repr=False)
 
     def for_table(self, name: TableName) -> TableMasking:
         return self.tables[name]
@@ -157,7 +160,11 @@ class _JsonRule:
     yaml_path: str  # json_mask[i].paths[j]
 
 
-def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> MaskPlan:
+def build_mask_plan(
+    config: ReproConfig, catalog: Catalog, salt: Secret, pseudonym_key: Secret | None = None
+) -> MaskPlan:
+    """The plan of ``config`` over ``catalog``. ``pseudonym_key``, when given, is the key a plan already
+    resolved; otherwise it is resolved here, when a rule uses it."""
     rules_doc, ext_doc = config.mask_rules_doc, config.extensions_doc
     configured: dict[TableName, tuple[str, TableRules]] = {}
     for key, rules in config.mask_rules.tables.items():
@@ -225,7 +232,7 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
             )
 
     tagged_aliases = _aliases(column_rules, json_rules)
-    keys = _Keys(salt, _pseudonym_key(config, column_rules, salt))
+    keys = _Keys(salt, pseudonym_key or _pseudonym_key(config, column_rules, salt))
 
     plan = {}
     for name, table in catalog.tables.items():
@@ -246,7 +253,7 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
             )
             described.append(ColumnMasking(column_name, f"json:{len(path_rules)} paths"))
         plan[name] = TableMasking(table, rules.strategy, tuple(described), maskers, rules.batch_size)
-    return MaskPlan(plan)
+    return MaskPlan(plan, keys.pseudonym)
 
 
 @dataclass(frozen=True)
