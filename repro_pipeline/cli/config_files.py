@@ -65,8 +65,9 @@ def _preview(arguments: argparse.Namespace) -> int:
     config = load_config(arguments.mask_rules, arguments.commercial_extensions)
     with standby_snapshot(arguments.source, allow_primary=arguments.allow_primary) as snapshot:
         catalog = read_catalog(snapshot.conn)
-        # Every rule checked against the source as a run would; nothing is masked, so no salt is needed.
-        build_mask_plan(config, catalog, Secret(secrets.token_hex(32)))
+        # Every rule checked against the source as a run would; nothing is masked, so neither the salt nor
+        # the pseudonym key is needed (the policy gate runs in CI, which has neither).
+        build_mask_plan(config, catalog, Secret(secrets.token_hex(32)), Secret(secrets.token_hex(32)))
         findings = detect(snapshot.conn, catalog, config, sample_rows=arguments.sample)
     diff = policy_diff(findings, config)
     if arguments.policy_diff is not None:
