@@ -81,8 +81,9 @@ def _preview(arguments: argparse.Namespace) -> int:
         display.step("PII auto-detection on the source") as step,
     ):
         catalog = read_catalog(snapshot.conn)
-        # Every rule checked against the source as a run would; nothing is masked, so no salt is needed.
-        build_mask_plan(config, catalog, Secret(secrets.token_hex(32)))
+        # Every rule checked against the source as a run would; nothing is masked, so neither the salt nor
+        # the pseudonym key is needed (the policy gate runs in CI, which has neither).
+        build_mask_plan(config, catalog, Secret(secrets.token_hex(32)), Secret(secrets.token_hex(32)))
         findings = detect(snapshot.conn, catalog, config, sample_rows=arguments.sample)
         step.done(f"{len(findings)} finding(s)")
     diff = policy_diff(findings, config)

@@ -24,7 +24,7 @@ def read_vault(reference: str, *, what: str) -> str:
     import requests
 
     mount, path, key = _vault_parts(reference, what=what)
-    address, token = _required_env("VAULT_ADDR", what=what), _required_env("VAULT_TOKEN", what=what)
+    address, token = _vault_address(what=what), _required_env("VAULT_TOKEN", what=what)
     named = f"{what}: Vault secret {mount}/{path}"
     client = hvac.Client(url=address, token=token, timeout=TIMEOUT_SECONDS)
     try:
@@ -149,6 +149,23 @@ def _required_env(name: str, *, what: str) -> str:
     if not value:
         raise SecretError(f"{what}: environment variable {name} is not set or empty", f"export {name}=...")
     return value
+
+
+def _vault_address(*, what: str) -> str:
+    """``$VAULT_ADDR``, checked to be an http(s) address before hvac reads it (its value is never shown:
+    an address may hold a user and password)."""
+    address = _required_env("VAULT_ADDR", what=what)
+    parts = urlsplit(address)
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is no number, or out of range
+        valid = False
+    if not valid:
+        raise SecretError(
+            f"{what}: VAULT_ADDR is not an http(s)://host[:port] address",
+            "export VAULT_ADDR=https://<vault host>:8200 (Vault's API address)",
+        )
+    return address
 
 
 def _origin(address: str) -> str:

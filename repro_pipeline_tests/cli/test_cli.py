@@ -184,6 +184,30 @@ def test_preview_passes_the_strict_gate_when_every_finding_has_a_rule(
     assert users_email["covered_by"].endswith(email.split()[2].rstrip(","))  # passthrough or fake
 
 
+def test_preview_checks_keyed_rules_without_the_pseudonym_key(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    """Like the salt, the pseudonym key masks nothing in a preview: the policy gate runs in CI, where the
+    key (an environment variable or a Vault secret of production) is not given."""
+    rules = tmp_path / "mask-rules.yaml"
+    rules.write_text(
+        'version: "1.0"\npseudonym_key: vault://secret/repro#pseudonym\ntables:\n  public.users:\n'
+        "    columns:\n      full_name: { action: pseudonym, provider: full_name }\n"
+        "      email: { action: hmac_hash }\n"
+    )
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("PSEUDONYM_KEY", "VAULT_ADDR", "VAULT_TOKEN", "ANONYMIZATION_SALT")
+    }
+    run = _cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), env=environment)
+    assert run.returncode == 0, run.stderr
+    rules.write_text(rules.read_text().replace("full_name: { action", "id: { action"))  # an integer column
+    run = _cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), env=environment)
+    assert run.returncode == 3
+    assert "pseudonym full_name gives text that does not fit the column" in run.stderr
+
+
 def test_preview_without_strict_mode_reports_and_exits_zero(
     stack: Stack, source: SourceSummary, tmp_path: Path
 ) -> None:

@@ -75,6 +75,18 @@ VAULT_ERRORS = [
     ("no-token", "vault://secret/repro/billing#salt", {"VAULT_TOKEN": ""}, "VAULT_TOKEN is not set or empty"),
     ("no-address", "vault://secret/repro/billing#salt", {"VAULT_ADDR": ""}, "VAULT_ADDR is not set or empty"),
     (
+        "address-with-a-bad-port",
+        "vault://secret/repro/billing#salt",
+        {"VAULT_ADDR": "http://admin:hunter2-secret@127.0.0.1:notaport"},
+        "VAULT_ADDR is not an http(s)://host[:port] address",
+    ),
+    (
+        "address-without-a-scheme",
+        "vault://secret/repro/billing#salt",
+        {"VAULT_ADDR": "127.0.0.1:{port}"},
+        "VAULT_ADDR is not an http(s)://host[:port] address",
+    ),
+    (
         "unreachable",
         "vault://secret/repro/billing#salt",
         {"VAULT_ADDR": "http://admin:hunter2-secret@127.0.0.1:{port}"},

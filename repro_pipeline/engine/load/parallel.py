@@ -10,7 +10,7 @@ batch's key array as it copies it. With ``split_tables``, a big table is read in
 by several workers at once, each segment written by plain ``COPY`` (others write the table meanwhile).
 
 Workers are processes: the masks are Python, which threads would run on one core at a time. Each gets the
-DSNs, the config and the salt through the spawn pipe (never a command line, environment or log) and builds the
+DSNs, the config, the salt and the plan's pseudonym key through the spawn pipe (never a command line, environment or log) and builds the
 masks again (they are closures, which do not pickle), checked against the plan's. The first failure stops
 every worker: their sessions end with their processes, so nothing is left running on the standby.
 """
@@ -116,6 +116,7 @@ class _Setup:
     config: ReproConfig
     catalog: Catalog
     salt: Secret = field(repr=False)
+    pseudonym_key: Secret | None = field(repr=False)  # the plan's, not resolved again by each worker
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ def started_workers(
         workers.config,
         plan.catalog,
         workers.salt,
+        plan.mask_plan.pseudonym_key,
     )
     context = multiprocessing.get_context("spawn")
     pending: Queue[TableJob | None] = context.Queue()
@@ -379,7 +381,7 @@ def next_job(pending: Queue[TableJob | None], parent: BaseProcess | None) -> Tab
 
 
 def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event]) -> None:
-    mask_plan = mask_plan_of(setup.config, setup.catalog, setup.salt)
+    mask_plan = mask_plan_of(setup.config, setup.catalog, setup.salt, setup.pseudonym_key)
     parent = multiprocessing.parent_process()
     with (
         setup.limits.connect(setup.source_dsn, role="standby") as source,

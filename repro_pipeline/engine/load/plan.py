@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -153,9 +153,14 @@ def plan_subset(
     )
 
 
-def mask_plan_of(config: ReproConfig, catalog: Catalog, salt: Secret) -> MaskPlan:
-    """The plan's masks, as each load worker builds them again (maskers are closures: they do not pickle)."""
-    return _without_dangling_references(config, catalog, build_mask_plan(config, catalog, salt))
+def mask_plan_of(
+    config: ReproConfig, catalog: Catalog, salt: Secret, pseudonym_key: Secret | None = None
+) -> MaskPlan:
+    """The plan's masks, as each load worker builds them again (maskers are closures: they do not pickle),
+    with the pseudonym key the plan resolved."""
+    return _without_dangling_references(
+        config, catalog, build_mask_plan(config, catalog, salt, pseudonym_key)
+    )
 
 
 def _excluded_tables(catalog: Catalog, mask_plan: MaskPlan) -> list[TableName]:
@@ -231,7 +236,7 @@ def _without_dangling_references(config: ReproConfig, catalog: Catalog, mask_pla
         tables[fk.child] = child.with_null_columns(
             fk.child_columns, f"{fk.name} references {fk.parent}, which is {parent.strategy}"
         )
-    return MaskPlan(tables)
+    return replace(mask_plan, tables=tables)
 
 
 _PROBES = ("repro-probe", "Probe.Value@example.com", "4242")
@@ -255,11 +260,21 @@ def _require_consistent_references(config: ReproConfig, catalog: Catalog, mask_p
             if child_mask is parent_mask is None:
                 continue
             if any(_masked(child_mask, probe) != _masked(parent_mask, probe) for probe in _PROBES):
+                scoped = _described(child, child_column) + _described(parent, parent_column)
                 raise ConfigError(
                     f"{config.mask_rules_doc.path}: {fk.child}.{child_column} and {fk.parent}.{parent_column} "
                     f"are masked differently, but {fk.name} joins them: the copy's foreign key would break",
-                    "give both columns the same rule with a shared seed_alias (or neither a rule)",
+                    "hmac_hash is scoped to its column and takes no seed_alias, so a key and its references "
+                    "cannot share it: use hash on both (the same in every column), or pseudonym with a shared "
+                    "seed_alias"
+                    if any(action.startswith("hmac_hash") for action in scoped)
+                    else "give both columns the same rule with a shared seed_alias (or neither a rule)",
                 )
+
+
+def _described(masking: TableMasking, column: str) -> list[str]:
+    """What the plan does to ``column`` (``fake:email``, ``hmac_hash (hex)``, ...)."""
+    return [described.action for described in masking.columns if described.column == column]
 
 
 def _require_unmasked_json_reference(

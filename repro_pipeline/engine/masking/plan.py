@@ -26,7 +26,7 @@ append the uniqueness tag (see ``values``), ``hash`` is the full HMAC (or at lea
 uuid provider is unique as it is. ``static`` is refused; ``null`` too when NULLs count as equal (primary
 key, NULLS NOT DISTINCT). A ``seed_alias`` used by a unique column's fake is tagged wherever it is used
 (other columns and JSON paths), so aliased values keep agreeing; columns sharing an alias must agree on
-``normalize``. ``normalize: lower`` on a unique column is refused unless the uniqueness is itself
+``normalize`` and on their key (all ``fake``, seeded by the salt, or all ``pseudonym``). ``normalize: lower`` on a unique column is refused unless the uniqueness is itself
 case-insensitive (citext, or a unique index on lower(column)): two rows differing only in case would
 otherwise get one output.
 """
@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
 from repro_pipeline.engine.config import (
@@ -126,6 +126,9 @@ class TableMasking:
 @dataclass(frozen=True)
 class MaskPlan:
     tables: Mapping[TableName, TableMasking]
+    # Resolved once, while planning (None when no rule uses it): the load workers build their masks with it
+    # rather than each asking its store again.
+    pseudonym_key: Secret | None = field(default=None, repr=False)
 
     def for_table(self, name: TableName) -> TableMasking:
         return self.tables[name]
@@ -157,7 +160,11 @@ class _JsonRule:
     yaml_path: str  # json_mask[i].paths[j]
 
 
-def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> MaskPlan:
+def build_mask_plan(
+    config: ReproConfig, catalog: Catalog, salt: Secret, pseudonym_key: Secret | None = None
+) -> MaskPlan:
+    """The plan of ``config`` over ``catalog``. ``pseudonym_key``, when given, is the key a plan already
+    resolved; otherwise it is resolved here, when a rule uses it."""
     rules_doc, ext_doc = config.mask_rules_doc, config.extensions_doc
     configured: dict[TableName, tuple[str, TableRules]] = {}
     for key, rules in config.mask_rules.tables.items():
@@ -225,7 +232,7 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
             )
 
     tagged_aliases = _aliases(column_rules, json_rules)
-    keys = _Keys(salt, _pseudonym_key(config, column_rules, salt))
+    keys = _Keys(salt, pseudonym_key or _pseudonym_key(config, column_rules, salt))
 
     plan = {}
     for name, table in catalog.tables.items():
@@ -246,7 +253,7 @@ def build_mask_plan(config: ReproConfig, catalog: Catalog, salt: Secret) -> Mask
             )
             described.append(ColumnMasking(column_name, f"json:{len(path_rules)} paths"))
         plan[name] = TableMasking(table, rules.strategy, tuple(described), maskers, rules.batch_size)
-    return MaskPlan(plan)
+    return MaskPlan(plan, keys.pseudonym)
 
 
 @dataclass(frozen=True)
@@ -269,14 +276,23 @@ def _aliases(
     column_rules: Mapping[TableName, Sequence[_ColumnRule]],
     json_rules: Mapping[TableName, Mapping[str, Sequence[_JsonRule]]],
 ) -> dict[str, str]:
-    """The seed_aliases to tag (alias -> the unique column that needs it); refuses disagreeing normalize."""
-    seen: dict[str, tuple[str | None, str, str]] = {}  # alias -> (normalize, where, yaml path)
+    """The seed_aliases to tag (alias -> the unique column that needs it); refuses an alias whose rules
+    disagree on normalize, or on the key that seeds them (``fake`` the salt, ``pseudonym`` the pseudonym key)."""
+    seen: dict[str, tuple[str, str | None, str, str]] = {}  # alias -> (action, normalize, where, yaml path)
     tagged: dict[str, str] = {}
-    uses: list[tuple[str, str | None, str, str]] = []
+    uses: list[tuple[str, str, str | None, str, str]] = []
     for rules in column_rules.values():
         for rule in rules:
             if isinstance(rule.action, FakeAction | PseudonymAction) and rule.action.seed_alias is not None:
-                uses.append((rule.action.seed_alias, rule.action.normalize, rule.where, rule.yaml_path))
+                uses.append(
+                    (
+                        rule.action.seed_alias,
+                        rule.action.action,
+                        rule.action.normalize,
+                        rule.where,
+                        rule.yaml_path,
+                    )
+                )
                 if rule.unique is not None and rule.action.provider not in values.UNTAGGED_PROVIDERS:
                     tagged.setdefault(rule.action.seed_alias, f"{rule.qualified} ({rule.unique.describe()})")
     for columns in json_rules.values():
@@ -286,17 +302,25 @@ def _aliases(
                     uses.append(
                         (
                             path_rule.rule.seed_alias,
+                            "fake",
                             path_rule.rule.normalize,
                             path_rule.where,
                             path_rule.yaml_path,
                         )
                     )
-    for alias, normalize, where, yaml_path in uses:
-        first = seen.setdefault(alias, (normalize, where, yaml_path))
-        if first[0] != normalize:
+    for alias, action, normalize, where, yaml_path in uses:
+        first = seen.setdefault(alias, (action, normalize, where, yaml_path))
+        if first[0] != action:
+            raise ConfigError(
+                f"{where}: {yaml_path}: seed_alias {alias} is used by {first[0]} at {first[2]} ({first[3]}) "
+                f"and by {action} here: a fake is seeded by the salt and a pseudonym by pseudonym_key, so "
+                "the two would give different values for the same original",
+                "use the same action (fake or pseudonym) on every rule sharing the alias, or another alias",
+            )
+        if first[1] != normalize:
             raise ConfigError(
                 f"{where}: {yaml_path}: seed_alias {alias} is used with normalize {normalize or 'unset'} "
-                f"here and with normalize {first[0] or 'unset'} at {first[1]} ({first[2]})",
+                f"here and with normalize {first[1] or 'unset'} at {first[2]} ({first[3]})",
                 "set the same normalize on every rule sharing the alias, or their fakes stop agreeing",
             )
     return tagged

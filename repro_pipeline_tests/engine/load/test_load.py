@@ -518,6 +518,27 @@ def test_a_masked_key_must_be_masked_alike_where_it_is_referenced(
     assert _rows(target, "SELECT DISTINCT tenant_code FROM tags") == [code]
 
 
+def test_hmac_hash_on_a_key_and_its_reference_is_refused_pointing_to_hash(
+    edge_source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hmac_hash is scoped to its column, so a key and its reference cannot share it, and it takes no
+    seed_alias: the message says which action keeps them joined instead, and that one is accepted."""
+    monkeypatch.setenv("PSEUDONYM_KEY", secrets.token_hex(32))
+
+    def rules(action: str) -> str:
+        return EDGE_RULES + (
+            f"  Billing.Tenants:\n    columns:\n      code: {{ action: {action} }}\n"
+            f"  public.tags:\n    columns:\n      tenant_code: {{ action: {action} }}\n"
+        )
+
+    with pytest.raises(ConfigError) as raised:
+        _edge_closure(edge_source, tmp_path, rules("hmac_hash"), EDGE_EXTENSIONS, 2)
+    assert "public.tags.tenant_code and Billing.Tenants.code are masked differently" in raised.value.problem
+    assert "hmac_hash is scoped to its column" in raised.value.remedy
+    assert "use hash on both" in raised.value.remedy
+    assert _edge_closure(edge_source, tmp_path, rules("hash"), EDGE_EXTENSIONS, 2)["public.tags"] == 4
+
+
 def test_replicate_all_indexes_brings_the_other_indexes(build_into: Any, tmp_path: Path) -> None:
     rules = (
         (CONFIG / "mask-rules.yaml")

@@ -194,3 +194,38 @@ def test_a_missing_short_or_reused_key_is_refused_without_showing_it(
     assert raised.value.exit_code == 4
     if environment is not None:
         assert environment not in str(raised.value)
+
+
+# --- seed_alias across keys -----------------------------------------------------------------------------------
+
+
+def test_a_seed_alias_shared_by_a_fake_and_a_pseudonym_is_refused(
+    tmp_path: Path, key_in_environment: None
+) -> None:
+    """An alias promises one output per original; a fake (the salt) and a pseudonym (the key) cannot keep it."""
+    rules = _rules(
+        "public.people",
+        """
+        name: { action: pseudonym, provider: full_name, seed_alias: person }
+        token: { action: fake, provider: full_name, seed_alias: person }
+        """,
+    )
+    with pytest.raises(ConfigError) as raised:
+        _plan(tmp_path, rules)
+    assert "seed_alias person is used by pseudonym" in str(raised.value)
+    assert "tables.public.people.columns.token" in str(raised.value)
+    assert "use the same action" in str(raised.value.remedy)
+
+
+def test_a_seed_alias_shared_by_pseudonyms_gives_one_output(tmp_path: Path, key_in_environment: None) -> None:
+    rules = _rules(
+        "public.people",
+        """
+        name: { action: pseudonym, provider: full_name, seed_alias: person }
+        token: { action: pseudonym, provider: full_name, seed_alias: person }
+        """,
+    )
+    plan = _plan(tmp_path, rules)
+    assert _masker(plan, "public.people", "name")("Jane Doe") == _masker(plan, "public.people", "token")(
+        "Jane Doe"
+    )

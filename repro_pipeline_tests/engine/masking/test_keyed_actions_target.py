@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -13,12 +14,15 @@ import pytest
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.config import ReproConfig, load_config
+from repro_pipeline.engine.load.loader import load_repro
+from repro_pipeline.engine.load.parallel import LoadWorkers
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.masking import values
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.verify.checks import no_original_pii, read_originals
 from repro_pipeline_tests.engine.load.databases import empty_target, load_and_verify, source_database
+from repro_pipeline_tests.vault_api import VaultApi
 
 ORGANIZATION = 7
 SCHEMA = """
@@ -118,3 +122,40 @@ def test_pseudonym_and_hmac_hash_mask_a_loaded_tenant_and_an_unmasked_pseudonym_
             leaked = no_original_pii(kept, conn)
     assert not leaked.passed
     assert leaked.found["leaking_columns"] == {"public.people.full_name": len(originals)}
+
+
+def test_load_workers_mask_with_the_key_the_plan_resolved_and_ask_its_store_once(
+    keyed_source: str, stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key is read from Vault once, while planning: the worker processes get it from the plan rather
+    than each asking the store again (a key rotated meanwhile would mask their tables with another key)."""
+    salt, key = Secret(secrets.token_hex(32)), secrets.token_hex(32)
+    token = f"hvs.{secrets.token_urlsafe(24)}"
+    monkeypatch.setenv("REPRO_TEST_SALT", salt.reveal())
+    with VaultApi(token, {"secret/repro/keys": {"pseudonym": key}}) as vault:
+        monkeypatch.setenv("VAULT_ADDR", vault.address)
+        monkeypatch.setenv("VAULT_TOKEN", token)
+        (tmp_path / "mask-rules.yaml").write_text(
+            RULES.replace("env://REPRO_TEST_PSEUDONYM_KEY", "vault://secret/repro/keys#pseudonym")
+        )
+        (tmp_path / "commercial-extensions.yaml").write_text(EXTENSIONS)
+        config = load_config(tmp_path / "mask-rules.yaml", tmp_path / "commercial-extensions.yaml")
+        with empty_target(stack, "keyed_workers") as target, open_source_snapshot(keyed_source) as snapshot:
+            plan = plan_subset(snapshot, config, salt, ORGANIZATION)
+            vault.secrets["secret/repro/keys"] = {"pseudonym": secrets.token_hex(32)}  # rotated
+            load_repro(
+                snapshot,
+                target,
+                plan,
+                run_id="keyed-workers",
+                started_at=datetime.now(UTC),
+                batch_size=50,
+                workers=LoadWorkers(2, config, salt, min_rows_each=1),
+            )
+            with psycopg.connect(target) as conn:
+                names = conn.execute("SELECT full_name FROM people ORDER BY id").fetchall()
+    assert vault.requests == ["/v1/secret/data/repro/keys"]
+    expected = values.fake(Secret(key), "public.people.full_name", "full_name", {})
+    assert [name for (name,) in names] == [
+        expected(f"Zorblat Quenwick {n}") for n in range(1, 401) if (7 + n % 2) == ORGANIZATION
+    ]
