@@ -200,10 +200,10 @@ def test_preview_checks_keyed_rules_without_the_pseudonym_key(
         for name, value in os.environ.items()
         if name not in ("PSEUDONYM_KEY", "VAULT_ADDR", "VAULT_TOKEN", "ANONYMIZATION_SALT")
     }
-    run = _cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), env=environment)
+    run = run_cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), env=environment)
     assert run.returncode == 0, run.stderr
     rules.write_text(rules.read_text().replace("full_name: { action", "id: { action"))  # an integer column
-    run = _cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), env=environment)
+    run = run_cli("preview", "--source", stack.standby_dsn, "--mask-rules", str(rules), env=environment)
     assert run.returncode == 3
     assert "pseudonym full_name gives text that does not fit the column" in run.stderr
 
