@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 
 from repro_pipeline.cli import (
+    catalog,
     config_files,
     embedded,
     plan_and_load,
@@ -52,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
         help="print the version and exit",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND", help="one of the commands below")
-    for group in (embedded, runs, repro_databases, plan_and_load, verify, config_files, suggest_references):
+    for group in (
+        embedded,
+        runs,
+        repro_databases,
+        plan_and_load,
+        verify,
+        config_files,
+        suggest_references,
+        catalog,
+    ):
         group.add_commands(commands)
     return parser
