@@ -82,7 +82,7 @@ def check_results(
             metadata=_metadata(verdict.found),
         )
     if tables:
-        by_table = verdicts_by_table(plan, [copied.table for copied in tables], every_verdict)
+        by_table = verdicts_by_table(plan.catalog, [copied.table for copied in tables], every_verdict)
         yield from table_check_results(tables, by_table, selected)
 
 

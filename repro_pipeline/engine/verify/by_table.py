@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.load.plan import SubsetPlan
-from repro_pipeline.engine.source.catalog import TableName
+from repro_pipeline.engine.source.catalog import Catalog, TableName
 from repro_pipeline.engine.verify.checks import NO_ORIGINAL_PII, ZERO_FK_ORPHANS, Verdict
 
 TABLE_ZERO_FK_ORPHANS = "table_zero_fk_orphans"
@@ -28,20 +27,20 @@ class TableVerdicts:
 
 
 def verdicts_by_table(
-    plan: SubsetPlan, tables: Iterable[TableName], database_verdicts: Iterable[Verdict]
+    catalog: Catalog, tables: Iterable[TableName], database_verdicts: Iterable[Verdict]
 ) -> dict[TableName, TableVerdicts]:
     """Each of ``tables``' share of the database's ``zero_fk_orphans`` and ``no_original_pii`` verdicts
-    (both must be among ``database_verdicts``); a table the plan does not know has none of either."""
+    (both must be among ``database_verdicts``); a table the source's ``catalog`` lacks has none of either."""
     by_check = {verdict.check: verdict for verdict in database_verdicts}
     orphans, leaks = by_check[ZERO_FK_ORPHANS], by_check[NO_ORIGINAL_PII]
     return {
-        table: TableVerdicts(_orphans_of(plan, table, orphans), _leaks_of(plan, table, leaks))
+        table: TableVerdicts(_orphans_of(catalog, table, orphans), _leaks_of(catalog, table, leaks))
         for table in tables
     }
 
 
-def _orphans_of(plan: SubsetPlan, table: TableName, database: Verdict) -> Verdict:
-    own = [str(fk) for fk in plan.catalog.referenced_by(table)] if table in plan.catalog.tables else []
+def _orphans_of(catalog: Catalog, table: TableName, database: Verdict) -> Verdict:
+    own = [str(fk) for fk in catalog.referenced_by(table)] if table in catalog.tables else []
     failing: Mapping[str, int] = database.found.get("failing_foreign_keys", {})
     missing = set(database.found.get("missing_foreign_keys", []))
     table_failing = {fk: failing[fk] for fk in own if fk in failing}
@@ -58,10 +57,10 @@ def _orphans_of(plan: SubsetPlan, table: TableName, database: Verdict) -> Verdic
     )
 
 
-def _leaks_of(plan: SubsetPlan, table: TableName, database: Verdict) -> Verdict:
+def _leaks_of(catalog: Catalog, table: TableName, database: Verdict) -> Verdict:
     columns = (
-        [f"{table}.{column.name}" for column in plan.catalog.tables[table].columns]
-        if table in plan.catalog.tables
+        [f"{table}.{column.name}" for column in catalog.tables[table].columns]
+        if table in catalog.tables
         else []
     )
 
