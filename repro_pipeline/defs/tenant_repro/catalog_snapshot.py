@@ -57,7 +57,12 @@ class LoadStepFromCatalogSnapshot(dg.StateBackedComponent):
     def build_defs_from_state(
         self, context: dg.ComponentLoadContext, state_path: Path | None
     ) -> dg.Definitions:
-        return dg.Definitions(assets=[closure_and_repro_database(_snapshot_tables(state_path))])
+        return load_step_definitions(state_path)
+
+
+def load_step_definitions(state_path: Path | None) -> dg.Definitions:
+    """The load's step with an asset per table of the snapshot at ``state_path`` (None: no snapshot)."""
+    return dg.Definitions(assets=[closure_and_repro_database(_snapshot_tables(state_path))])
 
 
 def _snapshot_tables(state_path: Path | None) -> tuple[CopiedTable, ...]:
