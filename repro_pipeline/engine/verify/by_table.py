@@ -83,12 +83,15 @@ def _leaks_of(catalog: Catalog, table: TableName, database: Verdict) -> Verdict:
 def table_bytes(target: psycopg.Connection[TupleRow], tables: Iterable[TableName]) -> dict[TableName, int]:
     """Each table's size on the target with its indexes and TOAST, and its partitions' (0 when absent)."""
     names = list(tables)
+    # pg_partition_tree lists a partitioned table's partitions (itself without storage), and nothing for a
+    # plain table on some versions (15): the table's own size, plus its partitions'.
     rows = target.execute(
         """
-        SELECT t.name, coalesce(sum(pg_total_relation_size(p.relid)), 0)::bigint
-        FROM unnest(%s::text[]) AS t(name)
-        LEFT JOIN LATERAL pg_partition_tree(to_regclass(t.name)) AS p ON true
-        GROUP BY t.name
+        SELECT t.name,
+               coalesce(pg_total_relation_size(t.rel), 0)
+               + coalesce((SELECT sum(pg_total_relation_size(p.relid)) FROM pg_partition_tree(t.rel) AS p
+                           WHERE p.relid <> t.rel), 0)
+        FROM (SELECT name, to_regclass(name) AS rel FROM unnest(%s::text[]) AS name) AS t
         """,
         [[name.identifier.as_string() for name in names]],
     ).fetchall()

@@ -1,11 +1,16 @@
-"""The database's orphan and leak verdicts split per table (pure: no server)."""
+"""The database's orphan and leak verdicts split per table (no server), and tables' sizes on a real one."""
 
 from __future__ import annotations
 
+import psycopg
+
+from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.engine.dsn import with_database
 from repro_pipeline.engine.source.catalog import Catalog, Column, ForeignKey, Table, TableName
 from repro_pipeline.engine.verify.by_table import (
     TABLE_NO_ORIGINAL_PII,
     TABLE_ZERO_FK_ORPHANS,
+    table_bytes,
     verdicts_by_table,
 )
 from repro_pipeline.engine.verify.checks import NO_ORIGINAL_PII, ZERO_FK_ORPHANS, Verdict
@@ -86,3 +91,34 @@ def test_a_table_the_catalog_lacks_passes_with_nothing_checked() -> None:
     )
     assert by_table[GONE].orphans.passed and by_table[GONE].orphans.found["foreign_keys_checked"] == 0
     assert by_table[GONE].leaks.passed and by_table[GONE].leaks.found["columns_searched"] == 0
+
+
+def test_table_bytes_counts_a_partitioned_tables_partitions_and_nothing_for_an_absent_one(
+    stack: Stack,
+) -> None:
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS table_bytes_check")
+        admin.execute("CREATE DATABASE table_bytes_check")
+    try:
+        with psycopg.connect(
+            with_database(stack.target_admin_dsn, "table_bytes_check"), autocommit=True
+        ) as conn:
+            conn.execute("CREATE TABLE events (id int, at date) PARTITION BY RANGE (at)")
+            conn.execute(
+                "CREATE TABLE events_2020 PARTITION OF events FOR VALUES FROM ('2020-01-01') TO ('2021-01-01')"
+            )
+            conn.execute("INSERT INTO events SELECT g, '2020-02-01' FROM generate_series(1, 1000) g")
+            conn.execute("CREATE TABLE plain (id int PRIMARY KEY)")
+            conn.execute("INSERT INTO plain VALUES (1)")
+            conn.execute("CREATE TABLE empty (id int)")
+            events, plain, empty, absent = (
+                TableName("public", n) for n in ("events", "plain", "empty", "absent")
+            )
+            sizes = table_bytes(conn, [events, plain, empty, absent])
+            (partition, own) = conn.execute(  # type: ignore[misc]
+                "SELECT pg_total_relation_size('events_2020'), pg_total_relation_size('plain')"
+            ).fetchone()
+        assert sizes == {events: partition, plain: own, empty: 0, absent: 0} and partition > 0 and own > 0
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            admin.execute("DROP DATABASE table_bytes_check")
