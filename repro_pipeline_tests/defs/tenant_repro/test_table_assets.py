@@ -30,6 +30,7 @@ from repro_pipeline.defs.tenant_repro.jobs import tenant_repro_job
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.dsn import with_database
+from repro_pipeline.engine.errors import ConfigError, ReproError
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.source.catalog import read_catalog
 from repro_pipeline.engine.source.catalog_snapshot import CatalogTable, load_catalog_snapshot
@@ -203,6 +204,39 @@ def test_a_planted_orphan_fails_its_tables_check_launched_on_its_own(
     line_items = checks[dg.AssetCheckKey(LINE_ITEMS, TABLE_ZERO_FK_ORPHANS)]
     assert not line_items.passed and line_items.metadata["orphans"].value > 0
     assert checks[dg.AssetCheckKey(INVOICES, TABLE_ZERO_FK_ORPHANS)].passed
+
+
+def test_an_excluded_table_is_materialized_with_no_rows_and_says_why(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
+    excluding = tmp_path / "mask-rules.yaml"
+    excluding.write_text(
+        rules.replace(
+            "  public.payment_methods:\n    strategy: transform\n",
+            "  public.payment_methods:\n    strategy: exclude\n",
+        )
+    )
+    monkeypatch.setenv("REPRO_MASK_RULES", str(excluding))
+    result = _run(job, instance)
+    assert result.success, step_failure_messages(result)
+    excluded = _materializations(result)[dg.AssetKey(["repro", "public", "payment_methods"])]
+    assert excluded["dagster/row_count"] == 0 and excluded["bytes"] == 0
+    assert excluded["status"] == "not copied: strategy exclude in mask-rules.yaml"
+
+
+def test_the_snapshot_is_read_from_a_ready_standby_only(
+    stack: Stack, pipeline_environment: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPRO_STANDBY_DSN", stack.primary_dsn)
+    with pytest.raises(ReproError, match="this is a primary"):
+        LoadStepFromCatalogSnapshot().write_state_to_path(tmp_path / "state")
+    monkeypatch.delenv("REPRO_STANDBY_DSN")
+    with pytest.raises(
+        ConfigError, match="REPRO_STANDBY_DSN is not set: the catalog snapshot is read from the standby"
+    ):
+        LoadStepFromCatalogSnapshot().write_state_to_path(tmp_path / "state")
+    assert not (tmp_path / "state").exists()
 
 
 def test_one_table_alone_is_refused_before_any_database_is_made(
