@@ -19,6 +19,7 @@ from repro_pipeline.defs.tenant_repro.repro_database import (
     repro_database_of,
 )
 from repro_pipeline.defs.tenant_repro.repro_query import (
+    REPRO_DATABASE_STEP,
     REPRO_QUERY_CHECK,
     REPRO_QUERY_SPEC,
     ReproDatabaseConfig,
@@ -47,7 +48,6 @@ from repro_pipeline.engine.verify.by_table import table_bytes
 from repro_pipeline.engine.verify.checks import read_originals
 
 GROUP = "tenant_repro"
-LOAD_STEP = "tenant_closure_and_repro_database"
 
 
 def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsDefinition:
@@ -55,7 +55,7 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
     ``repro_database`` alone, as before any catalog snapshot was taken)."""
 
     @dg.multi_asset(
-        name=LOAD_STEP,
+        name=REPRO_DATABASE_STEP,
         specs=[
             dg.AssetSpec(
                 TENANT_CLOSURE,
