@@ -16,13 +16,11 @@ from typing import Any
 import dagster as dg
 import psycopg
 import pytest
-from dagster.components.utils.project_paths import get_local_state_path
 
 from repro_pipeline.cli.main import main
 from repro_pipeline.defs import resources
 from repro_pipeline.defs.tenant_repro.assets import repro_handoff, standby_health
 from repro_pipeline.defs.tenant_repro.catalog_snapshot import (
-    CATALOG_SNAPSHOT_KEY,
     LoadStepFromCatalogSnapshot,
     load_step_definitions,
 )
@@ -269,18 +267,13 @@ def test_without_a_snapshot_the_step_has_repro_database_alone(
 
 
 @pytest.fixture
-def checkout_state() -> Iterator[Path]:
-    """The checkout's own catalog snapshot (what `dg` loads), set aside during the test and put back after."""
-    path = get_local_state_path(CATALOG_SNAPSHOT_KEY, PROJECT_ROOT)
-    kept = path.with_name("state.kept-by-test")
-    if path.exists():
-        path.replace(kept)
+def checkout_state(checkout_catalog_snapshot: Path) -> Iterator[Path]:
+    """The checkout's own catalog snapshot (what `dg` loads): none at first, none after."""
+    assert not checkout_catalog_snapshot.exists()
     try:
-        yield path
+        yield checkout_catalog_snapshot
     finally:
-        path.unlink(missing_ok=True)
-        if kept.exists():
-            kept.replace(path)
+        checkout_catalog_snapshot.unlink(missing_ok=True)
 
 
 def _dg(*arguments: str) -> subprocess.CompletedProcess[str]:
