@@ -22,6 +22,27 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def checkout_catalog_snapshot() -> Iterator[Path]:
+    """Where the checkout keeps its catalog snapshot (what its code location loads), emptied for the session
+    and put back after: the suite expects ``repro_database`` alone unless a test builds the per-table
+    assets itself, whatever ``repro-pipeline catalog refresh`` left in the checkout."""
+    from dagster.components.utils.project_paths import get_local_state_path
+
+    from repro_pipeline.defs.tenant_repro.catalog_snapshot import CATALOG_SNAPSHOT_KEY
+
+    path = get_local_state_path(CATALOG_SNAPSHOT_KEY, PROJECT_ROOT)
+    kept = path.with_name("state.set-aside-by-tests")
+    if path.exists():
+        path.replace(kept)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        if kept.exists():
+            kept.replace(path)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="repro-stack-", dir="/tmp"))

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 
 from repro_pipeline.cli import (
+    catalog,
     config_files,
     embedded,
     plan_and_load,
@@ -70,6 +71,6 @@ def _parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
         help="one of the commands below",
         parser_class=parser_class(json_errors=json_errors),
     )
-    for group in (embedded, runs, repro_databases, plan_and_load, verify, config_files, suggest_references):
+    for group in (embedded, runs, repro_databases, plan_and_load, verify, config_files, suggest_references, catalog):
         group.add_commands(commands)
     return parser

@@ -9,7 +9,7 @@ it.
 """
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +19,13 @@ from repro_pipeline.defs.repro_databases.observations import repro_database_obse
 from repro_pipeline.defs.resources import TargetServer
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
+from repro_pipeline.defs.tenant_repro.table_assets import CopiedTable, table_check_results
 from repro_pipeline.engine.load.loader import ReplicatedSchema
 from repro_pipeline.engine.load.plan import SubsetPlan
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.manifest import record_check
 from repro_pipeline.engine.verify import checks
+from repro_pipeline.engine.verify.by_table import verdicts_by_table
 from repro_pipeline.engine.verify.leaks import Originals
 
 _CHECK_DESCRIPTIONS = {
@@ -53,15 +55,14 @@ def check_results(
     plan: SubsetPlan,
     originals: Originals,
     schema: ReplicatedSchema,
+    tables: Sequence[CopiedTable] = (),
 ) -> Iterator[dg.AssetCheckResult]:
-    """The selected checks' verdicts on ``database``, each recorded in its manifest first."""
-    selected = {key.name for key in context.selected_asset_check_keys}
+    """The selected checks' verdicts on ``database``, each recorded in its manifest first; then the selected
+    checks of ``tables``, each its share of the database's."""
+    selected = set(context.selected_asset_check_keys)
     with target.connect_database(database.name) as conn:
-        verdicts = [
-            v
-            for v in checks.verify_repro(plan, originals, schema, conn, target.database_dsn(database.name))
-            if v.check in selected
-        ]
+        every_verdict = checks.verify_repro(plan, originals, schema, conn, target.database_dsn(database.name))
+        verdicts = [v for v in every_verdict if dg.AssetCheckKey(REPRO_DATABASE, v.check) in selected]
         for verdict in verdicts:
             record_check(conn, verdict.check, passed=verdict.passed)
     if any(v.check == checks.NO_ORIGINAL_PII and not v.passed for v in verdicts):
@@ -80,6 +81,9 @@ def check_results(
             passed=verdict.passed,
             metadata=_metadata(verdict.found),
         )
+    if tables:
+        by_table = verdicts_by_table(plan.catalog, [copied.table for copied in tables], every_verdict)
+        yield from table_check_results(tables, by_table, selected)
 
 
 def _metadata(found: dict[str, Any]) -> dict[str, Any]:

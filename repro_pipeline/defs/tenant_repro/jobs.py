@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from repro_pipeline.defs.tenant_repro.assets import GROUP
+from repro_pipeline.defs.tenant_repro.load_step import GROUP
 from repro_pipeline.defs.tenant_repro.partitions import PARTITION_KEY_HELP
 
 # Every run of the job carries this tag, however the job is launched (its launchpad, the ticket sensor, the
