@@ -1,4 +1,6 @@
-"""The search for originals in text: one Aho-Corasick automaton of every original, built once.
+"""The search for originals in text: Aho-Corasick automata of every original, built once (``ahocorasick_rs``,
+over the Rust ``aho-corasick`` crate: its searches run outside the GIL, and its automaton takes less than half
+the memory of ``pyahocorasick``'s).
 
 ``holds`` is the exact test of one value: an original, case-insensitively, whole or at word boundaries.
 ``candidate_values`` is its sieve over many values at once (one C loop over their text): a value without any
@@ -10,9 +12,10 @@ a newline, a ``\\u`` escape of a json document) is why such a value is always te
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import ahocorasick
+from ahocorasick_rs import AhoCorasick, Implementation
 
 NOTHING, COMMON_WORD, DISTINCTIVE = 0, 1, 2
 
@@ -47,9 +50,10 @@ class OriginalsMatcher:
     def _holds_folded(self, folded: str) -> int:
         found = NOTHING
         for automaton in self._automata:
-            for end, (kind, word) in automaton.iter(folded):
-                if kind > found and _bounded(folded, end - len(word) + 1, end, word):
-                    found = int(kind)
+            for pattern, start, end in automaton.matcher.find_matches_as_indexes(folded, overlapping=True):
+                kind = automaton.kinds[pattern]
+                if kind > found and _bounded(folded, start, end - 1):
+                    found = kind
                     if found == DISTINCTIVE:
                         return found
         return found
@@ -66,7 +70,13 @@ class OriginalsMatcher:
         # NUL is in no text or JSON value of PostgreSQL's, so no original spans two values; casefold works
         # character by character, so the n-th NUL still ends the n-th value.
         folded = "\0".join(values).casefold()
-        positions = [end for automaton in self._automata for end, _ in automaton.iter(folded)]
+        # Any match in a value shows it: the search need not report overlapping ones (a value holding an
+        # original has a first match that ends in it, as no original spans a NUL).
+        positions = [
+            start
+            for automaton in self._automata
+            for _, start, _ in automaton.matcher.find_matches_as_indexes(folded)
+        ]
         escape = folded.find("\\")
         while escape != -1:
             positions.append(escape)
@@ -85,21 +95,26 @@ class OriginalsMatcher:
 _SHORT = 64  # characters: an email, a name; longer ones are mostly notes
 
 
-def _automata(kinds: dict[str, int]) -> list[ahocorasick.Automaton]:
+@dataclass(frozen=True)
+class _Automaton:
+    matcher: AhoCorasick
+    kinds: bytes  # the kind of each pattern, by its index
+
+
+def _automata(kinds: dict[str, int]) -> list[_Automaton]:
     """An automaton of ``kinds``' originals (folded), or none for none."""
     if not kinds:
         return []
-    automaton = ahocorasick.Automaton()
-    for original, kind in kinds.items():
-        automaton.add_word(original, (kind, original))
-    automaton.make_automaton()
-    return [automaton]
+    # The contiguous NFA: for the bench whale's 172,000 originals 29 MB, against 66 MB for pyahocorasick's
+    # automaton and 306 MB for a DFA that searches them only about a third faster.
+    matcher = AhoCorasick(kinds, implementation=Implementation.ContiguousNFA, store_patterns=False)
+    return [_Automaton(matcher, bytes(kinds.values()))]
 
 
-def _bounded(text: str, start: int, end: int, found: str) -> bool:
-    """``found`` at text[start:end + 1] is not the middle of a longer word (``Ann`` in ``Annual``)."""
-    left_open = start == 0 or not (found[0].isalnum() and text[start - 1].isalnum())
-    right_open = end == len(text) - 1 or not (found[-1].isalnum() and text[end + 1].isalnum())
+def _bounded(text: str, start: int, end: int) -> bool:
+    """The original found at text[start:end + 1] is not the middle of a longer word (``Ann`` in ``Annual``)."""
+    left_open = start == 0 or not (text[start].isalnum() and text[start - 1].isalnum())
+    right_open = end == len(text) - 1 or not (text[end].isalnum() and text[end + 1].isalnum())
     return left_open and right_open
 
 
