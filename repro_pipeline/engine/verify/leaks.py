@@ -111,6 +111,11 @@ class Originals:
     def values(self) -> set[str]:
         return self.distinctive | self.common_words
 
+    @property
+    def searched(self) -> int:
+        """How many originals are searched for (``values`` without building it: one word or not, never both)."""
+        return len(self.distinctive) + len(self.common_words)
+
     def add(self, value: str, occurrences: int = 1) -> None:
         value = value.rstrip(" ")  # char(n) pads with spaces
         if not value or value in self.distinctive or value in self.common_words:
