@@ -31,7 +31,9 @@ class OriginalsMatcher:
         # that one is, and nothing is more than distinctive: the automaton of the short ones is the same
         # search without it, and much smaller to build.
         self._automata += _automata(
-            originals, lambda folded: len(folded) > _SHORT and self._holds_folded(folded) != DISTINCTIVE
+            originals,
+            lambda folded: len(folded) > _SHORT and self._holds_folded(folded) != DISTINCTIVE,
+            longer_than=_SHORT // _MOST_FOLDED_PER_CHARACTER,
         )
         self.empty = not self._automata
 
@@ -86,6 +88,7 @@ class OriginalsMatcher:
 
 
 _SHORT = 64  # characters: an email, a name; longer ones are mostly notes
+_MOST_FOLDED_PER_CHARACTER = 3  # casefold makes "ΐ" three characters, and no character more
 
 
 @dataclass(frozen=True)
@@ -95,14 +98,17 @@ class _Automaton:
 
 
 def _automata(
-    originals: Iterable[tuple[int, Iterable[str]]], wanted: Callable[[str], bool]
+    originals: Iterable[tuple[int, Iterable[str]]], wanted: Callable[[str], bool], longer_than: int = 0
 ) -> list[_Automaton]:
-    """The automaton of the ``wanted`` originals (folded) of each kind, or none for none."""
+    """The automaton of the ``wanted`` originals (folded) of each kind, or none for none; originals of at most
+    ``longer_than`` characters are not even folded."""
     kinds = bytearray()
 
     def patterns() -> Iterator[str]:
         for kind, words in originals:
             for original in words:
+                if len(original) <= longer_than:
+                    continue
                 folded = original.casefold()
                 if wanted(folded):
                     kinds.append(kind)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -116,13 +116,13 @@ class Originals:
         """How many originals are searched for (``values`` without building it: one word or not, never both)."""
         return len(self.distinctive) + len(self.common_words)
 
-    def add(self, value: str, occurrences: int = 1) -> None:
+    def add(self, value: str) -> None:
         value = value.rstrip(" ")  # char(n) pads with spaces
         if not value or value in self.distinctive or value in self.common_words:
             return  # most originals of a JSON path repeat (one user's email in each of their events)
         reason = _too_plain(value)
         if reason:
-            self.not_searched[reason] += occurrences
+            self.not_searched[reason] += 1
         elif _ONE_WORD.fullmatch(value):
             self.common_words.add(value)
         else:
@@ -189,7 +189,7 @@ def original_values(
         on_server = [field for field in wanted.json_paths if _reads_on_server(table, field)]
         in_documents = [field for field in wanted.json_paths if not _reads_on_server(table, field)]
         read = tuple(dict.fromkeys((*table.primary_key, *plain, *(field.column for field in in_documents))))
-        if len(read) == len(table.primary_key) and not on_server:
+        if not plain and not wanted.json_paths:
             continue
         selected = sql.SQL(", ").join(
             [
@@ -210,6 +210,14 @@ def original_values(
             query = sql.SQL("SELECT {} FROM {} WHERE {}").format(selected, name.identifier, condition)
             with closing(_stream(source, query, {**params, **paths})) as rows:
                 for row in rows:
+                    for field, text, kind in zip(
+                        on_server, row[len(read) :: 2], row[len(read) + 1 :: 2], strict=True
+                    ):
+                        for leaf in _server_leaves(text, kind):
+                            if leaf != field.kept:
+                                originals.add(leaf)
+                    if not plain and not in_documents:
+                        continue
                     values = dict(zip(read, row, strict=False))
                     key = key_of(row)
                     for column in wanted.columns:
@@ -223,23 +231,11 @@ def original_values(
                             originals.add(text)
                             if key is not None:
                                 originals.add_own(name, column.name, key, text)
-                    found_at_paths = [
-                        *(
-                            (field, found)
-                            for field, reader in readers
-                            for found in reader(values[field.column])
-                        ),
-                        *(
-                            (field, _server_value(text, kind))
-                            for field, text, kind in zip(
-                                on_server, row[len(read) :: 2], row[len(read) + 1 :: 2], strict=True
-                            )
-                        ),
-                    ]
-                    for json_field, found in found_at_paths:
-                        for leaf in _json_originals(found):
-                            if leaf != json_field.kept:
-                                originals.add(leaf)
+                    for json_field, reader in readers:
+                        for found in reader(values[json_field.column]):
+                            for leaf in _json_originals(found):
+                                if leaf != json_field.kept:
+                                    originals.add(leaf)
         for column_name, regex_originals in regex_columns.items():
             if regex_originals.masked_nothing():
                 originals.masked_nothing.append(f"{name}.{column_name}")
@@ -250,15 +246,15 @@ def original_values(
     return originals
 
 
-def _server_value(text: str | None, kind: str | None) -> Any:
-    """The value ``#>>`` found at a path, as ``_json_originals`` takes it: a string or a number as written
-    (its text), an object or array as a document; a JSON null, a boolean, or nothing (a missing key, a path
-    through an array or a scalar) is no original."""
+def _server_leaves(text: str | None, kind: str | None) -> Sequence[str]:
+    """The originals ``#>>`` found at a path, as ``_json_originals`` takes them: a string, or a number as
+    written; the strings of an object or array at any depth; none for a JSON null, a boolean, or nothing (a
+    missing key, a path through an array or a scalar)."""
     if text is None or kind in ("null", "boolean"):
-        return None
+        return ()
     if kind in ("object", "array"):
-        return json.loads(text)
-    return text
+        return _json_originals(json.loads(text))
+    return (text,)
 
 
 def _reads_on_server(table: Table, field: JsonPathField) -> bool:

@@ -460,3 +460,15 @@ def test_a_dotted_json_path_read_by_the_server_takes_no_boolean_and_counts_each_
     originals, _ = pair.scan({EVENTS: SensitiveFields((), paths)})
     assert originals.values == {"Zorblat Quenwick"}
     assert originals.not_searched == Counter({"bare number": 3})
+
+
+def test_a_masked_column_that_is_the_primary_key_is_read_too(pair: Pair) -> None:
+    for conn in (pair.source, pair.target):
+        conn.execute("CREATE TABLE handles (handle text PRIMARY KEY)")
+    pair.source.execute("INSERT INTO handles VALUES ('zorblat.quenwick')")
+    pair.target.execute("INSERT INTO handles VALUES ('masked.handle')")
+    pair.target.execute("INSERT INTO comments VALUES (1, 'ask zorblat.quenwick')")
+    fields = {TableName("public", "handles"): SensitiveFields((SensitiveColumn("handle"),), ())}
+    originals, leaks = pair.scan(fields)
+    assert originals.values == {"zorblat.quenwick"}
+    assert leaks == Counter({"public.comments.body": 1})
