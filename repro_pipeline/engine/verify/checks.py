@@ -118,7 +118,7 @@ def no_original_pii(originals: Originals, target: psycopg.Connection[TupleRow]) 
         NO_ORIGINAL_PII,
         passed=not scan.leaks,
         found={
-            "original_values_checked": len(originals.values),
+            "original_values_checked": originals.searched,
             "originals_not_searched": dict(originals.not_searched),
             "regex_masks_that_masked_nothing": originals.masked_nothing,
             "leaking_columns": dict(scan.leaks),

@@ -1,4 +1,6 @@
-"""The search for originals in text: one Aho-Corasick automaton of every original, built once.
+"""The search for originals in text: Aho-Corasick automata of every original, built once (``ahocorasick_rs``,
+over the Rust ``aho-corasick`` crate: its searches run outside the GIL, and its automaton takes less than half
+the memory of ``pyahocorasick``'s).
 
 ``holds`` is the exact test of one value: an original, case-insensitively, whole or at word boundaries.
 ``candidate_values`` is its sieve over many values at once (one C loop over their text): a value without any
@@ -9,33 +11,29 @@ a newline, a ``\\u`` escape of a json document) is why such a value is always te
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import ahocorasick
+from ahocorasick_rs import AhoCorasick, Implementation
 
 NOTHING, COMMON_WORD, DISTINCTIVE = 0, 1, 2
 
 
 class OriginalsMatcher:
-    def __init__(self, common_words: Iterable[str], distinctive: Iterable[str]) -> None:
-        kinds: dict[str, int] = {}  # "MARY" and "Mary" fold alike: the stronger kind counts
-        for kind, words in ((COMMON_WORD, common_words), (DISTINCTIVE, distinctive)):
-            for original in words:
-                folded = original.casefold()
-                kinds[folded] = max(kind, kinds.get(folded, NOTHING))
-        self._automata = _automata(
-            {original: kind for original, kind in kinds.items() if len(original) <= _SHORT}
-        )
+    def __init__(self, common_words: Collection[str], distinctive: Collection[str]) -> None:
+        # The patterns are folded one at a time as the automata take them, never all kept at once: the
+        # matcher costs its automata. Two originals that fold alike ("MARY", "Mary") are two patterns of one
+        # text: the exact test sees both matches, and the stronger kind counts.
+        originals = ((COMMON_WORD, common_words), (DISTINCTIVE, distinctive))
+        self._automata = _automata(originals, lambda folded: len(folded) <= _SHORT)
         # A long original that holds a shorter distinctive one (a note quoting an email) is found wherever
         # that one is, and nothing is more than distinctive: the automaton of the short ones is the same
         # search without it, and much smaller to build.
         self._automata += _automata(
-            {
-                original: kind
-                for original, kind in kinds.items()
-                if len(original) > _SHORT and self._holds_folded(original) != DISTINCTIVE
-            }
+            originals,
+            lambda folded: len(folded) > _SHORT and self._holds_folded(folded) != DISTINCTIVE,
+            longer_than=_SHORT // _MOST_FOLDED_PER_CHARACTER,
         )
         self.empty = not self._automata
 
@@ -47,9 +45,10 @@ class OriginalsMatcher:
     def _holds_folded(self, folded: str) -> int:
         found = NOTHING
         for automaton in self._automata:
-            for end, (kind, word) in automaton.iter(folded):
-                if kind > found and _bounded(folded, end - len(word) + 1, end, word):
-                    found = int(kind)
+            for pattern, start, end in automaton.matcher.find_matches_as_indexes(folded, overlapping=True):
+                kind = automaton.kinds[pattern]
+                if kind > found and _bounded(folded, start, end - 1):
+                    found = kind
                     if found == DISTINCTIVE:
                         return found
         return found
@@ -66,7 +65,13 @@ class OriginalsMatcher:
         # NUL is in no text or JSON value of PostgreSQL's, so no original spans two values; casefold works
         # character by character, so the n-th NUL still ends the n-th value.
         folded = "\0".join(values).casefold()
-        positions = [end for automaton in self._automata for end, _ in automaton.iter(folded)]
+        # Any match in a value shows it: the search need not report overlapping ones (a value holding an
+        # original has a first match that ends in it, as no original spans a NUL).
+        positions = [
+            start
+            for automaton in self._automata
+            for _, start, _ in automaton.matcher.find_matches_as_indexes(folded)
+        ]
         escape = folded.find("\\")
         while escape != -1:
             positions.append(escape)
@@ -83,23 +88,42 @@ class OriginalsMatcher:
 
 
 _SHORT = 64  # characters: an email, a name; longer ones are mostly notes
+_MOST_FOLDED_PER_CHARACTER = 3  # casefold makes "ΐ" three characters, and no character more
 
 
-def _automata(kinds: dict[str, int]) -> list[ahocorasick.Automaton]:
-    """An automaton of ``kinds``' originals (folded), or none for none."""
-    if not kinds:
-        return []
-    automaton = ahocorasick.Automaton()
-    for original, kind in kinds.items():
-        automaton.add_word(original, (kind, original))
-    automaton.make_automaton()
-    return [automaton]
+@dataclass(frozen=True)
+class _Automaton:
+    matcher: AhoCorasick
+    kinds: bytes  # the kind of each pattern, by its index
 
 
-def _bounded(text: str, start: int, end: int, found: str) -> bool:
-    """``found`` at text[start:end + 1] is not the middle of a longer word (``Ann`` in ``Annual``)."""
-    left_open = start == 0 or not (found[0].isalnum() and text[start - 1].isalnum())
-    right_open = end == len(text) - 1 or not (found[-1].isalnum() and text[end + 1].isalnum())
+def _automata(
+    originals: Iterable[tuple[int, Iterable[str]]], wanted: Callable[[str], bool], longer_than: int = 0
+) -> list[_Automaton]:
+    """The automaton of the ``wanted`` originals (folded) of each kind, or none for none; originals of at most
+    ``longer_than`` characters are not even folded."""
+    kinds = bytearray()
+
+    def patterns() -> Iterator[str]:
+        for kind, words in originals:
+            for original in words:
+                if len(original) <= longer_than:
+                    continue
+                folded = original.casefold()
+                if wanted(folded):
+                    kinds.append(kind)
+                    yield folded
+
+    # The contiguous NFA: for the bench whale's 172,000 originals 29 MB, against 66 MB for pyahocorasick's
+    # automaton and 306 MB for a DFA that searches them only about a third faster.
+    matcher = AhoCorasick(patterns(), implementation=Implementation.ContiguousNFA, store_patterns=False)
+    return [_Automaton(matcher, bytes(kinds))] if kinds else []
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    """The original found at text[start:end + 1] is not the middle of a longer word (``Ann`` in ``Annual``)."""
+    left_open = start == 0 or not (text[start].isalnum() and text[start - 1].isalnum())
+    right_open = end == len(text) - 1 or not (text[end].isalnum() and text[end + 1].isalnum())
     return left_open and right_open
 
 

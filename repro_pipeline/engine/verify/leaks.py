@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -111,10 +111,15 @@ class Originals:
     def values(self) -> set[str]:
         return self.distinctive | self.common_words
 
+    @property
+    def searched(self) -> int:
+        """How many originals are searched for (``values`` without building it: one word or not, never both)."""
+        return len(self.distinctive) + len(self.common_words)
+
     def add(self, value: str) -> None:
         value = value.rstrip(" ")  # char(n) pads with spaces
-        if not value:
-            return
+        if not value or value in self.distinctive or value in self.common_words:
+            return  # most originals of a JSON path repeat (one user's email in each of their events)
         reason = _too_plain(value)
         if reason:
             self.not_searched[reason] += 1
@@ -178,48 +183,42 @@ def original_values(
     originals = Originals()
     for name, wanted in sorted(fields.items()):
         table = catalog.tables[name]
-        json_columns = tuple(dict.fromkeys(field.column for field in wanted.json_paths))
         plain = tuple(dict.fromkeys(column.name for column in wanted.columns))
-        if not plain and not json_columns:
+        # A dotted path of a jsonb column is read by the server (``#>>``): a string or number at the path
+        # comes back as text, parsed by no one; only an object or array there is sent as a document.
+        on_server = [field for field in wanted.json_paths if _reads_on_server(table, field)]
+        in_documents = [field for field in wanted.json_paths if not _reads_on_server(table, field)]
+        read = tuple(dict.fromkeys((*table.primary_key, *plain, *(field.column for field in in_documents))))
+        if not plain and not wanted.json_paths:
             continue
-        # A dotted path of a jsonb column is read by the server (``#>``): only the value at the path comes
-        # back and is parsed, not the whole document.
-        paths_on_server = {
-            index: field.path[2:].split(".")
-            for index, field in enumerate(wanted.json_paths)
-            if field.column not in plain and _reads_on_server(table, field)
-        }
-        whole = tuple(
-            dict.fromkeys(
-                field.column for index, field in enumerate(wanted.json_paths) if index not in paths_on_server
-            )
-        )
-        read = tuple(dict.fromkeys((*table.primary_key, *plain, *whole)))
         selected = sql.SQL(", ").join(
             [
                 *(sql.Identifier(column) for column in read),
                 *(
-                    sql.SQL("{} #> {}").format(
-                        sql.Identifier(wanted.json_paths[index].column), sql.Placeholder(f"path_{index}")
+                    sql.SQL("{column} #>> {path}, jsonb_typeof({column} #> {path})").format(
+                        column=sql.Identifier(field.column), path=sql.Placeholder(f"_repro_path_{index}")
                     )
-                    for index in paths_on_server
+                    for index, field in enumerate(on_server)
                 ),
             ]
         )
-        path_params = {f"path_{index}": keys for index, keys in paths_on_server.items()}
+        paths = {f"_repro_path_{index}": field.path[2:].split(".") for index, field in enumerate(on_server)}
         key_of = key_getter(read, table.primary_key)
-        readers = {
-            index: path_reader(field.path)
-            for index, field in enumerate(wanted.json_paths)
-            if index not in paths_on_server
-        }
+        readers = [(field, path_reader(field.path)) for field in in_documents]
         regex_columns = {column.name: _RegexOriginals() for column in wanted.columns if column.pattern}
         for condition, params in copied_rows(table):
             query = sql.SQL("SELECT {} FROM {} WHERE {}").format(selected, name.identifier, condition)
-            with closing(_stream(source, query, {**params, **path_params})) as rows:
+            with closing(_stream(source, query, {**params, **paths})) as rows:
                 for row in rows:
+                    for field, text, kind in zip(
+                        on_server, row[len(read) :: 2], row[len(read) + 1 :: 2], strict=True
+                    ):
+                        for leaf in _server_leaves(text, kind):
+                            if leaf != field.kept:
+                                originals.add(leaf)
+                    if not plain and not in_documents:
+                        continue
                     values = dict(zip(read, row, strict=False))
-                    at_paths = dict(zip(paths_on_server, row[len(read) :], strict=True))
                     key = key_of(row)
                     for column in wanted.columns:
                         value = values[column.name]
@@ -232,12 +231,8 @@ def original_values(
                             originals.add(text)
                             if key is not None:
                                 originals.add_own(name, column.name, key, text)
-                    for index, json_field in enumerate(wanted.json_paths):
-                        if index in readers:
-                            found_at_path = readers[index](values[json_field.column])
-                        else:  # SQL NULL where the path leads nowhere
-                            found_at_path = [] if at_paths[index] is None else [at_paths[index]]
-                        for found in found_at_path:
+                    for json_field, reader in readers:
+                        for found in reader(values[json_field.column]):
                             for leaf in _json_originals(found):
                                 if leaf != json_field.kept:
                                     originals.add(leaf)
@@ -249,6 +244,17 @@ def original_values(
                     if key is not None:
                         originals.add_own(name, column_name, key, value)
     return originals
+
+
+def _server_leaves(text: str | None, kind: str | None) -> Sequence[str]:
+    """The originals ``#>>`` found at a path, as ``_json_originals`` takes them: a string, or a number as
+    written; the strings of an object or array at any depth; none for a JSON null, a boolean, or nothing (a
+    missing key, a path through an array or a scalar)."""
+    if text is None or kind in ("null", "boolean"):
+        return ()
+    if kind in ("object", "array"):
+        return _json_originals(json.loads(text))
+    return (text,)
 
 
 def _reads_on_server(table: Table, field: JsonPathField) -> bool:

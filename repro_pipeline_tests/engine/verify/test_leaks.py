@@ -441,3 +441,34 @@ def test_a_dotted_json_path_reads_what_is_there_and_nothing_through_arrays_or_sc
     originals, _ = pair.scan({EVENTS: SensitiveFields((), paths)})
     assert originals.values == {"zorblat@acme.example", "Quenwick Holdings", "Deep Secret Value"}
     assert originals.not_searched == Counter({"bare number": 1})
+
+
+def test_a_dotted_json_path_read_by_the_server_takes_no_boolean_and_counts_each_plain_value(
+    pair: Pair,
+) -> None:
+    """The server sends the text at a dotted path: a boolean there is no original (``true`` would match
+    every "true"), and a bare number found in many documents is counted in each."""
+    pair.source.execute(
+        "INSERT INTO events VALUES (1, %s), (2, %s), (3, %s)",
+        (
+            Jsonb({"actor": {"email": True, "seat": 4242}}),
+            Jsonb({"actor": {"email": "Zorblat Quenwick", "seat": 4242}}),
+            Jsonb({"actor": {"email": "Zorblat Quenwick", "seat": 4242}}),
+        ),
+    )
+    paths = (JsonPathField("payload", "$.actor.email"), JsonPathField("payload", "$.actor.seat"))
+    originals, _ = pair.scan({EVENTS: SensitiveFields((), paths)})
+    assert originals.values == {"Zorblat Quenwick"}
+    assert originals.not_searched == Counter({"bare number": 3})
+
+
+def test_a_masked_column_that_is_the_primary_key_is_read_too(pair: Pair) -> None:
+    for conn in (pair.source, pair.target):
+        conn.execute("CREATE TABLE handles (handle text PRIMARY KEY)")
+    pair.source.execute("INSERT INTO handles VALUES ('zorblat.quenwick')")
+    pair.target.execute("INSERT INTO handles VALUES ('masked.handle')")
+    pair.target.execute("INSERT INTO comments VALUES (1, 'ask zorblat.quenwick')")
+    fields = {TableName("public", "handles"): SensitiveFields((SensitiveColumn("handle"),), ())}
+    originals, leaks = pair.scan(fields)
+    assert originals.values == {"zorblat.quenwick"}
+    assert leaks == Counter({"public.comments.body": 1})
