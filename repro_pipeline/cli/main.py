@@ -71,6 +71,15 @@ def _parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
         help="one of the commands below",
         parser_class=parser_class(json_errors=json_errors),
     )
-    for group in (embedded, runs, repro_databases, plan_and_load, verify, config_files, suggest_references, catalog):
+    for group in (
+        embedded,
+        runs,
+        repro_databases,
+        plan_and_load,
+        verify,
+        config_files,
+        suggest_references,
+        catalog,
+    ):
         group.add_commands(commands)
     return parser
