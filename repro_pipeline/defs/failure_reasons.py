@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from repro_pipeline.defs.resources import SourceStandby, TargetServer
+from repro_pipeline.defs.resources import STANDBY_DSN_VARIABLE, TARGET_DSN_VARIABLE
 from repro_pipeline.engine import dsn
 
 
@@ -36,10 +36,11 @@ def one_line_reason(context: dg.RunFailureSensorContext) -> str:
     return first_failure(context).one_line
 
 
-def known_secrets(standby: SourceStandby, target: TargetServer) -> list[str]:
+def known_secrets() -> list[str]:
     """What must never be shown: the servers' passwords and the tokens of the tracker and Slack."""
     secrets = [os.environ.get("GITHUB_TOKEN", ""), os.environ.get("SLACK_BOT_TOKEN", "")]
-    secrets += [dsn.parameter(url, "password") or "" for url in (standby.dsn, target.admin_dsn)]
+    urls = [os.environ.get(variable, "") for variable in (STANDBY_DSN_VARIABLE, TARGET_DSN_VARIABLE)]
+    secrets += [dsn.parameter(url, "password") or "" for url in urls if url]
     return [secret for secret in secrets if secret]
 
 

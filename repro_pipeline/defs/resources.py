@@ -1,9 +1,10 @@
 """Resources: where the standby, the target server, the config files and Slack are, bound for every domain
 of the code location.
 
-DSNs come from environment variables resolved at launch (``EnvVar``); the other settings from the resource's
-config or, when it leaves them unset, from their environment variable when a run uses them
-(``defs.settings``). Secrets never show in the UI or in metadata.
+Secrets (the servers' DSNs, Slack's token) are read from their environment variable when a run uses them and
+are never resource or run config, which the launchpad shows, lets anyone edit and stores with the run. The other
+settings come from the resource's config or, when it leaves them unset, from their environment variable
+(``defs.settings``).
 """
 
 import os
@@ -15,7 +16,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from pydantic import Field
 
-from repro_pipeline.defs.settings import positive_count, positive_setting, text_setting
+from repro_pipeline.defs.settings import positive_count, positive_setting, secret_setting, text_setting
 from repro_pipeline.defs.slack_client import post_message
 from repro_pipeline.defs.slack_messages import SlackMessage
 from repro_pipeline.engine import dsn
@@ -27,11 +28,14 @@ from repro_pipeline.engine.secrets import Secret, resolve_salt
 from repro_pipeline.engine.source.snapshot import SessionLimits
 from repro_pipeline.engine.source.standby import LagLimits
 
+STANDBY_DSN_VARIABLE = "REPRO_STANDBY_DSN"
+TARGET_DSN_VARIABLE = "REPRO_TARGET_DSN"
+
 
 class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The DR warm standby that tenants are read from. Nothing is ever read from the primary."""
+    """The DR warm standby that tenants are read from (its DSN: $REPRO_STANDBY_DSN). Nothing is ever read
+    from the primary."""
 
-    dsn: str = Field(description="libpq URL of the hot standby's source database (set REPRO_STANDBY_DSN)")
     max_replay_lag_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -57,6 +61,10 @@ class SourceStandby(dg.ConfigurableResource):  # type: ignore[type-arg]
     )
 
     @property
+    def dsn(self) -> str:
+        return secret_setting(STANDBY_DSN_VARIABLE, "the libpq URL of the hot standby's source database")
+
+    @property
     def session_limits(self) -> SessionLimits:
         return SessionLimits(self.statement_timeout_seconds, self.idle_in_transaction_seconds)
 
@@ -80,9 +88,9 @@ MAX_TTL_HOURS = 24 * 90  # a repro database holds customer data, masked: a quart
 
 
 class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The Postgres server on which repro databases are created and, when their TTL runs out, dropped."""
+    """The Postgres server on which repro databases are created and, when their TTL runs out, dropped (the
+    DSN of one of its databases, as a role that creates databases and roles: $REPRO_TARGET_DSN)."""
 
-    admin_dsn: str = Field(description="libpq URL of a database on the target server (set REPRO_TARGET_DSN)")
     ttl_hours: float | None = Field(
         default=None,
         gt=0,
@@ -104,6 +112,10 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
         description="the fewest rows of a tenant that each load worker gets: a smaller tenant is loaded by "
         "fewer workers (starting one costs about half a second of CPU), down to one connection",
     )
+
+    @property
+    def admin_dsn(self) -> str:
+        return secret_setting(TARGET_DSN_VARIABLE, "the libpq URL of a database on the target server")
 
     @property
     def workers(self) -> int:
@@ -226,8 +238,8 @@ class ReproSecretSink(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 defs = dg.Definitions(
     resources={
-        "standby": SourceStandby(dsn=dg.EnvVar("REPRO_STANDBY_DSN")),
-        "target": TargetServer(admin_dsn=dg.EnvVar("REPRO_TARGET_DSN")),
+        "standby": SourceStandby(),
+        "target": TargetServer(),
         "masking": MaskingConfig(),
         "slack": SlackHandoff(),
         "secret_sink": ReproSecretSink(),

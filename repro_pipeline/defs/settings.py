@@ -7,7 +7,7 @@ A value set in the resource's config (the launchpad, a test) wins over the varia
 import math
 import os
 
-from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.errors import ConfigError, SecretError
 
 
 def text_setting(configured: str | None, variable: str, default: str) -> str:
@@ -45,3 +45,11 @@ def positive_count(configured: int | None, variable: str, default: int) -> int:
             f"{variable}={text!r} is not a whole number of at least 1", f"set {variable} to e.g. {default}"
         )
     return int(text)
+
+
+def secret_setting(variable: str, what: str) -> str:
+    """A secret, from the environment only: never config, which the UI shows and the run's record keeps."""
+    value = os.environ.get(variable, "")
+    if not value.strip():
+        raise SecretError(f"{variable} is not set", f"set {variable} to {what}")
+    return value

@@ -57,27 +57,60 @@ def test_every_organization_partitioned_asset_and_job_says_what_its_partition_ke
     assert "numeric id" in PARTITION_KEY_HELP and "451" in PARTITION_KEY_HELP
 
 
-def _defaults(config_type: Any, path: str) -> Iterator[tuple[str, Any]]:
+SECRET_WORDS = ("token", "password", "salt", "dsn")
+
+
+def _fields(config_type: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every field of a config schema, nested ones too, by its dotted path."""
     for name, field in getattr(config_type, "fields", {}).items():
+        yield f"{path}.{name}", field
+        yield from _fields(field.config_type, f"{path}.{name}")
+
+
+def _defaults(config_type: Any, path: str) -> Iterator[tuple[str, Any]]:
+    for field_path, field in _fields(config_type, path):
         if field.default_provided:
-            yield f"{path}.{name}", field.default_value
-        yield from _defaults(field.config_type, f"{path}.{name}")
+            yield field_path, field.default_value
 
 
 def test_no_run_config_of_any_job_holds_or_offers_a_secret(deployment_secrets: dict[str, str]) -> None:
+    """Run config is shown in the launchpad, editable by anyone and stored with the run: no field may be
+    named like a secret, and no default may hold one (the deployment's secrets are set, to be looked for)."""
     definitions = defs()
     jobs = definitions.get_repository_def().get_all_jobs()
     assert {"tenant_repro", "ttl_sweep"} <= {job.name for job in jobs}
     for job in jobs:
-        defaults = dict(_defaults(job.run_config_schema.config_type, job.name))
-        shown = repr(defaults)
-        for secret in deployment_secrets.values():
-            assert secret not in shown
-        fields = [path.rsplit(".", 1)[-1] for path in defaults]
-        assert not [name for name in fields if any(word in name for word in ("token", "password", "salt"))]
-    standby = dict(
-        _defaults(definitions.resolve_job_def("tenant_repro").run_config_schema.config_type, "run")
-    )
-    # The DSN fields are filled from the environment, and the launchpad shows the variable's name.
-    assert standby["run.resources.standby.config"]["dsn"] == {"env": "REPRO_STANDBY_DSN"}
-    assert standby["run.resources.target.config"]["admin_dsn"] == {"env": "REPRO_TARGET_DSN"}
+        config_type = job.run_config_schema.config_type
+        fields = [path for path, _ in _fields(config_type, job.name)]
+        assert f"{job.name}.resources" in fields
+        named_like_a_secret = [
+            path for path in fields if any(word in path.rsplit(".", 1)[-1].lower() for word in SECRET_WORDS)
+        ]
+        assert named_like_a_secret == []
+        shown = repr(dict(_defaults(config_type, job.name)))
+        assert [name for name, secret in deployment_secrets.items() if secret in shown] == []
+
+
+def test_the_launchpad_offers_the_runs_settings_typed_described_and_optional() -> None:
+    config_type = defs().resolve_job_def("tenant_repro").run_config_schema.config_type
+    fields = dict(_fields(config_type, "run"))
+    steps = {
+        "standby_health": {"max_replay_lag_seconds": "Float", "max_replay_lag_bytes": "Int"},
+        "tenant_closure_and_repro_database": {
+            "ttl_hours": "Float",
+            "repro_query": "String",
+            "repro_query_timeout_seconds": "Float",
+        },
+        "repro_handoff": {"database": "String"},
+    }
+    for step, expected in steps.items():
+        offered = {
+            path.rsplit(".", 1)[-1]: field
+            for path, field in fields.items()
+            if path.startswith(f"run.ops.{step}.config.") and path.count(".") == 4
+        }
+        assert set(offered) == set(expected), step
+        for name, field in offered.items():
+            assert field.description, f"{step}.{name} has no description"
+            assert not field.is_required, f"{step}.{name} must have a default"
+            assert expected[name] in field.config_type.key, f"{step}.{name} is {field.config_type.key}"

@@ -17,7 +17,7 @@ from repro_pipeline.defs.resources import SourceStandby, TargetServer
 from repro_pipeline.defs.settings import positive_count, positive_setting, text_setting
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.config import load_config
-from repro_pipeline.engine.errors import ConfigError
+from repro_pipeline.engine.errors import ConfigError, SecretError
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.defs.run_results import step_failure_messages
@@ -60,14 +60,14 @@ def test_a_bad_setting_fails_the_run_that_uses_it_not_the_code_location(
 
 def test_a_configured_value_wins_over_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REPRO_TTL_HOURS", "not a number")
-    assert TargetServer(admin_dsn="postgresql://x@h/db", ttl_hours=2).ttl.total_seconds() == 7200
+    assert TargetServer(ttl_hours=2).ttl.total_seconds() == 7200
     with pytest.raises(ConfigError, match="REPRO_TTL_HOURS='not a number' is not a positive number"):
-        _ = TargetServer(admin_dsn="postgresql://x@h/db").ttl
+        _ = TargetServer().ttl
     monkeypatch.delenv("REPRO_TTL_HOURS")
-    assert TargetServer(admin_dsn="postgresql://x@h/db").ttl.total_seconds() == 48 * 3600
+    assert TargetServer().ttl.total_seconds() == 48 * 3600
     monkeypatch.setenv("REPRO_MAX_REPLAY_LAG_BYTES", "1024")
     monkeypatch.delenv("REPRO_MAX_REPLAY_LAG_SECONDS", raising=False)
-    limits = SourceStandby(dsn="postgresql://x@h/db").lag_limits
+    limits = SourceStandby().lag_limits
     assert (limits.max_replay_lag_seconds, limits.max_replay_lag_bytes) == (300, 1024)
 
 
@@ -82,7 +82,7 @@ def test_a_configured_value_wins_over_the_variable(monkeypatch: pytest.MonkeyPat
 )
 def test_a_configured_value_must_be_positive_and_finite(value: float, says: str) -> None:
     with pytest.raises(ValidationError, match=says):
-        TargetServer(admin_dsn="postgresql://x@h/db", ttl_hours=value)
+        TargetServer(ttl_hours=value)
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_a_configured_value_must_be_positive_and_finite(value: float, says: str)
 def test_an_endless_ttl_is_refused(monkeypatch: pytest.MonkeyPatch, value: str, says: str) -> None:
     monkeypatch.setenv("REPRO_TTL_HOURS", value)
     with pytest.raises(ConfigError) as raised:
-        _ = TargetServer(admin_dsn="postgresql://x@h/db").ttl
+        _ = TargetServer().ttl
     assert says in str(raised.value)
 
 
@@ -119,15 +119,15 @@ def test_a_load_worker_count_that_is_no_whole_number_of_at_least_one_is_refused(
 ) -> None:
     monkeypatch.setenv("REPRO_LOAD_WORKERS", value)
     with pytest.raises(ConfigError, match=r"REPRO_LOAD_WORKERS=.* is not a whole number of at least 1"):
-        _ = TargetServer(admin_dsn="postgresql://x@h/db").workers
+        _ = TargetServer().workers
 
 
 def test_load_workers_default_to_the_core_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REPRO_LOAD_WORKERS", raising=False)
-    assert TargetServer(admin_dsn="postgresql://x@h/db").workers == (os.cpu_count() or 1)
+    assert TargetServer().workers == (os.cpu_count() or 1)
     monkeypatch.setenv("REPRO_LOAD_WORKERS", "3")
-    assert TargetServer(admin_dsn="postgresql://x@h/db").workers == 3
-    assert TargetServer(admin_dsn="postgresql://x@h/db", load_workers=1).workers == 1
+    assert TargetServer().workers == 3
+    assert TargetServer(load_workers=1).workers == 1
     assert positive_count(None, "REPRO_TEST_UNSET_VARIABLE", 4) == 4
 
 
@@ -135,13 +135,33 @@ def test_the_load_workers_rows_each_default_to_50000_and_refuse_less_than_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("REPRO_LOAD_WORKERS", "4")
-    target = TargetServer(admin_dsn="postgresql://x@h/db")
+    target = TargetServer()
     salt = Secret("s" * 64)
     config = load_config(
         PROJECT_ROOT / "config" / "mask-rules.yaml", PROJECT_ROOT / "config" / "commercial-extensions.yaml"
     )
     assert target.load_workers_for(config, salt).for_rows(120_000) == 2
-    small = TargetServer(admin_dsn="postgresql://x@h/db", load_rows_per_worker=1_000)
+    small = TargetServer(load_rows_per_worker=1_000)
     assert small.load_workers_for(config, salt).for_rows(120_000) == 4
     with pytest.raises(ValidationError, match="load_rows_per_worker"):
-        TargetServer(admin_dsn="postgresql://x@h/db", load_rows_per_worker=0)
+        TargetServer(load_rows_per_worker=0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "read"), [("REPRO_STANDBY_DSN", "standby"), ("REPRO_TARGET_DSN", "target")]
+)
+def test_a_dsn_is_read_from_its_variable_only_and_an_unset_one_is_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, read: str
+) -> None:
+    def dsn() -> str:
+        return SourceStandby().dsn if read == "standby" else TargetServer().admin_dsn
+
+    monkeypatch.setenv(variable, "postgresql://reader@standby.internal/app")
+    assert dsn() == "postgresql://reader@standby.internal/app"
+    monkeypatch.setenv(variable, " ")
+    with pytest.raises(SecretError) as refused:
+        dsn()
+    assert refused.value.problem == f"{variable} is not set"
+    monkeypatch.delenv(variable)
+    with pytest.raises(SecretError, match=f"set {variable} to the libpq URL of "):
+        dsn()

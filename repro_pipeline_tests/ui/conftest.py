@@ -47,15 +47,13 @@ def _wait_for_webserver(url: str, server: subprocess.Popen[bytes], log: Path) ->
 
 
 @pytest.fixture(scope="session")
-def dagster_ui(
+def ui_environment(
     stack: Stack, pipeline_environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The URL of `dg dev` (webserver and daemon) serving the project, its runs reading the embedded stack."""
+) -> dict[str, str]:
+    """The environment of `dg dev` and of the commands a user runs beside it: the deployment's, and the UI's
+    own Dagster instance (DAGSTER_HOME)."""
     dagster_home = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(PROJECT_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = dagster_home / "dg-dev.log"
     environment = {
         **os.environ,
         **pipeline_environment,
@@ -63,6 +61,16 @@ def dagster_ui(
         "VIRTUAL_ENV": str(PROJECT_ROOT / ".venv"),
     }
     environment.pop("SLACK_BOT_TOKEN", None)
+    return environment
+
+
+@pytest.fixture(scope="session")
+def dagster_ui(ui_environment: dict[str, str]) -> Iterator[str]:
+    """The URL of `dg dev` (webserver and daemon) serving the project, its runs reading the embedded stack."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = Path(ui_environment["DAGSTER_HOME"]) / "dg-dev.log"
+    environment = ui_environment
     dg = PROJECT_ROOT / ".venv" / "bin" / "dg"
     with log.open("wb") as output:
         server = subprocess.Popen(

@@ -16,8 +16,14 @@ from repro_pipeline.defs.resources import (
 )
 from repro_pipeline.defs.slack_messages import Handoff, handoff_message
 from repro_pipeline.defs.tenant_repro.load_step import GROUP, connection_metadata
-from repro_pipeline.defs.tenant_repro.partitions import OWNERS, PARTITION_KEY_HELP, organizations
+from repro_pipeline.defs.tenant_repro.partitions import (
+    OWNERS,
+    PARTITION_KEY_HELP,
+    organization_of,
+    organizations,
+)
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, repro_database_of
+from repro_pipeline.defs.tenant_repro.run_config import StandbyHealthConfig
 from repro_pipeline.defs.tickets.tags import TICKET_URL_TAG
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import ReproError, TargetError
@@ -29,7 +35,7 @@ from repro_pipeline.engine.repro_databases.manifest import (
     unpassed_checks,
 )
 from repro_pipeline.engine.source.standby import read_standby_health, require_ready_standby
-from repro_pipeline.engine.subset.tenant import parse_organization_id, require_organization_exists
+from repro_pipeline.engine.subset.tenant import require_organization_exists
 from repro_pipeline.engine.verify.repro_query import recorded_repro_query
 
 
@@ -42,16 +48,20 @@ from repro_pipeline.engine.verify.repro_query import recorded_repro_query
     f"the organization. {PARTITION_KEY_HELP}",
 )
 def standby_health(
-    context: dg.AssetExecutionContext, standby: SourceStandby, masking: MaskingConfig
+    context: dg.AssetExecutionContext,
+    config: StandbyHealthConfig,
+    standby: SourceStandby,
+    masking: MaskingConfig,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     with reported_as_failure():
-        organization_id = parse_organization_id(context.partition_key)
-        config = masking.load_config()
+        organization_id = organization_of(context)
+        lag_limits = config.lag_limits(standby.lag_limits)
+        repro_config = masking.load_config()
         with standby.connect() as conn:
             health = read_standby_health(conn)
-            require_ready_standby(health, standby.lag_limits, source=standby.description)
+            require_ready_standby(health, lag_limits, source=standby.description)
             # Here, in a second, rather than after the closure's planning reads the whole catalog.
-            require_organization_exists(conn, config, organization_id)
+            require_organization_exists(conn, repro_config, organization_id)
         for warning in health.warnings():
             context.log.warning(warning)
         if not health.hot_standby_feedback:
@@ -64,6 +74,8 @@ def standby_health(
             "source": standby.description,
             "replay_lag_seconds": health.replay_lag_seconds,
             "replay_lag_bytes": health.replay_lag_bytes,
+            "max_replay_lag_seconds": lag_limits.max_replay_lag_seconds,
+            "max_replay_lag_bytes": lag_limits.max_replay_lag_bytes,
             "replay_lsn": health.replay_lsn or "",
             "wal_receiver": health.receiver_status or "",
             "hot_standby_feedback": health.hot_standby_feedback,
@@ -104,7 +116,7 @@ def repro_handoff(
     Handed off again, the login gets a new password.
     """
     with reported_as_failure():
-        organization_id = parse_organization_id(context.partition_key)
+        organization_id = organization_of(context)
         listed = repro_database_of(context, target, named=config.database)
         _refuse_retired_or_expired(listed)
         name = listed.name

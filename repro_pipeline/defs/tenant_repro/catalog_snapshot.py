@@ -47,7 +47,7 @@ class LoadStepFromCatalogSnapshot(dg.StateBackedComponent):
                 "REPRO_STANDBY_DSN is not set: the catalog snapshot is read from the standby",
                 "set it, or run `repro-pipeline catalog refresh`, which uses the embedded stack when it is up",
             )
-        standby = SourceStandby(dsn=standby_dsn)
+        standby = SourceStandby()  # it reads REPRO_STANDBY_DSN, checked above
         with standby.connect() as conn:
             require_ready_standby(read_standby_health(conn), standby.lag_limits, source=standby.description)
             snapshot = read_catalog_snapshot(conn, dsn.describe(standby_dsn))

@@ -12,7 +12,7 @@ import os
 import dagster as dg
 
 from repro_pipeline.defs.failure_reasons import first_failure, known_secrets, without
-from repro_pipeline.defs.resources import SlackHandoff, SourceStandby, TargetServer
+from repro_pipeline.defs.resources import SlackHandoff
 from repro_pipeline.defs.slack_messages import failure_message
 from repro_pipeline.defs.tenant_repro.jobs import tenant_repro_job
 from repro_pipeline.defs.tickets.comments import run_link
@@ -25,14 +25,12 @@ from repro_pipeline.engine.errors import ReproError
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Posts each failed tenant run to the support channel: step and one-line reason, no secrets",
 )
-def slack_failure_notice(
-    context: dg.RunFailureSensorContext, slack: SlackHandoff, standby: SourceStandby, target: TargetServer
-) -> dg.SkipReason | None:
+def slack_failure_notice(context: dg.RunFailureSensorContext, slack: SlackHandoff) -> dg.SkipReason | None:
     run = context.dagster_run
     if not slack.enabled:
         return dg.SkipReason(f"run {run.run_id} failed; Slack is not configured (SLACK_BOT_TOKEN is unset)")
     failure = first_failure(context)
-    secrets = known_secrets(standby, target)
+    secrets = known_secrets()
     ui_base_url = os.environ.get("REPRO_UI_BASE_URL", "").strip().rstrip("/")
     message = failure_message(
         organization=run.tags.get(PARTITION_TAG, "unknown"),

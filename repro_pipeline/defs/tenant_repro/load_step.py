@@ -3,7 +3,7 @@ their checks, all from one snapshot of the standby."""
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -11,7 +11,13 @@ import dagster as dg
 from repro_pipeline.defs.failures import reported_as_failure
 from repro_pipeline.defs.resources import MaskingConfig, SourceStandby, TargetServer
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS, check_results
-from repro_pipeline.defs.tenant_repro.partitions import OWNERS, PARTITION_KEY_HELP, organizations
+from repro_pipeline.defs.tenant_repro.load_metadata import LOAD_BY_TABLE, load_by_table
+from repro_pipeline.defs.tenant_repro.partitions import (
+    OWNERS,
+    PARTITION_KEY_HELP,
+    organization_of,
+    organizations,
+)
 from repro_pipeline.defs.tenant_repro.repro_database import (
     REPRO_DATABASE,
     STANDBY_HEALTH,
@@ -22,9 +28,9 @@ from repro_pipeline.defs.tenant_repro.repro_query import (
     REPRO_DATABASE_STEP,
     REPRO_QUERY_CHECK,
     REPRO_QUERY_SPEC,
-    ReproDatabaseConfig,
     repro_query_result,
 )
+from repro_pipeline.defs.tenant_repro.run_config import ReproDatabaseConfig, run_lag_limits
 from repro_pipeline.defs.tenant_repro.table_assets import (
     CopiedTable,
     load_keys,
@@ -42,7 +48,6 @@ from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.source.catalog_snapshot import REFRESH_COMMAND
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.source.standby import read_standby_health, require_ready_standby
-from repro_pipeline.engine.subset.tenant import parse_organization_id
 from repro_pipeline.engine.verify.by_table import table_bytes
 from repro_pipeline.engine.verify.checks import read_originals
 
@@ -104,7 +109,9 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                     f"{len(selected_load)} of its {len(load_keys(tables))} assets",
                     "materialize them together: select repro_database, or launch the tenant_repro job",
                 )
-            organization_id = parse_organization_id(context.partition_key)
+            organization_id = organization_of(context)
+            ttl = config.ttl(target.ttl) if loads else None
+            lag_limits = run_lag_limits(context.run.run_config, standby.lag_limits)
             query = config.query() if REPRO_QUERY_CHECK in selected_checks else None
             if REPRO_QUERY_CHECK in selected_checks and query is None:
                 context.log.info("the run has no repro_query: the repro_query check is not evaluated")
@@ -123,7 +130,7 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                 with open_source_snapshot(standby.dsn, standby.session_limits) as snapshot:
                     # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
                     require_ready_standby(
-                        read_standby_health(snapshot.conn), standby.lag_limits, source=snapshot.source
+                        read_standby_health(snapshot.conn), lag_limits, source=snapshot.source
                     )
                     plan = plan_subset(snapshot, rules, salt, organization_id, target_server)
                     context.log.info(
@@ -139,8 +146,8 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                     ):  # the checks alone: the source's schema now, as a load would apply it
                         with target.admin() as admin:
                             schema = replicated_schema(snapshot, plan, admin.info.server_version)
-                    if loads:
-                        database = _new_repro_database(context, target, organization_id, started_at)
+                    if ttl is not None:
+                        database = _new_repro_database(context, target, organization_id, started_at, ttl)
                         with _dropped_on_failure(target, database):
                             report = load_repro(
                                 snapshot,
@@ -197,14 +204,18 @@ def _table_results(
 
 
 def _new_repro_database(
-    context: dg.AssetExecutionContext, target: TargetServer, organization_id: int, started_at: datetime
+    context: dg.AssetExecutionContext,
+    target: TargetServer,
+    organization_id: int,
+    started_at: datetime,
+    ttl: timedelta,
 ) -> lifecycle.ReproDatabase:
     with target.admin() as admin:
         return lifecycle.create_repro_database(
             admin,
             organization_id=organization_id,
             run_id=context.run.run_id,
-            ttl=target.ttl,
+            ttl=ttl,
             now=started_at,
         )
 
@@ -236,11 +247,7 @@ def _repro_metadata(
         **connection_metadata(dsn.where_to_connect(database_dsn)),
         "expires_at": dg.MetadataValue.timestamp(database.expires_at),
         "dagster/row_count": sum(report.loaded_rows.values()),
-        "rows_by_table": dg.MetadataValue.md(
-            _table_markdown(
-                ["table", "rows"], [[str(t), str(n)] for t, n in sorted(report.loaded_rows.items())]
-            )
-        ),
+        LOAD_BY_TABLE: load_by_table(report),
         "load_seconds": round(report.seconds, 3),
         "load_workers": report.workers,
         **{

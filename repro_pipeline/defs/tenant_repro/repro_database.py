@@ -3,9 +3,9 @@
 import dagster as dg
 
 from repro_pipeline.defs.resources import TargetServer
+from repro_pipeline.defs.tenant_repro.partitions import organization_of
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.repro_databases import lifecycle
-from repro_pipeline.engine.subset.tenant import parse_organization_id
 
 STANDBY_HEALTH = dg.AssetKey("standby_health")
 TENANT_CLOSURE = dg.AssetKey("tenant_closure")
@@ -20,7 +20,7 @@ def repro_database_of(
     from the run id, and the target's record says which run made it); in a run that made none, such as
     the checks or the handoff launched on their own, the one named by the partition's latest
     ``repro_database`` materialization."""
-    organization_id = parse_organization_id(context.partition_key)
+    organization_id = organization_of(context)
     run_id = context.run.run_id
     with target.admin() as admin:
         databases = {database.name: database for database in lifecycle.list_repro_databases(admin)}

@@ -7,20 +7,12 @@ import warnings
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
 
 from repro_pipeline.defs.resources import TargetServer
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
 from repro_pipeline.engine.repro_databases import lifecycle
-from repro_pipeline.engine.verify.repro_query import (
-    DEFAULT_TIMEOUT_SECONDS,
-    ReproQuery,
-    checked_timeout,
-    parse_repro_query,
-    record_repro_query,
-    run_repro_query,
-)
+from repro_pipeline.engine.verify.repro_query import ReproQuery, record_repro_query, run_repro_query
 
 REPRO_QUERY_CHECK = "repro_query"
 # The step that loads and checks the repro database: its run config carries the query.
@@ -36,26 +28,6 @@ with warnings.catch_warnings():  # a check's partitions are a preview feature in
         "its row count says whether the bug reproduces on this copy",
         partitions_def=organizations,
     )
-
-
-class ReproDatabaseConfig(dg.Config):
-    repro_query: str = Field(
-        default="",
-        description="Optional: read-only SQL that shows the bug (one SELECT, WITH ... SELECT allowed; the "
-        "organization as :organization_id). It runs on the repro database after the checks, in a read-only "
-        "transaction, and its row count is reported (rows: the bug reproduces), never its rows",
-    )
-    repro_query_timeout_seconds: float = Field(
-        default=DEFAULT_TIMEOUT_SECONDS,
-        description="The repro query's statement timeout, in seconds",
-    )
-
-    def query(self) -> ReproQuery | None:
-        """The configured query, checked before any database is touched; None when there is none."""
-        checked_timeout(self.repro_query_timeout_seconds, "repro_query_timeout_seconds")
-        if not self.repro_query.strip():
-            return None
-        return parse_repro_query(self.repro_query, where="the run config's repro_query")
 
 
 def repro_query_run_config(query: str) -> dict[str, Any]:

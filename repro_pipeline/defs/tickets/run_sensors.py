@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from repro_pipeline.defs.failure_reasons import known_secrets, one_line_reason, without
-from repro_pipeline.defs.resources import SourceStandby, TargetServer
 from repro_pipeline.defs.tenant_repro.jobs import tenant_repro_job
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE, REPRO_HANDOFF
 from repro_pipeline.defs.tickets import comments
@@ -68,9 +67,7 @@ def ticket_ready_comment(context: dg.RunStatusSensorContext) -> dg.SkipReason | 
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Tells a ticket why its repro run failed, in one line without secrets",
 )
-def ticket_failure_comment(
-    context: dg.RunFailureSensorContext, standby: SourceStandby, target: TargetServer
-) -> dg.SkipReason | None:
+def ticket_failure_comment(context: dg.RunFailureSensorContext) -> dg.SkipReason | None:
     run = context.dagster_run
     ticket = ticket_of(run)
     if isinstance(ticket, str):
@@ -78,7 +75,7 @@ def ticket_failure_comment(
         context.log.debug(ticket)
         return None
     settings, number = ticket
-    reason = without(one_line_reason(context), [settings.token, *known_secrets(standby, target)])
+    reason = without(one_line_reason(context), [settings.token, *known_secrets()])
     text = comments.failed(
         int(run.tags[PARTITION_TAG]), reason, settings.label, _run_link(settings, run.run_id)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -90,3 +91,76 @@ def test_a_missing_organization_fails_the_first_step_in_one_message_without_a_tr
     # second, chained traceback.
     assert error.cause is None and error.context is None
     assert result.get_asset_materialization_events() == []
+
+
+def _run_with_config(instance: dg.DagsterInstance, run_config: dict[str, Any]) -> dg.JobExecutionResult:
+    from repro_pipeline.definitions import tenant_repro_job_def
+
+    instance.add_dynamic_partitions(organizations.name, ["451"])
+    return dg.execute_job(
+        dg.reconstructable(tenant_repro_job_def),
+        instance=instance,
+        tags={"dagster/partition": "451"},
+        run_config=run_config,
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "config", "failed_step", "problem"),
+    [
+        (
+            "standby_health",
+            {"max_replay_lag_seconds": 301.0},
+            "standby_health",
+            "max_replay_lag_seconds in the run config of standby_health is 301, looser than the deployment's "
+            "limit of 300",
+        ),
+        (
+            "tenant_closure_and_repro_database",
+            {"ttl_hours": 2161.0},
+            "tenant_closure_and_repro_database",
+            "ttl_hours in the run config is 2161: it must be more than 0 and at most 2160 hours (90 days)",
+        ),
+    ],
+)
+def test_run_config_past_its_bounds_fails_its_step_before_any_repro_database_exists(
+    pipeline_environment: dict[str, str],
+    instance: dg.DagsterInstance,
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    config: dict[str, float],
+    failed_step: str,
+    problem: str,
+) -> None:
+    monkeypatch.delenv("REPRO_MAX_REPLAY_LAG_SECONDS", raising=False)
+    with psycopg.connect(stack.target_admin_dsn) as admin:
+        before = admin.execute("SELECT count(*) FROM pg_database").fetchone()
+    result = _run_with_config(instance, {"ops": {step: {"config": config}}})
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    assert failure.step_key == failed_step
+    assert failure.step_failure_data.error is not None
+    assert failure.step_failure_data.error.cls_name == "Failure"  # a user mistake: no traceback, no retry
+    assert problem in step_failure_messages(result)
+    with psycopg.connect(stack.target_admin_dsn) as admin:
+        assert admin.execute("SELECT count(*) FROM pg_database").fetchone() == before
+
+
+def test_a_run_without_a_partition_is_told_to_choose_one_without_a_traceback(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the UI's "Execute all" on repro_database's checks launches: the checks, and no partition."""
+    monkeypatch.setenv("REPRO_STANDBY_DSN", UNREACHABLE)
+    monkeypatch.setenv("REPRO_TARGET_DSN", UNREACHABLE)
+    from repro_pipeline.definitions import tenant_repro_job_def
+
+    result = dg.execute_job(dg.reconstructable(tenant_repro_job_def), instance=instance)
+    assert not result.success
+    failures = [event for event in result.all_events if event.is_step_failure]
+    assert failures
+    for failure in failures:
+        error = failure.step_failure_data.error
+        assert error is not None and error.cls_name == "Failure"
+        assert error.message.startswith("dagster._core.definitions.events.Failure: this run has no partition")
+    assert "connect" not in step_failure_messages(result)

@@ -636,3 +636,56 @@ def test_an_expired_database_is_not_handed_off_again(
     finally:
         with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
             lifecycle.drop_repro_database(admin, run.database)
+
+
+def _metadata_of(result: dg.JobExecutionResult, asset: str) -> dict[str, Any]:
+    (metadata,) = [
+        event.step_materialization_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.step_materialization_data.materialization.asset_key == dg.AssetKey(asset)
+    ]
+    return dict(metadata)
+
+
+def test_the_repro_database_keeps_each_tables_rows_seconds_and_rate(first_run: TenantRun) -> None:
+    metadata = _metadata_of(first_run.result, "repro_database")
+    table = metadata["load_by_table"]
+    assert isinstance(table, dg.TableMetadataValue)
+    assert [column.name for column in table.schema.columns] == ["table", "rows", "seconds", "rows_per_second"]
+    loaded = {record.data["table"]: record.data for record in table.records}
+    assert loaded["public.invoices"]["rows"] == 3000
+    assert sum(row["rows"] for row in loaded.values()) == metadata["dagster/row_count"].value
+    for row in loaded.values():
+        assert row["seconds"] > 0
+        # The seconds are rounded to the millisecond for display, the rate from the unrounded ones.
+        assert row["rows_per_second"] == pytest.approx(row["rows"] / row["seconds"], rel=0.05, abs=1)
+    seconds = [record.data["seconds"] for record in table.records]
+    assert seconds == sorted(seconds, reverse=True)  # the slowest first
+
+
+def test_a_runs_config_sets_its_databases_ttl_and_a_tighter_lag_limit(
+    first_run: TenantRun, stack: Stack
+) -> None:
+    from repro_pipeline.definitions import tenant_repro_job_def
+
+    result = dg.execute_job(
+        dg.reconstructable(tenant_repro_job_def),
+        instance=first_run.instance,
+        tags={"dagster/partition": str(ORGANIZATION)},
+        run_config={
+            "ops": {
+                "standby_health": {"config": {"max_replay_lag_seconds": 120.0}},
+                "tenant_closure_and_repro_database": {"config": {"ttl_hours": 5.0}},
+            }
+        },
+    )
+    assert result.success
+    database = _materialized_database(result)
+    try:
+        assert _metadata_of(result, "standby_health")["max_replay_lag_seconds"].value == 120.0
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            (built,) = [db for db in lifecycle.list_repro_databases(admin) if db.name == database]
+        assert abs(built.expires_at - built.created_at - timedelta(hours=5)) < timedelta(seconds=1)
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            lifecycle.drop_repro_database(admin, database)
