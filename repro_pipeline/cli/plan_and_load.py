@@ -43,6 +43,12 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
         "count); 1: one connection and one target transaction, which leaves the target empty on error",
     )
     load.add_argument("--quiet", action="store_true", help="no progress bar or lines")
+    load.add_argument(
+        "--no-audit-table",
+        action="store_true",
+        help="no audit log in the target's _repro_pipeline schema, whatever audit_log says (the run's record "
+        "is written)",
+    )
     add_json_argument(load, "the rows loaded per table and the times")
     load.set_defaults(handler=_load)
 
@@ -115,6 +121,7 @@ def _load(arguments: argparse.Namespace) -> int:
                 batch_size=config.mask_rules.batch_size,
                 workers=workers,
                 on_progress=display.table,
+                audit_log=config.mask_rules.audit_log and not arguments.no_audit_table,
             )
         except ReproError as error:
             if workers.for_rows(plan.closure.total_rows) == 1:

@@ -354,7 +354,9 @@ class MaskRules(_Strict):
     batch_size: int = Field(default=10_000, ge=1)
     """Rows per masking batch."""
     audit_log: bool = True
-    """PrivaCI's key; accepted, not yet acted on (issue 13)."""
+    """Write the run's audit log in the repro database (`_repro_pipeline.audit_log`, no values): its start, each
+    table loaded, each check, its handoff. `false` (or `load --no-audit-table`) leaves it out; the run's record
+    stays."""
     implied_fk_ignore: list[str] = Field(default_factory=list)
     """Columns, `schema.table.column`, that `repro-pipeline suggest-references` does not suggest as references
     (each must be a column of the source)."""

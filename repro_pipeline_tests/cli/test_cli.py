@@ -92,6 +92,33 @@ def test_plan_and_load_work_on_any_source_without_dagster(
             admin.execute("DROP DATABASE IF EXISTS cli_load_test WITH (FORCE)")
 
 
+def test_load_no_audit_table_leaves_the_audit_log_out_and_writes_the_runs_record(
+    stack: Stack, source: SourceSummary, salt: str
+) -> None:
+    environment = {**os.environ, "ANONYMIZATION_SALT": salt}
+    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+        for name in ("cli_audited", "cli_unaudited"):
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")
+            admin.execute(f"CREATE DATABASE {name}")
+    try:
+        load = ("load", "--source", stack.standby_dsn, "--organization", "451", "--quiet")
+        for name, flags in (("cli_audited", ()), ("cli_unaudited", ("--no-audit-table",))):
+            run = run_cli(
+                *load, "--target", with_database(stack.target_admin_dsn, name), *flags, env=environment
+            )
+            assert run.returncode == 0, run.stderr
+        with psycopg.connect(with_database(stack.target_admin_dsn, "cli_audited")) as audited:
+            kinds = audited.execute("SELECT DISTINCT event_type FROM _repro_pipeline.audit_log").fetchall()
+            assert sorted(kinds) == [("run.started",), ("table.loaded",)]
+        with psycopg.connect(with_database(stack.target_admin_dsn, "cli_unaudited")) as unaudited:
+            assert unaudited.execute("SELECT to_regclass('_repro_pipeline.audit_log')").fetchone() == (None,)
+            assert unaudited.execute("SELECT count(*) FROM _repro_pipeline.runs").fetchone() == (1,)
+    finally:
+        with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
+            for name in ("cli_audited", "cli_unaudited"):
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def test_a_dsn_with_a_malformed_password_never_shows_it(source: SourceSummary, salt: str) -> None:
     environment = {**os.environ, "ANONYMIZATION_SALT": salt}
     run = run_cli(

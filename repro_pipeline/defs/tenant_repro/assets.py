@@ -27,7 +27,7 @@ from repro_pipeline.defs.tenant_repro.run_config import StandbyHealthConfig
 from repro_pipeline.defs.tickets.tags import TICKET_URL_TAG
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import ReproError, TargetError
-from repro_pipeline.engine.repro_databases import lifecycle, logins
+from repro_pipeline.engine.repro_databases import audit, lifecycle, logins
 from repro_pipeline.engine.repro_databases.manifest import (
     REQUIRED_CHECKS,
     finish_run,
@@ -170,6 +170,9 @@ def repro_handoff(
             lifecycle.mark(admin, database, "ready")
         with target.connect_database(name) as conn:
             finish_run(conn, "ready")
+            audit.record_events(
+                conn, [audit.handed_off(context.run.run_id, datetime.now(UTC), database.expires_at)]
+            )
     return dg.MaterializeResult(
         metadata={
             "message": message.text,

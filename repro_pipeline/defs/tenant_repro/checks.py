@@ -22,7 +22,7 @@ from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
 from repro_pipeline.defs.tenant_repro.table_assets import CopiedTable, table_check_results
 from repro_pipeline.engine.load.loader import ReplicatedSchema
 from repro_pipeline.engine.load.plan import SubsetPlan
-from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases import audit, lifecycle
 from repro_pipeline.engine.repro_databases.manifest import record_check
 from repro_pipeline.engine.verify import checks
 from repro_pipeline.engine.verify.by_table import verdicts_by_table
@@ -65,6 +65,13 @@ def check_results(
         verdicts = [v for v in every_verdict if dg.AssetCheckKey(REPRO_DATABASE, v.check) in selected]
         for verdict in verdicts:
             record_check(conn, verdict.check, passed=verdict.passed)
+        audit.record_events(
+            conn,
+            [
+                audit.check_evaluated(context.run.run_id, datetime.now(UTC), v.check, passed=v.passed)
+                for v in verdicts
+            ],
+        )
     if any(v.check == checks.NO_ORIGINAL_PII and not v.passed for v in verdicts):
         with target.admin() as admin:
             retired = lifecycle.retire(admin, database, datetime.now(UTC))

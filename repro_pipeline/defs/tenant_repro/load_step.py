@@ -158,6 +158,7 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                                 batch_size=rules.mask_rules.batch_size,
                                 workers=target.load_workers_for(rules, salt),
                                 on_progress=lambda progress: context.log.info(progress.line()),
+                                audit_log=rules.mask_rules.audit_log,
                             )
                         loaded = database, report
             if loaded is not None:
@@ -175,7 +176,12 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                 yield from check_results(context, target, checked, plan, originals, schema, tables)
             if query is not None and checked is not None:
                 yield repro_query_result(
-                    target, checked, query, organization_id, config.repro_query_timeout_seconds
+                    target,
+                    checked,
+                    query,
+                    organization_id,
+                    config.repro_query_timeout_seconds,
+                    context.run.run_id,
                 )
 
     return tenant_closure_and_repro_database

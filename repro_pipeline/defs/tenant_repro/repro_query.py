@@ -4,6 +4,7 @@ could not run (a timeout, an SQL error) is a WARN. The result is also kept in th
 the handoff to tell Slack and the ticket; the query's rows never leave the server."""
 
 import warnings
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -11,7 +12,7 @@ import dagster as dg
 from repro_pipeline.defs.resources import TargetServer
 from repro_pipeline.defs.tenant_repro.partitions import organizations
 from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
-from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.repro_databases import audit, lifecycle
 from repro_pipeline.engine.verify.repro_query import ReproQuery, record_repro_query, run_repro_query
 
 REPRO_QUERY_CHECK = "repro_query"
@@ -41,10 +42,14 @@ def repro_query_result(
     query: ReproQuery,
     organization_id: int,
     timeout_seconds: float,
+    run_id: str,
 ) -> dg.AssetCheckResult:
     with target.connect_database(database.name) as conn:
         result = run_repro_query(conn, query, organization_id, timeout_seconds)
         record_repro_query(conn, result)
+        audit.record_events(
+            conn, [audit.check_evaluated(run_id, datetime.now(UTC), REPRO_QUERY_CHECK, passed=result.ran)]
+        )
     metadata: dict[str, Any] = {
         "result": result.sentence(),
         "seconds": round(result.seconds, 3),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -28,6 +28,7 @@ from repro_pipeline.engine.load.schema_dump import (
 )
 from repro_pipeline.engine.load.target_fit import read_target_server, require_schema_fits
 from repro_pipeline.engine.load.transfer import CopiedRows, NulledReference, copy_table
+from repro_pipeline.engine.repro_databases import audit
 from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecord, write_manifest
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
@@ -63,6 +64,7 @@ class LoadReport:
     loaded_rows: dict[TableName, int]
     seconds: float
     table_seconds: dict[TableName, float]  # streaming and masking each table's rows
+    table_finished_at: dict[TableName, datetime]  # each table's rows written
     # pg_dump and its pre-data section; the rows; the post-data section, sequences and materialized views
     phase_seconds: dict[str, float]
     schema: ReplicatedSchema  # the one applied, from the load's snapshot
@@ -93,16 +95,19 @@ def load_repro(
     batch_size: int,
     workers: LoadWorkers | None = None,
     on_progress: ProgressCallback | None = None,
+    audit_log: bool = True,
 ) -> LoadReport:
     """Create and fill the repro database's tables. With one worker (``workers`` None, 1, or a tenant too
     small for more), all in one transaction, so on error nothing is left half done; with more, the tables
     (created by a committed pre-data) are filled by worker processes in their own transactions, and the
     caller drops the database on error. ``on_progress`` sees each table's progress at a steady pace, and
-    its end, in this process."""
+    its end, in this process. With ``audit_log``, the run's record is joined by its audit log: the run's start
+    and each table's load."""
     began = time.perf_counter()
     pacer = ProgressPacer(on_progress) if on_progress else None
     copied: dict[TableName, CopiedRows] = {}
     table_seconds: dict[TableName, float] = {}
+    table_finished_at: dict[TableName, datetime] = {}
     worker_count = workers.for_rows(plan.closure.total_rows) if workers is not None else 1
     parallel = workers is not None and worker_count > 1
     jobs = (
@@ -138,9 +143,11 @@ def load_repro(
         if parallel:
             target.commit()  # the workers' sessions see the tables only once they are committed
             done = pool.copy(snapshot, pacer) if pool else {}
+            rows_ended = datetime.now(UTC)
             for name in plan.created_tables:
                 copied[name] = done[name].rows if name in done else CopiedRows(0, 0)
                 table_seconds[name] = done[name].seconds if name in done else 0.0
+                table_finished_at[name] = done[name].finished_at if name in done else rows_ended
                 if pacer and name not in done:
                     pacer.started(name, 0)
                     pacer.finished(name, 0)
@@ -149,6 +156,7 @@ def load_repro(
                 copied[name], table_seconds[name] = _copy_here(
                     snapshot, target, plan, name, batch_size, pacer
                 )
+                table_finished_at[name] = datetime.now(UTC)
         # Every row is read: end the source transaction now, so the standby's snapshot is not held (and
         # not cut off by idle_in_transaction_session_timeout) while the target builds keys and indexes.
         snapshot.conn.rollback()
@@ -186,11 +194,25 @@ def load_repro(
                 ],
             ),
         )
+        if audit_log:
+            audit.create_audit_log(
+                target,
+                [
+                    audit.run_started(run_id, started_at),
+                    *(
+                        audit.table_loaded(
+                            run_id, table_finished_at[name], name, copied[name].written, table_seconds[name]
+                        )
+                        for name in sorted(plan.created_tables, key=table_finished_at.__getitem__)
+                    ),
+                ],
+            )
     loaded = {name: rows.written for name, rows in copied.items()}
     return LoadReport(
         loaded_rows=loaded,
         seconds=time.perf_counter() - began,
         table_seconds=table_seconds,
+        table_finished_at=table_finished_at,
         phase_seconds={
             "schema": rows_began - began,
             "rows": post_data_began - rows_began,

@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -83,6 +84,7 @@ class LoadWorkers:
 class CopiedTable:
     rows: CopiedRows
     seconds: float  # reading, masking and writing its rows
+    finished_at: datetime  # its rows committed
 
 
 @dataclass(frozen=True)
@@ -300,10 +302,12 @@ def _gather(
 
 
 def _whole_table(segments: list[CopiedTable]) -> CopiedTable:
-    """A table's copy from its segments' (the time: the longest segment's, as they ran at once)."""
+    """A table's copy from its segments' (the time: the longest segment's, as they ran at once; its end:
+    the last segment's)."""
     return CopiedTable(
         CopiedRows(sum(part.rows.read for part in segments), sum(part.rows.written for part in segments)),
         max(part.seconds for part in segments),
+        max(part.finished_at for part in segments),
     )
 
 
@@ -417,4 +421,8 @@ def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Ev
                     freeze=whole,
                 )
                 target.commit()
-            events.put(_Finished(job.table, job.segment, CopiedTable(rows, time.perf_counter() - began)))
+            events.put(
+                _Finished(
+                    job.table, job.segment, CopiedTable(rows, time.perf_counter() - began, datetime.now(UTC))
+                )
+            )

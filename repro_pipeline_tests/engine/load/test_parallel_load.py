@@ -30,6 +30,7 @@ from repro_pipeline.engine.load.parallel import LoadWorkerError, LoadWorkers, ta
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.load.progress import TableProgress
 from repro_pipeline.engine.masking.plan import MaskPlan
+from repro_pipeline.engine.repro_databases import audit
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
@@ -289,3 +290,29 @@ def test_workers_for_a_tenant_of_some_rows(
     config: ReproConfig, salt: Secret, count: int, rows: int, expected: int
 ) -> None:
     assert LoadWorkers(count, config, salt, min_rows_each=50_000).for_rows(rows) == expected
+
+
+@pytest.mark.parametrize(("workers", "split_tables"), [(1, False), (2, True)])
+def test_the_audit_log_has_the_start_then_each_table_as_it_ended(
+    stack: Stack,
+    source: SourceSummary,
+    config: ReproConfig,
+    salt: Secret,
+    empty_database: Any,
+    workers: int,
+    split_tables: bool,
+) -> None:
+    """With workers too, each table's event is written at its end (a split table's: its last segment's)."""
+    target = empty_database()
+    plan, report = _load(stack, target, config, salt, workers, split_tables=split_tables)
+    with psycopg.connect(target) as conn:
+        events = conn.execute(
+            f"SELECT run_id, event_at, event_type, table_name, rows FROM {audit.TABLE} ORDER BY event_id"
+        ).fetchall()
+    assert [event[2] for event in events] == ["run.started", *["table.loaded"] * len(plan.created_tables)]
+    assert {event[0] for event in events} == {"parallel-test"}
+    times = [event[1] for event in events]
+    assert times == sorted(times)
+    assert {TableName.parse(event[3]): (event[1], event[4]) for event in events[1:]} == {
+        table: (report.table_finished_at[table], rows) for table, rows in report.loaded_rows.items()
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import queue
+from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
 from typing import Any, cast
 
@@ -32,6 +33,8 @@ from repro_pipeline.engine.source.catalog import Catalog, TableName
 from repro_pipeline.engine.source.snapshot import SessionLimits, SourceSnapshot
 from repro_pipeline.engine.subset.closure import SortedBitmap, TableRows
 from repro_pipeline_tests.conftest import PROJECT_ROOT
+
+_AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 CONFIG = PROJECT_ROOT / "config"
 
@@ -69,6 +72,7 @@ def test_a_bug_in_a_worker_is_reported_by_where_it_happened_never_by_its_message
         config,
         cast(Catalog, None),
         Secret("s" * 64),
+        None,
     )
     _work(setup, pending, events)
     error = _error_of(events.get(timeout=10))
@@ -98,7 +102,7 @@ def test_a_whales_table_travels_to_its_worker_as_compact_keys() -> None:
 
 def test_a_table_read_in_segments_is_reported_as_one_table() -> None:
     """Its progress starts once, counts both segments' rows, and ends once, when the last segment is done,
-    with the rows of both and the longer segment's time (they ran at once)."""
+    with the rows of both, the longer segment's time (they ran at once) and the later end."""
     table = TableName("public", "invoice_line_items")
     jobs = [
         TableJob(table, rows, "transform", (), TableRows(), 451, 200, (), segment, 2)
@@ -110,16 +114,16 @@ def test_a_table_read_in_segments_is_reported_as_one_table() -> None:
         _Copied(table, 0, 40),
         _Started(table, 1),
         _Copied(table, 1, 30),
-        _Finished(table, 1, CopiedTable(CopiedRows(60, 60), 2.0)),
+        _Finished(table, 1, CopiedTable(CopiedRows(60, 60), 2.0, _AT + timedelta(seconds=3))),
         _Copied(table, 0, 80),
-        _Finished(table, 0, CopiedTable(CopiedRows(100, 100), 3.0)),
+        _Finished(table, 0, CopiedTable(CopiedRows(100, 100), 3.0, _AT + timedelta(seconds=2))),
     ):
         events.put(event)
     seen: list[TableProgress] = []
     copied = _gather(
         cast(SourceSnapshot, None), jobs, [], cast("Queue[Any]", events), ProgressPacer(seen.append, 0.0)
     )
-    assert copied == {table: CopiedTable(CopiedRows(160, 160), 3.0)}
+    assert copied == {table: CopiedTable(CopiedRows(160, 160), 3.0, _AT + timedelta(seconds=3))}
     reports = [(p.rows, p.total_rows, p.finished) for p in seen]
     # The pacer, at a pace of 0 s, also reports the running table after each event: the same line again.
     assert [report for i, report in enumerate(reports) if i == 0 or report != reports[i - 1]] == [
