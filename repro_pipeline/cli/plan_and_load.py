@@ -132,7 +132,9 @@ def _load(arguments: argparse.Namespace) -> int:
                 snapshot, config, inputs.salt, inputs.organization_id, _target_server(arguments.target)
             )
             step.done(f"{plan.closure.total_rows} rows")
-        refill = policy == "truncate" and existing_data.holds_load_tables(arguments.target, plan.created_tables)
+        refill = policy == "truncate" and existing_data.holds_load_tables(
+            arguments.target, plan.created_tables
+        )
         if policy == "drop_create":
             with display.step("on_existing_data drop_create: dropping the schemas the load writes") as step:
                 emptied = existing_data.drop_written_schemas(arguments.target, plan.created_tables)

@@ -83,8 +83,7 @@ def _someone_elses_tables(dsn: str) -> None:
 def _mask_rules_with(tmp_path: Path, policy: str) -> Path:
     rules = tmp_path / "mask-rules.yaml"
     rules.write_text(
-        (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
-        + f"on_existing_data: {policy}\n"
+        (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text() + f"on_existing_data: {policy}\n"
     )
     return rules
 
@@ -160,7 +159,9 @@ def test_drop_create_from_the_file_replicates_afresh_and_keeps_other_schemas(
     first = _load(stack, target, environment)
     assert first.returncode == 0, first.stderr
     _someone_elses_tables(target)
-    _execute(target, "ALTER TABLE users ADD COLUMN nickname text", "CREATE VIEW public.their_view AS SELECT 1")
+    _execute(
+        target, "ALTER TABLE users ADD COLUMN nickname text", "CREATE VIEW public.their_view AS SELECT 1"
+    )
 
     again = _load(stack, target, environment, "--mask-rules", str(_mask_rules_with(tmp_path, "drop_create")))
 
@@ -168,9 +169,9 @@ def test_drop_create_from_the_file_replicates_afresh_and_keeps_other_schemas(
     assert json.loads(again.stdout)["loaded_rows"] == json.loads(first.stdout)["loaded_rows"]
     public = _rows(target, "SELECT relname FROM pg_class WHERE relname IN ('their_notes', 'their_view')")
     assert public == []
-    assert _rows(target, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'nickname'") == [
-        (0,)
-    ]
+    assert _rows(
+        target, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'nickname'"
+    ) == [(0,)]
     assert _rows(target, "SELECT id FROM theirs.notes") == [(7,)]
 
 

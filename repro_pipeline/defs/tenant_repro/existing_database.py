@@ -51,11 +51,7 @@ def drop_replaced_when_checked(
     """Drop ``replaced`` if ``new`` passed every required check in this run; else say that they are kept."""
     if not replaced:
         return
-    verdicts = {
-        result.check_name: result.passed
-        for result in results
-        if result.asset_key == REPRO_DATABASE
-    }
+    verdicts = {result.check_name: result.passed for result in results if result.asset_key == REPRO_DATABASE}
     unpassed = [check for check in REQUIRED_CHECKS if not verdicts.get(check, False)]
     kept = ", ".join(database.name for database in replaced)
     if unpassed:
@@ -72,5 +68,7 @@ def drop_replaced_when_checked(
         sink.remove(database.name)  # its login went with it: the DSN kept for it is of no use
         context.log.info(f"on_existing_data drop_create: dropped {database.name}, replaced by {new.name}")
         context.log_event(
-            repro_database_observation(database, "dropped", f"replaced by {new.name} (on_existing_data drop_create)")
+            repro_database_observation(
+                database, "dropped", f"replaced by {new.name} (on_existing_data drop_create)"
+            )
         )

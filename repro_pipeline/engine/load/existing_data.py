@@ -194,7 +194,9 @@ def empty_load_tables(target: psycopg.Connection[TupleRow], tables: Collection[T
         (relations,),
     ).fetchall():
         target.execute(
-            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.SQL(str(table)), sql.Identifier(constraint))
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.SQL(str(table)), sql.Identifier(constraint)
+            )
         )
         foreign_keys.append(
             sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(

@@ -153,7 +153,9 @@ def load_repro(
             with without_values("adding the emptied tables' foreign keys again, enabling their triggers"):
                 existing_data.put_back(target, aside)
         else:
-            with without_values("adding keys, constraints, indexes and triggers (pg_dump's post-data section)"):
+            with without_values(
+                "adding keys, constraints, indexes and triggers (pg_dump's post-data section)"
+            ):
                 cur.execute(runnable(scripts.post_data, target_settings))
         with without_values("setting sequence positions and refreshing materialized views"):
             for position in positions:

@@ -401,12 +401,16 @@ def live_repro_databases(
     ]
 
 
-def require_no_live_database(admin: psycopg.Connection[TupleRow], organization_id: int, now: datetime) -> None:
+def require_no_live_database(
+    admin: psycopg.Connection[TupleRow], organization_id: int, now: datetime
+) -> None:
     """``on_existing_data: fail`` on a partition run: refused while the organization has a live repro
     database, before anything is created."""
     live = live_repro_databases(admin, organization_id, now)
     if live:
-        names = ", ".join(f"{database.name} (expires {database.expires_at:%Y-%m-%d %H:%M} UTC)" for database in live)
+        names = ", ".join(
+            f"{database.name} (expires {database.expires_at:%Y-%m-%d %H:%M} UTC)" for database in live
+        )
         raise TargetError(
             f"on_existing_data fail: organization {organization_id} already has a live repro database: {names}",
             f"drop it first (repro-pipeline drop {live[0].name}), or set on_existing_data: drop_create to "

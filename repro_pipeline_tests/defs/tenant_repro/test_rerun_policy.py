@@ -81,7 +81,9 @@ def test_fail_refuses_before_creating_anything_and_names_the_live_database(
     result = materialize_tenant(ORGANIZATION, instance)
     assert not result.success
     message = step_failure_messages(result)
-    assert f"on_existing_data fail: organization {ORGANIZATION} already has a live repro database: " in message
+    assert (
+        f"on_existing_data fail: organization {ORGANIZATION} already has a live repro database: " in message
+    )
     assert live in message and "repro-pipeline drop repro_org" in message
     assert set(_databases(stack)) == before
 
