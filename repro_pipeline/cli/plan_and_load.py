@@ -158,8 +158,8 @@ def _load(arguments: argparse.Namespace) -> int:
             # The workers' tables were committed: unlike the Dagster run, the CLI does not own the database.
             raise type(error)(
                 error.problem,
-                f"{error.remedy}; the target database holds part of the load now: drop it and create it "
-                "empty again before the next load",
+                f"{error.remedy}; the target database holds part of the load now: load again with "
+                "--on-existing-data drop_create, or into a new, empty database",
             ) from None
     total = sum(report.loaded_rows.values())
     if arguments.json:

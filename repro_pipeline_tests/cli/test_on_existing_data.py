@@ -185,4 +185,6 @@ def test_the_command_line_overrides_the_file_and_refuses_append(
     assert refused.returncode == 7 and "is not empty" in json.loads(refused.stdout)["error"]["problem"]
     append = _load(stack, target, environment, "--on-existing-data", "append")
     assert append.returncode == 2 and APPEND_REFUSED in append.stderr
-    assert "Traceback" not in refused.stderr + append.stderr
+    unknown = _load(stack, target, environment, "--on-existing-data", "keep")
+    assert unknown.returncode == 2 and "'keep' is none of fail, truncate, drop_create" in unknown.stderr
+    assert "Traceback" not in refused.stderr + append.stderr + unknown.stderr
