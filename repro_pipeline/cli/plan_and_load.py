@@ -1,5 +1,5 @@
 """The engine without Dagster, on any source: ``plan`` (the closure, nothing written) and ``load`` (the
-masked load into a given empty database)."""
+masked load into a given database, empty unless ``on_existing_data`` says what to do with its data)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from repro_pipeline.engine.config import ReproConfig
 from repro_pipeline.engine.secrets import Secret
 
 if TYPE_CHECKING:
+    from repro_pipeline.engine.load.existing_data import OnExistingData
     from repro_pipeline.engine.load.target_fit import TargetServerFacts
 
 
@@ -31,9 +32,21 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     )
     plan.set_defaults(handler=_plan)
 
-    load = commands.add_parser("load", help="plan and masked load into a given empty database (no Dagster)")
+    load = commands.add_parser("load", help="plan and masked load into a given database (no Dagster)")
     _engine_arguments(load)
-    load.add_argument("--target", required=True, help="libpq URL of an empty database to fill")
+    load.add_argument(
+        "--target",
+        required=True,
+        help="libpq URL of the database to fill: empty, unless --on-existing-data says otherwise",
+    )
+    load.add_argument(
+        "--on-existing-data",
+        type=_policy,
+        metavar="{fail,truncate,drop_create}",
+        help="when the target holds tables: fail (the default), truncate (empty the load's tables, defined as "
+        "the source's, and fill them again) or drop_create (drop every object of the schemas the load writes, "
+        "then replicate afresh); overrides on_existing_data of the mask rules",
+    )
     load.add_argument(
         "--workers",
         type=_positive_int,
@@ -58,6 +71,18 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--organization", required=True, help="numeric organization id")
     add_config_file_arguments(parser)
     add_allow_primary(parser)
+
+
+def _policy(text: str) -> OnExistingData:
+    from repro_pipeline.engine.config import APPEND_REFUSED
+    from repro_pipeline.engine.load.existing_data import POLICIES
+
+    for policy in POLICIES:
+        if text == policy:
+            return policy
+    if text == "append":
+        raise argparse.ArgumentTypeError(APPEND_REFUSED)
+    raise argparse.ArgumentTypeError(f"{text!r} is none of {', '.join(POLICIES)}")
 
 
 def _positive_int(text: str) -> int:
@@ -94,23 +119,33 @@ def _load(arguments: argparse.Namespace) -> int:
 
     from repro_pipeline.engine import dsn
     from repro_pipeline.engine.errors import ReproError
-    from repro_pipeline.engine.load.loader import load_repro, require_empty_target
+    from repro_pipeline.engine.load import existing_data
+    from repro_pipeline.engine.load.loader import load_repro
     from repro_pipeline.engine.load.parallel import LoadWorkers
     from repro_pipeline.engine.load.plan import plan_subset
 
     inputs = engine_inputs(arguments)
     config = inputs.config
+    policy = arguments.on_existing_data or config.mask_rules.on_existing_data or "fail"
     with (
         progress_display(quiet=arguments.quiet) as display,
         standby_snapshot(inputs.source, allow_primary=arguments.allow_primary) as snapshot,
     ):
-        require_empty_target(arguments.target)
+        if policy == "fail":
+            existing_data.require_empty_target(arguments.target)
         with display.step(f"closure of organization {inputs.organization_id}") as step:
             plan = plan_subset(
                 snapshot, config, inputs.salt, inputs.organization_id, _target_server(arguments.target)
             )
             step.done(f"{plan.closure.total_rows} rows")
-        workers = LoadWorkers(arguments.workers, config, inputs.salt)
+        refill = policy == "truncate" and existing_data.holds_load_tables(
+            arguments.target, plan.created_tables
+        )
+        if policy == "drop_create":
+            with display.step("on_existing_data drop_create: dropping the schemas the load writes") as step:
+                emptied = existing_data.drop_written_schemas(arguments.target, plan.created_tables)
+                step.done(f"emptied {', '.join(emptied) or 'nothing'}")
+        workers = LoadWorkers(1 if refill else arguments.workers, config, inputs.salt)
         try:
             report = load_repro(
                 snapshot,
@@ -122,6 +157,7 @@ def _load(arguments: argparse.Namespace) -> int:
                 workers=workers,
                 on_progress=display.table,
                 audit_log=config.mask_rules.audit_log and not arguments.no_audit_table,
+                refill=refill,
             )
         except ReproError as error:
             if workers.for_rows(plan.closure.total_rows) == 1:
@@ -129,8 +165,8 @@ def _load(arguments: argparse.Namespace) -> int:
             # The workers' tables were committed: unlike the Dagster run, the CLI does not own the database.
             raise type(error)(
                 error.problem,
-                f"{error.remedy}; the target database holds part of the load now: drop it and create it "
-                "empty again before the next load",
+                f"{error.remedy}; the target database holds part of the load now: load again with "
+                "--on-existing-data drop_create, or into a new, empty database",
             ) from None
     total = sum(report.loaded_rows.values())
     if arguments.json:

@@ -329,6 +329,12 @@ def _check_version(value: Any) -> str:
     return text
 
 
+APPEND_REFUSED = (
+    "append is not supported: rows are never added to a database that holds some; use fail, truncate or "
+    "drop_create"
+)
+
+
 class MaskRules(_Strict):
     """``mask-rules.yaml``."""
 
@@ -341,9 +347,13 @@ class MaskRules(_Strict):
     """Where the key of `pseudonym` and `hmac_hash` comes from, as `global_salt` (`env://PSEUDONYM_KEY`,
     `vault://...`); without it, the `PSEUDONYM_KEY` variable. At least 32 bytes, not the salt; resolved only
     when a rule uses it. Never the key itself."""
-    on_existing_data: Literal["fail", "truncate", "drop_create"] = "fail"
-    """PrivaCI's key (`fail`, `truncate`, `drop_create`); accepted, not yet acted on (issue 13): a repro
-    database is always a new, empty database. `append` is refused."""
+    on_existing_data: Literal["fail", "truncate", "drop_create"] | None = None
+    """What a load does when its target already holds data. `repro-pipeline load --target`: `fail` (also when
+    unset) refuses a target with tables, `truncate` empties the load's tables (defined as the source's) and
+    fills them again, `drop_create` drops every object of the schemas the load writes and replicates afresh.
+    A partition run, when the organization has a live repro database: unset, a new one beside it (each lives
+    to its TTL); `fail` refuses; `drop_create` drops the old one once the new one passed its checks;
+    `truncate` is refused. `append` is refused."""
     # PII auto-detection (engine/autodetect.py): findings by column name and sampled values. With
     # strict_autodetect, a high or medium finding without a rule (passthrough counts) fails the run.
     auto_detect: bool = True
@@ -372,16 +382,15 @@ class MaskRules(_Strict):
 
     @model_serializer(mode="wrap")
     def _new_keys_omitted_when_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _without_unset(handler(self), {"pseudonym_key": None, "implied_fk_ignore": []})
+        return _without_unset(
+            handler(self), {"pseudonym_key": None, "implied_fk_ignore": [], "on_existing_data": None}
+        )
 
     @field_validator("on_existing_data", mode="before")
     @classmethod
     def _no_append(cls, value: Any) -> Any:
         if value == "append":
-            raise ValueError(
-                "append is not supported: rows are never added to a database that holds some; use fail, "
-                "truncate or drop_create"
-            )
+            raise ValueError(APPEND_REFUSED)
         return value
 
     @field_validator("implied_fk_ignore")

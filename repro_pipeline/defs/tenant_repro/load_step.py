@@ -9,8 +9,12 @@ from typing import Any
 import dagster as dg
 
 from repro_pipeline.defs.failures import reported_as_failure
-from repro_pipeline.defs.resources import MaskingConfig, SourceStandby, TargetServer
+from repro_pipeline.defs.resources import MaskingConfig, ReproSecretSink, SourceStandby, TargetServer
 from repro_pipeline.defs.tenant_repro.checks import CHECK_SPECS, check_results
+from repro_pipeline.defs.tenant_repro.existing_database import (
+    databases_to_replace,
+    drop_replaced_when_checked,
+)
 from repro_pipeline.defs.tenant_repro.load_metadata import LOAD_BY_TABLE, load_by_table
 from repro_pipeline.defs.tenant_repro.partitions import (
     OWNERS,
@@ -91,6 +95,7 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
         standby: SourceStandby,
         target: TargetServer,
         masking: MaskingConfig,
+        secret_sink: ReproSecretSink,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
         """Closure, load and checks read one snapshot of the standby, so they run as one step; then the run's
         bug query, if it has one, on the repro database.
@@ -120,9 +125,13 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
             checked = None if loads or not (checks or query) else repro_database_of(context, target)
             loaded: tuple[lifecycle.ReproDatabase, LoadReport] | None = None
             target_server = None
+            replaced: list[lifecycle.ReproDatabase] = []
             if loads:  # the plan refuses a schema the target server cannot take, before anything is written
                 with target.admin() as admin:
                     target_server = read_target_server(admin)
+                    replaced = databases_to_replace(
+                        admin, rules.mask_rules.on_existing_data, organization_id, started_at
+                    )
             schema: ReplicatedSchema | None = None
             plan: SubsetPlan | None = None
             originals = None
@@ -173,7 +182,10 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                 if plan is not None and tables:
                     yield from _table_results(context, target, checked, tables, plan, report)
             if plan is not None and originals is not None and checked is not None and schema is not None:
-                yield from check_results(context, target, checked, plan, originals, schema, tables)
+                results = list(check_results(context, target, checked, plan, originals, schema, tables))
+                yield from results
+                if loaded is not None:
+                    drop_replaced_when_checked(context, target, secret_sink, checked, replaced, results)
             if query is not None and checked is not None:
                 yield repro_query_result(
                     target,

@@ -13,8 +13,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import dsn
-from repro_pipeline.engine.errors import TargetError
-from repro_pipeline.engine.load import schema
+from repro_pipeline.engine.load import existing_data, schema
 from repro_pipeline.engine.load.failures import without_values
 from repro_pipeline.engine.load.parallel import LoadWorkers, started_workers, table_jobs
 from repro_pipeline.engine.load.plan import SubsetPlan
@@ -33,21 +32,6 @@ from repro_pipeline.engine.repro_databases.manifest import RunRecord, TableRecor
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import SourceSnapshot
 from repro_pipeline.engine.subset.tenant import columns_to_null
-
-
-def require_empty_target(target_dsn: str) -> None:
-    """A given target database must hold no table yet: nothing of the user's is overwritten."""
-    with dsn.connect(target_dsn, role="target database") as conn:
-        row = conn.execute(
-            "SELECT count(*), min(n.nspname || '.' || c.relname) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
-            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'"
-        ).fetchone()
-    if row and row[0]:
-        raise TargetError(
-            f"the target database {dsn.describe(target_dsn)} is not empty ({row[0]} tables, e.g. {row[1]})",
-            "give an empty database: repro_pipeline never writes over existing tables",
-        )
 
 
 @dataclass(frozen=True)
@@ -96,13 +80,19 @@ def load_repro(
     workers: LoadWorkers | None = None,
     on_progress: ProgressCallback | None = None,
     audit_log: bool = True,
+    refill: bool = False,
 ) -> LoadReport:
     """Create and fill the repro database's tables. With one worker (``workers`` None, 1, or a tenant too
     small for more), all in one transaction, so on error nothing is left half done; with more, the tables
     (created by a committed pre-data) are filled by worker processes in their own transactions, and the
     caller drops the database on error. ``on_progress`` sees each table's progress at a steady pace, and
     its end, in this process. With ``audit_log``, the run's record is joined by its audit log: the run's start
-    and each table's load."""
+    and each table's load.
+
+    ``refill`` (``on_existing_data: truncate``): the tables exist already, defined as the source's (checked
+    first); they are emptied and filled again in one transaction by one worker, their schema kept."""
+    if refill:
+        workers = None  # one transaction: a refused or failed refill leaves the old rows in place
     began = time.perf_counter()
     pacer = ProgressPacer(on_progress) if on_progress else None
     copied: dict[TableName, CopiedRows] = {}
@@ -133,8 +123,14 @@ def load_repro(
         applied = replicated_schema(snapshot, plan, target.info.server_version)
         scripts = applied.scripts
         target_settings = {str(name) for (name,) in cur.execute("SELECT name FROM pg_settings")}
-        with without_values("creating the schema (pg_dump's pre-data section)"):
-            cur.execute(runnable(scripts.pre_data, target_settings))
+        aside = None
+        if refill:
+            existing_data.require_same_definitions(scripts, target_dsn, applied.tools)
+            with without_values("emptying the load's tables"):
+                aside = existing_data.empty_load_tables(target, plan.created_tables)
+        else:
+            with without_values("creating the schema (pg_dump's pre-data section)"):
+                cur.execute(runnable(scripts.pre_data, target_settings))
         # Read while the source session is open (it ends after the rows). Sequences are not transactional:
         # this is where they stand now, at or past where they stood in the snapshot.
         with without_values("reading the source's sequence positions", source=snapshot.conn):
@@ -161,8 +157,14 @@ def load_repro(
         # not cut off by idle_in_transaction_session_timeout) while the target builds keys and indexes.
         snapshot.conn.rollback()
         post_data_began = time.perf_counter()
-        with without_values("adding keys, constraints, indexes and triggers (pg_dump's post-data section)"):
-            cur.execute(runnable(scripts.post_data, target_settings))
+        if aside is not None:
+            with without_values("adding the emptied tables' foreign keys again, enabling their triggers"):
+                existing_data.put_back(target, aside)
+        else:
+            with without_values(
+                "adding keys, constraints, indexes and triggers (pg_dump's post-data section)"
+            ):
+                cur.execute(runnable(scripts.post_data, target_settings))
         with without_values("setting sequence positions and refreshing materialized views"):
             for position in positions:
                 cur.execute(schema.set_position(position))

@@ -384,5 +384,55 @@ def drop_now(admin: psycopg.Connection[TupleRow], name: str) -> ReproDatabase:
     return database
 
 
+LIVE_STATUSES = ("loaded", "ready")
+
+
+def live_repro_databases(
+    admin: psycopg.Connection[TupleRow], organization_id: int, now: datetime
+) -> list[ReproDatabase]:
+    """The organization's repro databases in use or about to be: loaded or handed off, not expired (a retired
+    one is ``failed`` and already expired)."""
+    return [
+        database
+        for database in list_repro_databases(admin)
+        if database.organization_id == organization_id
+        and database.status in LIVE_STATUSES
+        and database.expires_at > now
+    ]
+
+
+def require_no_live_database(
+    admin: psycopg.Connection[TupleRow], organization_id: int, now: datetime
+) -> None:
+    """``on_existing_data: fail`` on a partition run: refused while the organization has a live repro
+    database, before anything is created."""
+    live = live_repro_databases(admin, organization_id, now)
+    if live:
+        names = ", ".join(
+            f"{database.name} (expires {database.expires_at:%Y-%m-%d %H:%M} UTC)" for database in live
+        )
+        raise TargetError(
+            f"on_existing_data fail: organization {organization_id} already has a live repro database: {names}",
+            f"drop it first (repro-pipeline drop {live[0].name}), or set on_existing_data: drop_create to "
+            "replace it once the new one has passed its checks",
+        )
+
+
+def drop_replaced(
+    admin: psycopg.Connection[TupleRow], replaced: list[ReproDatabase], now: datetime
+) -> list[ReproDatabase]:
+    """``on_existing_data: drop_create``, once the new database has passed its checks: each of ``replaced``
+    that is still live (read again under its lock) dropped with its login; those dropped are returned."""
+    dropped = []
+    for listed in replaced:
+        with record_lock(admin, listed.name):
+            database = _current_record(admin, listed.name)
+            if database is None or database.status not in LIVE_STATUSES or database.expires_at <= now:
+                continue
+            drop_repro_database(admin, database.name)
+        dropped.append(database)
+    return dropped
+
+
 def _hours(duration: timedelta) -> float:
     return duration.total_seconds() / 3600

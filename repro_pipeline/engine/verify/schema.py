@@ -62,6 +62,20 @@ def compare_schemas(expected: SchemaScripts, actual: SchemaScripts) -> SchemaCom
 def schema_lines(script: str) -> list[str]:
     """The lines of a pg_dump script that state the schema: its header's settings, then each entry's
     statements, entries in the order of their names."""
+    header, entries = _parsed(script)
+    return header + [line for _, lines in sorted(entries) for line in lines]
+
+
+def schema_entries(script: str) -> dict[str, list[str]]:
+    """The statements of each entry of a pg_dump script, by the entry's name (``users; Type: TABLE; Schema:
+    public``), without comments and session settings."""
+    entries: dict[str, list[str]] = {}
+    for name, lines in _parsed(script)[1]:
+        entries.setdefault(name, []).extend(lines)
+    return entries
+
+
+def _parsed(script: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
     header: list[str] = []
     entries: list[tuple[str, list[str]]] = []
     for line in script.splitlines():
@@ -74,4 +88,4 @@ def schema_lines(script: str) -> list[str]:
             header.append(line)
         elif not _SETTING.match(line):
             entries[-1][1].append(line)
-    return header + [line for _, lines in sorted(entries) for line in lines]
+    return header, entries

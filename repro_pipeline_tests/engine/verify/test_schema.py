@@ -22,7 +22,7 @@ from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.verify.checks import schema_matches_source
-from repro_pipeline.engine.verify.schema import DIFF_LINES_SHOWN, compare_schemas
+from repro_pipeline.engine.verify.schema import DIFF_LINES_SHOWN, compare_schemas, schema_entries
 from repro_pipeline_tests.engine.load.databases import empty_target, source_database
 
 SOURCE_PRE_DATA = """--
@@ -183,3 +183,14 @@ def test_tables_of_an_owner_the_target_lacks_are_loaded_as_the_loads_role_and_ma
     finally:
         with psycopg.connect(stack.primary_dsn, autocommit=True) as admin:
             admin.execute("DROP ROLE IF EXISTS repro_test_app_owner")
+
+
+def test_schema_entries_are_each_entrys_statements_by_its_name_without_settings() -> None:
+    entries = schema_entries(SOURCE_PRE_DATA)
+    assert list(entries) == [
+        "notes_id_seq; Type: SEQUENCE; Schema: public",
+        "notes; Type: TABLE; Schema: public",
+        "tags; Type: TABLE; Schema: public",
+    ]
+    assert entries["notes_id_seq; Type: SEQUENCE; Schema: public"] == ["CREATE SEQUENCE public.notes_id_seq;"]
+    assert entries["notes; Type: TABLE; Schema: public"][0] == "CREATE TABLE public.notes ("
