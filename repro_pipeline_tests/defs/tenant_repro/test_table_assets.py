@@ -326,10 +326,10 @@ def test_the_refresh_command_keeps_the_snapshot_that_dg_loads(
     assert check.returncode == 0, check.stderr
     assert _table_asset_keys() == {f"repro/{name.replace('.', '/')}" for name in expected}
 
+    by_the_cli = load_catalog_snapshot(checkout_state)
     checkout_state.unlink()
     refreshed = _dg("utils", "refresh-defs-state")
     assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
-    assert (
-        load_catalog_snapshot(checkout_state).table_names == load_catalog_snapshot(checkout_state).table_names
-    )
-    assert sorted(str(name) for name in load_catalog_snapshot(checkout_state).table_names) == expected
+    by_dg = load_catalog_snapshot(checkout_state)
+    assert (by_dg.source, by_dg.table_names) == (by_the_cli.source, by_the_cli.table_names)
+    assert sorted(str(name) for name in by_dg.table_names) == expected
