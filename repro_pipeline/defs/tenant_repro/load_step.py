@@ -102,7 +102,9 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                 raise ConfigError(
                     "repro_database and its tables' assets are one load: this run selects "
                     f"{len(selected_load)} of its {len(load_keys(tables))} assets",
-                    "materialize them together: select repro_database, or launch the tenant_repro job",
+                    "materialize them together: launch the tenant_repro job (its launchpad in the UI, or "
+                    "`repro-pipeline materialize ORGANIZATION_ID`), or select repro_database with every "
+                    "repro/<schema>/<table> asset",
                 )
             organization_id = parse_organization_id(context.partition_key)
             query = config.query() if REPRO_QUERY_CHECK in selected_checks else None
