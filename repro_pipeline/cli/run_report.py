@@ -117,8 +117,9 @@ def _print_closure_and_checks(report: dict[str, Any]) -> None:
             print(f"  {table:<32} {rows:>8}")
     if report["checks"]:
         print("\nChecks:")
+        width = max(28, *(len(name) for name in report["checks"]))
         for name, check in report["checks"].items():
             if name == REPRO_QUERY_CHECK:  # information, not a verdict
-                print(f"  {name:<44} {check['description']}")
+                print(f"  {name:<{width}} {check['description']}")
             else:
-                print(f"  {name:<44} {'PASSED' if check['passed'] else 'FAILED'}")
+                print(f"  {name:<{width}} {'PASSED' if check['passed'] else 'FAILED'}")
