@@ -16,6 +16,7 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.embedded.stack import Stack, destroy, up, wait_for_standby_replay
 from repro_pipeline.embedded.synthetic import SourceSpec, SourceSummary, build_source
+from repro_pipeline_tests.snapshot_set_aside import snapshot_set_aside
 
 TEST_SCALE = 0.05
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,16 +32,8 @@ def checkout_catalog_snapshot() -> Iterator[Path]:
 
     from repro_pipeline.defs.tenant_repro.catalog_snapshot import CATALOG_SNAPSHOT_KEY
 
-    path = get_local_state_path(CATALOG_SNAPSHOT_KEY, PROJECT_ROOT)
-    kept = path.with_name("state.set-aside-by-tests")
-    if path.exists():
-        path.replace(kept)
-    try:
+    with snapshot_set_aside(get_local_state_path(CATALOG_SNAPSHOT_KEY, PROJECT_ROOT)) as path:
         yield path
-    finally:
-        path.unlink(missing_ok=True)
-        if kept.exists():
-            kept.replace(path)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from repro_pipeline.cli.progress import ProgressDisplay
+from repro_pipeline.cli.run_report import check_label
 from repro_pipeline.engine.load.progress import TableProgress
 from repro_pipeline.engine.source.catalog import TableName
 
@@ -87,7 +88,7 @@ class RunProgress:
         elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.asset_check_evaluation_data
             verdict = "passed" if evaluation.passed else "FAILED"
-            self.display.note(f"check {evaluation.check_name} {verdict}")
+            self.display.note(f"check {check_label(evaluation.asset_key, evaluation.check_name)} {verdict}")
 
 
 @contextmanager

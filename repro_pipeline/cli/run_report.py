@@ -3,12 +3,14 @@
 import json
 import os
 import shlex
+from collections.abc import Iterable
 from typing import Any
 
 import dagster as dg
 from psycopg.conninfo import conninfo_to_dict
 
 from repro_pipeline.cli.json_output import print_json, report_failure
+from repro_pipeline.defs.tenant_repro.repro_database import REPRO_DATABASE
 from repro_pipeline.defs.tenant_repro.repro_query import REPRO_QUERY_CHECK
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.subset.predicate import PLACEHOLDER
@@ -45,10 +47,7 @@ def print_run_report(
         "run_id": result.run_id,
         "success": result.success,
         "closure": {"rows_by_table": counts, "passes": closure["passes"].value if counts else None},
-        "checks": {
-            check.check_name: {"passed": check.passed, "description": check.description or ""}
-            for check in checks
-        },
+        "checks": checks_by_name(checks),
     }
     if not as_json:
         _print_closure_and_checks(report)
@@ -91,6 +90,25 @@ def print_run_report(
     return 0
 
 
+def check_label(asset_key: dg.AssetKey, check_name: str) -> str:
+    """The check's name for the database's own checks; ``asset:check`` for any other asset's, as every
+    table's asset has checks of the same name."""
+    key = dg.AssetCheckKey(asset_key, check_name)
+    return check_name if asset_key == REPRO_DATABASE else key.to_user_string()
+
+
+def checks_by_name(checks: Iterable[dg.AssetCheckEvaluation]) -> dict[str, dict[str, Any]]:
+    """Each check's verdict under its own label: a table's failed check is never hidden by another table's
+    check of the same name."""
+    return {
+        check_label(check.asset_key, check.check_name): {
+            "passed": check.passed,
+            "description": check.description or "",
+        }
+        for check in checks
+    }
+
+
 def _print_closure_and_checks(report: dict[str, Any]) -> None:
     closure = report["closure"]
     if closure["rows_by_table"]:
@@ -99,8 +117,9 @@ def _print_closure_and_checks(report: dict[str, Any]) -> None:
             print(f"  {table:<32} {rows:>8}")
     if report["checks"]:
         print("\nChecks:")
+        width = max(28, *(len(name) for name in report["checks"]))
         for name, check in report["checks"].items():
             if name == REPRO_QUERY_CHECK:  # information, not a verdict
-                print(f"  {name:<28} {check['description']}")
+                print(f"  {name:<{width}} {check['description']}")
             else:
-                print(f"  {name:<28} {'PASSED' if check['passed'] else 'FAILED'}")
+                print(f"  {name:<{width}} {'PASSED' if check['passed'] else 'FAILED'}")

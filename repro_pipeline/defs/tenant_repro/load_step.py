@@ -112,7 +112,9 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                 raise ConfigError(
                     "repro_database and its tables' assets are one load: this run selects "
                     f"{len(selected_load)} of its {len(load_keys(tables))} assets",
-                    "materialize them together: select repro_database, or launch the tenant_repro job",
+                    "materialize them together: launch the tenant_repro job (its launchpad in the UI, or "
+                    "`repro-pipeline materialize ORGANIZATION_ID`), or select repro_database with every "
+                    "repro/<schema>/<table> asset",
                 )
             organization_id = organization_of(context)
             ttl = config.ttl(target.ttl) if loads else None

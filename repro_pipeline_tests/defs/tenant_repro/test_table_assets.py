@@ -237,16 +237,17 @@ def test_the_snapshot_is_read_from_a_ready_standby_only(
     assert not (tmp_path / "state").exists()
 
 
-def test_one_table_alone_is_refused_before_any_database_is_made(
+def test_one_table_or_repro_database_alone_is_refused_before_any_database_is_made(
     job: dg.JobDefinition, instance: dg.DagsterInstance, stack: Stack
 ) -> None:
     with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
         before = {database.name for database in lifecycle.list_repro_databases(admin)}
-    result = _run(job, instance, asset_selection={INVOICES})
-    assert not result.success
-    assert "repro_database and its tables' assets are one load: this run selects 1 of its" in (
-        step_failure_messages(result)
-    )
+    for alone in (INVOICES, dg.AssetKey("repro_database")):
+        result = _run(job, instance, asset_selection={alone})
+        assert not result.success
+        message = step_failure_messages(result)
+        assert "repro_database and its tables' assets are one load: this run selects 1 of its" in message
+        assert "launch the tenant_repro job" in message and "select repro_database, or" not in message
     with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
         assert {database.name for database in lifecycle.list_repro_databases(admin)} == before
 
@@ -326,10 +327,10 @@ def test_the_refresh_command_keeps_the_snapshot_that_dg_loads(
     assert check.returncode == 0, check.stderr
     assert _table_asset_keys() == {f"repro/{name.replace('.', '/')}" for name in expected}
 
+    by_the_cli = load_catalog_snapshot(checkout_state)
     checkout_state.unlink()
     refreshed = _dg("utils", "refresh-defs-state")
     assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
-    assert (
-        load_catalog_snapshot(checkout_state).table_names == load_catalog_snapshot(checkout_state).table_names
-    )
-    assert sorted(str(name) for name in load_catalog_snapshot(checkout_state).table_names) == expected
+    by_dg = load_catalog_snapshot(checkout_state)
+    assert (by_dg.source, by_dg.table_names) == (by_the_cli.source, by_the_cli.table_names)
+    assert sorted(str(name) for name in by_dg.table_names) == expected
