@@ -8,8 +8,8 @@ Three detectors replace what they find, in this order, each leaving alone what a
    as the users table's fake name and email. One Aho-Corasick automaton (``ahocorasick_rs``) finds them all;
    where matches overlap, the leftmost and then the longest wins.
 2. Patterns (``autodetect.pii_in_text``): emails, card numbers, IPv4 addresses and phone numbers become
-   fakes of their kind, seeded by the salt and the rule's scope (its column path and ``:kind``), so the same
-   address gets the same fake in every note of the column.
+   fakes of their kind, seeded by the salt and the kind (scope ``ner_mask:<kind>``), so the same address gets
+   the same fake in every note of the run, whichever column or path holds it.
 3. Named entities, only when spaCy and its ``en_core_web_sm`` model are installed (neither is a dependency):
    PERSON becomes a full name, ORG a company, GPE and LOC a city, for the labels the rule's ``entities`` lists.
 
@@ -35,6 +35,7 @@ from repro_pipeline.engine.secrets import Secret
 MAX_ORIGINALS = 1_000_000
 SPACY_MODEL = "en_core_web_sm"
 ENTITY_PROVIDERS = {"PERSON": "full_name", "ORG": "company", "GPE": "city", "LOC": "city"}
+SCOPE = "ner_mask"  # the seed scope of the fakes of what the patterns and the names model find
 NULLED = "[masked]"  # what an original of a column written as NULL becomes inside text
 
 NamedEntities = Callable[[str], list[tuple[str, int, int]]]  # text -> (label, start, end)
@@ -125,16 +126,15 @@ def detectors(dictionary: FreeTextDictionary, named: NamedEntities | None, entit
 def free_text_masker(
     dictionary: FreeTextDictionary,
     salt: Secret,
-    scope: str,
     *,
     named: NamedEntities | None = None,
     entities: Sequence[str] = tuple(ENTITY_PROVIDERS),
 ) -> values.ValueMasker:
     """The ``ner_mask`` of free text values (NULL and '' as they are)."""
     find_originals = _dictionary_finder(dictionary)
-    kind_fakes = {kind: values.fake(salt, f"{scope}:{kind}", kind, {}) for kind in TEXT_PII_KINDS}
+    kind_fakes = {kind: values.fake(salt, f"{SCOPE}:{kind}", kind, {}) for kind in TEXT_PII_KINDS}
     entity_fakes = {
-        label: values.fake(salt, f"{scope}:{label}", ENTITY_PROVIDERS[label], {}) for label in entities
+        label: values.fake(salt, f"{SCOPE}:{label}", ENTITY_PROVIDERS[label], {}) for label in entities
     }
 
     def mask(text: str | None) -> str | None:

@@ -598,7 +598,6 @@ def _free_text_masker(
     masker = free_text_masker(
         keys.free_text.dictionary,
         keys.salt,
-        rule.qualified,
         named=keys.free_text.named,
         entities=action.entities,
     )
@@ -690,7 +689,7 @@ def _json_action(path_rule: _JsonRule, tagged_aliases: Mapping[str, str], keys: 
     elif rule.action == "hash":
         masker = values.hashed(salt, normalize=rule.normalize)
     elif rule.action == NER_MASK:
-        masker = free_text_masker(keys.free_text.dictionary, salt, scope, named=keys.free_text.named)
+        masker = free_text_masker(keys.free_text.dictionary, salt, named=keys.free_text.named)
     elif rule.action == "static" and rule.value is not None:
         masker = values.static(rule.value)
     else:

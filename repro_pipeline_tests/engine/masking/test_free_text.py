@@ -24,7 +24,6 @@ from repro_pipeline.engine.secrets import Secret
 from repro_pipeline_tests.engine.masking.test_masking import _catalog, _masker, _table
 
 SALT = Secret("s" * 32)
-SCOPE = "public.tickets.note"
 DICTIONARY = FreeTextDictionary(
     (
         ("Jane Doe", "Kayla Brooks"),
@@ -42,7 +41,7 @@ TICKETS = _table(
 
 
 def _masked(text: str | None, dictionary: FreeTextDictionary = DICTIONARY) -> str | None:
-    return free_text_masker(dictionary, SALT, SCOPE)(text)
+    return free_text_masker(dictionary, SALT)(text)
 
 
 def test_originals_become_their_columns_values_case_insensitively_at_word_boundaries() -> None:
@@ -62,14 +61,14 @@ def test_emails_phones_ip_addresses_and_card_numbers_become_deterministic_fakes_
     assert masked is not None
     for original in ("bob@other.io", "+1 415 555 2671", "81.2.69.160", "4111 1111 1111 1111"):
         assert original not in masked
-    email = values.fake(SALT, f"{SCOPE}:email", "email", {})("bob@other.io")
-    ip = values.fake(SALT, f"{SCOPE}:ip_address", "ip_address", {})("81.2.69.160")
-    card = values.fake(SALT, f"{SCOPE}:credit_card", "credit_card", {})("4111 1111 1111 1111")
-    phone = values.fake(SALT, f"{SCOPE}:phone", "phone", {})("+1 415 555 2671")
+    email = values.fake(SALT, f"ner_mask:email", "email", {})("bob@other.io")
+    ip = values.fake(SALT, f"ner_mask:ip_address", "ip_address", {})("81.2.69.160")
+    card = values.fake(SALT, f"ner_mask:credit_card", "credit_card", {})("4111 1111 1111 1111")
+    phone = values.fake(SALT, f"ner_mask:phone", "phone", {})("+1 415 555 2671")
     assert masked == f"Mail {email} or call {phone} from {ip}, card {card}."
     assert card is not None and is_card_number(card)
     # Another salt, other fakes.
-    assert free_text_masker(DICTIONARY, Secret("t" * 32), SCOPE)(text) != masked
+    assert free_text_masker(DICTIONARY, Secret("t" * 32))(text) != masked
 
 
 def test_a_dictionary_fake_is_not_faked_again_by_the_patterns() -> None:
@@ -80,7 +79,7 @@ def test_text_without_pii_null_and_empty_stay_as_they_are() -> None:
     assert _masked("Refund pending review (invoice 4242).") == "Refund pending review (invoice 4242)."
     assert _masked(None) is None
     assert _masked("") == ""
-    assert free_text_masker(FreeTextDictionary(), SALT, SCOPE)("Jane Doe") == "Jane Doe"
+    assert free_text_masker(FreeTextDictionary(), SALT)("Jane Doe") == "Jane Doe"
 
 
 def test_pii_in_text_finds_each_kind_once_and_never_a_version_number_or_a_plain_id() -> None:
