@@ -57,12 +57,14 @@ class FreeTextDictionary:
 
 
 class DictionaryEntries:
-    """Collects (field, original, replacement) while the originals are read: one entry per original folded
-    (the first field's replacement wins), at most ``limit``."""
+    """Collects (field, original, replacement) while the originals are read, at most ``limit`` originals once
+    folded. Originals that differ only in case are kept apart (a fake is seeded case-preserving: the payload's
+    ``jane@acme.com`` and the users table's ``Jane@acme.com`` have fakes of their own): the text's own spelling
+    picks its replacement, else the first one read. An original read again keeps its first field's value."""
 
     def __init__(self, limit: int = MAX_ORIGINALS) -> None:
         self._limit = limit
-        self._entries: dict[str, tuple[str, str]] = {}
+        self._entries: dict[str, dict[str, str]] = {}
         self._columns: dict[str, None] = {}
         self._left_out: set[str] = set()
 
@@ -71,16 +73,22 @@ class DictionaryEntries:
         if len(original) <= 2 or _BARE_NUMBER.fullmatch(original):
             return
         folded = fold(original)
-        if folded in self._entries:
-            return
-        if len(self._entries) >= self._limit:
-            self._left_out.add(folded)
-            return
-        self._columns.setdefault(field)
-        self._entries[folded] = (original, NULLED if replacement is None else replacement)
+        spellings = self._entries.get(folded)
+        if spellings is None:
+            if len(self._entries) >= self._limit:
+                self._left_out.add(folded)
+                return
+            spellings = self._entries[folded] = {}
+        if original not in spellings:
+            self._columns.setdefault(field)
+            spellings[original] = NULLED if replacement is None else replacement
 
     def dictionary(self) -> FreeTextDictionary:
-        return FreeTextDictionary(tuple(self._entries.values()), tuple(self._columns), len(self._left_out))
+        return FreeTextDictionary(
+            tuple(pair for spellings in self._entries.values() for pair in spellings.items()),
+            tuple(self._columns),
+            len(self._left_out),
+        )
 
 
 _BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
@@ -165,12 +173,11 @@ def _fake(masker: values.ValueMasker, original: str) -> str:
 def _dictionary_finder(dictionary: FreeTextDictionary) -> Callable[[str], list[Span]]:
     if not dictionary.replacements:
         return lambda _text: []
-    automaton = AhoCorasick(
-        (fold(original) for original, _ in dictionary.replacements),
-        implementation=Implementation.ContiguousNFA,
-        store_patterns=False,
-    )
-    replacements = [replacement for _, replacement in dictionary.replacements]
+    spellings: dict[str, dict[str, str]] = {}
+    for original, replacement in dictionary.replacements:
+        spellings.setdefault(fold(original), {}).setdefault(original, replacement)
+    automaton = AhoCorasick(spellings, implementation=Implementation.ContiguousNFA, store_patterns=False)
+    by_pattern = list(spellings.values())  # the automaton numbers the patterns in this order
 
     def find(text: str) -> list[Span]:
         folded = fold(text)
@@ -185,7 +192,9 @@ def _dictionary_finder(dictionary: FreeTextDictionary) -> Callable[[str], list[S
         spans: list[Span] = []
         for start, end, pattern in matches:
             if not spans or start >= spans[-1][1]:
-                spans.append((start, end, replacements[pattern]))
+                written = by_pattern[pattern]
+                replacement = written.get(text[start:end]) or next(iter(written.values()))
+                spans.append((start, end, replacement))
         return spans
 
     return find

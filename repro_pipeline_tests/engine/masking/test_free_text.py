@@ -61,14 +61,26 @@ def test_emails_phones_ip_addresses_and_card_numbers_become_deterministic_fakes_
     assert masked is not None
     for original in ("bob@other.io", "+1 415 555 2671", "81.2.69.160", "4111 1111 1111 1111"):
         assert original not in masked
-    email = values.fake(SALT, f"ner_mask:email", "email", {})("bob@other.io")
-    ip = values.fake(SALT, f"ner_mask:ip_address", "ip_address", {})("81.2.69.160")
-    card = values.fake(SALT, f"ner_mask:credit_card", "credit_card", {})("4111 1111 1111 1111")
-    phone = values.fake(SALT, f"ner_mask:phone", "phone", {})("+1 415 555 2671")
+    email = values.fake(SALT, "ner_mask:email", "email", {})("bob@other.io")
+    ip = values.fake(SALT, "ner_mask:ip_address", "ip_address", {})("81.2.69.160")
+    card = values.fake(SALT, "ner_mask:credit_card", "credit_card", {})("4111 1111 1111 1111")
+    phone = values.fake(SALT, "ner_mask:phone", "phone", {})("+1 415 555 2671")
     assert masked == f"Mail {email} or call {phone} from {ip}, card {card}."
     assert card is not None and is_card_number(card)
     # Another salt, other fakes.
     assert free_text_masker(DICTIONARY, Secret("t" * 32))(text) != masked
+
+
+def test_the_texts_own_spelling_picks_its_replacement_else_the_first_read() -> None:
+    """Fakes are seeded case-preserving: the users table's ``Jane@Acme.com`` and a payload's ``jane@acme.com``
+    have fakes of their own, and a note names the one it spells."""
+    dictionary = FreeTextDictionary(
+        (("Jane@Acme.com", "users.fake@example.org"), ("jane@acme.com", "payload.fake@example.org")), ()
+    )
+    masked = free_text_masker(dictionary, SALT)
+    assert masked("to Jane@Acme.com") == "to users.fake@example.org"
+    assert masked("to jane@acme.com") == "to payload.fake@example.org"
+    assert masked("to JANE@ACME.COM") == "to users.fake@example.org"
 
 
 def test_a_dictionary_fake_is_not_faked_again_by_the_patterns() -> None:
@@ -94,7 +106,7 @@ def test_pii_in_text_finds_each_kind_once_and_never_a_version_number_or_a_plain_
     assert pii_in_text("999.1.1.1 and 1234 5678 9012 3456") == []  # no address; not Luhn-valid
 
 
-def test_the_dictionary_leaves_out_short_originals_and_bare_numbers_keeps_the_first_field_and_is_bounded() -> (
+def test_the_dictionary_leaves_out_short_originals_and_bare_numbers_keeps_each_spelling_and_is_bounded() -> (
     None
 ):
     entries = DictionaryEntries(limit=2)
@@ -105,8 +117,12 @@ def test_the_dictionary_leaves_out_short_originals_and_bare_numbers_keeps_the_fi
     entries.add("public.users.phone", "+1 415 555 2671", None)
     entries.add("public.users.email", "jane@acme.com", "k@example.org")
     dictionary = entries.dictionary()
-    assert dictionary.replacements == (("Jane Doe", "Kayla Brooks"), ("+1 415 555 2671", NULLED))
-    assert dictionary.columns == ("public.users.full_name", "public.users.phone")
+    assert dictionary.replacements == (
+        ("Jane Doe", "Kayla Brooks"),
+        ("JANE DOE", "Other Fake"),
+        ("+1 415 555 2671", NULLED),
+    )
+    assert dictionary.columns == ("public.users.full_name", "public.accounts.owner", "public.users.phone")
     assert dictionary.left_out == 1
     assert "1 more beyond the bound" in dictionary.describe()
 
