@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.config import ReproConfig, load_config
@@ -19,6 +20,7 @@ from repro_pipeline.engine.load.loader import load_repro
 from repro_pipeline.engine.load.parallel import LoadWorkers
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
 from repro_pipeline.engine.secrets import Secret
+from repro_pipeline.engine.source.catalog import MANIFEST_SCHEMA
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.verify.checks import no_original_pii, read_originals
 from repro_pipeline_tests.engine.load.databases import empty_target, load_and_verify, source_database
@@ -113,6 +115,14 @@ def test_notes_hold_the_masked_users_fakes_pass_the_leak_check_and_a_note_put_ba
         ]
         with psycopg.connect(target) as conn:
             masked_users = {row[0]: row[1:] for row in conn.execute("SELECT id, email, full_name FROM users")}
+            # The run's record says which detectors ran (the per-table assets' metadata shows the same text).
+            recorded = dict(
+                conn.execute(
+                    sql.SQL("SELECT column_name, action FROM {} WHERE table_name = 'public.tickets'").format(
+                        sql.Identifier(MANIFEST_SCHEMA, "columns")
+                    )
+                ).fetchall()
+            )
         notes = _notes(target)
         assert len(notes) == 300
         unchanged = 0
@@ -128,7 +138,15 @@ def test_notes_hold_the_masked_users_fakes_pass_the_leak_check_and_a_note_put_ba
             else:
                 assert note == source_notes[ticket]
                 unchanged += 1
-        assert unchanged * 2 > len(notes)  # most notes hold no PII: the own-row rule is not tripped
+        assert unchanged * 2 > len(notes)
+        assert (
+            recorded["note"].startswith("ner_mask (")
+            and "120 originals of 2 masked fields" in recorded["note"]
+        )
+        assert "email, credit_card, ip_address, phone by pattern; no names model" in recorded["note"]
+        assert (
+            "ner_mask $.internal.support_notes" in recorded["payload"]
+        )  # most notes hold no PII: the own-row rule is not tripped
 
         # Workers build the masks from the plan's dictionary, and mask alike.
         with (
