@@ -49,7 +49,6 @@ class Refusal:
         return f"{what} is not supported: {self.reason}; {self.alternative}"
 
 
-_NOT_YET = "not built yet (issue 13)"
 _ALWAYS_REPLICATED = Refusal(
     "the repro database's schema is always the source's as pg_dump writes it (views, functions, triggers, "
     "materialized views without their rows; triggers created after the rows are loaded)",
@@ -82,10 +81,6 @@ REFUSED_TOP_LEVEL_KEYS: Mapping[str, Refusal] = {
 }
 REFUSED_TABLE_KEYS: Mapping[str, Refusal] = {}
 REFUSED_ACTIONS: Mapping[str, Refusal] = {
-    "ner_mask": Refusal(
-        f"free text cannot be masked in place yet ({_NOT_YET})",
-        "use null, static, or regex_mask for the shapes you know (emails, phone numbers)",
-    ),
     "ai_refine": Refusal(
         "no language model is called on the tenant's data", "use fake, hash, static or null"
     ),
@@ -95,7 +90,6 @@ REFUSED_ACTION_KEYS: Mapping[str, Refusal] = {
         "conditional masking (a CEL expression per row) is not built",
         "mask the whole column, or use regex_mask to mask only the values of a given shape",
     ),
-    "entities": Refusal("it is a key of action ner_mask, which is refused", "remove it"),
     "model": Refusal("it is a key of action ai_refine, which is refused", "remove it"),
 }
 REFUSED_PROVIDERS: Mapping[str, Refusal] = {
@@ -243,6 +237,20 @@ class RegexMaskAction(_Strict):
         return regex.compile_pattern(self.pattern, regex.flag_bits(self.flags))
 
 
+NerEntity = Literal["PERSON", "ORG", "GPE", "LOC"]
+NER_ENTITIES: tuple[NerEntity, ...] = ("PERSON", "ORG", "GPE", "LOC")
+
+
+class NerMaskAction(_Strict):
+    action: Literal["ner_mask"]
+    """Free text: replace, inside the text, the run's masked originals (by their columns' fakes), detected
+    emails, phone numbers, IP addresses and card numbers (by fakes of their kind), and with spaCy installed
+    the named entities."""
+    entities: list[NerEntity] = Field(default_factory=lambda: list(NER_ENTITIES))
+    """The spaCy entity labels replaced when spaCy and its `en_core_web_sm` model are installed (`PERSON`,
+    `ORG`, `GPE`, `LOC`); ignored without them."""
+
+
 class StaticAction(_Strict):
     action: Literal["static"]
     """Replace every value with one constant."""
@@ -266,6 +274,7 @@ ColumnAction = Annotated[
     | PseudonymAction
     | HmacHashAction
     | RegexMaskAction
+    | NerMaskAction
     | StaticAction
     | NullAction
     | PassthroughAction,
@@ -430,8 +439,9 @@ class SubsetRoot(_Strict):
 class JsonPathRule(_NormalizeOmittedWhenUnset):
     path: str
     """A JSONPath (`$.actor.email`, `$..email`, `$.items[*].ip`)."""
-    action: Literal["fake", "hash", "static", "null", "remove"]
-    """`fake`, `hash`, `static`, `null`, or `remove` (drop the key)."""
+    action: Literal["fake", "hash", "static", "null", "remove", "ner_mask"]
+    """`fake`, `hash`, `static`, `null`, `remove` (drop the key), or `ner_mask` (free text: masked inside, as
+    the column action)."""
     provider: str | None = None
     """The fake's kind (with `action: fake`)."""
     seed_alias: str | None = None

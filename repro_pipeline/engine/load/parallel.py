@@ -40,6 +40,7 @@ from repro_pipeline.engine.load.failures import without_values
 from repro_pipeline.engine.load.plan import SubsetPlan, mask_plan_of
 from repro_pipeline.engine.load.progress import Batch, ProgressPacer, batches_with_rows, counted
 from repro_pipeline.engine.load.transfer import CopiedRows, NulledReference, copy_table
+from repro_pipeline.engine.masking.free_text import FreeTextDictionary
 from repro_pipeline.engine.masking.plan import ColumnMasking
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import Catalog, Table, TableName
@@ -119,6 +120,7 @@ class _Setup:
     catalog: Catalog
     salt: Secret = field(repr=False)
     pseudonym_key: Secret | None = field(repr=False)  # the plan's, not resolved again by each worker
+    free_text: FreeTextDictionary | None = field(repr=False)  # the plan's ner_mask dictionary, not read again
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,7 @@ def started_workers(
         plan.catalog,
         workers.salt,
         plan.mask_plan.pseudonym_key,
+        plan.mask_plan.free_text,
     )
     context = multiprocessing.get_context("spawn")
     pending: Queue[TableJob | None] = context.Queue()
@@ -385,7 +388,7 @@ def next_job(pending: Queue[TableJob | None], parent: BaseProcess | None) -> Tab
 
 
 def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event]) -> None:
-    mask_plan = mask_plan_of(setup.config, setup.catalog, setup.salt, setup.pseudonym_key)
+    mask_plan = mask_plan_of(setup.config, setup.catalog, setup.salt, setup.pseudonym_key, setup.free_text)
     parent = multiprocessing.parent_process()
     with (
         setup.limits.connect(setup.source_dsn, role="standby") as source,

@@ -18,7 +18,9 @@ from repro_pipeline.engine.errors import ConfigError, StandbyNotReady
 from repro_pipeline.engine.load.schema_dump import objects_depending_on
 from repro_pipeline.engine.load.target_fit import TargetServerFacts, require_schema_fits
 from repro_pipeline.engine.masking.autodetect import detect, require_covered
-from repro_pipeline.engine.masking.plan import MaskPlan, TableMasking, build_mask_plan
+from repro_pipeline.engine.masking.free_text import FreeTextDictionary
+from repro_pipeline.engine.masking.free_text_originals import read_free_text_dictionary
+from repro_pipeline.engine.masking.plan import MaskPlan, TableMasking, build_mask_plan, masks_free_text
 from repro_pipeline.engine.masking.values import ValueMasker
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, JsonPath, TableName, read_catalog
@@ -123,6 +125,16 @@ def plan_subset(
         # Walked again without those rows: what only they brought (their parents) is not copied either.
         closure = walk(left_out=crossing.left_out)
         require_left_out_cleanly(catalog, closure, organization_id, tenant)
+    if masks_free_text(config):
+        # ner_mask replaces the originals of the masked columns inside text: read from the closure's rows.
+        dictionary = read_free_text_dictionary(
+            snapshot.conn,
+            config,
+            catalog,
+            mask_plan,
+            lambda table: closure.row_conditions(table, organization_id, config.mask_rules.batch_size),
+        )
+        mask_plan = mask_plan_of(config, catalog, salt, mask_plan.pseudonym_key, dictionary)
     not_fitting = count_not_fitting(
         snapshot.conn,
         catalog,
@@ -154,12 +166,16 @@ def plan_subset(
 
 
 def mask_plan_of(
-    config: ReproConfig, catalog: Catalog, salt: Secret, pseudonym_key: Secret | None = None
+    config: ReproConfig,
+    catalog: Catalog,
+    salt: Secret,
+    pseudonym_key: Secret | None = None,
+    free_text: FreeTextDictionary | None = None,
 ) -> MaskPlan:
     """The plan's masks, as each load worker builds them again (maskers are closures: they do not pickle),
-    with the pseudonym key the plan resolved."""
+    with the pseudonym key the plan resolved and the ``ner_mask`` dictionary it read."""
     return _without_dangling_references(
-        config, catalog, build_mask_plan(config, catalog, salt, pseudonym_key)
+        config, catalog, build_mask_plan(config, catalog, salt, pseudonym_key, free_text)
     )
 
 

@@ -18,7 +18,7 @@ import ipaddress
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -138,6 +138,33 @@ def contains_email(text: str) -> bool:
 
 def contains_phone(text: str) -> bool:
     return any(8 <= sum(ch.isdigit() for ch in m.group()) <= 15 for m in _PHONE_IN_TEXT.finditer(text))
+
+
+TextPiiKind = Literal["email", "credit_card", "ip_address", "phone"]
+_IPV4_IN_TEXT = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\w|\.\d)")
+_CARD_IN_TEXT = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?!\w)")
+_IN_TEXT: tuple[tuple[TextPiiKind, re.Pattern[str], Callable[[str], bool]], ...] = (
+    ("email", _EMAIL_IN_TEXT, lambda _found: True),
+    ("credit_card", _CARD_IN_TEXT, is_card_number),
+    ("ip_address", _IPV4_IN_TEXT, is_ip_address),
+    ("phone", _PHONE_IN_TEXT, lambda found: 8 <= sum(ch.isdigit() for ch in found) <= 15),
+)
+TEXT_PII_KINDS: tuple[TextPiiKind, ...] = tuple(kind for kind, _, _ in _IN_TEXT)
+
+
+def pii_in_text(text: str) -> list[tuple[TextPiiKind, int, int]]:
+    """The emails, card numbers, IPv4 addresses and phone numbers inside free text as (kind, start, end), left
+    to right and never overlapping: the kinds are looked for in that order, and a later kind's match that
+    overlaps an earlier one's is no match (a card number is not also a phone number)."""
+    found: list[tuple[TextPiiKind, int, int]] = []
+    for kind, pattern, valid in _IN_TEXT:
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            if valid(match.group()) and not any(
+                start < taken_end and taken_start < end for _, taken_start, taken_end in found
+            ):
+                found.append((kind, start, end))
+    return sorted(found, key=lambda span: span[1])
 
 
 def is_prose(text: str) -> bool:

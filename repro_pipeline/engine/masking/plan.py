@@ -44,6 +44,7 @@ from repro_pipeline.engine.config import (
     HashAction,
     HmacHashAction,
     JsonPathRule,
+    NerMaskAction,
     NullAction,
     PassthroughAction,
     PseudonymAction,
@@ -55,6 +56,13 @@ from repro_pipeline.engine.config import (
 from repro_pipeline.engine.errors import ConfigError
 from repro_pipeline.engine.masking import in_select, values
 from repro_pipeline.engine.masking.column_types import ColumnType, type_of
+from repro_pipeline.engine.masking.free_text import (
+    FreeTextDictionary,
+    NamedEntities,
+    detectors,
+    free_text_masker,
+    spacy_entities,
+)
 from repro_pipeline.engine.masking.json_paths import (
     JsonPathAction,
     compile_root_masker,
@@ -73,6 +81,7 @@ AnyColumnAction = (
     | PseudonymAction
     | HmacHashAction
     | RegexMaskAction
+    | NerMaskAction
     | StaticAction
     | NullAction
     | PassthroughAction
@@ -129,6 +138,9 @@ class MaskPlan:
     # Resolved once, while planning (None when no rule uses it): the load workers build their masks with it
     # rather than each asking its store again.
     pseudonym_key: Secret | None = field(default=None, repr=False)
+    # The originals ner_mask replaces inside text, read from the closure's rows (None before the closure is
+    # known): the load workers build their masks with it rather than reading the originals again.
+    free_text: FreeTextDictionary | None = field(default=None, repr=False)
 
     def for_table(self, name: TableName) -> TableMasking:
         return self.tables[name]
@@ -161,10 +173,15 @@ class _JsonRule:
 
 
 def build_mask_plan(
-    config: ReproConfig, catalog: Catalog, salt: Secret, pseudonym_key: Secret | None = None
+    config: ReproConfig,
+    catalog: Catalog,
+    salt: Secret,
+    pseudonym_key: Secret | None = None,
+    free_text: FreeTextDictionary | None = None,
 ) -> MaskPlan:
     """The plan of ``config`` over ``catalog``. ``pseudonym_key``, when given, is the key a plan already
-    resolved; otherwise it is resolved here, when a rule uses it."""
+    resolved; otherwise it is resolved here, when a rule uses it. ``free_text`` is the dictionary of the
+    ``ner_mask`` rules (without it, they replace what the patterns and the names model find)."""
     rules_doc, ext_doc = config.mask_rules_doc, config.extensions_doc
     configured: dict[TableName, tuple[str, TableRules]] = {}
     for key, rules in config.mask_rules.tables.items():
@@ -232,7 +249,11 @@ def build_mask_plan(
             )
 
     tagged_aliases = _aliases(column_rules, json_rules)
-    keys = _Keys(salt, pseudonym_key or _pseudonym_key(config, column_rules, salt))
+    keys = _Keys(
+        salt,
+        pseudonym_key or _pseudonym_key(config, column_rules, salt),
+        _free_text(config, free_text or FreeTextDictionary()),
+    )
 
     plan = {}
     for name, table in catalog.tables.items():
@@ -248,18 +269,58 @@ def build_mask_plan(
         for column_name, path_rules in json_rules.get(name, {}).items():
             json_column = table.column(column_name)
             maskers[positions[column_name]] = in_select.document_masker(
-                [_json_action(path_rule, tagged_aliases, salt) for path_rule in path_rules],
+                [_json_action(path_rule, tagged_aliases, keys) for path_rule in path_rules],
                 jsonb=json_column is not None and json_column.type == "jsonb",
             )
-            described.append(ColumnMasking(column_name, f"json:{len(path_rules)} paths"))
+            free_text_paths = [rule.rule.path for rule in path_rules if rule.rule.action == NER_MASK]
+            described.append(
+                ColumnMasking(
+                    column_name,
+                    f"json:{len(path_rules)} paths"
+                    + _notes(
+                        f"{NER_MASK} {', '.join(free_text_paths)}: {keys.free_text.detectors()}"
+                        if free_text_paths
+                        else None
+                    ),
+                )
+            )
         plan[name] = TableMasking(table, rules.strategy, tuple(described), maskers, rules.batch_size)
-    return MaskPlan(plan, keys.pseudonym)
+    return MaskPlan(plan, keys.pseudonym, free_text)
+
+
+NER_MASK = "ner_mask"
+
+
+@dataclass(frozen=True)
+class _FreeText:
+    """What ``ner_mask`` rules replace: the dictionary's originals and, when installed, spaCy's entities."""
+
+    dictionary: FreeTextDictionary
+    named: NamedEntities | None
+
+    def detectors(self, entities: Sequence[str] = ("PERSON", "ORG", "GPE", "LOC")) -> str:
+        return detectors(self.dictionary, self.named, entities)
 
 
 @dataclass(frozen=True)
 class _Keys:
     salt: Secret
     pseudonym: Secret | None  # None when no rule uses it
+    free_text: _FreeText
+
+
+def masks_free_text(config: ReproConfig) -> bool:
+    """Whether a rule of either file is ``ner_mask``."""
+    return any(
+        isinstance(action, NerMaskAction)
+        for rules in config.mask_rules.tables.values()
+        for action in rules.columns.values()
+    ) or any(path.action == NER_MASK for entry in config.extensions.json_mask for path in entry.paths)
+
+
+def _free_text(config: ReproConfig, dictionary: FreeTextDictionary) -> _FreeText:
+    """The names model is loaded only when a ``ner_mask`` rule is there to use it."""
+    return _FreeText(dictionary, spacy_entities() if masks_free_text(config) else None)
 
 
 def _pseudonym_key(
@@ -355,6 +416,8 @@ def _column_masker(
                 f"static value {action.value!r} does not fit: {problem}; {is_type}", _TYPE_REMEDY
             )
         return in_select.static(action.value), action.action
+    if isinstance(action, NerMaskAction):
+        return _free_text_masker(rule, action, kind, keys)
     if isinstance(action, FakeAction | HashAction | PseudonymAction) and action.normalize is not None:
         _check_normalize_on_unique(rule, kind)
     if isinstance(action, FakeAction):
@@ -515,6 +578,32 @@ def _regex_masker(
     return _fitted(masker, kind), "regex_mask" + _notes("uniqueness tag" if tagged else None)
 
 
+def _free_text_masker(
+    rule: _ColumnRule, action: NerMaskAction, kind: ColumnType, keys: _Keys
+) -> tuple[ValueMasker, str]:
+    is_type = f"{rule.qualified} is {kind.text}"
+    if kind.kind != "text" or kind.length is not None:
+        raise rule.refuse(
+            f"ner_mask masks free text, whose fakes can be longer than what they replace: {is_type}, and it "
+            "takes text or varchar without a length",
+            "use json_mask paths with action ner_mask for text inside a json column; for a bounded column, "
+            "regex_mask with a replacement no longer than what it matches, or static",
+        )
+    if rule.unique is not None:
+        raise rule.refuse(
+            f"ner_mask on a unique column ({rule.unique.describe()}): two values that differ only in what it "
+            "replaces would collide",
+            "use fake, hash or regex_mask (their outputs are made unique)",
+        )
+    masker = free_text_masker(
+        keys.free_text.dictionary,
+        keys.salt,
+        named=keys.free_text.named,
+        entities=action.entities,
+    )
+    return masker, f"{NER_MASK} ({keys.free_text.detectors(action.entities)})"
+
+
 def _fitted(masker: ValueMasker, kind: ColumnType) -> ValueMasker:
     if kind.padded:
         return values.unpadded(masker)
@@ -582,8 +671,8 @@ def _integer(text: str) -> int | None:
     return None
 
 
-def _json_action(path_rule: _JsonRule, tagged_aliases: Mapping[str, str], salt: Secret) -> JsonPathAction:
-    rule = path_rule.rule
+def _json_action(path_rule: _JsonRule, tagged_aliases: Mapping[str, str], keys: _Keys) -> JsonPathAction:
+    rule, salt = path_rule.rule, keys.salt
     scope = f"{path_rule.table.name}.{path_rule.column}:{rule.path}"
     if rule.action == "remove":
         return JsonPathAction(rule.path, None)
@@ -599,6 +688,8 @@ def _json_action(path_rule: _JsonRule, tagged_aliases: Mapping[str, str], salt: 
         )
     elif rule.action == "hash":
         masker = values.hashed(salt, normalize=rule.normalize)
+    elif rule.action == NER_MASK:
+        masker = free_text_masker(keys.free_text.dictionary, salt, named=keys.free_text.named)
     elif rule.action == "static" and rule.value is not None:
         masker = values.static(rule.value)
     else:

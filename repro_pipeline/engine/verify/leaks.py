@@ -3,7 +3,9 @@
 The originals are read from the source for the closure's rows, in the load's own snapshot (the rows it
 copied, as it copied them), so the scan does not trust the masker. Every masked column counts, whatever its
 action: for ``regex_mask`` the parts its pattern matched, and every value when the pattern matched none of
-them (a rule that masks nothing). Two searches follow:
+them (a rule that masks nothing); for ``ner_mask`` (free text) the emails, card numbers, IP addresses and phone
+numbers found inside each value, not the value (the names in it are the originals of the masked columns, searched
+for as theirs). Two searches follow:
 
 - Every text and JSON value of every target table, JSON keys included, is searched for the originals at once
   (Aho-Corasick), case-insensitively, as whole values or inside longer text at word boundaries. An original
@@ -13,7 +15,8 @@ them (a rule that masks nothing). Two searches follow:
 - Each masked column of a table with a primary key is compared row by row with its own originals, whatever
   their length: a column in which most of its rows (two at least) still hold their originals (a mask that
   did nothing) leaks them all; a few such rows elsewhere are fakes drawn equal to their originals by chance,
-  and are reported.
+  and are reported. Of a ``ner_mask`` column, only the values in which PII was found are
+  compared: most notes hold none and are rightly copied as they are.
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from pyroaring import BitMap64
 
-from repro_pipeline.engine.config import PassthroughAction, RegexMaskAction, ReproConfig, StaticAction
+from repro_pipeline.engine.config import (
+    NerMaskAction,
+    PassthroughAction,
+    RegexMaskAction,
+    ReproConfig,
+    StaticAction,
+)
+from repro_pipeline.engine.masking.autodetect import pii_in_text
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
 from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
 from repro_pipeline.engine.subset.keyset import key_getter
@@ -46,6 +56,7 @@ class SensitiveColumn:
     name: str
     pattern: re.Pattern[str] | None = None  # regex_mask: the parts it matches
     kept: str | None = None  # static: its own replacement is no original
+    free_text: bool = False  # ner_mask: the PII detected inside each value, not the value
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class JsonPathField:
     column: str
     path: str
     kept: str | None = None  # static: its own replacement is no original
+    free_text: bool = False  # ner_mask: the PII detected inside each value, not the value
 
 
 def sensitive_fields(config: ReproConfig, catalog: Catalog) -> dict[TableName, SensitiveFields]:
@@ -77,6 +89,7 @@ def sensitive_fields(config: ReproConfig, catalog: Catalog) -> dict[TableName, S
                 name,
                 pattern=action.compiled() if isinstance(action, RegexMaskAction) else None,
                 kept=action.value if isinstance(action, StaticAction) else None,
+                free_text=isinstance(action, NerMaskAction),
             )
             for name, action in rules.columns.items()
             if not isinstance(action, PassthroughAction)
@@ -87,7 +100,12 @@ def sensitive_fields(config: ReproConfig, catalog: Catalog) -> dict[TableName, S
         table = catalog.find(table_text)
         if table is not None and table.name not in not_copied:
             paths.setdefault(table.name, []).extend(
-                JsonPathField(column, rule.path, rule.value if rule.action == "static" else None)
+                JsonPathField(
+                    column,
+                    rule.path,
+                    rule.value if rule.action == "static" else None,
+                    free_text=rule.action == "ner_mask",
+                )
                 for rule in entry.paths
             )
     return {
@@ -214,7 +232,9 @@ def original_values(
                         on_server, row[len(read) :: 2], row[len(read) + 1 :: 2], strict=True
                     ):
                         for leaf in _server_leaves(text, kind):
-                            if leaf != field.kept:
+                            if field.free_text:
+                                _add_free_text(originals, leaf)
+                            elif leaf != field.kept:
                                 originals.add(leaf)
                     if not plain and not in_documents:
                         continue
@@ -225,7 +245,10 @@ def original_values(
                         if value is None:
                             continue
                         text = str(value)
-                        if column.pattern is not None:
+                        if column.free_text:
+                            if _add_free_text(originals, text) and key is not None:
+                                originals.add_own(name, column.name, key, text)
+                        elif column.pattern is not None:
                             regex_columns[column.name].read(text, key, column.pattern, originals)
                         elif text != column.kept:
                             originals.add(text)
@@ -234,7 +257,9 @@ def original_values(
                     for json_field, reader in readers:
                         for found in reader(values[json_field.column]):
                             for leaf in _json_originals(found):
-                                if leaf != json_field.kept:
+                                if json_field.free_text:
+                                    _add_free_text(originals, leaf)
+                                elif leaf != json_field.kept:
                                     originals.add(leaf)
         for column_name, regex_originals in regex_columns.items():
             if regex_originals.masked_nothing():
@@ -244,6 +269,15 @@ def original_values(
                     if key is not None:
                         originals.add_own(name, column_name, key, value)
     return originals
+
+
+def _add_free_text(originals: Originals, text: str) -> bool:
+    """The emails, card numbers, IP addresses and phone numbers inside free text are its originals (the names
+    in it are those of the masked columns, searched for as theirs); whether it holds any."""
+    found = pii_in_text(text)
+    for _, start, end in found:
+        originals.add(text[start:end])
+    return bool(found)
 
 
 def _server_leaves(text: str | None, kind: str | None) -> Sequence[str]:

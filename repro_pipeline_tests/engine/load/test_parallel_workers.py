@@ -73,6 +73,7 @@ def test_a_bug_in_a_worker_is_reported_by_where_it_happened_never_by_its_message
         cast(Catalog, None),
         Secret("s" * 64),
         None,
+        None,
     )
     _work(setup, pending, events)
     error = _error_of(events.get(timeout=10))
