@@ -33,7 +33,15 @@ from pyroaring import BitMap64
 
 from repro_pipeline.engine.errors import ClosureError
 from repro_pipeline.engine.source.catalog import Catalog, ForeignKey, Table, TableName
-from repro_pipeline.engine.subset.keyset import KEY_BATCH, Term, batches, column_list, key_getter, match_keys
+from repro_pipeline.engine.subset.keyset import (
+    KEY_BATCH,
+    Term,
+    batches,
+    column_list,
+    key_getter,
+    match_keys,
+    term_sql,
+)
 from repro_pipeline.engine.subset.predicate import PLACEHOLDER, Predicate
 
 Key = Any  # a scalar for one-column primary keys, a tuple for composite ones
@@ -460,18 +468,25 @@ class _Walk:
         self, table: Table, match_columns: tuple[Term, ...], values: Sequence[Key], limit: int | None
     ) -> tuple[sql.Composed, dict[str, Any]]:
         condition, params = match_keys(table, match_columns, values)
-        columns = column_list(self._key_columns(table))
+        key_columns = self._key_columns(table)
         if limit is None:
             query = sql.SQL("SELECT {columns} FROM {table} WHERE {condition}").format(
-                columns=columns, table=table.name.identifier, condition=condition
+                columns=column_list(key_columns), table=table.name.identifier, condition=condition
             )
         else:
+            # The ranked rows' terms are named, as a JSON path's term reads its column, which only the inner
+            # query has.
+            names = [sql.Identifier(f"repro_term_{n}") for n in range(len(key_columns))]
             query = sql.SQL(
-                "SELECT {columns} FROM (SELECT {columns}, row_number() OVER "
+                "SELECT {names} FROM (SELECT {terms}, row_number() OVER "
                 "(PARTITION BY {match} ORDER BY {newest}) AS repro_rank FROM {table} WHERE {condition}) ranked "
                 "WHERE repro_rank <= {limit}"
             ).format(
-                columns=columns,
+                names=sql.SQL(", ").join(names),
+                terms=sql.SQL(", ").join(
+                    sql.SQL("{} AS {}").format(term_sql(term), name)
+                    for term, name in zip(key_columns, names, strict=True)
+                ),
                 match=column_list(match_columns),
                 newest=sql.SQL(", ").join(
                     sql.SQL("{} DESC").format(sql.Identifier(c)) for c in table.primary_key
