@@ -72,7 +72,7 @@ class ProgressDisplay:
             self._tables[progress.table],
             completed=progress.rows,
             total=max(progress.total_rows, progress.rows),
-            description=f"{progress.table} ({progress.rows_per_second:,.0f} rows/s)",
+            description=f"{progress.table} ({progress.rate})" if progress.rate else str(progress.table),
         )
 
     def note(self, text: str) -> None:

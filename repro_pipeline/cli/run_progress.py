@@ -20,10 +20,11 @@ from repro_pipeline.engine.load.progress import TableProgress
 from repro_pipeline.engine.source.catalog import TableName
 
 POLL_SECONDS = 0.5
-# TableProgress.line() read back: "schema.table: rows/total rows in 1.2 s (1,234 rows/s, copying)"
+# TableProgress.line() read back: "schema.table: rows/total rows in 1.23 s (1,234 rows/s, copying)", the rate
+# left out when the time is too short to give one.
 _PROGRESS_LINE = re.compile(
     r"^(?P<schema>[^.]+)\.(?P<name>.+): (?P<rows>\d+)/(?P<total>\d+) rows in (?P<seconds>[\d.]+) s "
-    r"\([\d,.]+ rows/s, (?P<state>copying|done)\)$"
+    r"\((?:[\d,.]+ rows/s, )?(?P<state>copying|done)\)$"
 )
 
 

@@ -104,9 +104,10 @@ def test_a_run_progress_line_reads_back_as_the_table_progress_it_was() -> None:
     from repro_pipeline.cli.run_progress import parse_progress_line
 
     weird = TableProgress(TableName("billing", "line.items: 2"), 12345, 99999, 12.3, finished=False)
-    for progress in [*_events(), weird]:
+    too_quick_for_a_rate = TableProgress(TableName("public", "organizations"), 1, 1, 0.0, finished=True)
+    for progress in [*_events(), weird, too_quick_for_a_rate]:
         read = parse_progress_line(progress.line())
-        assert read is not None and read.seconds == progress.seconds  # shown to 0.1 s, as these are
+        assert read is not None and read.seconds == progress.seconds  # shown to 0.01 s, as these are
         assert (read.table, read.rows, read.total_rows, read.finished) == (
             progress.table,
             progress.rows,

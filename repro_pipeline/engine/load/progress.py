@@ -28,13 +28,23 @@ class TableProgress:
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def rate(self) -> str:
+        """Its rows/s, or nothing when its time is too short to give one (a table of a few rows)."""
+        return (
+            f"{self.rows_per_second:,.0f} rows/s" if self.rows and self.seconds >= MEASURABLE_SECONDS else ""
+        )
+
     def line(self) -> str:
         """One plain line for logs and terminals."""
         state = "done" if self.finished else "copying"
         return (
-            f"{self.table}: {self.rows}/{self.total_rows} rows in {self.seconds:.1f} s "
-            f"({self.rows_per_second:,.0f} rows/s, {state})"
+            f"{self.table}: {self.rows}/{self.total_rows} rows in {self.seconds:.2f} s "
+            f"({', '.join(filter(None, (self.rate, state)))})"
         )
+
+
+MEASURABLE_SECONDS = 0.01  # the line's precision: a shorter time would show as 0.00 s
 
 
 ProgressCallback = Callable[[TableProgress], None]

@@ -62,8 +62,23 @@ def test_a_finished_table_is_reported_once_and_no_more() -> None:
 def test_rows_per_second_and_the_line() -> None:
     progress = TableProgress(INVOICES, 3000, 6000, 1.5, finished=False)
     assert progress.rows_per_second == 2000
-    assert progress.line() == "public.invoices: 3000/6000 rows in 1.5 s (2,000 rows/s, copying)"
+    assert progress.line() == "public.invoices: 3000/6000 rows in 1.50 s (2,000 rows/s, copying)"
     assert TableProgress(INVOICES, 0, 0, 0.0, finished=True).rows_per_second == 0
+
+
+def test_a_time_too_short_to_measure_gives_no_rate() -> None:
+    """A few rows copied within the line's precision would show "0 rows/s" (or an absurd one): none."""
+    assert (
+        TableProgress(INVOICES, 60, 60, 0.004, finished=True).line()
+        == "public.invoices: 60/60 rows in 0.00 s (done)"
+    )
+    assert (
+        TableProgress(INVOICES, 0, 60, 0.5, finished=False).line()
+        == "public.invoices: 0/60 rows in 0.50 s (copying)"
+    )
+    assert TableProgress(INVOICES, 60, 60, 0.02, finished=True).line() == (
+        "public.invoices: 60/60 rows in 0.02 s (3,000 rows/s, done)"
+    )
 
 
 def test_counted_reports_the_rows_of_the_batches_already_copied() -> None:
