@@ -4,6 +4,7 @@ instance's event log by a thread beside the run."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -78,6 +79,8 @@ class RunProgress:
             progress = parse_progress_line(entry.user_message)
             if progress is not None:
                 self.display.table(progress)
+            elif _level(entry.level) == logging.WARNING:  # the steps' own; errors come with the failure
+                self.display.note(f"warning: {entry.user_message}")
             return
         step = event.step_key or ""
         if event.event_type == DagsterEventType.STEP_START:
@@ -90,6 +93,12 @@ class RunProgress:
             evaluation = event.asset_check_evaluation_data
             verdict = "passed" if evaluation.passed else "FAILED"
             self.display.note(f"check {check_label(evaluation.asset_key, evaluation.check_name)} {verdict}")
+
+
+def _level(level: str | int) -> int:
+    """A log entry's level as a number (Dagster keeps some as their names)."""
+    number = level if isinstance(level, int) else logging.getLevelName(level)
+    return number if isinstance(number, int) else logging.NOTSET
 
 
 @contextmanager

@@ -29,6 +29,21 @@ ORDER BY i.id
 """
 
 
+def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
+    """Each failed step with its error as the step raised it (a ``ReproError``'s problem and what to do),
+    rather than Dagster's "Execution of step ... failed"; the run's own failure when no step failed."""
+    events = list(events)
+    reasons = []
+    for event in events:
+        if event.event_type != dg.DagsterEventType.STEP_FAILURE:
+            continue
+        data = event.step_failure_data
+        described = data.user_failure_data.description if data.user_failure_data is not None else None
+        reason = described or (data.error.message.strip() if data.error is not None else event.message or "")
+        reasons.append(f"{event.step_key}: {reason}")
+    return reasons or [event.message for event in events if event.is_failure and event.message]
+
+
 def print_run_report(
     result: dg.JobExecutionResult, organization_id: int, password_file: str = "", *, as_json: bool = False
 ) -> int:
@@ -52,8 +67,7 @@ def print_run_report(
     if not as_json:
         _print_closure_and_checks(report)
     if not result.success:
-        failures = [event.message for event in result.all_events if event.is_failure and event.message]
-        return report_failure(as_json, f"the run {result.run_id} failed", failures)
+        return report_failure(as_json, f"the run {result.run_id} failed", failure_reasons(result.all_events))
     database = str(metadata["repro_database"]["database"].value)
     target_dsn = dsn.with_database(os.environ["REPRO_TARGET_DSN"], database)
     host, port = dsn.server_address(target_dsn).rsplit(":", 1)

@@ -56,7 +56,7 @@ def run_tenant(organization_key: str, repro_query: str = "", *, as_json: bool = 
             watching(RunProgress(display, tenant_repro_job.name, organization_key)),
         ):
             result = materialize_tenant(
-                organization_key, instance, console_log_level="WARNING", repro_query=repro_query
+                organization_key, instance, console_log_level="CRITICAL", repro_query=repro_query
             )
         password_file = str(stack.root / "credentials") if stack else ""
         return print_run_report(result, int(organization_key), password_file, as_json=as_json)

@@ -229,3 +229,24 @@ def test_json_is_requested_by_the_option_before_any_double_dash() -> None:
     assert json_requested(["plan", "--organization", "451", "--json"])
     assert not json_requested(["plan", "--organization", "451"])
     assert not json_requested(["materialize", "--", "--json"])
+
+
+def test_materialize_of_an_organization_the_source_lacks_says_so_in_one_message(
+    stack: Stack, source: SourceSummary, tmp_path: Path
+) -> None:
+    """The failed step's own error, without Dagster's traces or its "Execution of step ... failed"."""
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    environment = without_servers(tmp_path, REPRO_STACK_DIR=str(stack.root))
+    run = run_cli("materialize", "99999", env=environment)
+    assert run.returncode == 1
+    assert "standby_health: organization 99999 does not exist on the source" in run.stderr
+    assert "what to do: check the organization id" in run.stderr
+    for noise in (
+        "Traceback",
+        "Stack Trace",
+        "Execution of step",
+        "Dependencies for step",
+        "dagster - ERROR",
+    ):
+        assert noise not in run.stderr
+    assert "step standby_health failed" in run.stderr
