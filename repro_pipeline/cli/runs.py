@@ -69,14 +69,14 @@ def _handoff(arguments: argparse.Namespace) -> int:
 
     from repro_pipeline.cli.launch import hand_off_again
     from repro_pipeline.engine import dsn
-    from repro_pipeline.engine.errors import TargetError
+    from repro_pipeline.engine.errors import RequestRefused
     from repro_pipeline.engine.repro_databases import lifecycle
 
     use_embedded_stack_unless_configured()
     with dsn.connect(os.environ["REPRO_TARGET_DSN"], role="target server", autocommit=True) as admin:
         known = {database.name: database for database in lifecycle.list_repro_databases(admin)}
     if arguments.database not in known:
-        raise TargetError(
+        raise RequestRefused(
             f"the target server has no repro database {arguments.database!r}",
             f"name one of: {', '.join(sorted(known)) or 'none exists'}",
         )

@@ -63,6 +63,13 @@ class TargetError(ReproError):
     exit_code = ExitCode.NOT_READY
 
 
+class RequestRefused(TargetError):
+    """A command names a repro database the target server does not have (or that is not repro_pipeline's),
+    or asks of one what its record forbids: an extension past its longest life, or of a retired one."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ChecksFailed(ReproError):
     """A loaded repro database failed a check: it must not be handed off."""
 

@@ -24,7 +24,8 @@ class ExitCode(IntEnum):
     RUNTIME = 1, "a run failed at runtime (a Dagster step, a server error mid-load): read the printed failure"
     USAGE = (
         2,
-        "the command line is wrong: an unknown command or option, a missing argument, a bad organization id",
+        "the command line is wrong: an unknown command or option, a missing argument, a bad organization id, "
+        "a repro database that is not there, an extension past the longest life",
     )
     CONFIGURATION = (
         3,
@@ -43,7 +44,7 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130, "interrupted by Ctrl-C (SIGINT)"
 
 
-def readme_table() -> str:
+def markdown_table() -> str:
     """The Markdown table of every exit code, as docs/cli.md shows it."""
     rows = [f"| {code.value} | `{code.name}` | {code.description} |" for code in ExitCode]
     return "\n".join(["| Code | Name | Meaning |", "| ---: | --- | --- |", *rows])

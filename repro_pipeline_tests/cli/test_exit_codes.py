@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from repro_pipeline.cli.main import _parser, main
-from repro_pipeline.engine.exit_codes import ExitCode, readme_table
+from repro_pipeline.engine.exit_codes import ExitCode, markdown_table
 from repro_pipeline_tests.cli.run_cli import NOWHERE, run_cli, without_servers
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 
@@ -28,10 +28,10 @@ def _assert_one_error(run: subprocess.CompletedProcess[str], code: ExitCode, *ph
         assert phrase in run.stderr
 
 
-def test_the_readme_table_is_the_exit_code_enum() -> None:
+def test_the_markdown_table_is_the_exit_code_enum() -> None:
     found = EXIT_CODE_TABLE.search((PROJECT_ROOT / "docs" / "cli.md").read_text(encoding="utf-8"))
     assert found is not None, "docs/cli.md lost its <!-- exit-codes:start/end --> markers"
-    assert found.group(1) == readme_table(), (
+    assert found.group(1) == markdown_table(), (
         "docs/cli.md's exit code table drifted from ExitCode: regenerate it"
     )
 

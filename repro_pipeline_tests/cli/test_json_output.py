@@ -165,8 +165,10 @@ def test_list_extend_drop_and_sweep_json(
             listed[living]["expires_at"]
         ) + timedelta(hours=24)
 
-        assert main(["extend", "repro_org453_00000000", "--hours", "1", "--json"]) == ExitCode.NOT_READY
-        assert "repro_org453_00000000" in _error(capsys.readouterr().out, ExitCode.NOT_READY)["problem"]
+        assert main(["extend", "repro_org453_00000000", "--hours", "1", "--json"]) == ExitCode.USAGE
+        assert "repro_org453_00000000" in _error(capsys.readouterr().out, ExitCode.USAGE)["problem"]
+        assert main(["extend", living, "--hours", "5000", "--json"]) == ExitCode.USAGE
+        assert "would have it live longer" in _error(capsys.readouterr().out, ExitCode.USAGE)["problem"]
 
         assert main(["sweep", "--json"]) == 0
         swept = _document(capsys.readouterr().out)
@@ -177,10 +179,10 @@ def test_list_extend_drop_and_sweep_json(
             "invalid_partitions_removed",
         }
 
-        assert main(["handoff", "repro_org453_00000000", "--json"]) == ExitCode.NOT_READY
+        assert main(["handoff", "repro_org453_00000000", "--json"]) == ExitCode.USAGE
         assert (
             "no repro database 'repro_org453_00000000'"
-            in _error(capsys.readouterr().out, ExitCode.NOT_READY)["problem"]
+            in _error(capsys.readouterr().out, ExitCode.USAGE)["problem"]
         )
 
         assert main(["drop", living, "--json"]) == 0

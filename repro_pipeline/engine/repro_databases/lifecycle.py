@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.errors import RequestRefused, TargetError
 from repro_pipeline.engine.repro_databases import logins
 from repro_pipeline.engine.repro_databases.marker import MARKER, marked_record
 
@@ -267,7 +267,7 @@ def _timestamp(text: object) -> datetime:
 
 def drop_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> None:
     if not _NAME.fullmatch(name):
-        raise TargetError(f"{name!r} is not a repro database name; refusing to drop it")
+        raise RequestRefused(f"{name!r} is not a repro database name; refusing to drop it")
     with record_lock(admin, name):
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         logins.drop_login(admin, name)
@@ -332,12 +332,12 @@ def find_repro_database(admin: psycopg.Connection[TupleRow], name: str) -> Repro
         if problem.startswith(f"{name}: "):
             raise TargetError(f"{problem}: refusing to touch it", listed)
     if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-        raise TargetError(
+        raise RequestRefused(
             f"the database {name!r} on the target server has no repro_pipeline record: it was not made "
             "by repro_pipeline, so it is never extended or dropped here",
             listed,
         )
-    raise TargetError(f"the target server has no database {name!r}", listed)
+    raise RequestRefused(f"the target server has no database {name!r}", listed)
 
 
 def extended_expiry(database: ReproDatabase, extra: timedelta, longest: timedelta, now: datetime) -> datetime:
@@ -345,16 +345,16 @@ def extended_expiry(database: ReproDatabase, extra: timedelta, longest: timedelt
     database would then live longer than ``longest`` from its creation, or when it was retired."""
     hours = _hours(extra)
     if hours <= 0:
-        raise TargetError(f"an extension of {hours:g} hours is not one", "give a positive number of hours")
+        raise RequestRefused(f"an extension of {hours:g} hours is not one", "give a positive number of hours")
     if database.status == "failed":
-        raise TargetError(
+        raise RequestRefused(
             f"{database.name} was retired (its load or a check failed): it is not extended",
             f"materialize repro_database for organization {database.organization_id} again",
         )
     start = max(database.expires_at, now)
     if start + extra - database.created_at > longest:
         allowed = database.created_at + longest - start
-        raise TargetError(
+        raise RequestRefused(
             f"extending {database.name} by {hours:g} hours would have it live longer than the maximum "
             f"of {_hours(longest):g} hours from its creation ({database.created_at:%Y-%m-%d %H:%M} UTC)",
             f"extend it by at most {math.floor(_hours(allowed) * 10) / 10:g} hours, or materialize a new "

@@ -17,7 +17,7 @@ from psycopg import sql
 
 from repro_pipeline.cli.launch import drop_repro_database
 from repro_pipeline.cli.main import main
-from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.errors import RequestRefused
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.secret_sink import FileSecretSink
 from repro_pipeline.engine.secrets import Secret
@@ -109,7 +109,7 @@ def test_extend_changes_the_expiry_in_the_list_and_on_the_partition(
 def test_an_extension_past_the_maximum_is_refused_naming_it_before_any_run(
     dagster_home: Path, database: lifecycle.ReproDatabase, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["extend", database.name, "--hours", "2200"]) == TargetError.exit_code
+    assert main(["extend", database.name, "--hours", "2200"]) == RequestRefused.exit_code
     error = capsys.readouterr().err
     assert "longer than the maximum of 2160 hours from its creation" in error
     assert "extend it by at most 2112 hours" in error and "Traceback" not in error
@@ -135,12 +135,12 @@ def test_a_database_not_ours_or_unknown_is_refused_before_any_run(
     capsys: pytest.CaptureFixture[str],
     command: list[str],
 ) -> None:
-    assert main([command[0], not_ours, *command[1:]]) == TargetError.exit_code
+    assert main([command[0], not_ours, *command[1:]]) == RequestRefused.exit_code
     assert f"the database '{not_ours}' on the target server has no repro_pipeline record" in (
         capsys.readouterr().err
     )
     assert target_admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (not_ours,)).fetchone()
-    assert main([command[0], "repro_org452_00000000", *command[1:]]) == TargetError.exit_code
+    assert main([command[0], "repro_org452_00000000", *command[1:]]) == RequestRefused.exit_code
     assert "the target server has no database 'repro_org452_00000000'" in capsys.readouterr().err
     assert _run_count() == 0
 

@@ -27,7 +27,7 @@ from repro_pipeline.cli.launch import hand_off_again, materialize_tenant, run_tt
 from repro_pipeline.cli.main import main
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
 from repro_pipeline.embedded.stack import Stack, up, wait_for_standby_replay
-from repro_pipeline.engine.errors import TargetError
+from repro_pipeline.engine.errors import RequestRefused
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.defs.run_results import step_failure_messages
@@ -189,7 +189,7 @@ def test_a_handoff_slack_did_not_take_is_posted_again_by_the_cli(
         (message,) = slack_api.messages[before:]
         assert f"database `{database}`" in message.text
         assert _repro_databases(stack)[database].status == "ready"
-        assert main(["handoff", "repro_org451_00000000"]) == TargetError.exit_code
+        assert main(["handoff", "repro_org451_00000000"]) == RequestRefused.exit_code
         assert "no repro database 'repro_org451_00000000'" in capsys.readouterr().err
         with dg.DagsterInstance.get() as instance:
             instance.add_dynamic_partitions(ORGANIZATIONS, ["452"])
