@@ -142,7 +142,7 @@ def test_project_subset_roots_bind_the_tenant_as_a_placeholder() -> None:
 
 def test_unset_top_level_keys_take_the_documented_defaults() -> None:
     rules = load_config(*GUIDE_FILES).mask_rules
-    assert rules.on_existing_data == "fail"
+    assert rules.on_existing_data is None  # unset: load --target refuses a target with tables, reruns add one
     assert rules.batch_size == 10_000
     assert (rules.auto_detect, rules.strict_autodetect, rules.audit_log) == (True, False, True)
     assert rules.replicate_all_indexes is False

@@ -18,8 +18,8 @@ from psycopg.rows import TupleRow
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.load.schema_dump import DumpTools, SchemaScripts, dump_database_schema
+from repro_pipeline.engine.load.schema_entries import schema_entries
 from repro_pipeline.engine.source.catalog import MANIFEST_SCHEMA, TableName
-from repro_pipeline.engine.verify.schema import schema_entries
 
 OnExistingData = Literal["fail", "truncate", "drop_create"]
 POLICIES: tuple[OnExistingData, ...] = ("fail", "truncate", "drop_create")

@@ -31,7 +31,6 @@ def _loaded(instance: dg.DagsterInstance, workers: int) -> dict[str, object]:
     """The repro database's materialization metadata of a run whose load has ``workers`` processes (a worker
     per 1,000 rows, so the demo organization's 13,000 rows get them)."""
     target = {
-        "admin_dsn": {"env": "REPRO_TARGET_DSN"},
         "load_workers": workers,
         "load_rows_per_worker": 1_000,
     }

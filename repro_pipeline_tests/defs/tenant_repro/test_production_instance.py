@@ -5,6 +5,8 @@ start``), a real ``dagster-daemon`` dequeuing the runs ``dagster job launch`` pu
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -118,8 +120,7 @@ def deployment(
             yield Deployment(home, with_database(stack.target_admin_dsn, STORAGE_DATABASE))
         finally:
             for process in reversed(processes):
-                process.terminate()
-                process.wait(timeout=60)
+                _stop(process)
             with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
                 admin.execute(
                     sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(STORAGE_DATABASE))
@@ -127,8 +128,22 @@ def deployment(
 
 
 def _start(command: list[str | Path], log: Path) -> subprocess.Popen[bytes]:
+    """In a session of its own, so that stopping it stops what it started (the code server's gRPC child)."""
     with log.open("w") as output:
-        return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to its session; SIGKILL when it has not ended within 30 s (a code server busy shutting down
+    its gRPC child has been seen to take longer than 60 s on a loaded machine)."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 def _launch(*organization_ids: int) -> list[str]:

@@ -18,11 +18,12 @@ from repro_pipeline.engine.errors import TargetError
 from repro_pipeline.engine.load.loader import load_repro
 from repro_pipeline.engine.load.plan import plan_subset
 from repro_pipeline.engine.load.schema_dump import SchemaScripts, dump_database_schema, find_dump_tools
+from repro_pipeline.engine.load.schema_entries import schema_entries
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.verify.checks import schema_matches_source
-from repro_pipeline.engine.verify.schema import DIFF_LINES_SHOWN, compare_schemas, schema_entries
+from repro_pipeline.engine.verify.schema import DIFF_LINES_SHOWN, compare_schemas
 from repro_pipeline_tests.engine.load.databases import empty_target, source_database
 
 SOURCE_PRE_DATA = """--
