@@ -268,7 +268,7 @@ class PassthroughAction(_Strict):
     """Copy as it is, on purpose: covers the column for the policy gate."""
 
 
-ColumnAction = Annotated[
+AnyColumnAction = (
     FakeAction
     | HashAction
     | PseudonymAction
@@ -277,9 +277,9 @@ ColumnAction = Annotated[
     | NerMaskAction
     | StaticAction
     | NullAction
-    | PassthroughAction,
-    Field(discriminator="action"),
-]
+    | PassthroughAction
+)
+ColumnAction = Annotated[AnyColumnAction, Field(discriminator="action")]
 
 
 def _unquoted_null_action(rule: Any) -> Any:

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.embedded.synthetic import SourceSummary
 from repro_pipeline.engine.config import APPEND_REFUSED
-from repro_pipeline.engine.dsn import with_database
 from repro_pipeline_tests.cli.run_cli import run_cli
 from repro_pipeline_tests.conftest import PROJECT_ROOT
+from repro_pipeline_tests.engine.load.databases import empty_target
 
 ORGANIZATION = "302"  # a small one: each test loads it twice
 FOREIGN_KEYS = "SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2"
@@ -27,13 +25,8 @@ FOREIGN_KEYS = "SELECT conrelid::regclass::text, conname FROM pg_constraint WHER
 
 @pytest.fixture
 def target(stack: Stack) -> Iterator[str]:
-    name = f"existing_data_{secrets.token_hex(4)}"
-    with psycopg.connect(stack.target_admin_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield with_database(stack.target_admin_dsn, name)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with empty_target(stack, "existing_data") as dsn:
+        yield dsn
 
 
 @pytest.fixture

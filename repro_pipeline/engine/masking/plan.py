@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
 from repro_pipeline.engine.config import (
+    AnyColumnAction,
     FakeAction,
     HashAction,
     HmacHashAction,
@@ -75,17 +76,6 @@ from repro_pipeline.engine.secrets import Secret, resolve_pseudonym_key
 from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
 
 Row = Sequence[str | None]
-AnyColumnAction = (
-    FakeAction
-    | HashAction
-    | PseudonymAction
-    | HmacHashAction
-    | RegexMaskAction
-    | NerMaskAction
-    | StaticAction
-    | NullAction
-    | PassthroughAction
-)
 KEYED_ACTIONS = (PseudonymAction, HmacHashAction)  # keyed by the pseudonym key, not the salt
 
 TAG_EXTRA = values.TAG_SEPARATOR_LENGTH + values.TAG_LENGTH

@@ -15,7 +15,7 @@ from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.repro_databases import lifecycle
 from repro_pipeline.engine.repro_databases.logins import login_role
 from repro_pipeline_tests.conftest import PROJECT_ROOT
-from repro_pipeline_tests.defs.run_results import step_failure_messages
+from repro_pipeline_tests.defs.run_results import materialized_database, step_failure_messages
 
 ORGANIZATION = 303  # a small one of its own: these runs drop its databases
 RULES = (PROJECT_ROOT / "config" / "mask-rules.yaml").read_text()
@@ -47,20 +47,12 @@ def _with_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str, r
     monkeypatch.setenv("REPRO_MASK_RULES", str(path))
 
 
-def _materialized(result: dg.JobExecutionResult) -> str:
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        if materialization.asset_key == dg.AssetKey("repro_database"):
-            return str(materialization.metadata["database"].value)
-    raise AssertionError("repro_database was not materialized")
-
-
 @pytest.fixture(scope="module")
 def live(instance: dg.DagsterInstance, stack: Stack) -> str:
     """The organization's first repro database, handed off: live."""
     result = materialize_tenant(ORGANIZATION, instance)
     assert result.success
-    database = _materialized(result)
+    database = materialized_database(result)
     assert _databases(stack)[database].status == "ready"
     return database
 
@@ -70,7 +62,7 @@ def test_unset_builds_a_new_database_beside_the_live_one(
 ) -> None:
     result = materialize_tenant(ORGANIZATION, instance)
     assert result.success
-    assert {live, _materialized(result)} <= set(_databases(stack))
+    assert {live, materialized_database(result)} <= set(_databases(stack))
 
 
 def test_fail_refuses_before_creating_anything_and_names_the_live_database(
@@ -119,7 +111,7 @@ def test_drop_create_drops_the_live_ones_only_once_the_new_one_passed_its_checks
     replaced = materialize_tenant(ORGANIZATION, instance)
 
     assert replaced.success
-    new = _materialized(replaced)
+    new = materialized_database(replaced)
     remaining = _databases(stack)
     assert new in remaining and not old & set(remaining)
     assert not {login_role(name) for name in old} & _roles(stack)
