@@ -1,41 +1,83 @@
-"""The search for originals in text: Aho-Corasick automata of every original, built once (``ahocorasick_rs``,
-over the Rust ``aho-corasick`` crate: its searches run outside the GIL, and its automaton takes less than half
-the memory of ``pyahocorasick``'s).
+"""The search for originals in text, in a few bytes per original: no original is kept as text.
+
+Each original is kept as a 64-bit fingerprint of its folded text (``hash``: this process's SipHash), in the
+set of its kind, and as its anchor: the first characters of its folded text, at most ``ANCHOR_BYTES`` of
+UTF-8, packed into a 64-bit integer with its length. The anchors are all that goes into the Aho-Corasick
+automaton (``ahocorasick_rs``, over the Rust ``aho-corasick`` crate: its searches run outside the GIL), and
+they are few: the originals of a whale's audit log share a handful of IP prefixes and first words. A text
+holds an original where an anchor starts at a word boundary and the text from there to a word boundary, no
+longer than that anchor's longest original, has an original's fingerprint. A fingerprint shared by two texts
+(one chance in 2^64 per pair) can only report a leak that is not one, never hide one.
 
 ``holds`` is the exact test of one value: an original, case-insensitively, whole or at word boundaries.
 ``candidate_values`` is its sieve over many values at once (one C loop over their text): a value without any
-original anywhere in it, and without a backslash, holds none, so only the others are tested exactly. A JSON
-document's text without a backslash holds its keys and strings verbatim; what a backslash escapes (a quote,
-a newline, a ``\\u`` escape of a json document) is why such a value is always tested exactly.
+anchor anywhere in it, and without a backslash, holds no original, so only the others are tested exactly. A
+JSON document's text without a backslash holds its keys and strings verbatim; what a backslash escapes (a
+quote, a newline, a ``\\u`` escape of a json document) is why such a value is always tested exactly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterator, Sequence
+from itertools import groupby
 from typing import Any
 
 from ahocorasick_rs import AhoCorasick, Implementation
 
+from repro_pipeline.engine.verify.int_set import Int64Set
+
 NOTHING, COMMON_WORD, DISTINCTIVE = 0, 1, 2
+ANCHOR_BYTES = 7  # of UTF-8: 7 characters of most text; with a byte of length, a 64-bit integer
+_LONG = 255  # the length byte of an original this long or longer
+
+
+class OriginalsIndex:
+    """The originals as the search needs them: each folded original's fingerprint, in the set of its kind, and
+    its anchor with its length."""
+
+    def __init__(self) -> None:
+        self.distinctive = Int64Set()
+        self.common_words = Int64Set()
+        self.anchors = Int64Set()  # 7 bytes of anchor, then a byte of length (_LONG for longer)
+        self.longest = 0
+
+    def add(self, folded: str, kind: int) -> None:
+        fingerprints = self.distinctive if kind == DISTINCTIVE else self.common_words
+        if fingerprints.add(hash(folded)):
+            self.anchors.add(_anchor_and_length(folded))
+            self.longest = max(self.longest, len(folded))
+
+    def kind(self, fingerprint: int) -> int:
+        if fingerprint in self.distinctive:
+            return DISTINCTIVE
+        return COMMON_WORD if fingerprint in self.common_words else NOTHING
+
+    def __contains__(self, folded: str) -> bool:
+        return self.kind(hash(folded)) != NOTHING
+
+    def __len__(self) -> int:
+        return len(self.distinctive) + len(self.common_words)
 
 
 class OriginalsMatcher:
-    def __init__(self, common_words: Collection[str], distinctive: Collection[str]) -> None:
-        # The patterns are folded one at a time as the automata take them, never all kept at once: the
-        # matcher costs its automata. Two originals that fold alike ("MARY", "Mary") are two patterns of one
-        # text: the exact test sees both matches, and the stronger kind counts.
-        originals = ((COMMON_WORD, common_words), (DISTINCTIVE, distinctive))
-        self._automata = _automata(originals, lambda folded: len(folded) <= _SHORT)
-        # A long original that holds a shorter distinctive one (a note quoting an email) is found wherever
-        # that one is, and nothing is more than distinctive: the automaton of the short ones is the same
-        # search without it, and much smaller to build.
-        self._automata += _automata(
-            originals,
-            lambda folded: len(folded) > _SHORT and self._holds_folded(folded) != DISTINCTIVE,
-            longer_than=_SHORT // _MOST_FOLDED_PER_CHARACTER,
+    def __init__(self, index: OriginalsIndex) -> None:
+        self._index = index
+        self._longest = array("i")  # of the originals each anchor begins, by the anchor's number
+
+        def anchors() -> Iterator[str]:
+            for anchor, lengths in groupby(index.anchors, key=lambda packed: packed >> 8):
+                longest = max(packed & 0xFF for packed in lengths)
+                self._longest.append(index.longest if longest == _LONG else longest)
+                yield (anchor).to_bytes(ANCHOR_BYTES, "big", signed=True).rstrip(b"\0").decode()
+
+        # The contiguous NFA: the smallest of the crate's automata.
+        self._automaton = (
+            AhoCorasick(anchors(), implementation=Implementation.ContiguousNFA, store_patterns=False)
+            if len(index.anchors)
+            else None
         )
-        self.empty = not self._automata
+        self.empty = self._automaton is None
 
     def holds(self, text: str) -> int:
         """``DISTINCTIVE`` if ``text`` holds one of those originals, else ``COMMON_WORD`` if it holds one of
@@ -43,11 +85,18 @@ class OriginalsMatcher:
         return self._holds_folded(text.rstrip(" ").casefold())
 
     def _holds_folded(self, folded: str) -> int:
+        if self._automaton is None:
+            return NOTHING
         found = NOTHING
-        for automaton in self._automata:
-            for pattern, start, end in automaton.matcher.find_matches_as_indexes(folded, overlapping=True):
-                kind = automaton.kinds[pattern]
-                if kind > found and _bounded(folded, start, end - 1):
+        size = len(folded)
+        for anchor, start, end in self._automaton.find_matches_as_indexes(folded, overlapping=True):
+            if start and folded[start].isalnum() and folded[start - 1].isalnum():
+                continue  # the middle of a longer word: "Ann" in "Joanne"
+            for stop in range(end, min(start + self._longest[anchor], size) + 1):
+                if stop < size and folded[stop - 1].isalnum() and folded[stop].isalnum():
+                    continue  # a word goes on: "Ann" in "Annual"
+                kind = self._index.kind(hash(folded[start:stop]))
+                if kind > found:
                     found = kind
                     if found == DISTINCTIVE:
                         return found
@@ -58,20 +107,16 @@ class OriginalsMatcher:
         return max(map(self.holds, texts(value)), default=NOTHING)
 
     def candidate_values(self, values: Sequence[str]) -> list[int]:
-        """The indexes of ``values`` that may hold an original: any original anywhere in them, word boundaries
+        """The indexes of ``values`` that may hold an original: any anchor anywhere in them, word boundaries
         or not, or a backslash. The others hold none."""
-        if self.empty or not values:
+        if self._automaton is None or not values:
             return []
-        # NUL is in no text or JSON value of PostgreSQL's, so no original spans two values; casefold works
+        # NUL is in no text or JSON value of PostgreSQL's, so no anchor spans two values; casefold works
         # character by character, so the n-th NUL still ends the n-th value.
         folded = "\0".join(values).casefold()
         # Any match in a value shows it: the search need not report overlapping ones (a value holding an
-        # original has a first match that ends in it, as no original spans a NUL).
-        positions = [
-            start
-            for automaton in self._automata
-            for _, start, _ in automaton.matcher.find_matches_as_indexes(folded)
-        ]
+        # anchor has a first match that ends in it, as no anchor spans a NUL).
+        positions = [start for _, start, _ in self._automaton.find_matches_as_indexes(folded)]
         escape = folded.find("\\")
         while escape != -1:
             positions.append(escape)
@@ -87,44 +132,14 @@ class OriginalsMatcher:
         return found
 
 
-_SHORT = 64  # characters: an email, a name; longer ones are mostly notes
-_MOST_FOLDED_PER_CHARACTER = 3  # casefold makes "ΐ" three characters, and no character more
-
-
-@dataclass(frozen=True)
-class _Automaton:
-    matcher: AhoCorasick
-    kinds: bytes  # the kind of each pattern, by its index
-
-
-def _automata(
-    originals: Iterable[tuple[int, Iterable[str]]], wanted: Callable[[str], bool], longer_than: int = 0
-) -> list[_Automaton]:
-    """The automaton of the ``wanted`` originals (folded) of each kind, or none for none; originals of at most
-    ``longer_than`` characters are not even folded."""
-    kinds = bytearray()
-
-    def patterns() -> Iterator[str]:
-        for kind, words in originals:
-            for original in words:
-                if len(original) <= longer_than:
-                    continue
-                folded = original.casefold()
-                if wanted(folded):
-                    kinds.append(kind)
-                    yield folded
-
-    # The contiguous NFA: for the bench whale's 172,000 originals 29 MB, against 66 MB for pyahocorasick's
-    # automaton and 306 MB for a DFA that searches them only about a third faster.
-    matcher = AhoCorasick(patterns(), implementation=Implementation.ContiguousNFA, store_patterns=False)
-    return [_Automaton(matcher, bytes(kinds))] if kinds else []
-
-
-def _bounded(text: str, start: int, end: int) -> bool:
-    """The original found at text[start:end + 1] is not the middle of a longer word (``Ann`` in ``Annual``)."""
-    left_open = start == 0 or not (text[start].isalnum() and text[start - 1].isalnum())
-    right_open = end == len(text) - 1 or not (text[end].isalnum() and text[end + 1].isalnum())
-    return left_open and right_open
+def _anchor_and_length(folded: str) -> int:
+    """The longest start of ``folded`` of at most ``ANCHOR_BYTES`` of UTF-8 (NUL, in no PostgreSQL text, pads
+    it), then its length up to ``_LONG``, as one integer."""
+    encoded = folded[:ANCHOR_BYTES].encode()
+    if len(encoded) > ANCHOR_BYTES:
+        encoded = encoded[:ANCHOR_BYTES].decode(errors="ignore").encode()
+    length = min(len(folded), _LONG).to_bytes(1, "big")
+    return int.from_bytes(encoded.ljust(ANCHOR_BYTES, b"\0") + length, "big", signed=True)
 
 
 def texts(value: Any) -> Iterator[str]:

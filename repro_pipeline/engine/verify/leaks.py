@@ -33,7 +33,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
-from pyroaring import BitMap64
 
 from repro_pipeline.engine.config import (
     NerMaskAction,
@@ -46,7 +45,14 @@ from repro_pipeline.engine.masking.autodetect import pii_in_text
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
 from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
 from repro_pipeline.engine.subset.keyset import key_getter
-from repro_pipeline.engine.verify.leak_search import DISTINCTIVE, NOTHING, OriginalsMatcher
+from repro_pipeline.engine.verify.int_set import Int64Set
+from repro_pipeline.engine.verify.leak_search import (
+    COMMON_WORD,
+    DISTINCTIVE,
+    NOTHING,
+    OriginalsIndex,
+    OriginalsMatcher,
+)
 
 
 @dataclass(frozen=True)
@@ -116,35 +122,36 @@ def sensitive_fields(config: ReproConfig, catalog: Catalog) -> dict[TableName, S
 
 @dataclass
 class Originals:
-    """The source's sensitive values for the copied rows, and what was set aside."""
+    """The source's sensitive values for the copied rows, and what was set aside: kept as the search needs
+    them (``OriginalsIndex``: a few bytes each, never their text)."""
 
-    distinctive: set[str] = field(default_factory=set)  # failed on wherever found
-    common_words: set[str] = field(default_factory=set)  # one word of letters: found ones are reported
+    searched_for: OriginalsIndex = field(default_factory=OriginalsIndex)
     not_searched: Counter[str] = field(default_factory=Counter)  # reason -> originals
     masked_nothing: list[str] = field(default_factory=list)  # regex_mask columns whose pattern never matched
-    own: BitMap64 = field(default_factory=BitMap64)  # each masked row's (table, column, key, original)
+    own: Int64Set = field(default_factory=Int64Set)  # each masked row's (table, column, key, original)
     own_columns: dict[TableName, set[str]] = field(default_factory=dict)
 
     @property
-    def values(self) -> set[str]:
-        return self.distinctive | self.common_words
-
-    @property
     def searched(self) -> int:
-        """How many originals are searched for (``values`` without building it: one word or not, never both)."""
-        return len(self.distinctive) + len(self.common_words)
+        """How many originals are searched for (those that fold alike are one)."""
+        return len(self.searched_for)
+
+    def includes(self, value: str) -> bool:
+        """Whether ``value`` is searched for (as the search folds it)."""
+        return value.rstrip(" ").casefold() in self.searched_for
 
     def add(self, value: str) -> None:
-        value = value.rstrip(" ")  # char(n) pads with spaces
-        if not value or value in self.distinctive or value in self.common_words:
-            return  # most originals of a JSON path repeat (one user's email in each of their events)
-        reason = _too_plain(value)
+        folded = value.rstrip(" ").casefold()  # char(n) pads with spaces
+        reason = _too_plain(folded)
+        if not folded:
+            return
         if reason:
             self.not_searched[reason] += 1
-        elif _ONE_WORD.fullmatch(value):
-            self.common_words.add(value)
         else:
-            self.distinctive.add(value)
+            # One word of letters is failed on nowhere, only reported where it is found (see the module).
+            # Most originals of a JSON path repeat (one user's email in each of their events): the index
+            # keeps each once.
+            self.searched_for.add(folded, COMMON_WORD if _ONE_WORD.fullmatch(folded) else DISTINCTIVE)
 
     def add_own(self, table: TableName, column: str, key: Any, value: str) -> None:
         """``value`` is the original of ``column`` in the row ``key``: the target's row must not hold it."""
@@ -154,10 +161,9 @@ class Originals:
 
 
 def _row_value(table: TableName, column: str, key: Any, value: str) -> int:
-    return hash((table, column, key, value.rstrip(" ").casefold())) & _SIXTY_FOUR_BITS
+    return hash((table, column, key, value.rstrip(" ").casefold()))
 
 
-_SIXTY_FOUR_BITS = (1 << 64) - 1
 _ONE_WORD = re.compile(r"[^\W\d_]{3,15}")  # longer runs of letters are tokens, not words
 
 
@@ -172,7 +178,7 @@ def _too_plain(value: str) -> str:
 _BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
 
 
-STREAM_ROWS = 2_000  # rows a stream brings per round trip (libpq's chunked rows), and the sieve takes at once
+STREAM_ROWS = 200  # rows a stream brings per round trip (libpq's chunked rows), and the sieve takes at once
 
 
 def _stream(
@@ -348,7 +354,7 @@ def find_leaks(target: psycopg.Connection[TupleRow], catalog: Catalog, originals
     leaks: Counter[str] = Counter()
     common_words: Counter[str] = Counter()
     kept = _KeptOriginals()
-    matcher = OriginalsMatcher(originals.common_words, originals.distinctive)
+    matcher = OriginalsMatcher(originals.searched_for)
     for table in catalog.tables.values():
         columns = [column for column in table.columns if not column.type.startswith(_NEVER_TEXT)]
         if not columns:

@@ -139,7 +139,7 @@ def test_a_json_path_original_is_found_elsewhere(pair: Pair) -> None:
     paths = (JsonPathField("payload", "$.actor.email"), JsonPathField("payload", "$..missing"))
     fields = {EVENTS: SensitiveFields((), paths)}
     originals, leaks = pair.scan(fields)
-    assert originals.values == {"zorblat@acme.example"}
+    assert _searches_exactly(originals, {"zorblat@acme.example"})
     assert leaks == Counter({"public.comments.body": 1})
 
 
@@ -149,7 +149,7 @@ def test_a_table_without_primary_key_is_read_by_its_copied_rows(pair: Pair) -> N
     pair.target.execute("INSERT INTO comments VALUES (1, 'mentions Other Tenant')")
     keyless = {TableName("public", "keyless"): SensitiveFields((SensitiveColumn("full_name"),), ())}
     originals, leaks = pair.scan(keyless, copied="organization_id = 1")
-    assert originals.values == {"Zorblat Quenwick"}
+    assert _searches_exactly(originals, {"Zorblat Quenwick"})
     assert leaks == Counter({"public.keyless.full_name": 1})
 
 
@@ -164,9 +164,16 @@ def test_originals_are_read_in_the_given_snapshot(pair: Pair, stack: Stack) -> N
         originals = original_values(
             snapshot, read_catalog(snapshot), NAMES, lambda _: [(sql.SQL("true"), {})]
         )
-    assert originals.values == {"Zorblat Quenwick"}
+    assert _searches_exactly(originals, {"Zorblat Quenwick"})
     assert find_leaks(pair.target, read_catalog(pair.target), originals).leaks == Counter(
         {"public.users.full_name": 1}
+    )
+
+
+def _searches_exactly(originals: Originals, values: set[str]) -> bool:
+    """The scan searches for these values and for no other (it keeps no original's text to list)."""
+    return originals.searched == len({value.casefold() for value in values}) and all(
+        map(originals.includes, values)
     )
 
 
@@ -257,7 +264,7 @@ def test_a_regex_mask_protects_what_it_matched_and_nothing_else(pair: Pair) -> N
     email = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
     fields = {USERS: SensitiveFields((SensitiveColumn("notes", pattern=email),), ())}
     originals, leaks = pair.scan(fields)
-    assert originals.values == {"zorblat@acme.example", "q@acme.example"}
+    assert _searches_exactly(originals, {"zorblat@acme.example", "q@acme.example"})
     assert originals.masked_nothing == []
     assert leaks == Counter({"public.users.notes": 1})  # row 3: the pattern's match survived
 
@@ -267,7 +274,7 @@ def test_a_static_value_is_no_original_of_itself(pair: Pair) -> None:
     pair.target.execute("INSERT INTO users (id, notes) VALUES (1, 'REDACTED'), (2, 'REDACTED')")
     fields = {USERS: SensitiveFields((SensitiveColumn("notes", kept="REDACTED"),), ())}
     originals, leaks = pair.scan(fields)
-    assert originals.values == {"Zorblat Quenwick"} and leaks == Counter()
+    assert _searches_exactly(originals, {"Zorblat Quenwick"}) and leaks == Counter()
 
 
 def test_every_masking_action_but_passthrough_is_sensitive(tmp_path: Path, pair: Pair) -> None:
@@ -319,7 +326,7 @@ def test_json_booleans_and_a_json_static_value_are_no_originals(pair: Pair) -> N
         JsonPathField("payload", "$.owner"),
     )
     originals, leaks = pair.scan({EVENTS: SensitiveFields((), paths)})
-    assert originals.values == {"Zorblat Q"} and leaks == Counter()
+    assert _searches_exactly(originals, {"Zorblat Q"}) and leaks == Counter()
 
 
 def test_json_paths_of_a_table_that_gets_no_rows_are_not_read_back(tmp_path: Path, pair: Pair) -> None:
@@ -439,7 +446,7 @@ def test_a_dotted_json_path_reads_what_is_there_and_nothing_through_arrays_or_sc
     )
     paths = (JsonPathField("payload", "$.actor.email"), JsonPathField("payload", "$..deep"))
     originals, _ = pair.scan({EVENTS: SensitiveFields((), paths)})
-    assert originals.values == {"zorblat@acme.example", "Quenwick Holdings", "Deep Secret Value"}
+    assert _searches_exactly(originals, {"zorblat@acme.example", "Quenwick Holdings", "Deep Secret Value"})
     assert originals.not_searched == Counter({"bare number": 1})
 
 
@@ -458,7 +465,7 @@ def test_a_dotted_json_path_read_by_the_server_takes_no_boolean_and_counts_each_
     )
     paths = (JsonPathField("payload", "$.actor.email"), JsonPathField("payload", "$.actor.seat"))
     originals, _ = pair.scan({EVENTS: SensitiveFields((), paths)})
-    assert originals.values == {"Zorblat Quenwick"}
+    assert _searches_exactly(originals, {"Zorblat Quenwick"})
     assert originals.not_searched == Counter({"bare number": 3})
 
 
@@ -470,5 +477,5 @@ def test_a_masked_column_that_is_the_primary_key_is_read_too(pair: Pair) -> None
     pair.target.execute("INSERT INTO comments VALUES (1, 'ask zorblat.quenwick')")
     fields = {TableName("public", "handles"): SensitiveFields((SensitiveColumn("handle"),), ())}
     originals, leaks = pair.scan(fields)
-    assert originals.values == {"zorblat.quenwick"}
+    assert _searches_exactly(originals, {"zorblat.quenwick"})
     assert leaks == Counter({"public.comments.body": 1})
