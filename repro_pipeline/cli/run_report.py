@@ -45,7 +45,7 @@ def failure_reasons(events: Iterable[dg.DagsterEvent]) -> list[str]:
 
 
 def print_run_report(
-    result: dg.JobExecutionResult, organization_id: int, password_file: str = "", *, as_json: bool = False
+    result: dg.ExecuteInProcessResult, organization_id: int, password_file: str = "", *, as_json: bool = False
 ) -> int:
     metadata = {
         materialization.asset_key.to_user_string(): materialization.metadata

@@ -81,7 +81,7 @@ def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[
     }
 
 
-def _materialized_database(result: dg.JobExecutionResult) -> str | None:
+def _materialized_database(result: dg.ExecuteInProcessResult) -> str | None:
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         if materialization.asset_key == dg.AssetKey("repro_database"):

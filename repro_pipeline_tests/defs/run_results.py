@@ -14,7 +14,7 @@ def step_failure_messages(result: dg.JobExecutionResult | dg.ExecuteInProcessRes
     )
 
 
-def materialized_database(result: dg.JobExecutionResult) -> str:
+def materialized_database(result: dg.JobExecutionResult | dg.ExecuteInProcessResult) -> str:
     """The repro database the run materialized (its ``repro_database`` metadata)."""
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization

@@ -22,6 +22,7 @@ for as theirs). Two searches follow:
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -45,6 +46,7 @@ from repro_pipeline.engine.masking.autodetect import pii_in_text
 from repro_pipeline.engine.masking.json_paths import path_reader, string_leaves
 from repro_pipeline.engine.source.catalog import Catalog, Column, Table, TableName
 from repro_pipeline.engine.subset.keyset import key_getter
+from repro_pipeline.engine.verify.in_threads import in_threads
 from repro_pipeline.engine.verify.int_set import Int64Set
 from repro_pipeline.engine.verify.leak_search import (
     COMMON_WORD,
@@ -52,6 +54,7 @@ from repro_pipeline.engine.verify.leak_search import (
     NOTHING,
     OriginalsIndex,
     OriginalsMatcher,
+    folded_together,
 )
 
 
@@ -130,6 +133,7 @@ class Originals:
     masked_nothing: list[str] = field(default_factory=list)  # regex_mask columns whose pattern never matched
     own: Int64Set = field(default_factory=Int64Set)  # each masked row's (table, column, key, original)
     own_columns: dict[TableName, set[str]] = field(default_factory=dict)
+    _recent: dict[str, str] = field(default_factory=dict)  # original -> why it is not searched for, or ""
 
     @property
     def searched(self) -> int:
@@ -141,17 +145,24 @@ class Originals:
         return value.rstrip(" ").casefold() in self.searched_for
 
     def add(self, value: str) -> None:
-        folded = value.rstrip(" ").casefold()  # char(n) pads with spaces
-        reason = _too_plain(folded)
-        if not folded:
-            return
+        reason = self._recent.get(value)
+        if reason is None:
+            reason = self._add_new(value)
         if reason:
             self.not_searched[reason] += 1
-        else:
+
+    def _add_new(self, value: str) -> str:
+        """Why ``value`` is not searched for, or ``""``. Most originals of a JSON path repeat (one user's
+        email in each of their events): the recent ones are known, the others are kept once by the index."""
+        if len(self._recent) >= _RECENT:
+            self._recent.clear()
+        folded = value.rstrip(" ").casefold()  # char(n) pads with spaces
+        reason = _too_plain(folded) if folded else ""
+        if folded and not reason:
             # One word of letters is failed on nowhere, only reported where it is found (see the module).
-            # Most originals of a JSON path repeat (one user's email in each of their events): the index
-            # keeps each once.
             self.searched_for.add(folded, COMMON_WORD if _ONE_WORD.fullmatch(folded) else DISTINCTIVE)
+        self._recent[value] = reason
+        return reason
 
     def add_own(self, table: TableName, column: str, key: Any, value: str) -> None:
         """``value`` is the original of ``column`` in the row ``key``: the target's row must not hold it."""
@@ -164,6 +175,7 @@ def _row_value(table: TableName, column: str, key: Any, value: str) -> int:
     return hash((table, column, key, value.rstrip(" ").casefold()))
 
 
+_RECENT = 4096  # originals remembered as they came, to pass over their repeats
 _ONE_WORD = re.compile(r"[^\W\d_]{3,15}")  # longer runs of letters are tokens, not words
 
 
@@ -178,7 +190,11 @@ def _too_plain(value: str) -> str:
 _BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
 
 
-STREAM_ROWS = 200  # rows a stream brings per round trip (libpq's chunked rows), and the sieve takes at once
+STREAM_ROWS = 200  # rows a stream brings per round trip (libpq's chunked rows)
+# What the sieve takes at once: about this much text, and no more rows (each row is Python objects). The scan
+# holds a chunk per thread, and one more, whatever the tenant's size.
+SIEVE_CHARACTERS = 64 * 1024
+SIEVE_ROWS = 1_000
 
 
 def _stream(
@@ -381,16 +397,37 @@ def _values_holding_originals(
         ),
         table.name.identifier,
     )
-    with closing(_stream(target, select)) as rows:
-        while chunk := list(islice(rows, STREAM_ROWS)):
-            values: list[str] = list(chain.from_iterable(chunk))
-            for index in matcher.candidate_values(values):
+    with (
+        closing(_stream(target, select)) as rows,
+        closing(in_threads(_candidates(matcher), _sieve_chunks(rows), _threads())) as searched,
+    ):
+        for (values, _), candidates in searched:
+            for index in candidates:
                 column = index % len(columns)
                 if values[index]:
                     text = values[index]
                     found = matcher.value_holds(json.loads(text) if parsed[column] else text)
                     if found != NOTHING:
                         yield f"{table.name}.{columns[column].name}", found
+
+
+def _candidates(matcher: OriginalsMatcher) -> Callable[[tuple[list[str], str]], list[int]]:
+    return lambda chunk: matcher.candidate_values(chunk[1])
+
+
+def _threads() -> int:
+    return os.cpu_count() or 1
+
+
+def _sieve_chunks(rows: Iterator[TupleRow]) -> Iterator[tuple[list[str], str]]:
+    """The rows' values a chunk at a time, with their text for the sieve (``folded_together``): about
+    ``SIEVE_CHARACTERS`` each (the rows a chunk takes set by the size of the last), ``SIEVE_ROWS`` at most."""
+    rows_each = STREAM_ROWS
+    while chunk := list(islice(rows, rows_each)):
+        values: list[str] = list(chain.from_iterable(chunk))
+        folded = folded_together(values)
+        yield values, folded
+        rows_each = max(1, min(SIEVE_ROWS, len(chunk) * SIEVE_CHARACTERS // max(1, len(folded))))
 
 
 @dataclass

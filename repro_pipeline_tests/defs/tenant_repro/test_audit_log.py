@@ -32,7 +32,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield test_instance
 
 
-def _database(result: dg.JobExecutionResult) -> str:
+def _database(result: dg.ExecuteInProcessResult) -> str:
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         if materialization.asset_key == dg.AssetKey("repro_database"):
@@ -40,7 +40,7 @@ def _database(result: dg.JobExecutionResult) -> str:
     raise AssertionError("repro_database was not materialized")
 
 
-def _metadata(result: dg.JobExecutionResult, asset: str) -> dict[str, Any]:
+def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         if materialization.asset_key == dg.AssetKey(asset):
@@ -54,7 +54,7 @@ def _query(dsn: str, query: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture(scope="module")
-def audited_run(slack_environment: None, instance: dg.DagsterInstance) -> dg.JobExecutionResult:
+def audited_run(slack_environment: None, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     result = materialize_tenant(ORGANIZATION, instance, repro_query=GUIDE_BUG_QUERY)
     assert result.success
     return result
@@ -67,7 +67,7 @@ def _rules_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> N
 
 
 def test_a_partition_runs_audit_log_holds_its_events_in_order(
-    audited_run: dg.JobExecutionResult, stack: Stack
+    audited_run: dg.ExecuteInProcessResult, stack: Stack
 ) -> None:
     database = _database(audited_run)
     dsn = with_database(stack.target_admin_dsn, database)
@@ -96,7 +96,7 @@ def test_a_partition_runs_audit_log_holds_its_events_in_order(
     assert events[-1][8] == record.expires_at
 
 
-def test_the_login_handed_off_reads_the_audit_log(audited_run: dg.JobExecutionResult) -> None:
+def test_the_login_handed_off_reads_the_audit_log(audited_run: dg.ExecuteInProcessResult) -> None:
     login_dsn = Path(_metadata(audited_run, "repro_handoff")["dsn_reference"]).read_text().strip()
     with psycopg.connect(login_dsn, autocommit=True) as reader:
         assert reader.execute(f"SELECT count(*) FROM {audit.TABLE}").fetchone() == (len(TABLES) + 7,)
@@ -105,7 +105,7 @@ def test_the_login_handed_off_reads_the_audit_log(audited_run: dg.JobExecutionRe
 
 
 def test_no_value_reaches_the_audit_log_even_when_the_leak_check_finds_one(
-    audited_run: dg.JobExecutionResult,
+    audited_run: dg.ExecuteInProcessResult,
     instance: dg.DagsterInstance,
     stack: Stack,
     salt: str,
@@ -136,7 +136,7 @@ def test_no_value_reaches_the_audit_log_even_when_the_leak_check_finds_one(
 
 
 def test_audit_log_false_leaves_the_table_out_and_keeps_the_runs_record(
-    audited_run: dg.JobExecutionResult,
+    audited_run: dg.ExecuteInProcessResult,
     instance: dg.DagsterInstance,
     stack: Stack,
     tmp_path: Path,

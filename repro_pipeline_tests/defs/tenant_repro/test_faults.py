@@ -43,7 +43,7 @@ class HeldRun:
 
     stack: Stack
     thread: threading.Thread | None = None
-    result: list[dg.JobExecutionResult] = field(default_factory=list)
+    result: list[dg.ExecuteInProcessResult] = field(default_factory=list)
 
     def start(self, instance: dg.DagsterInstance) -> str:
         """Starts the run and returns its repro database's name once its load is held."""
@@ -66,7 +66,7 @@ class HeldRun:
     def release(self) -> None:
         release_loads(self.stack.target_admin_dsn)
 
-    def finish(self) -> dg.JobExecutionResult:
+    def finish(self) -> dg.ExecuteInProcessResult:
         assert self.thread is not None
         self.thread.join(timeout=300)
         assert not self.thread.is_alive() and self.result, "the run did not end"
@@ -103,8 +103,7 @@ def _sweep_then_rerun(stack: Stack, instance: dg.DagsterInstance, slack_api: Sla
     run_ttl_sweep(instance)
     assert leftover not in _repro_databases(stack)
     before = len(slack_api.messages)
-    with materialize_tenant(ORGANIZATION, instance) as rerun:
-        assert rerun.success
+    assert materialize_tenant(ORGANIZATION, instance).success
     assert len(slack_api.messages) == before + 1
 
 
@@ -167,7 +166,8 @@ def test_a_handoff_slack_did_not_take_is_posted_again_by_the_cli(
     else:
         slack_api.answer_next(ScriptedReply(200, b"<html>captive portal</html>"))
     before = len(slack_api.messages)
-    with dg.DagsterInstance.get() as instance, materialize_tenant(ORGANIZATION, instance) as run:
+    with dg.DagsterInstance.get() as instance:
+        run = materialize_tenant(ORGANIZATION, instance)
         assert not run.success
         (database,) = [
             str(event.step_materialization_data.materialization.metadata["database"].value)
@@ -209,14 +209,13 @@ def test_replay_paused_before_the_run_is_refused_and_the_run_after_resume_succee
     with psycopg.connect(stack.standby_dsn, autocommit=True) as standby:
         standby.execute("SELECT pg_wal_replay_pause()")
         try:
-            with materialize_tenant(ORGANIZATION, instance) as refused:
-                assert not refused.success
-                assert "WAL replay is paused" in step_failure_messages(refused)
+            refused = materialize_tenant(ORGANIZATION, instance)
+            assert not refused.success
+            assert "WAL replay is paused" in step_failure_messages(refused)
         finally:
             standby.execute("SELECT pg_wal_replay_resume()")
     assert set(_repro_databases(stack)) == existing and len(slack_api.messages) == before
-    with materialize_tenant(ORGANIZATION, instance) as rerun:
-        assert rerun.success
+    assert materialize_tenant(ORGANIZATION, instance).success
     assert len(slack_api.messages) == before + 1
 
 

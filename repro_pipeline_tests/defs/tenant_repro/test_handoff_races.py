@@ -59,8 +59,8 @@ def _hand_off(database: lifecycle.ReproDatabase) -> str | None:
     """The handoff of ``database`` run alone: None when it succeeded, else its failure messages."""
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(ORGANIZATIONS, ["451"])
-        with hand_off_again(451, database.name, instance, console_log_level="WARNING") as result:
-            return None if result.success else step_failure_messages(result)
+        result = hand_off_again(451, database.name, instance, console_log_level="WARNING")
+        return None if result.success else step_failure_messages(result)
 
 
 def test_an_extension_made_while_the_handoff_posts_survives_it(

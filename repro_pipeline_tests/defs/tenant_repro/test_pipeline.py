@@ -61,7 +61,7 @@ LIMIT 10
 
 @dataclass(frozen=True)
 class TenantRun:
-    result: dg.JobExecutionResult
+    result: dg.ExecuteInProcessResult
     database: str
     target_dsn: str
     slack_messages: list[SlackMessage]

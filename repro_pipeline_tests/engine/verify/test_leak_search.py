@@ -13,6 +13,7 @@ from repro_pipeline.engine.verify.leak_search import (
     NOTHING,
     OriginalsIndex,
     OriginalsMatcher,
+    folded_together,
 )
 
 # Few letters, so originals overlap, repeat and share anchors; a space, a dot and an at sign for word
@@ -54,7 +55,7 @@ def test_the_search_finds_what_a_plain_search_finds(kinds: dict[str, int], value
     matcher = _matcher(kinds)
     held = [matcher.holds(value) for value in values]
     assert held == [_plain_search(kinds, value) for value in values]
-    candidates = set(matcher.candidate_values(values))
+    candidates = set(matcher.candidate_values(folded_together(values)))
     assert {index for index, kind in enumerate(held) if kind != NOTHING} <= candidates
 
 
@@ -64,12 +65,12 @@ def test_an_original_inside_a_longer_word_is_not_found_and_the_stronger_kind_cou
     assert matcher.holds("ask ann.") == DISTINCTIVE
     assert matcher.holds("Escalated by ZORBLAT QUENWICK") == DISTINCTIVE
     assert matcher.holds("zorblat quenwicks") == NOTHING
-    assert matcher.candidate_values(["none here", "by zorblat quenwickz", "a\\b"]) == [1, 2]
+    assert matcher.candidate_values(folded_together(["none", "by zorblat quenwickz", "a\\b"])) == [1, 2]
 
 
 def test_no_originals_find_nothing() -> None:
     matcher = OriginalsMatcher(OriginalsIndex())
-    assert matcher.empty and matcher.holds("anything") == NOTHING and matcher.candidate_values(["x"]) == []
+    assert matcher.empty and matcher.holds("anything") == NOTHING and matcher.candidate_values("x") == []
 
 
 @given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=200), st.integers(-(2**63), 2**63 - 1))
