@@ -2,7 +2,7 @@
 their checks, all from one snapshot of the standby."""
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,7 @@ from repro_pipeline.engine.source.catalog_snapshot import REFRESH_COMMAND
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline.engine.source.standby import read_standby_health, require_ready_standby
 from repro_pipeline.engine.verify.by_table import table_bytes
-from repro_pipeline.engine.verify.checks import read_originals
+from repro_pipeline.engine.verify.checks import originals_read_meanwhile, read_originals
 
 GROUP = "tenant_repro"
 
@@ -151,26 +151,31 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                         yield dg.MaterializeResult(
                             asset_key=TENANT_CLOSURE, metadata=_closure_metadata(plan, snapshot.source)
                         )
-                    originals = read_originals(snapshot.conn, plan, rules) if checks else None
-                    if (
-                        checked is not None and checks
-                    ):  # the checks alone: the source's schema now, as a load would apply it
-                        with target.admin() as admin:
-                            schema = replicated_schema(snapshot, plan, admin.info.server_version)
-                    if ttl is not None:
-                        database = _new_repro_database(context, target, organization_id, started_at, ttl)
-                        with _dropped_on_failure(target, database):
-                            report = load_repro(
-                                snapshot,
-                                target.database_dsn(database.name),
-                                plan,
-                                run_id=context.run.run_id,
-                                started_at=started_at,
-                                batch_size=rules.mask_rules.batch_size,
-                                workers=target.load_workers_for(rules, salt),
-                                on_progress=lambda progress: context.log.info(progress.line()),
-                                audit_log=rules.mask_rules.audit_log,
-                            )
+                    if ttl is None:
+                        originals = read_originals(snapshot.conn, plan, rules) if checks else None
+                        if checked is not None and checks:
+                            # the checks alone: the source's schema now, as a load would apply it
+                            with target.admin() as admin:
+                                schema = replicated_schema(snapshot, plan, admin.info.server_version)
+                    else:
+                        with (
+                            originals_read_meanwhile(snapshot, plan, rules) if checks else nullcontext()
+                        ) as reading:
+                            database = _new_repro_database(context, target, organization_id, started_at, ttl)
+                            with _dropped_on_failure(target, database):
+                                report = load_repro(
+                                    snapshot,
+                                    target.database_dsn(database.name),
+                                    plan,
+                                    run_id=context.run.run_id,
+                                    started_at=started_at,
+                                    batch_size=rules.mask_rules.batch_size,
+                                    workers=target.load_workers_for(rules, salt),
+                                    on_progress=lambda progress: context.log.info(progress.line()),
+                                    audit_log=rules.mask_rules.audit_log,
+                                )
+                                # A failure to read them leaves no database, as a failed load does.
+                                originals = reading.result() if reading is not None else None
                         loaded = database, report
             if loaded is not None:
                 checked, report = loaded

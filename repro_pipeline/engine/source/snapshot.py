@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
-from psycopg import IsolationLevel
+from psycopg import IsolationLevel, sql
 from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import dsn
@@ -79,6 +79,23 @@ def open_source_snapshot(
             yield SourceSnapshot(conn, source, row[0], row[1], source_dsn, limits)
         except psycopg.errors.SerializationFailure as exc:
             raise replay_conflict(source, exc) from None
+        conn.rollback()
+
+
+@contextmanager
+def snapshot_session(snapshot: SourceSnapshot) -> Iterator[psycopg.Connection[TupleRow]]:
+    """Another session reading ``snapshot``: its transaction imports the snapshot (``pg_export_snapshot()``,
+    which a hot standby allows), here, before the caller goes on; for a read beside the snapshot's own."""
+    row = snapshot.conn.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    with snapshot.limits.connect(snapshot.dsn, role="standby") as conn:
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        try:
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(str(row[0]))))
+            yield conn
+        except psycopg.errors.SerializationFailure as exc:
+            raise replay_conflict(snapshot.source, exc) from None
         conn.rollback()
 
 

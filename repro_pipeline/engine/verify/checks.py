@@ -9,6 +9,9 @@ applied.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,7 @@ from repro_pipeline.engine.repro_databases.manifest import (
     recorded_organization,
 )
 from repro_pipeline.engine.source.catalog import read_catalog
+from repro_pipeline.engine.source.snapshot import SourceSnapshot, snapshot_session
 from repro_pipeline.engine.verify.counts import count_rows
 from repro_pipeline.engine.verify.leaks import Originals, find_leaks, original_values, sensitive_fields
 from repro_pipeline.engine.verify.orphans import count_orphans, expected_foreign_keys
@@ -50,6 +54,17 @@ def read_originals(source: psycopg.Connection[TupleRow], plan: SubsetPlan, confi
         sensitive_fields(config, plan.catalog),
         lambda table: plan.closure.row_conditions(table, plan.organization_id, _ORIGINALS_BATCH_ROWS),
     )
+
+
+@contextmanager
+def originals_read_meanwhile(
+    snapshot: SourceSnapshot, plan: SubsetPlan, config: ReproConfig
+) -> Iterator[Future[Originals]]:
+    """``read_originals`` in a session of its own on ``snapshot``, in a thread, while the caller goes on (the
+    load): its Python work takes the time the load leaves a core idle (its schema, its last big table), not
+    the time before the load. Leaving waits for the read; its error is raised by the future's ``result``."""
+    with snapshot_session(snapshot) as session, ThreadPoolExecutor(1, "originals") as reader:
+        yield reader.submit(read_originals, session, plan, config)
 
 
 def verify_repro(

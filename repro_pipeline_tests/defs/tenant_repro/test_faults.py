@@ -27,8 +27,9 @@ from repro_pipeline.cli.launch import hand_off_again, materialize_tenant, run_tt
 from repro_pipeline.cli.main import main
 from repro_pipeline.defs.tenant_repro.partitions import ORGANIZATIONS
 from repro_pipeline.embedded.stack import Stack, up, wait_for_standby_replay
-from repro_pipeline.engine.errors import RequestRefused
+from repro_pipeline.engine.errors import RequestRefused, StandbyNotReady
 from repro_pipeline.engine.repro_databases import lifecycle
+from repro_pipeline.engine.verify import checks
 from repro_pipeline_tests.conftest import PROJECT_ROOT
 from repro_pipeline_tests.defs.run_results import step_failure_messages
 from repro_pipeline_tests.defs.tenant_repro.held_loads import held_databases, hold_loads, release_loads
@@ -140,6 +141,29 @@ def test_a_standby_that_crashes_mid_load_leaves_nothing(
     assert database not in _repro_databases(stack)  # the failed load dropped it
     up(stack.root)
     _sweep_then_rerun(stack, instance, slack_api, database)
+
+
+def test_originals_that_cannot_be_read_during_the_load_leave_no_database(
+    slack_environment: None,
+    instance: dg.DagsterInstance,
+    stack: Stack,
+    slack_api: SlackApi,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The leak check's originals are read beside the load, in a session of their own: if that read fails,
+    the loaded database is dropped, as after a failed load, and nothing is handed off."""
+
+    def cancelled(*_: object) -> None:
+        raise StandbyNotReady("the standby cancelled the originals' read", "launch again")
+
+    monkeypatch.setattr(checks, "read_originals", cancelled)
+    before, existing = len(slack_api.messages), set(_repro_databases(stack))
+    failed = materialize_tenant(ORGANIZATION, instance)
+    assert not failed.success
+    assert "the standby cancelled the originals' read" in step_failure_messages(failed)
+    assert set(_repro_databases(stack)) == existing and len(slack_api.messages) == before
+    monkeypatch.undo()
+    assert materialize_tenant(ORGANIZATION, instance).success
 
 
 def _closed_port_url() -> str:

@@ -10,10 +10,10 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from repro_pipeline.embedded.stack import Stack
+from repro_pipeline.embedded.stack import Stack, wait_for_standby_replay
 from repro_pipeline.embedded.synthetic import SourceSummary
 from repro_pipeline.engine.errors import ConnectionFailed
-from repro_pipeline.engine.source.snapshot import SessionLimits, open_source_snapshot
+from repro_pipeline.engine.source.snapshot import SessionLimits, open_source_snapshot, snapshot_session
 
 
 def test_a_statement_past_its_limit_is_cancelled(stack: Stack, source: SourceSummary) -> None:
@@ -73,3 +73,21 @@ def test_a_refused_connection_keeps_libpqs_reason() -> None:
     message = str(raised.value)
     assert f"port {port} failed: Connection refused" in message and "Is the server running" in message
     assert "secret" not in message and "\n" not in raised.value.problem
+
+
+def test_a_second_session_reads_the_snapshot_and_not_the_standby_now(
+    stack: Stack, source: SourceSummary
+) -> None:
+    current = "SELECT pg_current_snapshot()::text"
+    with open_source_snapshot(stack.standby_dsn) as snapshot:
+        (taken,) = snapshot.conn.execute(current).fetchone() or ("",)
+        with psycopg.connect(stack.primary_dsn, autocommit=True) as primary:
+            # A transaction committed after the snapshot (one that writes, so its commit is sent at once).
+            primary.execute("CREATE TABLE snapshot_session_probe ()")
+            primary.execute("DROP TABLE snapshot_session_probe")
+        wait_for_standby_replay(stack)
+        with psycopg.connect(stack.standby_dsn) as now:
+            assert now.execute(current).fetchone() != (taken,)
+        with snapshot_session(snapshot) as session:
+            assert session.execute(current).fetchone() == (taken,)
+            assert session.execute("SHOW transaction_read_only").fetchone() == ("on",)
