@@ -138,7 +138,13 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
             plan: SubsetPlan | None = None
             originals = None
             if loads or checks or TENANT_CLOSURE in context.selected_asset_keys:
-                with open_source_snapshot(standby.dsn, standby.session_limits) as snapshot:
+                with (
+                    open_source_snapshot(standby.dsn, standby.session_limits) as snapshot,
+                    # The load's processes start while the closure runs on the standby.
+                    target.load_workers_for(rules, salt).started_early()
+                    if loads
+                    else nullcontext() as workers,
+                ):
                     # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
                     require_ready_standby(
                         read_standby_health(snapshot.conn), lag_limits, source=snapshot.source
@@ -170,7 +176,7 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
                                     run_id=context.run.run_id,
                                     started_at=started_at,
                                     batch_size=rules.mask_rules.batch_size,
-                                    workers=target.load_workers_for(rules, salt),
+                                    workers=workers,
                                     on_progress=lambda progress: context.log.info(progress.line()),
                                     audit_log=rules.mask_rules.audit_log,
                                 )

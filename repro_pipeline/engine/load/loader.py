@@ -110,6 +110,8 @@ def load_repro(
         if workers is not None and parallel
         else []
     )
+    if workers is not None and not jobs:
+        workers.stop_early()
     with (
         (
             started_workers(snapshot, target_dsn, plan, jobs, workers)

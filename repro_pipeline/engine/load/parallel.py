@@ -23,9 +23,10 @@ import time
 import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -70,10 +71,23 @@ class LoadWorkers:
     # workers at once, rather than by one worker while the others finish the smaller tables: on the bench's
     # whale the rows took 4.2-4.4 s instead of 4.7 s (its audit log was read by one worker for 2.7 s).
     split_tables: bool = True
+    early: SpawnedWorkers | None = field(default=None, repr=False, compare=False)  # ``started_early``
 
     def for_rows(self, rows: int) -> int:
         """How many workers a load of ``rows`` rows gets."""
         return max(1, min(self.count, rows // self.min_rows_each))
+
+    @contextmanager
+    def started_early(self) -> Iterator[LoadWorkers]:
+        """These workers, their processes started now, before the plan is known (``SpawnedWorkers``); stopped
+        on leaving."""
+        with spawned_workers(self.count) as early:
+            yield replace(self, early=early)
+
+    def stop_early(self) -> None:
+        """Stop the processes started early: the load needs none of them (a tenant too small for workers)."""
+        if self.early is not None:
+            _stop(self.early.processes)
 
     def segments_for(self, table_rows: int, workers: int) -> int:
         """How many segments a table of ``table_rows`` rows is read in by ``workers`` workers."""
@@ -213,9 +227,9 @@ class WorkerPool:
 def started_workers(
     snapshot: SourceSnapshot, target_dsn: str, plan: SubsetPlan, jobs: list[TableJob], workers: LoadWorkers
 ) -> Iterator[WorkerPool]:
-    """As many processes as the tenant's rows warrant (``LoadWorkers.for_rows``) and no more than the jobs,
-    started now so that their start (a Python interpreter, its imports, the masks) overlaps the schema's
-    creation; stopped on leaving."""
+    """As many processes as the tenant's rows warrant (``LoadWorkers.for_rows``) and no more than the jobs:
+    those started early (``LoadWorkers.started_early``), or started now so that their start (a Python
+    interpreter, its imports, the masks) overlaps the schema's creation; stopped on leaving."""
     if (
         workers.config.fingerprint() != plan.config_hash
         or workers.salt.fingerprint() != plan.salt_fingerprint
@@ -235,19 +249,54 @@ def started_workers(
         plan.mask_plan.pseudonym_key,
         plan.mask_plan.free_text,
     )
+    count = min(workers.for_rows(plan.closure.total_rows), len(jobs))
+    with nullcontext(workers.early) if workers.early is not None else spawned_workers(count) as spawned:
+        _stop(spawned.processes[count:])  # started early, but more than this load needs
+        working = spawned.processes[:count]
+        try:
+            for setups in spawned.setups[:count]:
+                setups.send(setup)
+            yield WorkerPool(jobs, working, spawned.pending, spawned.events)
+        finally:
+            _stop(working)  # the first failure stops every worker
+
+
+@dataclass(frozen=True)
+class SpawnedWorkers:
+    """Worker processes started before they have work: a Python start and its imports (about 0.5 s of CPU
+    each) take the time the closure leaves a core idle. Each waits for the load's ``_Setup`` on a pipe of its
+    own (a process stopped while it waits holds no lock another needs)."""
+
+    processes: Sequence[BaseProcess]
+    setups: Sequence[Connection] = field(repr=False)  # the sending end of each process's pipe
+    pending: Queue[TableJob | None] = field(repr=False)
+    events: Queue[_Event] = field(repr=False)
+
+
+@contextmanager
+def spawned_workers(count: int) -> Iterator[SpawnedWorkers]:
+    """``count`` worker processes, started now; stopped on leaving."""
     context = multiprocessing.get_context("spawn")
     pending: Queue[TableJob | None] = context.Queue()
     events: Queue[_Event] = context.Queue()
+    pipes = [context.Pipe(duplex=False) for _ in range(count)]
     processes = [
-        context.Process(target=_work, args=(setup, pending, events), name=f"repro_pipeline load worker {n}")
-        for n in range(min(workers.for_rows(plan.closure.total_rows), len(jobs)))
+        context.Process(
+            target=_work_once_set_up,
+            args=(receiving, pending, events),
+            name=f"repro_pipeline load worker {n}",
+        )
+        for n, (receiving, _) in enumerate(pipes)
     ]
     try:
         for process in processes:
             process.start()
-        yield WorkerPool(jobs, processes, pending, events)
+        yield SpawnedWorkers(processes, [sending for _, sending in pipes], pending, events)
     finally:
         _stop(processes)
+        for receiving, sending in pipes:
+            receiving.close()
+            sending.close()
         pending.cancel_join_thread()
         pending.close()
         events.close()
@@ -352,6 +401,20 @@ def _stop(processes: Sequence[BaseProcess]) -> None:
         if process.is_alive():
             process.kill()
             process.join()
+
+
+def _work_once_set_up(setups: Connection, pending: Queue[TableJob | None], events: Queue[_Event]) -> None:
+    """A worker process started early: it waits for the load's setup, then works (``_work``); it ends if the
+    load's main process ends or closes the pipe first."""
+    parent = multiprocessing.parent_process()
+    while not setups.poll(_PARENT_CHECK_SECONDS):
+        if parent is not None and not parent.is_alive():
+            return
+    try:
+        setup = setups.recv()
+    except EOFError:
+        return
+    _work(setup, pending, events)
 
 
 def _work(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event]) -> None:

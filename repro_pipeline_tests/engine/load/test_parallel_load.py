@@ -140,6 +140,46 @@ def test_two_workers_make_the_same_repro_database_as_one(
     _wait_for_no_standby_session(stack)
 
 
+@pytest.mark.parametrize(("min_rows_each", "expected_workers"), [(1, 2), (1_000_000, 1)])
+def test_workers_started_before_the_closure_load_it_or_are_stopped_when_it_needs_none(
+    stack: Stack,
+    source: SourceSummary,
+    config: ReproConfig,
+    salt: Secret,
+    empty_database: Any,
+    min_rows_each: int,
+    expected_workers: int,
+) -> None:
+    """Three processes start early; the tenant takes two (none with 451 too small for workers) and the
+    others are stopped when the load begins; none outlives the load."""
+    one, early = empty_database(), empty_database()
+    plan, _ = _load(stack, one, config, salt, workers=1)
+    with (
+        LoadWorkers(3, config, salt, min_rows_each).started_early() as workers,
+        open_source_snapshot(stack.standby_dsn) as snapshot,
+    ):
+        assert workers.early is not None
+        started = list(workers.early.processes)
+        assert len(started) == 3 and all(process.is_alive() for process in started)
+        report = load_repro(
+            snapshot,
+            early,
+            plan_subset(snapshot, config, salt, 451),
+            run_id="early-test",
+            started_at=datetime.now(UTC),
+            batch_size=BATCH_SIZE,
+            workers=replace(workers, count=2),
+            on_progress=lambda _: None,
+        )
+        assert report.workers == expected_workers
+        assert not any(
+            process.is_alive() for process in started[expected_workers if expected_workers > 1 else 0 :]
+        )
+    assert not any(process.is_alive() for process in started)
+    assert _contents(early, plan.created_tables) == _contents(one, plan.created_tables)
+    _wait_for_no_standby_session(stack)
+
+
 @pytest.mark.parametrize(("workers", "split_tables"), [(1, False), (2, False), (2, True)])
 def test_progress_ends_each_table_with_the_rows_loaded(
     stack: Stack,
