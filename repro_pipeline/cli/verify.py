@@ -75,7 +75,16 @@ def _verify(arguments: argparse.Namespace) -> int:
             with display.step("the source's schema"):
                 schema = replicated_schema(snapshot, plan, target.info.server_version)
         with display.step("checks: orphans, row counts, original PII, schema") as step:
-            verdicts = verify_repro(plan, originals, schema, target, arguments.target)
+            verdicts = verify_repro(
+                plan,
+                originals,
+                schema,
+                target,
+                arguments.target,
+                scan_session=lambda: dsn.connect(
+                    arguments.target, role="repro database", autocommit=True, options=read_only
+                ),
+            )
             step.done(f"{sum(v.passed for v in verdicts)} of {len(verdicts)} passed")
         # Information, not a verdict: the bug reproducing on the copy never fails verify.
         found = None if query is None else run_repro_query(target, query, organization_id, timeout)

@@ -61,7 +61,14 @@ def check_results(
     checks of ``tables``, each its share of the database's."""
     selected = set(context.selected_asset_check_keys)
     with target.connect_database(database.name) as conn:
-        every_verdict = checks.verify_repro(plan, originals, schema, conn, target.database_dsn(database.name))
+        every_verdict = checks.verify_repro(
+            plan,
+            originals,
+            schema,
+            conn,
+            target.database_dsn(database.name),
+            scan_session=lambda: target.connect_database(database.name),
+        )
         verdicts = [v for v in every_verdict if dg.AssetCheckKey(REPRO_DATABASE, v.check) in selected]
         for verdict in verdicts:
             record_check(conn, verdict.check, passed=verdict.passed)

@@ -78,4 +78,6 @@ def load_and_verify(
             snapshot, target, plan, run_id="test", started_at=datetime.now(UTC), batch_size=batch_size
         )
     with psycopg.connect(target, autocommit=True) as conn:
-        return report, verify_repro(plan, originals, report.schema, conn, target)
+        return report, verify_repro(
+            plan, originals, report.schema, conn, target, lambda: psycopg.connect(target, autocommit=True)
+        )
