@@ -13,7 +13,8 @@ def defs() -> dg.Definitions:
 
 
 def tenant_repro_job_def() -> dg.JobDefinition:
-    """The resolved tenant job, for ``dagster.reconstructable`` (the CLI and tests launch it this way)."""
+    """The resolved tenant job: the CLI runs it in process (``cli/launch.py``); tests also launch it through
+    ``dagster.reconstructable``."""
     return defs().resolve_job_def("tenant_repro")
 
 

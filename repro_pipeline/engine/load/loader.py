@@ -91,7 +91,8 @@ def load_repro(
 
     ``refill`` (``on_existing_data: truncate``): the tables exist already, defined as the source's (checked
     first); they are emptied and filled again in one transaction by one worker, their schema kept."""
-    if refill:
+    if refill and workers is not None:
+        workers.stop_early()
         workers = None  # one transaction: a refused or failed refill leaves the old rows in place
     began = time.perf_counter()
     pacer = ProgressPacer(on_progress) if on_progress else None

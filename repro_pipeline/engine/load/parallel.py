@@ -80,7 +80,10 @@ class LoadWorkers:
     @contextmanager
     def started_early(self) -> Iterator[LoadWorkers]:
         """These workers, their processes started now, before the plan is known (``SpawnedWorkers``); stopped
-        on leaving."""
+        on leaving. One worker is the load's own connection: none is started."""
+        if self.count < 2:
+            yield self
+            return
         with spawned_workers(self.count) as early:
             yield replace(self, early=early)
 
@@ -255,7 +258,11 @@ def started_workers(
         working = spawned.processes[:count]
         try:
             for setups in spawned.setups[:count]:
-                setups.send(setup)
+                try:
+                    setups.send(setup)
+                except BrokenPipeError:
+                    _require_running(working, spawned.events)
+                    raise
             yield WorkerPool(jobs, working, spawned.pending, spawned.events)
         finally:
             _stop(working)  # the first failure stops every worker
@@ -289,13 +296,13 @@ def spawned_workers(count: int) -> Iterator[SpawnedWorkers]:
         for n, (receiving, _) in enumerate(pipes)
     ]
     try:
-        for process in processes:
+        for process, (receiving, _) in zip(processes, pipes, strict=True):
             process.start()
+            receiving.close()  # the worker's own now: a worker that dies makes sending its setup fail
         yield SpawnedWorkers(processes, [sending for _, sending in pipes], pending, events)
     finally:
         _stop(processes)
-        for receiving, sending in pipes:
-            receiving.close()
+        for _, sending in pipes:
             sending.close()
         pending.cancel_join_thread()
         pending.close()

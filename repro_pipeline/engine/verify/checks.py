@@ -64,7 +64,16 @@ def originals_read_meanwhile(
     load): its Python work takes the time the load leaves a core idle (its schema, its last big table), not
     the time before the load. Leaving waits for the read; its error is raised by the future's ``result``."""
     with snapshot_session(snapshot) as session, ThreadPoolExecutor(1, "originals") as reader:
-        yield reader.submit(read_originals, session, plan, config)
+        yield reader.submit(_read_then_end, session, plan, config)
+
+
+def _read_then_end(session: psycopg.Connection[TupleRow], plan: SubsetPlan, config: ReproConfig) -> Originals:
+    """The originals, then the session's transaction ended: idle until the load ends, the standby would cut
+    it off (``idle_in_transaction_session_timeout``) and hold its snapshot meanwhile."""
+    try:
+        return read_originals(session, plan, config)
+    finally:
+        session.rollback()
 
 
 def verify_repro(

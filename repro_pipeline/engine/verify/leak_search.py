@@ -6,8 +6,10 @@ UTF-8, packed into a 64-bit integer with its length. The anchors are all that go
 automaton (``ahocorasick_rs``, over the Rust ``aho-corasick`` crate: its searches run outside the GIL), and
 they are few: the originals of a whale's audit log share a handful of IP prefixes and first words. A text
 holds an original where an anchor starts at a word boundary and the text from there to a word boundary, no
-longer than that anchor's longest original, has an original's fingerprint. A fingerprint shared by two texts
-(one chance in 2^64 per pair) can only report a leak that is not one, never hide one.
+longer than that anchor's longest original (or, for originals of ``_LONG`` characters or more, as long as one
+of them), has an original's fingerprint. A fingerprint shared by two texts (one chance in 2^64 per pair) can
+only report a leak that is not one, never hide one: each original's anchor is kept whatever its fingerprint.
+The fingerprints are this process's (``hash`` is seeded per process): they are never sent to another.
 
 ``holds`` is the exact test of one value: an original, case-insensitively, whole or at word boundaries.
 ``candidate_values`` is its sieve over many values at once (one C loop over their text): a value without any
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator, Sequence
-from itertools import groupby
+from itertools import chain, groupby
 from typing import Any
 
 from ahocorasick_rs import AhoCorasick, Implementation
@@ -30,6 +32,7 @@ from repro_pipeline.engine.verify.int_set import Int64Set
 NOTHING, COMMON_WORD, DISTINCTIVE = 0, 1, 2
 ANCHOR_BYTES = 7  # of UTF-8: 7 characters of most text; with a byte of length, a 64-bit integer
 _LONG = 255  # the length byte of an original this long or longer
+_MOST_DFA_ANCHORS = 8192
 
 
 class OriginalsIndex:
@@ -40,14 +43,16 @@ class OriginalsIndex:
         self.distinctive = Int64Set()
         self.common_words = Int64Set()
         self.anchors = Int64Set()  # 7 bytes of anchor, then a byte of length (_LONG for longer)
-        self.longest = 0
+        # Of the originals of _LONG characters or more (notes, documents), each anchor's exact lengths: a hit
+        # tests those alone, not every word boundary up to thousands of characters.
+        self.long_lengths: dict[int, set[int]] = {}
 
     def add(self, folded: str, kind: int) -> None:
-        fingerprints = self.distinctive if kind == DISTINCTIVE else self.common_words
-        if fingerprints.add(hash(folded)):
-            self.anchors.add(_anchor_and_length(folded))
-            if len(folded) > self.longest:
-                self.longest = len(folded)
+        (self.distinctive if kind == DISTINCTIVE else self.common_words).add(hash(folded))
+        packed = _anchor_and_length(folded)
+        self.anchors.add(packed)
+        if len(folded) >= _LONG:
+            self.long_lengths.setdefault(packed >> 8, set()).add(len(folded))
 
     def kind(self, fingerprint: int) -> int:
         if fingerprint in self.distinctive:
@@ -64,13 +69,18 @@ class OriginalsIndex:
 class OriginalsMatcher:
     def __init__(self, index: OriginalsIndex) -> None:
         self._index = index
-        self._longest = array("i")  # of the originals each anchor begins, by the anchor's number
+        # By the anchor's number: the longest of its originals under _LONG characters (0 for none), and the
+        # lengths of the others.
+        self._longest = array("i")
+        self._long_lengths: dict[int, tuple[int, ...]] = {}
 
         def anchors() -> Iterator[str]:
-            for anchor, lengths in groupby(index.anchors, key=lambda packed: packed >> 8):
-                longest = max(packed & 0xFF for packed in lengths)
-                self._longest.append(index.longest if longest == _LONG else longest)
-                yield (anchor).to_bytes(ANCHOR_BYTES, "big", signed=True).rstrip(b"\0").decode()
+            for anchor, packed in groupby(index.anchors, key=lambda packed: packed >> 8):
+                lengths = [number & 0xFF for number in packed]
+                self._longest.append(max((length for length in lengths if length < _LONG), default=0))
+                if lengths[-1] == _LONG:
+                    self._long_lengths[len(self._longest) - 1] = tuple(sorted(index.long_lengths[anchor]))
+                yield anchor.to_bytes(ANCHOR_BYTES, "big", signed=True).rstrip(b"\0").decode()
 
         # A DFA searches a third faster than the contiguous NFA but takes about 500 bytes an anchor where
         # anchors share little (random tokens), the NFA a few: the DFA while it is small.
@@ -94,9 +104,11 @@ class OriginalsMatcher:
         for anchor, start, end in self._automaton.find_matches_as_indexes(folded, overlapping=True):
             if start and folded[start].isalnum() and folded[start - 1].isalnum():
                 continue  # the middle of a longer word: "Ann" in "Joanne"
-            for stop in range(end, min(start + self._longest[anchor], size) + 1):
-                if stop < size and folded[stop - 1].isalnum() and folded[stop].isalnum():
-                    continue  # a word goes on: "Ann" in "Annual"
+            stops = range(end, min(start + self._longest[anchor], size) + 1)
+            long_stops = (start + length for length in self._long_lengths.get(anchor, ()))
+            for stop in chain(stops, long_stops):
+                if stop > size or (stop < size and folded[stop - 1].isalnum() and folded[stop].isalnum()):
+                    continue  # past the text, or a word goes on: "Ann" in "Annual"
                 kind = self._index.kind(hash(folded[start:stop]))
                 if kind > found:
                     found = kind
@@ -129,9 +141,6 @@ class OriginalsMatcher:
             if not found or found[-1] != index:
                 found.append(index)
         return found
-
-
-_MOST_DFA_ANCHORS = 8192
 
 
 def _anchor_count(anchors: Int64Set) -> int:

@@ -133,7 +133,9 @@ class Originals:
     masked_nothing: list[str] = field(default_factory=list)  # regex_mask columns whose pattern never matched
     own: Int64Set = field(default_factory=Int64Set)  # each masked row's (table, column, key, original)
     own_columns: dict[TableName, set[str]] = field(default_factory=dict)
-    _recent: dict[str, str] = field(default_factory=dict)  # original -> why it is not searched for, or ""
+    # The last originals added, as they came (-> why not searched for, or ""): their repeats are passed over.
+    # Their text, so never shown (repr) and emptied once every original is read (``done_reading``).
+    _recent: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def searched(self) -> int:
@@ -163,6 +165,9 @@ class Originals:
             self.searched_for.add(folded, COMMON_WORD if _ONE_WORD.fullmatch(folded) else DISTINCTIVE)
         self._recent[value] = reason
         return reason
+
+    def done_reading(self) -> None:
+        self._recent.clear()
 
     def add_own(self, table: TableName, column: str, key: Any, value: str) -> None:
         """``value`` is the original of ``column`` in the row ``key``: the target's row must not hold it."""
@@ -290,6 +295,7 @@ def original_values(
                     originals.add(value)
                     if key is not None:
                         originals.add_own(name, column_name, key, value)
+    originals.done_reading()
     return originals
 
 
@@ -399,7 +405,9 @@ def _values_holding_originals(
     )
     with (
         closing(_stream(target, select)) as rows,
-        closing(in_threads(_candidates(matcher), _sieve_chunks(rows), _threads())) as searched,
+        closing(
+            in_threads(lambda chunk: matcher.candidate_values(chunk[1]), _sieve_chunks(rows), _threads())
+        ) as searched,
     ):
         for (values, _), candidates in searched:
             for index in candidates:
@@ -409,10 +417,6 @@ def _values_holding_originals(
                     found = matcher.value_holds(json.loads(text) if parsed[column] else text)
                     if found != NOTHING:
                         yield f"{table.name}.{columns[column].name}", found
-
-
-def _candidates(matcher: OriginalsMatcher) -> Callable[[tuple[list[str], str]], list[int]]:
-    return lambda chunk: matcher.candidate_values(chunk[1])
 
 
 def _threads() -> int:

@@ -180,6 +180,33 @@ def test_workers_started_before_the_closure_load_it_or_are_stopped_when_it_needs
     _wait_for_no_standby_session(stack)
 
 
+def test_a_worker_started_early_that_dies_before_its_setup_fails_the_load(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+) -> None:
+    """Sending its setup fails at once (its pipe has no reader left), never waits on a full pipe."""
+    with (
+        LoadWorkers(2, config, salt, min_rows_each=1).started_early() as workers,
+        open_source_snapshot(stack.standby_dsn) as snapshot,
+    ):
+        assert workers.early is not None
+        killed = workers.early.processes[0]
+        assert killed.pid is not None
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.join(10)
+        with pytest.raises(TargetError, match="a load worker ended unexpectedly"):
+            load_repro(
+                snapshot,
+                empty_database(),
+                plan_subset(snapshot, config, salt, 451),
+                run_id="early-test",
+                started_at=datetime.now(UTC),
+                batch_size=BATCH_SIZE,
+                workers=workers,
+            )
+    assert not any(process.is_alive() for process in workers.early.processes)
+    _wait_for_no_standby_session(stack)
+
+
 @pytest.mark.parametrize(("workers", "split_tables"), [(1, False), (2, False), (2, True)])
 def test_progress_ends_each_table_with_the_rows_loaded(
     stack: Stack,

@@ -59,6 +59,22 @@ def test_the_search_finds_what_a_plain_search_finds(kinds: dict[str, int], value
     assert {index for index, kind in enumerate(held) if kind != NOTHING} <= candidates
 
 
+@given(
+    st.text(ALPHABET, min_size=1, max_size=5),
+    st.integers(40, 120),
+    st.text(ALPHABET, max_size=8),
+    st.text(ALPHABET, max_size=8),
+)
+def test_an_original_of_hundreds_of_characters_is_found_as_a_plain_search_finds_it(
+    piece: str, times: int, before: str, after: str
+) -> None:
+    """Originals of 255 characters or more (notes, documents) are tested at their own lengths only."""
+    original = piece * times
+    kinds = {original: DISTINCTIVE, original[: len(original) // 2]: COMMON_WORD, original[:300]: DISTINCTIVE}
+    text = before + original + after
+    assert _matcher(kinds).holds(text) == _plain_search(kinds, text)
+
+
 def test_an_original_inside_a_longer_word_is_not_found_and_the_stronger_kind_counts() -> None:
     matcher = _matcher({"Ann": COMMON_WORD, "ANN": DISTINCTIVE, "zorblat quenwick": DISTINCTIVE})
     assert matcher.holds("Annual report; see Joanne") == NOTHING

@@ -140,6 +140,7 @@ def test_a_json_path_original_is_found_elsewhere(pair: Pair) -> None:
     fields = {EVENTS: SensitiveFields((), paths)}
     originals, leaks = pair.scan(fields)
     assert _searches_exactly(originals, {"zorblat@acme.example"})
+    assert "zorblat" not in repr(originals)  # kept as fingerprints: no original's text to show
     assert leaks == Counter({"public.comments.body": 1})
 
 
