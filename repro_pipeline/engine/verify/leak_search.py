@@ -7,9 +7,10 @@ automaton (``ahocorasick_rs``, over the Rust ``aho-corasick`` crate: its searche
 they are few: the originals of a whale's audit log share a handful of IP prefixes and first words. A text
 holds an original where an anchor starts at a word boundary and the text from there to a word boundary, no
 longer than that anchor's longest original (or, for originals of ``_LONG`` characters or more, as long as one
-of them), has an original's fingerprint. A fingerprint shared by two texts (one chance in 2^64 per pair) can
-only report a leak that is not one, never hide one: each original's anchor is kept whatever its fingerprint.
-The fingerprints are this process's (``hash`` is seeded per process): they are never sent to another.
+of them), has an original's fingerprint. Two texts share a fingerprint once in 2^64 pairs: a text that is
+no original may then be reported as one, and an original added while the other waits in its set to be merged
+is not anchored (a repeat is passed over so). The fingerprints are this process's (``hash`` is seeded per
+process): they are never sent to another.
 
 ``holds`` is the exact test of one value: an original, case-insensitively, whole or at word boundaries.
 ``candidate_values`` is its sieve over many values at once (one C loop over their text): a value without any
@@ -48,7 +49,8 @@ class OriginalsIndex:
         self.long_lengths: dict[int, set[int]] = {}
 
     def add(self, folded: str, kind: int) -> None:
-        (self.distinctive if kind == DISTINCTIVE else self.common_words).add(hash(folded))
+        if not (self.distinctive if kind == DISTINCTIVE else self.common_words).add(hash(folded)):
+            return  # a repeat waiting to be merged: its anchor is kept already
         packed = _anchor_and_length(folded)
         self.anchors.add(packed)
         if len(folded) >= _LONG:
