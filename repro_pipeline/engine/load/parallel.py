@@ -253,7 +253,11 @@ def started_workers(
         plan.mask_plan.free_text,
     )
     count = min(workers.for_rows(plan.closure.total_rows), len(jobs))
-    with nullcontext(workers.early) if workers.early is not None else spawned_workers(count) as spawned:
+    # Started now, a worker gets its setup as it starts: a setup bigger than a pipe holds (a big catalog, a
+    # ner_mask dictionary) sent through its pipe would wait for the worker's imports, and the schema for it.
+    with (
+        nullcontext(workers.early) if workers.early is not None else spawned_workers(count, setup) as spawned
+    ):
         _stop(spawned.processes[count:])  # started early, but more than this load needs
         working = spawned.processes[:count]
         try:
@@ -281,23 +285,27 @@ class SpawnedWorkers:
 
 
 @contextmanager
-def spawned_workers(count: int) -> Iterator[SpawnedWorkers]:
-    """``count`` worker processes, started now; stopped on leaving."""
+def spawned_workers(count: int, setup: _Setup | None = None) -> Iterator[SpawnedWorkers]:
+    """``count`` worker processes, started now, given ``setup`` as they start, or else each waiting for its
+    own on its pipe; stopped on leaving."""
     context = multiprocessing.get_context("spawn")
     pending: Queue[TableJob | None] = context.Queue()
     events: Queue[_Event] = context.Queue()
-    pipes = [context.Pipe(duplex=False) for _ in range(count)]
+    pipes = [context.Pipe(duplex=False) for _ in range(count)] if setup is None else []
     processes = [
-        context.Process(
+        context.Process(target=_work, args=(setup, pending, events), name=f"repro_pipeline load worker {n}")
+        if setup is not None
+        else context.Process(
             target=_work_once_set_up,
-            args=(receiving, pending, events),
+            args=(pipes[n][0], pending, events),
             name=f"repro_pipeline load worker {n}",
         )
-        for n, (receiving, _) in enumerate(pipes)
+        for n in range(count)
     ]
     try:
-        for process, (receiving, _) in zip(processes, pipes, strict=True):
+        for process in processes:
             process.start()
+        for receiving, _ in pipes:
             receiving.close()  # the worker's own now: a worker that dies makes sending its setup fail
         yield SpawnedWorkers(processes, [sending for _, sending in pipes], pending, events)
     finally:
