@@ -136,6 +136,14 @@ def tenant(stack: Stack, source: SourceSummary) -> Iterator[int]:
             for table in ("audit_events", "subscriptions", "users"):
                 conn.execute(f"DELETE FROM {table} WHERE organization_id = %s", (organization_id,))
             conn.execute("DELETE FROM organizations WHERE id = %s", (organization_id,))
+        # The copy's rows were the tables' last pages: vacuumed now, while no test reads the standby, their
+        # truncation (an ACCESS EXCLUSIVE lock the standby replays) cannot cancel a later test's reads there,
+        # as autovacuum's could a minute later ("conflict with recovery").
+        with psycopg.connect(stack.primary_dsn, autocommit=True) as conn:
+            conn.execute(
+                "VACUUM invoice_line_items, invoices, payment_methods, audit_events, subscriptions, users, "
+                "organizations"
+            )
         wait_for_standby_replay(stack, timeout=30)
 
 
