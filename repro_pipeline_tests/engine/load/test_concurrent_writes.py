@@ -136,14 +136,12 @@ def tenant(stack: Stack, source: SourceSummary) -> Iterator[int]:
             for table in ("audit_events", "subscriptions", "users"):
                 conn.execute(f"DELETE FROM {table} WHERE organization_id = %s", (organization_id,))
             conn.execute("DELETE FROM organizations WHERE id = %s", (organization_id,))
-        # The copy's rows were the tables' last pages: vacuumed now, while no test reads the standby, their
-        # truncation (an ACCESS EXCLUSIVE lock the standby replays) cannot cancel a later test's reads there,
-        # as autovacuum's could a minute later ("conflict with recovery").
+        # The copy's rows were the tables' last pages, and its temporary tables the catalogs' (pg_class,
+        # pg_depend...): vacuumed now, while no test reads the standby, their truncation (an ACCESS EXCLUSIVE
+        # lock the standby replays) cannot cancel a later test's pg_dump there, as autovacuum's did a minute
+        # later ("conflict with recovery: User was holding a relation lock for too long").
         with psycopg.connect(stack.primary_dsn, autocommit=True) as conn:
-            conn.execute(
-                "VACUUM invoice_line_items, invoices, payment_methods, audit_events, subscriptions, users, "
-                "organizations"
-            )
+            conn.execute("VACUUM")
         wait_for_standby_replay(stack, timeout=30)
 
 
