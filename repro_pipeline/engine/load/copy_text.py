@@ -16,6 +16,7 @@ import codecs
 import re
 from collections.abc import Callable, Sequence
 
+from repro_pipeline.engine.masking.json_paths import PARTS_SEPARATOR, PartsMasker, with_members
 from repro_pipeline.engine.masking.values import ValueMasker
 
 NULL = b"\\N"
@@ -58,8 +59,10 @@ def _unescaped_byte(match: re.Match[bytes]) -> bytes:
 
 def decode_field(field: bytes, encoding: str) -> str | None:
     """One field of a text-format line as the value it stands for (None for ``\\N``)."""
-    if field == NULL:
-        return None
+    return None if field == NULL else _decoded(field, encoding)
+
+
+def _decoded(field: bytes, encoding: str) -> str:
     if b"\\" in field:
         field = _ESCAPE.sub(_unescaped_byte, field)
     return field.decode(encoding)
@@ -77,17 +80,15 @@ def encode_field(value: str | None, encoding: str) -> bytes:
 def line_masker(maskers: Sequence[FieldMasker], encoding: str) -> Callable[[bytes], bytes]:
     """A function from whole lines of text-format COPY data (each ending with a newline) to the same lines
     with the fields at the maskers' positions masked."""
-    fields_masked = tuple(maskers)
+    masked_fields = tuple((position, _field_masker(masker, encoding)) for position, masker in maskers)
 
     def mask_lines(data: bytes) -> bytes:
         masked_lines = []
         for line in data.split(b"\n")[:-1]:
             fields = line.split(b"\t")
-            for position, masker in fields_masked:
+            for position, mask_field in masked_fields:
                 try:
-                    fields[position] = encode_field(
-                        masker(decode_field(fields[position], encoding)), encoding
-                    )
+                    fields[position] = mask_field(fields[position])
                 except UnicodeEncodeError:
                     raise UnwritableValue(position) from None
             masked_lines.append(b"\t".join(fields))
@@ -95,3 +96,24 @@ def line_masker(maskers: Sequence[FieldMasker], encoding: str) -> Callable[[byte
         return b"\n".join(masked_lines)
 
     return mask_lines
+
+
+def _field_masker(masker: ValueMasker, encoding: str) -> Callable[[bytes], bytes]:
+    """``masker`` on one field of a line. A jsonb document sent in parts (``PartsMasker``) has only its parts
+    decoded: the rest of it, most of its text, goes on as the bytes the source sent."""
+    if isinstance(masker, PartsMasker):
+        separator = PARTS_SEPARATOR.encode(encoding)
+        members_of = masker.members
+
+        def mask_parts(field: bytes) -> bytes:
+            rest, found, parts = field.partition(separator)
+            if not found:
+                return field  # NULL, or not an object: no path applies
+            return with_members(rest, encode_field(members_of(_decoded(parts, encoding)), encoding))
+
+        return mask_parts
+
+    def mask_field(field: bytes) -> bytes:
+        return encode_field(masker(decode_field(field, encoding)), encoding)
+
+    return mask_field

@@ -19,8 +19,8 @@ from repro_pipeline.engine.masking import values
 from repro_pipeline.engine.masking.json_paths import (
     PARTS_SEPARATOR,
     JsonPathAction,
+    PartsMasker,
     compile_document_masker,
-    compile_parts_masker,
     dotted_keys,
 )
 
@@ -82,7 +82,7 @@ def document_masker(actions: Sequence[JsonPathAction], *, jsonb: bool) -> values
         return SelectMask(
             python,
             lambda column: _in_parts(column, hoisted, top_keys),
-            compile_parts_masker(remaining, top_keys),
+            PartsMasker(remaining, top_keys),
         )
     if not hoisted:
         return python
@@ -129,7 +129,7 @@ def _object_only(
 def _in_parts(
     column: sql.Composable, removed: Sequence[tuple[str, ...]], top_keys: Sequence[str]
 ) -> sql.Composable:
-    """An object ``column`` as ``compile_parts_masker`` takes it: the document without ``removed`` paths and
+    """An object ``column`` as ``PartsMasker`` takes it: the document without ``removed`` paths and
     ``top_keys``, then the value of each top key (empty when absent), separated by ``PARTS_SEPARATOR``."""
     parts = [
         sql.SQL("({rest} - {keys})::text").format(

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AnyStr
 
 from jsonpath_ng.ext import parse as parse_jsonpath
 
@@ -80,35 +80,54 @@ def compile_root_masker(masker: ValueMasker) -> ValueMasker:
 PARTS_SEPARATOR = "\x01"  # a raw control character never occurs in jsonb text (it is written as \u0001)
 
 
-def compile_parts_masker(actions: Sequence[JsonPathAction], top_keys: Sequence[str]) -> ValueMasker:
+class PartsMasker:
     """A masker for a jsonb document the server sent in parts (see ``in_select``): the document without
     ``top_keys``, then the value of each of them (empty when absent), separated by ``PARTS_SEPARATOR``.
 
     Only the values of ``top_keys`` are parsed and masked by ``actions`` (dotted paths under them); they are
     appended to the rest, which goes on as the server printed it. The text differs from the whole document's
-    in its keys' order, which jsonb does not keep: the target stores the same value.
+    in its keys' order, which jsonb does not keep: the target stores the same value. ``members`` is the part
+    the masks write, for a caller that passes the rest on as it came (the load's COPY text).
     """
-    edits = [_compile(action) for action in actions]
-    decode, encode = _decoder().decode, _encoder().encode
-    keys = tuple(top_keys)
 
-    def mask(text: str | None) -> str | None:
+    def __init__(self, actions: Sequence[JsonPathAction], top_keys: Sequence[str]) -> None:
+        self._edits = [_compile(action) for action in actions]
+        self._decode, self._encode = _decoder().decode, _encoder().encode
+        self._keys = tuple(top_keys)
+
+    def __call__(self, text: str | None) -> str | None:
         if text is None:
             return None
         rest, separator, parts = text.partition(PARTS_SEPARATOR)
         if not separator:
             return text  # not an object: no path applies
-        document = {
-            key: decode(part) for key, part in zip(keys, parts.split(PARTS_SEPARATOR), strict=True) if part
-        }
-        for edit in edits:
-            edit(document)
-        if not document:
-            return rest
-        added = ", ".join(f'"{key}": {encode(value)}' for key, value in document.items())
-        return _with_exact_numbers(f"{rest[:-1]}{', ' if len(rest) > 2 else ''}{added}}}")
+        return with_members(rest, self.members(parts))
 
-    return mask
+    def members(self, parts: str) -> str:
+        """The masked values of the top keys (the text after the first ``PARTS_SEPARATOR``) as the members of
+        a JSON object (``"actor": {...}``), or ``""`` when none is left."""
+        decode = self._decode
+        document = {
+            key: decode(part)
+            for key, part in zip(self._keys, parts.split(PARTS_SEPARATOR), strict=True)
+            if part
+        }
+        for edit in self._edits:
+            edit(document)
+        return _with_exact_numbers(
+            ", ".join(f'"{key}": {self._encode(value)}' for key, value in document.items())
+        )
+
+
+def with_members(rest: AnyStr, members: AnyStr) -> AnyStr:
+    """The JSON object text ``rest`` with ``members`` (JSON text of members, or empty) added before its closing
+    brace: as text, or as bytes of an encoding in which ``{``, ``}``, ``,`` and space are their ASCII bytes
+    (as in COPY text, which escapes none of them)."""
+    if not members:
+        return rest
+    if len(rest) > 2:  # not the empty object
+        members = (", " if isinstance(rest, str) else b", ") + members
+    return rest[:-1] + members + rest[-1:]
 
 
 def _decoder() -> json.JSONDecoder:

@@ -17,6 +17,7 @@ from repro_pipeline.engine.load.copy_text import (
     line_masker,
     splits_safely,
 )
+from repro_pipeline.engine.masking.json_paths import JsonPathAction, PartsMasker
 
 NASTY = [
     "",
@@ -102,3 +103,30 @@ def test_a_masked_value_the_encoding_cannot_write_is_refused_naming_its_position
     with pytest.raises(UnwritableValue) as refused:
         line_masker([(2, lambda value: "日本")], "latin-1")(line)
     assert refused.value.position == 2
+
+
+def test_a_document_sent_in_parts_keeps_its_rest_as_sent_and_gets_its_masked_members() -> None:
+    masker = PartsMasker([JsonPathAction("$.actor.email", lambda value: "masked@example.com")], ["actor"])
+    rest = b'{"note": "tab\\\\there \\\\"quoted\\\\"", "n": 1.50}'
+    actor = b'{"email": "jane@acme.example", "id": 7}'
+    mask = line_masker([(1, masker)], "utf-8")
+    lines = (
+        b"1\t"
+        + rest
+        + b"\x01"
+        + actor
+        + b"\tx\n"
+        + b"2\t\\N\tx\n"
+        + b'3\t"a scalar"\tx\n'
+        + b"4\t{}\x01\tx\n"
+    )
+    assert mask(lines).split(b"\n") == [
+        b"1\t" + rest[:-1] + b', "actor": {"email": "masked@example.com", "id": 7}}\tx',
+        b"2\t\\N\tx",
+        b'3\t"a scalar"\tx',
+        b"4\t{}\tx",
+        b"",
+    ]
+    assert masker(decode_field(lines.split(b"\t")[1], "utf-8")) == decode_field(
+        mask(lines).split(b"\t")[1], "utf-8"
+    )
