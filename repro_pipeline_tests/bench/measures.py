@@ -88,6 +88,7 @@ def measure_engine(
     config = load_config(MASK_RULES, EXTENSIONS)
     peaks = PhasePeaks()
     workers = LoadWorkers(worker_count or os.cpu_count() or 1, config, Secret(tenant.salt), min_rows_each)
+    workers.start_server()  # before the closure, as the asset does: the workers' imports run beside it
     with (
         descendants_peak_rss_mb() as child_peak_rss_mb,
         _scratch_database(tenant, "bench_load") as target_dsn,

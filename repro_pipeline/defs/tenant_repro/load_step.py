@@ -138,13 +138,10 @@ def closure_and_repro_database(tables: Sequence[CopiedTable] = ()) -> dg.AssetsD
             plan: SubsetPlan | None = None
             originals = None
             if loads or checks or TENANT_CLOSURE in context.selected_asset_keys:
-                with (
-                    open_source_snapshot(standby.dsn, standby.session_limits) as snapshot,
-                    # The load's processes start while the closure runs on the standby.
-                    target.load_workers_for(rules, salt).started_early()
-                    if loads
-                    else nullcontext() as workers,
-                ):
+                workers = target.load_workers_for(rules, salt) if loads else None
+                if workers is not None:
+                    workers.start_server()  # its imports run while the closure runs on the standby
+                with open_source_snapshot(standby.dsn, standby.session_limits) as snapshot:
                     # Again inside the snapshot: the standby may have fallen behind since standby_health ran.
                     require_ready_standby(
                         read_standby_health(snapshot.conn), lag_limits, source=snapshot.source

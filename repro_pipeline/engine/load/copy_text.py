@@ -1,6 +1,7 @@
 """Masking rows of COPY's text format without parsing them: each line is split on its tabs, only the fields a
 masker needs are decoded, masked and encoded again, and the line is joined back, so the other columns go
-from the source to the target as the bytes the source sent.
+from the source to the target as the bytes the source sent. A jsonb document the server sent in parts
+(``PartsMasker``) has only its parts decoded: the rest of its bytes goes on as sent too.
 
 The text format (PostgreSQL's ``COPY`` documentation, "Text Format"): one row per line, fields separated by a
 tab, ``\\N`` for NULL, and a backslash escaping the characters that would break the line: ``\\\\``, ``\\n``,

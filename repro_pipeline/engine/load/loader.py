@@ -91,8 +91,7 @@ def load_repro(
 
     ``refill`` (``on_existing_data: truncate``): the tables exist already, defined as the source's (checked
     first); they are emptied and filled again in one transaction by one worker, their schema kept."""
-    if refill and workers is not None:
-        workers.stop_early()
+    if refill:
         workers = None  # one transaction: a refused or failed refill leaves the old rows in place
     began = time.perf_counter()
     pacer = ProgressPacer(on_progress) if on_progress else None
@@ -111,8 +110,6 @@ def load_repro(
         if workers is not None and parallel
         else []
     )
-    if workers is not None and not jobs:
-        workers.stop_early()
     with (
         (
             started_workers(snapshot, target_dsn, plan, jobs, workers)

@@ -9,10 +9,15 @@ the tables the committed pre-data created. A worker gets a table as the closure'
 batch's key array as it copies it. With ``split_tables``, a big table is read in segments of consecutive keys
 by several workers at once, each segment written by plain ``COPY`` (others write the table meanwhile).
 
-Workers are processes: the masks are Python, which threads would run on one core at a time. Each gets the
-DSNs, the config, the salt and the plan's pseudonym key through the spawn pipe (never a command line, environment or log) and builds the
-masks again (they are closures, which do not pickle), checked against the plan's. The first failure stops
-every worker: their sessions end with their processes, so nothing is left running on the standby.
+Workers are processes: the masks are Python, which threads would run on one core at a time. They are forked
+from multiprocessing's fork server (the start method Python 3.14 makes Linux's default): a process started
+once, before the first load needs it (``start_worker_server``), that imports the load's modules, so a worker
+starts in milliseconds instead of the half second of CPU a fresh interpreter and its imports take, and is
+forked from a process with no thread and no session of the load's. Each worker gets the DSNs, the config, the
+salt and the plan's pseudonym key through the fork server's socket (never a command line, environment or
+log) and builds the masks again (they are closures, which do not pickle), checked against the plan's. The
+first failure stops every worker: their sessions end with their processes, so nothing is left running on
+the standby.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ import time
 import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
+from multiprocessing import forkserver
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -64,33 +69,23 @@ class LoadWorkers:
     count: int
     config: ReproConfig
     salt: Secret = field(repr=False)
-    # A worker costs a Python start and its imports (about 0.5 s of CPU, measured): a tenant with fewer rows
-    # than this per worker is loaded by fewer workers, down to the load's own connection.
+    # A worker costs a process, two sessions and its masks built again: a tenant with fewer rows than this per
+    # worker is loaded by fewer workers, down to the load's own connection.
     min_rows_each: int = 50_000
     # A table of at least twice ``min_rows_each`` rows read in segments of consecutive keys, by as many
     # workers at once, rather than by one worker while the others finish the smaller tables: on the bench's
     # whale the rows took 4.2-4.4 s instead of 4.7 s (its audit log was read by one worker for 2.7 s).
     split_tables: bool = True
-    early: SpawnedWorkers | None = field(default=None, repr=False, compare=False)  # ``started_early``
 
     def for_rows(self, rows: int) -> int:
         """How many workers a load of ``rows`` rows gets."""
         return max(1, min(self.count, rows // self.min_rows_each))
 
-    @contextmanager
-    def started_early(self) -> Iterator[LoadWorkers]:
-        """These workers, their processes started now, before the plan is known (``SpawnedWorkers``); stopped
-        on leaving. One worker is the load's own connection: none is started."""
-        if self.count < 2:
-            yield self
-            return
-        with spawned_workers(self.count) as early:
-            yield replace(self, early=early)
-
-    def stop_early(self) -> None:
-        """Stop the processes started early: the load needs none of them (a tenant too small for workers)."""
-        if self.early is not None:
-            _stop(self.early.processes)
+    def start_server(self) -> None:
+        """Start the process the workers are forked from, if the load may have any, without waiting for it: its
+        imports then run while the caller computes the closure."""
+        if self.count > 1:
+            start_worker_server()
 
     def segments_for(self, table_rows: int, workers: int) -> int:
         """How many segments a table of ``table_rows`` rows is read in by ``workers`` workers."""
@@ -209,19 +204,45 @@ def table_jobs(
     return sorted(jobs, key=lambda job: job.total_rows, reverse=True)
 
 
+def start_worker_server() -> None:
+    """Start the fork server the load's workers are forked from, with the load's modules imported, unless it
+    runs already; return at once (it imports them in the background)."""
+    _worker_context()
+    forkserver.ensure_running()
+
+
+def _worker_context() -> multiprocessing.context.ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    # Takes effect when the server starts: the first load of this process, or a call before it. The main
+    # module too, which a worker would otherwise run again (a console script's imports).
+    context.set_forkserver_preload(["__main__", __name__])
+    return context
+
+
 @dataclass(frozen=True)
 class WorkerPool:
-    """Started worker processes, each already reading the snapshot, waiting for tables to copy."""
+    """The load's workers: started by ``copy``, stopped when ``started_workers`` is left."""
 
     jobs: list[TableJob]
-    processes: Sequence[BaseProcess]
+    count: int
+    setup: _Setup = field(repr=False)
     pending: Queue[TableJob | None] = field(repr=False)
     events: Queue[_Event] = field(repr=False)
+    processes: list[BaseProcess] = field(default_factory=list)
 
     def copy(self, snapshot: SourceSnapshot, pacer: ProgressPacer | None) -> dict[TableName, CopiedTable]:
-        """Copy every job, once the tables exist for the workers' sessions (the pre-data is committed); the
-        snapshot's own transaction ends once every worker has imported it."""
-        for job in [*self.jobs, *[None] * len(self.processes)]:
+        """Start the workers and copy every job, once the tables exist for the workers' sessions (the
+        pre-data is committed); the snapshot's own transaction ends once every worker has imported it."""
+        context = _worker_context()
+        for number in range(self.count):
+            process = context.Process(
+                target=_work,
+                args=(self.setup, self.pending, self.events),
+                name=f"repro_pipeline load worker {number}",
+            )
+            process.start()
+            self.processes.append(process)
+        for job in [*self.jobs, *[None] * self.count]:
             self.pending.put(job)
         return _gather(snapshot, self.jobs, self.processes, self.events, pacer)
 
@@ -230,14 +251,15 @@ class WorkerPool:
 def started_workers(
     snapshot: SourceSnapshot, target_dsn: str, plan: SubsetPlan, jobs: list[TableJob], workers: LoadWorkers
 ) -> Iterator[WorkerPool]:
-    """As many processes as the tenant's rows warrant (``LoadWorkers.for_rows``) and no more than the jobs:
-    those started early (``LoadWorkers.started_early``), or started now so that their start (a Python
-    interpreter, its imports, the masks) overlaps the schema's creation; stopped on leaving."""
+    """As many workers as the tenant's rows warrant (``LoadWorkers.for_rows``) and no more than the jobs,
+    to start when the rows are copied (``WorkerPool.copy``), from a fork server started now if it is not yet
+    (its imports run while the schema is created); stopped on leaving."""
     if (
         workers.config.fingerprint() != plan.config_hash
         or workers.salt.fingerprint() != plan.salt_fingerprint
     ):
         raise ValueError("the load workers were given another config or salt than the plan's")
+    start_worker_server()
     row = snapshot.conn.execute("SELECT pg_export_snapshot()").fetchone()
     assert row is not None
     setup = _Setup(
@@ -252,66 +274,14 @@ def started_workers(
         plan.mask_plan.pseudonym_key,
         plan.mask_plan.free_text,
     )
-    count = min(workers.for_rows(plan.closure.total_rows), len(jobs))
-    # Started now, a worker gets its setup as it starts: a setup bigger than a pipe holds (a big catalog, a
-    # ner_mask dictionary) sent through its pipe would wait for the worker's imports, and the schema for it.
-    with (
-        nullcontext(workers.early) if workers.early is not None else spawned_workers(count, setup) as spawned
-    ):
-        _stop(spawned.processes[count:])  # started early, but more than this load needs
-        working = spawned.processes[:count]
-        try:
-            for setups in spawned.setups[:count]:
-                try:
-                    setups.send(setup)
-                except BrokenPipeError:
-                    _require_running(working, spawned.events)
-                    raise
-            yield WorkerPool(jobs, working, spawned.pending, spawned.events)
-        finally:
-            _stop(working)  # the first failure stops every worker
-
-
-@dataclass(frozen=True)
-class SpawnedWorkers:
-    """Worker processes started before they have work: a Python start and its imports (about 0.5 s of CPU
-    each) take the time the closure leaves a core idle. Each waits for the load's ``_Setup`` on a pipe of its
-    own (a process stopped while it waits holds no lock another needs)."""
-
-    processes: Sequence[BaseProcess]
-    setups: Sequence[Connection] = field(repr=False)  # the sending end of each process's pipe
-    pending: Queue[TableJob | None] = field(repr=False)
-    events: Queue[_Event] = field(repr=False)
-
-
-@contextmanager
-def spawned_workers(count: int, setup: _Setup | None = None) -> Iterator[SpawnedWorkers]:
-    """``count`` worker processes, started now, given ``setup`` as they start, or else each waiting for its
-    own on its pipe; stopped on leaving."""
-    context = multiprocessing.get_context("spawn")
+    context = _worker_context()
     pending: Queue[TableJob | None] = context.Queue()
     events: Queue[_Event] = context.Queue()
-    pipes = [context.Pipe(duplex=False) for _ in range(count)] if setup is None else []
-    processes = [
-        context.Process(target=_work, args=(setup, pending, events), name=f"repro_pipeline load worker {n}")
-        if setup is not None
-        else context.Process(
-            target=_work_once_set_up,
-            args=(pipes[n][0], pending, events),
-            name=f"repro_pipeline load worker {n}",
-        )
-        for n in range(count)
-    ]
+    pool = WorkerPool(jobs, min(workers.for_rows(plan.closure.total_rows), len(jobs)), setup, pending, events)
     try:
-        for process in processes:
-            process.start()
-        for receiving, _ in pipes:
-            receiving.close()  # the worker's own now: a worker that dies makes sending its setup fail
-        yield SpawnedWorkers(processes, [sending for _, sending in pipes], pending, events)
+        yield pool
     finally:
-        _stop(processes)
-        for _, sending in pipes:
-            sending.close()
+        _stop(pool.processes)  # the first failure stops every worker
         pending.cancel_join_thread()
         pending.close()
         events.close()
@@ -416,20 +386,6 @@ def _stop(processes: Sequence[BaseProcess]) -> None:
         if process.is_alive():
             process.kill()
             process.join()
-
-
-def _work_once_set_up(setups: Connection, pending: Queue[TableJob | None], events: Queue[_Event]) -> None:
-    """A worker process started early: it waits for the load's setup, then works (``_work``); it ends if the
-    load's main process ends or closes the pipe first."""
-    parent = multiprocessing.parent_process()
-    while not setups.poll(_PARENT_CHECK_SECONDS):
-        if parent is not None and not parent.is_alive():
-            return
-    try:
-        setup = setups.recv()
-    except EOFError:
-        return
-    _work(setup, pending, events)
 
 
 def _work(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Event]) -> None:

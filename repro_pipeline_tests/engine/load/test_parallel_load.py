@@ -141,7 +141,7 @@ def test_two_workers_make_the_same_repro_database_as_one(
 
 
 @pytest.mark.parametrize(("min_rows_each", "expected_workers"), [(1, 2), (1_000_000, 1)])
-def test_workers_started_before_the_closure_load_it_or_are_stopped_when_it_needs_none(
+def test_workers_are_forked_from_the_server_started_before_the_closure(
     stack: Stack,
     source: SourceSummary,
     config: ReproConfig,
@@ -150,61 +150,53 @@ def test_workers_started_before_the_closure_load_it_or_are_stopped_when_it_needs
     min_rows_each: int,
     expected_workers: int,
 ) -> None:
-    """Three processes start early; the tenant takes two (none with 451 too small for workers) and the
-    others are stopped when the load begins; none outlives the load."""
-    one, early = empty_database(), empty_database()
+    """``start_server`` starts one fork server (this process's child); the load's workers are its children,
+    not fresh interpreters of this process's, and none outlives the load (none for 451 too small for them)."""
+    one, forked = empty_database(), empty_database()
     plan, _ = _load(stack, one, config, salt, workers=1)
-    with (
-        LoadWorkers(3, config, salt, min_rows_each).started_early() as workers,
-        open_source_snapshot(stack.standby_dsn) as snapshot,
-    ):
-        assert workers.early is not None
-        started = list(workers.early.processes)
-        assert len(started) == 3 and all(process.is_alive() for process in started)
+    workers = LoadWorkers(2, config, salt, min_rows_each)
+    workers.start_server()
+    (server,) = (pid for pid in _children(os.getpid()) if b"forkserver" in _command_line(pid))
+    workers_seen: set[int] = set()
+    forked_by_server: set[int] = set()
+
+    def record_workers(progress: TableProgress) -> None:
+        workers_seen.update(
+            child.pid
+            for child in multiprocessing.active_children()
+            if child.name.startswith("repro_pipeline load worker") and child.pid
+        )
+        forked_by_server.update(_children(server))
+
+    with open_source_snapshot(stack.standby_dsn) as snapshot:
         report = load_repro(
             snapshot,
-            early,
+            forked,
             plan_subset(snapshot, config, salt, 451),
-            run_id="early-test",
+            run_id="forked-test",
             started_at=datetime.now(UTC),
             batch_size=BATCH_SIZE,
-            workers=replace(workers, count=2),
-            on_progress=lambda _: None,
+            workers=workers,
+            on_progress=record_workers,
         )
-        assert report.workers == expected_workers
-        assert not any(
-            process.is_alive() for process in started[expected_workers if expected_workers > 1 else 0 :]
-        )
-    assert not any(process.is_alive() for process in started)
-    assert _contents(early, plan.created_tables) == _contents(one, plan.created_tables)
+    assert report.workers == expected_workers
+    assert len(workers_seen) == (expected_workers if expected_workers > 1 else 0)
+    assert workers_seen <= forked_by_server
+    assert not [c for c in multiprocessing.active_children() if c.name.startswith("repro_pipeline load")]
+    assert _contents(forked, plan.created_tables) == _contents(one, plan.created_tables)
     _wait_for_no_standby_session(stack)
 
 
-def test_a_worker_started_early_that_dies_before_its_setup_fails_the_load(
-    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
-) -> None:
-    """Sending its setup fails at once (its pipe has no reader left), never waits on a full pipe."""
-    with (
-        LoadWorkers(2, config, salt, min_rows_each=1).started_early() as workers,
-        open_source_snapshot(stack.standby_dsn) as snapshot,
-    ):
-        assert workers.early is not None
-        killed = workers.early.processes[0]
-        assert killed.pid is not None
-        os.kill(killed.pid, signal.SIGKILL)
-        killed.join(10)
-        with pytest.raises(TargetError, match="a load worker ended unexpectedly"):
-            load_repro(
-                snapshot,
-                empty_database(),
-                plan_subset(snapshot, config, salt, 451),
-                run_id="early-test",
-                started_at=datetime.now(UTC),
-                batch_size=BATCH_SIZE,
-                workers=workers,
-            )
-    assert not any(process.is_alive() for process in workers.early.processes)
-    _wait_for_no_standby_session(stack)
+def _children(pid: int) -> set[int]:
+    return {
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    }
+
+
+def _command_line(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 @pytest.mark.parametrize(("workers", "split_tables"), [(1, False), (2, False), (2, True)])
@@ -270,7 +262,7 @@ def test_a_worker_killed_mid_load_fails_the_load_and_leaves_no_session_on_the_st
     with pytest.raises(TargetError, match=r"a load worker ended unexpectedly \(exit code -9\)"):
         _load(stack, empty_database(), config, salt, workers=2, on_progress=kill_a_worker)
     assert not [c for c in multiprocessing.active_children() if c.name.startswith("repro_pipeline load")]
-    assert command_lines and stack.password not in command_lines[0]  # the DSNs went through the spawn pipe
+    assert command_lines and stack.password not in command_lines[0]  # the DSNs went through a socket
     _wait_for_no_standby_session(stack)
 
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 import queue
-import signal
-import threading
 from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
 from typing import Any, cast
@@ -28,7 +25,6 @@ from repro_pipeline.engine.load.parallel import (
     _Started,
     _work,
     next_job,
-    spawned_workers,
 )
 from repro_pipeline.engine.load.progress import ProgressPacer, TableProgress
 from repro_pipeline.engine.load.transfer import CopiedRows
@@ -51,29 +47,6 @@ def test_a_worker_whose_main_process_ended_stops_waiting_for_tables() -> None:
     pending: Queue[TableJob | None] = context.Queue()
     with pytest.raises(LoadWorkerError, match="the load's main process ended"):
         next_job(pending, ended)
-
-
-def test_a_setup_sent_to_a_dead_early_worker_fails_at_once_whatever_its_size() -> None:
-    """The worker's end of its pipe is its own: once it is dead, sending it a setup bigger than a pipe holds
-    fails (no reader is left) instead of waiting for ever."""
-    with spawned_workers(1) as early:
-        (worker,) = early.processes
-        assert worker.pid is not None
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.join(10)
-        outcome: list[BaseException] = []
-
-        def send() -> None:
-            try:
-                early.setups[0].send(b"x" * 1_000_000)
-            except BaseException as exc:
-                outcome.append(exc)
-
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
-        sender.join(10)
-        assert not sender.is_alive(), "sending the setup waits for a reader that is gone"
-        assert len(outcome) == 1 and isinstance(outcome[0], BrokenPipeError)
 
 
 def test_a_worker_takes_the_next_table_or_the_end() -> None:
