@@ -110,7 +110,7 @@ class TargetServer(dg.ConfigurableResource):  # type: ignore[type-arg]
         default=LoadWorkers.min_rows_each,
         ge=1,
         description="the fewest rows of a tenant that each load worker gets: a smaller tenant is loaded by "
-        "fewer workers (starting one costs about half a second of CPU), down to one connection",
+        "fewer workers, down to one connection",
     )
 
     @property

@@ -14,8 +14,8 @@ from multiprocessing's fork server (the start method Python 3.14 makes Linux's d
 once, before the first load needs it (``start_worker_server``), that imports the load's modules, so a worker
 starts in milliseconds instead of the half second of CPU a fresh interpreter and its imports take, and is
 forked from a process with no thread and no session of the load's. Each worker gets the DSNs, the config, the
-salt and the plan's pseudonym key through the fork server's socket (never a command line, environment or
-log) and builds the masks again (they are closures, which do not pickle), checked against the plan's. The
+salt and the plan's pseudonym key through a pipe of its own, which the fork server hands it unread (never a
+command line, environment or log), and builds the masks again (they are closures, which do not pickle), checked against the plan's. The
 first failure stops every worker: their sessions end with their processes, so nothing is left running on
 the standby.
 """
@@ -37,7 +37,7 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 
 import psycopg
-from psycopg import IsolationLevel, sql
+from psycopg import sql
 
 from repro_pipeline.engine import dsn, errors
 from repro_pipeline.engine.config import ReproConfig
@@ -50,7 +50,12 @@ from repro_pipeline.engine.masking.free_text import FreeTextDictionary
 from repro_pipeline.engine.masking.plan import ColumnMasking
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import Catalog, Table, TableName
-from repro_pipeline.engine.source.snapshot import SessionLimits, SourceSnapshot, replay_conflict
+from repro_pipeline.engine.source.snapshot import (
+    SessionLimits,
+    SourceSnapshot,
+    import_snapshot,
+    replay_conflict,
+)
 from repro_pipeline.engine.subset.closure import TableRows
 
 _POLL_SECONDS = 0.2  # how often the main process looks at its workers while no event comes
@@ -213,15 +218,16 @@ def start_worker_server() -> None:
 
 def _worker_context() -> multiprocessing.context.ForkServerContext:
     context = multiprocessing.get_context("forkserver")
-    # Takes effect when the server starts: the first load of this process, or a call before it. The main
-    # module too, which a worker would otherwise run again (a console script's imports).
+    # Takes effect when the server starts: the first load of this process, or a call before it (a server
+    # another part of the process started first keeps its own list: its workers then import these). The
+    # main module too, when it is a script (a console script's imports), which each worker would run again.
     context.set_forkserver_preload(["__main__", __name__])
     return context
 
 
-@dataclass(frozen=True)
+@dataclass
 class WorkerPool:
-    """The load's workers: started by ``copy``, stopped when ``started_workers`` is left."""
+    """The load's workers: started by ``copy`` (once), stopped when ``started_workers`` is left."""
 
     jobs: list[TableJob]
     count: int
@@ -233,6 +239,8 @@ class WorkerPool:
     def copy(self, snapshot: SourceSnapshot, pacer: ProgressPacer | None) -> dict[TableName, CopiedTable]:
         """Start the workers and copy every job, once the tables exist for the workers' sessions (the
         pre-data is committed); the snapshot's own transaction ends once every worker has imported it."""
+        if self.processes:
+            raise RuntimeError("the load's workers are started once")
         context = _worker_context()
         for number in range(self.count):
             process = context.Process(
@@ -240,8 +248,8 @@ class WorkerPool:
                 args=(self.setup, self.pending, self.events),
                 name=f"repro_pipeline load worker {number}",
             )
+            self.processes.append(process)  # stopped on leaving even if its start is interrupted
             process.start()
-            self.processes.append(process)
         for job in [*self.jobs, *[None] * self.count]:
             self.pending.put(job)
         return _gather(snapshot, self.jobs, self.processes, self.events, pacer)
@@ -429,10 +437,8 @@ def _copy_jobs(setup: _Setup, pending: Queue[TableJob | None], events: Queue[_Ev
         setup.limits.connect(setup.source_dsn, role="standby") as source,
         dsn.connect(setup.target_dsn, role="repro database") as target,
     ):
-        source.isolation_level = IsolationLevel.REPEATABLE_READ
-        source.read_only = True
         with without_values("importing the load's snapshot", source=source):
-            source.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(setup.snapshot_id)))
+            import_snapshot(source, setup.snapshot_id)
         events.put(_Imported())
         while (job := next_job(pending, parent)) is not None:
             masking = mask_plan.for_table(job.table)

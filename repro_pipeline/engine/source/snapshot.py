@@ -89,14 +89,20 @@ def snapshot_session(snapshot: SourceSnapshot) -> Iterator[psycopg.Connection[Tu
     row = snapshot.conn.execute("SELECT pg_export_snapshot()").fetchone()
     assert row is not None
     with snapshot.limits.connect(snapshot.dsn, role="standby") as conn:
-        conn.isolation_level = IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
         try:
-            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(str(row[0]))))
+            import_snapshot(conn, str(row[0]))
             yield conn
         except psycopg.errors.SerializationFailure as exc:
             raise replay_conflict(snapshot.source, exc) from None
         conn.rollback()
+
+
+def import_snapshot(conn: psycopg.Connection[TupleRow], snapshot_id: str) -> None:
+    """Begin ``conn``'s transaction in the snapshot another session exported as ``snapshot_id``, REPEATABLE
+    READ and READ ONLY as that session's."""
+    conn.isolation_level = IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)))
 
 
 def replay_conflict(source: str, exc: psycopg.errors.SerializationFailure) -> StandbyNotReady:

@@ -35,6 +35,7 @@ from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline_tests.conftest import PROJECT_ROOT
+from repro_pipeline_tests.engine.load.processes import children, fork_server_of
 
 CONFIG = PROJECT_ROOT / "config"
 BATCH_SIZE = 200  # several batches per big table, so progress comes before a table's end
@@ -156,7 +157,7 @@ def test_workers_are_forked_from_the_server_started_before_the_closure(
     plan, _ = _load(stack, one, config, salt, workers=1)
     workers = LoadWorkers(2, config, salt, min_rows_each)
     workers.start_server()
-    (server,) = (pid for pid in _children(os.getpid()) if b"forkserver" in _command_line(pid))
+    server = fork_server_of(os.getpid())
     workers_seen: set[int] = set()
     forked_by_server: set[int] = set()
 
@@ -166,7 +167,7 @@ def test_workers_are_forked_from_the_server_started_before_the_closure(
             for child in multiprocessing.active_children()
             if child.name.startswith("repro_pipeline load worker") and child.pid
         )
-        forked_by_server.update(_children(server))
+        forked_by_server.update(children(server))
 
     with open_source_snapshot(stack.standby_dsn) as snapshot:
         report = load_repro(
@@ -182,21 +183,10 @@ def test_workers_are_forked_from_the_server_started_before_the_closure(
     assert report.workers == expected_workers
     assert len(workers_seen) == (expected_workers if expected_workers > 1 else 0)
     assert workers_seen <= forked_by_server
+    assert fork_server_of(os.getpid()) == server  # one server for every load of the process
     assert not [c for c in multiprocessing.active_children() if c.name.startswith("repro_pipeline load")]
     assert _contents(forked, plan.created_tables) == _contents(one, plan.created_tables)
     _wait_for_no_standby_session(stack)
-
-
-def _children(pid: int) -> set[int]:
-    return {
-        int(child)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    }
-
-
-def _command_line(pid: int) -> bytes:
-    return Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 @pytest.mark.parametrize(("workers", "split_tables"), [(1, False), (2, False), (2, True)])
@@ -262,7 +252,7 @@ def test_a_worker_killed_mid_load_fails_the_load_and_leaves_no_session_on_the_st
     with pytest.raises(TargetError, match=r"a load worker ended unexpectedly \(exit code -9\)"):
         _load(stack, empty_database(), config, salt, workers=2, on_progress=kill_a_worker)
     assert not [c for c in multiprocessing.active_children() if c.name.startswith("repro_pipeline load")]
-    assert command_lines and stack.password not in command_lines[0]  # the DSNs went through a socket
+    assert command_lines and stack.password not in command_lines[0]  # the DSNs went through a pipe
     _wait_for_no_standby_session(stack)
 
 

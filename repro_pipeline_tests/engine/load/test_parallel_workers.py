@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import queue
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
 from typing import Any, cast
@@ -47,6 +49,27 @@ def test_a_worker_whose_main_process_ended_stops_waiting_for_tables() -> None:
     pending: Queue[TableJob | None] = context.Queue()
     with pytest.raises(LoadWorkerError, match="the load's main process ended"):
         next_job(pending, ended)
+
+
+def test_the_fork_server_is_started_with_the_loads_modules_to_import() -> None:
+    """In a process of its own, where no load ran: the workers will not import them again."""
+    started = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os\n"
+            "from repro_pipeline.engine.load.parallel import start_worker_server\n"
+            "from repro_pipeline_tests.engine.load.processes import command_line, fork_server_of\n"
+            "start_worker_server()\n"
+            "print(command_line(fork_server_of(os.getpid())))\n",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+    )
+    assert "'repro_pipeline.engine.load.parallel'" in started.stdout
 
 
 def test_a_worker_takes_the_next_table_or_the_end() -> None:
