@@ -20,10 +20,12 @@ SAMPLE_SECONDS = 0.05
 
 @contextmanager
 def descendants_peak_rss_mb(every_seconds: float = SAMPLE_SECONDS) -> Iterator[Callable[[], float]]:
-    """Within the block, a background thread samples each descendant's ``VmHWM``; the function yielded
-    returns the largest seen so far, in MB (0 without descendants)."""
+    """Within the block, a background thread samples the ``VmHWM`` of each descendant started in it; the
+    function yielded returns the largest seen so far, in MB (0 without descendants)."""
     me = psutil.Process()
     own_command = me.cmdline()
+    # Those running already are not the measure's (a load workers' fork server an earlier load started).
+    earlier = {child.pid for child in me.children(recursive=True)}
     peak = 0.0
     stop = threading.Event()
 
@@ -32,7 +34,7 @@ def descendants_peak_rss_mb(every_seconds: float = SAMPLE_SECONDS) -> Iterator[C
         while True:
             for child in me.children(recursive=True):
                 try:
-                    if child.cmdline() != own_command:
+                    if child.pid not in earlier and child.cmdline() != own_command:
                         peak = max(peak, _peak_rss_mb(child.pid))
                 except (psutil.Error, OSError, ValueError):
                     continue  # it ended between the listing and the reading

@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+import time
 
 from repro_pipeline_tests.bench.descendants import descendants_peak_rss_mb
 
@@ -26,3 +27,12 @@ def test_a_small_child_of_a_big_process_is_not_measured_at_the_parents_peak() ->
     assert 0 < peak() < 50
     # What getrusage reports for the same child: the parent's peak, carried through fork and exec.
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 >= 200
+
+
+def test_a_child_started_before_the_measure_is_not_measured() -> None:
+    with subprocess.Popen([sys.executable, "-c", ALLOCATE_80_MB.replace("0.5", "5")]) as earlier:
+        time.sleep(1)  # it has grown to 80 MB
+        with descendants_peak_rss_mb() as peak:
+            subprocess.run(["sleep", "0.5"], check=True)
+        earlier.kill()
+    assert 0 < peak() < 50
