@@ -40,7 +40,9 @@ class EngineFigures:
     check_seconds: dict[str, float]  # no_original_pii includes reading the originals from the source
     peak_rss_mb: float  # the step's own process; its load workers are below
     load_workers: int = 1
-    child_peak_rss_mb: float = 0.0  # the largest peak of its child processes: the load's workers, pg_dump
+    child_peak_rss_mb: float = (
+        0.0  # the largest peak of its child processes: the load's fork server and workers, pg_dump
+    )
     # The step's own process, phase by phase (closure, originals, load, each check), in the asset's order: a
     # phase starts from what the ones before it left held (the originals stay held through the load).
     phase_memory: dict[str, PhaseMemory] = field(default_factory=dict)

@@ -83,7 +83,7 @@ def measure_engine(
 ) -> dict[str, Any]:
     """The pipeline's step as the asset runs it, timed part by part: closure, originals, masked load (with the
     asset's load workers, by default one per core), checks; and the closure's hand-written ``count(*)`` in the
-    same snapshot. The peak RSS of its child processes (the load's workers, pg_dump) is the largest of theirs: the
+    same snapshot. The peak RSS of its child processes (the load's fork server and workers, pg_dump) is the largest of theirs: the
     process's own leaves them out. The process's own is also split by phase (``phase_memory``)."""
     config = load_config(MASK_RULES, EXTENSIONS)
     peaks = PhasePeaks()

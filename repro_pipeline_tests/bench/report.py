@@ -156,7 +156,10 @@ def _tenant_rows(tenants: Sequence[TenantFigures]) -> list[tuple[str, list[str]]
                 + " MB"
             ),
         ),
-        row("peak RSS of the load's workers (the largest)", lambda t: f"{t.engine.child_peak_rss_mb:.0f} MB"),
+        row(
+            "peak RSS of the step's child processes (the largest: fork server, worker, pg_dump)",
+            lambda t: f"{t.engine.child_peak_rss_mb:.0f} MB",
+        ),
     ]
     phases = tenants[0].engine.phase_memory
     rows += [

@@ -144,7 +144,10 @@ def test_markdown_has_every_goal_with_both_runs_and_the_load_averages() -> None:
     assert "| Dagster process in all (start, imports, run) | 24.00 s | 24.00 s |" in markdown
     assert "|   engine step's peak RSS in closure (its growth) | 90 MB (+30) | 90 MB (+30) |" in markdown
     assert "|   engine step's peak RSS in load (its growth) | 100 MB (+20) | 100 MB (+20) |" in markdown
-    assert "| peak RSS of the load's workers (the largest) | 70 MB | 70 MB |" in markdown
+    assert (
+        "| peak RSS of the step's child processes (the largest: fork server, worker, pg_dump) | 70 MB | 70 MB |"
+        in markdown
+    )
     assert (
         "|   engine step's peak RSS in check schema_matches_source (its growth) | 100 MB (+0) |" in markdown
     )
