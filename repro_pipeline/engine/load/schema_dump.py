@@ -334,6 +334,14 @@ def _run(command: Sequence[str | Path], dsn: str, *, server: Literal["source", "
                 f"{tool} could not read the repro database's schema: {message}",
                 "check the target server and its role's privileges, then run the checks again",
             )
+        if dsn and _RECOVERY_CONFLICT in message:
+            raise StandbyNotReady(
+                f"{tool} could not read the source's schema: {message}",
+                "nothing was handed off; launch again. The standby cancelled the read to replay a lock the "
+                "primary took (DDL, TRUNCATE, or VACUUM cutting a table's empty end); if it happens again, "
+                "raise max_standby_streaming_delay on the standby, or set vacuum_truncate = off on the "
+                "tables the primary empties",
+            )
         if dsn:  # pg_dump reading the source: the standby's side
             raise StandbyNotReady(
                 f"{tool} could not read the source's schema: {message}",
@@ -344,6 +352,9 @@ def _run(command: Sequence[str | Path], dsn: str, *, server: Literal["source", "
             "the repro database was not handed off; fix what the message names and launch again",
         )
     return result.stdout
+
+
+_RECOVERY_CONFLICT = "conflict with recovery"  # a hot standby's message when it cancels a query to replay
 
 
 def _tools_in(bin_dir: Path) -> tuple[DumpTools | None, str]:

@@ -13,10 +13,10 @@ import pytest
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.config import load_config
-from repro_pipeline.engine.errors import ConfigError, TargetError
+from repro_pipeline.engine.errors import ConfigError, StandbyNotReady, TargetError
 from repro_pipeline.engine.load.loader import load_repro
 from repro_pipeline.engine.load.plan import SubsetPlan, plan_subset
-from repro_pipeline.engine.load.schema_dump import find_dump_tools, runnable
+from repro_pipeline.engine.load.schema_dump import _run, find_dump_tools, runnable
 from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline_tests.engine.load.databases import empty_target, source_database
@@ -226,3 +226,29 @@ def test_what_needs_an_excluded_table_is_refused_at_plan_time_and_strategy_empty
             with psycopg.connect(target, autocommit=True) as conn:
                 assert _one(conn, "SELECT count(*) FROM app.secrets") == 0
                 assert _one(conn, "SELECT count(*) FROM pg_policy WHERE polname = 'with_a_secret'") == 1
+
+
+@pytest.mark.parametrize(
+    ("reason", "remedy"),
+    [
+        (
+            "ERROR:  canceling statement due to conflict with recovery DETAIL:  User was holding a relation "
+            "lock for too long.",
+            "vacuum_truncate = off",
+        ),
+        ('ERROR:  permission denied for table "invoices"', "its role's privileges"),
+    ],
+)
+def test_a_pg_dump_the_standby_cancelled_says_why_and_what_helps(
+    tmp_path: Path, reason: str, remedy: str
+) -> None:
+    """The standby cancels a read that holds back the replay of a lock the primary took (as pg_dump's
+    catalog queries after DDL or VACUUM's truncation on the primary): launching again is the fix."""
+    tool = tmp_path / "pg_dump"
+    tool.write_text(f"#!/bin/sh\necho 'pg_dump: error: query failed: {reason}' >&2\nexit 1\n")
+    tool.chmod(0o755)
+    with pytest.raises(StandbyNotReady) as failure:
+        _run([tool], "postgresql://reader:s3cret-pw@127.0.0.1:5432/billing")
+    assert failure.value.problem.startswith("pg_dump could not read the source's schema: ")
+    assert remedy in failure.value.remedy and failure.value.remedy.startswith("nothing was handed off")
+    assert "s3cret-pw" not in failure.value.problem + failure.value.remedy
