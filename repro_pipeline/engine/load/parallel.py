@@ -15,9 +15,9 @@ once, before the first load needs it (``start_worker_server``), that imports the
 starts in milliseconds instead of the half second of CPU a fresh interpreter and its imports take, and is
 forked from a process with no thread and no session of the load's. Each worker gets the DSNs, the config, the
 salt and the plan's pseudonym key through a pipe of its own, which the fork server hands it unread (never a
-command line, environment or log), and builds the masks again (they are closures, which do not pickle), checked against the plan's. The
-first failure stops every worker: their sessions end with their processes, so nothing is left running on
-the standby.
+command line, environment or log), and builds the masks again (they are closures, which do not pickle),
+checked against the plan's. The first failure stops every worker: their sessions end with their processes, so
+nothing is left running on the standby.
 """
 
 from __future__ import annotations
