@@ -14,6 +14,7 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.load import existing_data, schema
+from repro_pipeline.engine.load.autovacuum import hold_off_autovacuum, let_autovacuum_in
 from repro_pipeline.engine.load.failures import without_values
 from repro_pipeline.engine.load.parallel import LoadWorkers, started_workers, table_jobs
 from repro_pipeline.engine.load.plan import SubsetPlan
@@ -136,7 +137,10 @@ def load_repro(
         with without_values("reading the source's sequence positions", source=snapshot.conn):
             positions = schema.source_positions(snapshot.conn, schema.sequences(target))
         rows_began = time.perf_counter()
+        held_off: list[tuple[TableName, bool]] = []
         if parallel:
+            with without_values("holding autovacuum off the tables until their post-data ends"):
+                held_off = hold_off_autovacuum(target)
             target.commit()  # the workers' sessions see the tables only once they are committed
             done = pool.copy(snapshot, pacer) if pool else {}
             rows_ended = datetime.now(UTC)
@@ -165,6 +169,8 @@ def load_repro(
                 "adding keys, constraints, indexes and triggers (pg_dump's post-data section)"
             ):
                 cur.execute(runnable(scripts.post_data, target_settings))
+        with without_values("letting autovacuum in again"):
+            let_autovacuum_in(target, held_off)
         with without_values("setting sequence positions and refreshing materialized views"):
             for position in positions:
                 cur.execute(schema.set_position(position))

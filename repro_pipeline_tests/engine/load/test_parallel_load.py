@@ -312,6 +312,39 @@ def test_workers_refuse_another_salt_than_the_plans(
             )
 
 
+def test_autovacuum_is_held_off_the_tables_while_workers_write_them_and_let_in_after(
+    stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
+) -> None:
+    """A committed table autovacuum took up would hold the post-data's ALTER TABLE back until the server
+    cancels it (``deadlock_timeout``): off while the workers write, the source's setting (none) after."""
+    target_dsn = empty_database()
+    during: dict[str, list[str] | None] = {}
+
+    def read_options(progress: TableProgress) -> None:
+        with psycopg.connect(target_dsn, autocommit=True) as conn:
+            during.update(_table_options(conn))
+
+    plan, _ = _load(stack, target_dsn, config, salt, workers=2, on_progress=read_options)
+    loaded = {str(name) for name in plan.created_tables}
+    assert loaded <= set(during)
+    assert all(options and "autovacuum_enabled=false" in options for options in during.values())
+    with psycopg.connect(target_dsn, autocommit=True) as conn:
+        after = _table_options(conn)
+    with psycopg.connect(stack.standby_dsn, autocommit=True) as conn:
+        assert after == {table: _table_options(conn)[table] for table in after}
+
+
+def _table_options(conn: psycopg.Connection[Any]) -> dict[str, list[str] | None]:
+    """Each table of the public schema's storage options (``reloptions``), by schema.table."""
+    return {
+        f"public.{name}": options
+        for name, options in conn.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relkind = 'r' "
+            "AND relnamespace = 'public'::regnamespace"
+        )
+    }
+
+
 def test_a_small_tenant_is_loaded_on_the_loads_own_connection(
     stack: Stack, source: SourceSummary, config: ReproConfig, salt: Secret, empty_database: Any
 ) -> None:
