@@ -14,7 +14,7 @@ from psycopg.rows import TupleRow
 
 from repro_pipeline.engine import dsn
 from repro_pipeline.engine.load import existing_data, schema
-from repro_pipeline.engine.load.autovacuum import hold_off_autovacuum, let_autovacuum_in
+from repro_pipeline.engine.load.autovacuum import HeldOff, hold_off_autovacuum, let_autovacuum_in
 from repro_pipeline.engine.load.failures import without_values
 from repro_pipeline.engine.load.parallel import LoadWorkers, started_workers, table_jobs
 from repro_pipeline.engine.load.plan import SubsetPlan
@@ -137,10 +137,10 @@ def load_repro(
         with without_values("reading the source's sequence positions", source=snapshot.conn):
             positions = schema.source_positions(snapshot.conn, schema.sequences(target))
         rows_began = time.perf_counter()
-        held_off: list[tuple[TableName, bool]] = []
+        held_off: list[HeldOff] = []
         if parallel:
             with without_values("holding autovacuum off the tables until their post-data ends"):
-                held_off = hold_off_autovacuum(target)
+                held_off = hold_off_autovacuum(target, plan.created_tables)
             target.commit()  # the workers' sessions see the tables only once they are committed
             done = pool.copy(snapshot, pacer) if pool else {}
             rows_ended = datetime.now(UTC)
