@@ -53,6 +53,7 @@ from repro_pipeline.engine.source.catalog import Catalog, Table, TableName
 from repro_pipeline.engine.source.snapshot import (
     SessionLimits,
     SourceSnapshot,
+    export_snapshot,
     import_snapshot,
     replay_conflict,
 )
@@ -268,13 +269,11 @@ def started_workers(
     ):
         raise ValueError("the load workers were given another config or salt than the plan's")
     start_worker_server()
-    row = snapshot.conn.execute("SELECT pg_export_snapshot()").fetchone()
-    assert row is not None
     setup = _Setup(
         snapshot.dsn,
         target_dsn,
         snapshot.source,
-        str(row[0]),
+        export_snapshot(snapshot.conn),
         snapshot.limits,
         workers.config,
         plan.catalog,

@@ -29,6 +29,7 @@ from psycopg.rows import TupleRow
 from repro_pipeline.engine import pg_binaries
 from repro_pipeline.engine.errors import ReproError, StandbyNotReady, TargetError
 from repro_pipeline.engine.source.catalog import MANIFEST_SCHEMA, TableName
+from repro_pipeline.engine.source.snapshot import export_snapshot
 
 _TIMEOUT_SECONDS = 900
 _PG_CLASS, _PG_CONSTRAINT, _PG_EVENT_TRIGGER = 1259, 2606, 3466  # catalog ids in a dump's table of contents
@@ -102,8 +103,7 @@ def dump_schema(
 ) -> SchemaScripts:
     """The two scripts, from the snapshot of ``conn`` (a REPEATABLE READ transaction on the source, which
     stays open while pg_dump reads it)."""
-    row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-    assert row is not None
+    exported = export_snapshot(conn)
     left_out_views = _views_depending_on(conn, excluded_tables)
     with tempfile.TemporaryDirectory(prefix="repro-schema-") as folder:
         archive = Path(folder) / "schema.dump"
@@ -111,7 +111,7 @@ def dump_schema(
             [
                 tools.pg_dump,
                 *_DUMP_OPTIONS,
-                f"--snapshot={row[0]}",
+                f"--snapshot={exported}",
                 *(f"--exclude-table={_pattern(name)}" for name in (*excluded_tables, *left_out_views)),
                 f"--file={archive}",
             ],

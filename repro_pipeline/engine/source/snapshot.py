@@ -84,17 +84,24 @@ def open_source_snapshot(
 
 @contextmanager
 def snapshot_session(snapshot: SourceSnapshot) -> Iterator[psycopg.Connection[TupleRow]]:
-    """Another session reading ``snapshot``: its transaction imports the snapshot (``pg_export_snapshot()``,
-    which a hot standby allows), here, before the caller goes on; for a read beside the snapshot's own."""
-    row = snapshot.conn.execute("SELECT pg_export_snapshot()").fetchone()
-    assert row is not None
+    """Another session reading ``snapshot``: its transaction imports the snapshot (``export_snapshot``), here,
+    before the caller goes on; for a read beside the snapshot's own."""
+    exported = export_snapshot(snapshot.conn)
     with snapshot.limits.connect(snapshot.dsn, role="standby") as conn:
         try:
-            import_snapshot(conn, str(row[0]))
+            import_snapshot(conn, exported)
             yield conn
         except psycopg.errors.SerializationFailure as exc:
             raise replay_conflict(snapshot.source, exc) from None
         conn.rollback()
+
+
+def export_snapshot(conn: psycopg.Connection[TupleRow]) -> str:
+    """The id under which other sessions (load workers, pg_dump) may import ``conn``'s snapshot, as long as
+    its transaction stays open (``pg_export_snapshot()``, which a hot standby allows)."""
+    row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def import_snapshot(conn: psycopg.Connection[TupleRow], snapshot_id: str) -> None:

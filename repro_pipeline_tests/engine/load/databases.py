@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -81,3 +82,19 @@ def load_and_verify(
         return report, verify_repro(
             plan, originals, report.schema, conn, target, lambda: psycopg.connect(target, autocommit=True)
         )
+
+
+def storage_options(
+    conn: psycopg.Connection[Any], schemas: Sequence[str] = ("public",)
+) -> dict[str, tuple[list[str] | None, list[str] | None]]:
+    """Each table's, partitioned table's and materialized view's storage options (``reloptions``) and its
+    TOAST table's, by schema.table (as ``format('%I.%I')`` writes it), in ``schemas``."""
+    return {
+        str(name): (options, toast_options)
+        for name, options, toast_options in conn.execute(
+            "SELECT format('%%I.%%I', n.nspname, c.relname), c.reloptions, t.reloptions FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class t ON t.oid = c.reltoastrelid "
+            "WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'm')",
+            (list(schemas),),
+        )
+    }

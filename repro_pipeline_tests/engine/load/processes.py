@@ -1,28 +1,23 @@
-"""This machine's processes as /proc shows them: a process's children, and the fork server among them."""
+"""This machine's processes, as psutil reads them: the multiprocessing fork server a process started."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
+
+import psutil
 
 _WAIT_SECONDS = 30.0
 
 
 def children(pid: int) -> set[int]:
-    """The processes ``pid`` started that still run (a thread that ends meanwhile has none)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found.update(int(child) for child in (task / "children").read_text().split())
-        except FileNotFoundError:
-            continue
-    return found
+    """The processes ``pid`` started that still run."""
+    return {child.pid for child in psutil.Process(pid).children()}
 
 
 def command_line(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except FileNotFoundError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.NoSuchProcess:
         return ""
 
 

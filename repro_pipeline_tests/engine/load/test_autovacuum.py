@@ -3,14 +3,12 @@ TOAST table's own options come back as they were."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 
 from repro_pipeline.embedded.stack import Stack
 from repro_pipeline.engine.load.autovacuum import hold_off_autovacuum, let_autovacuum_in
 from repro_pipeline.engine.source.catalog import TableName
-from repro_pipeline_tests.engine.load.databases import empty_target
+from repro_pipeline_tests.engine.load.databases import empty_target, storage_options
 
 SCHEMA = """
 CREATE TABLE plain (id int PRIMARY KEY, note text);
@@ -28,37 +26,25 @@ TABLES = [
     TableName("public", name)
     for name in ("plain", "own_setting", "toast_setting", "no_toast", "unlogged", "parent", "part", "summary")
 ] + [TableName("Odd Schema", "My Table")]
-
-
-def _options(conn: psycopg.Connection[Any]) -> dict[str, tuple[list[str] | None, list[str] | None]]:
-    """Each relation's storage options and its TOAST table's."""
-    return {
-        str(name): (options, toast_options)
-        for name, options, toast_options in conn.execute(
-            "SELECT c.oid::regclass::text, c.reloptions, t.reloptions FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class t ON t.oid = c.reltoastrelid "
-            "WHERE n.nspname IN ('public', 'Odd Schema') "
-            "AND c.relkind IN ('r', 'p', 'm')"
-        )
-    }
+SCHEMAS = ("public", "Odd Schema")
 
 
 def test_what_the_source_does_not_set_is_held_off_then_given_its_default_back(stack: Stack) -> None:
     with empty_target(stack, "autovacuum_test") as target_dsn, psycopg.connect(target_dsn) as conn:
         conn.execute(SCHEMA)
-        before = _options(conn)
+        before = storage_options(conn, SCHEMAS)
         held = hold_off_autovacuum(conn, TABLES)
-        during = _options(conn)
+        during = storage_options(conn, SCHEMAS)
         let_autovacuum_in(conn, held)
-        after = _options(conn)
+        after = storage_options(conn, SCHEMAS)
     assert after == before
     off = ["autovacuum_enabled=false"]
-    assert during["plain"] == (off, off)
-    assert during["own_setting"] == (["autovacuum_enabled=true", "fillfactor=70"], off)
-    assert during["toast_setting"] == (off, ["autovacuum_enabled=false"])
-    assert during["no_toast"] == (off, None)
-    assert during["unlogged"] == (off, off)
-    assert during["part"] == (off, off)
-    assert during["parent"] == (None, None)  # a partitioned table holds no rows
-    assert during["summary"] == before["summary"]  # not a table the load writes
+    assert during["public.plain"] == (off, off)
+    assert during["public.own_setting"] == (["autovacuum_enabled=true", "fillfactor=70"], off)
+    assert during["public.toast_setting"] == (off, ["autovacuum_enabled=false"])
+    assert during["public.no_toast"] == (off, None)
+    assert during["public.unlogged"] == (off, off)
+    assert during["public.part"] == (off, off)
+    assert during["public.parent"] == (None, None)  # a partitioned table holds no rows
+    assert during["public.summary"] == before["public.summary"]  # not a table the load writes
     assert during['"Odd Schema"."My Table"'] == (off, off)

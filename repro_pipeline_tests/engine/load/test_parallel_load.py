@@ -35,6 +35,7 @@ from repro_pipeline.engine.secrets import Secret
 from repro_pipeline.engine.source.catalog import TableName
 from repro_pipeline.engine.source.snapshot import open_source_snapshot
 from repro_pipeline_tests.conftest import PROJECT_ROOT
+from repro_pipeline_tests.engine.load.databases import storage_options
 from repro_pipeline_tests.engine.load.processes import children, fork_server_of
 
 CONFIG = PROJECT_ROOT / "config"
@@ -318,31 +319,20 @@ def test_autovacuum_is_held_off_the_tables_while_workers_write_them_and_let_in_a
     """A committed table autovacuum took up would hold the post-data's ALTER TABLE back until the server
     cancels it (``deadlock_timeout``): off while the workers write, the source's setting (none) after."""
     target_dsn = empty_database()
-    during: dict[str, list[str] | None] = {}
+    during: dict[str, tuple[list[str] | None, list[str] | None]] = {}
 
     def read_options(progress: TableProgress) -> None:
         with psycopg.connect(target_dsn, autocommit=True) as conn:
-            during.update(_table_options(conn))
+            during.update(storage_options(conn))
 
     plan, _ = _load(stack, target_dsn, config, salt, workers=2, on_progress=read_options)
     loaded = {str(name) for name in plan.created_tables}
     assert loaded <= set(during)
-    assert all(options and "autovacuum_enabled=false" in options for options in during.values())
+    assert all(options and "autovacuum_enabled=false" in options for options, _ in during.values())
     with psycopg.connect(target_dsn, autocommit=True) as conn:
-        after = _table_options(conn)
+        after = storage_options(conn)
     with psycopg.connect(stack.standby_dsn, autocommit=True) as conn:
-        assert after == {table: _table_options(conn)[table] for table in after}
-
-
-def _table_options(conn: psycopg.Connection[Any]) -> dict[str, list[str] | None]:
-    """Each table of the public schema's storage options (``reloptions``), by schema.table."""
-    return {
-        f"public.{name}": options
-        for name, options in conn.execute(
-            "SELECT relname, reloptions FROM pg_class WHERE relkind = 'r' "
-            "AND relnamespace = 'public'::regnamespace"
-        )
-    }
+        assert after == {table: storage_options(conn)[table] for table in after}
 
 
 def test_a_small_tenant_is_loaded_on_the_loads_own_connection(
